@@ -1,0 +1,5 @@
+import sys
+
+from b3_platform.cli import main
+
+sys.exit(main())

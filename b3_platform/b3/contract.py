@@ -1,0 +1,202 @@
+"""The contract of B3's GetPortfolioDay response, and the one way bytes become a `Portfolio`.
+
+Every capture and every import goes through `decode_portfolio_json` (or the CSV reader) before a
+byte is stored, so raw only ever holds responses that satisfied this contract when they arrived.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from b3_platform.b3.parse import Locale, ParseError, detect_language, parse_date
+
+
+class ContractError(ValueError):
+    """A response that breaks the contract; says which index, which date and what was wrong."""
+
+    def __init__(self, reason: str, *, index: str | None, requested_date: dt.date | None) -> None:
+        self.reason, self.index, self.requested_date = reason, index, requested_date
+        where = " ".join(p for p in (index or "", str(requested_date or "")) if p)
+        super().__init__(f"B3 response{f' for {where}' if where else ''}: {reason}")
+
+
+class WrongDateError(ContractError):
+    """B3 answered with another day's portfolio (it serves only the current one)."""
+
+
+class _Model(BaseModel):
+    # B3 may add fields; they stay in the raw bytes and are ignored here.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class Page(_Model):
+    pageNumber: int
+    pageSize: int
+    totalRecords: int
+    totalPages: int | None = None
+
+
+class Header(_Model):
+    date: str
+    text: str
+    part: str
+    partAcum: str | None = None
+    textReductor: str
+    reductor: str
+    theoricalQty: str
+
+
+class Component(_Model):
+    segment: str | None
+    cod: str
+    asset: str
+    type: str
+    part: str
+    partAcum: str | None
+    theoricalQty: str
+
+
+class PortfolioResponse(_Model):
+    page: Page
+    header: Header
+    results: list[Component]
+
+
+SourceFormat = Literal["json", "csv"]
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """One day's portfolio of one index, values still as B3 wrote them."""
+
+    header: Header
+    results: list[Component]
+    language: Locale
+    reference_date: dt.date
+    source_format: SourceFormat
+    #: `page.totalRecords` for API responses; None for CSV downloads, which do not state it.
+    total_records: int | None = None
+    #: The index named by the payload itself (CSV title line); JSON responses do not name it.
+    index: str | None = None
+    #: `page.totalPages` (B3 may send null, meaning one page).
+    total_pages: int = 1
+
+    @property
+    def has_sector(self) -> bool:
+        """Segment-2 responses group by sector and carry it in `segment`."""
+        return any(c.segment for c in self.results)
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"])
+        problems.append(f"{loc}: {err['msg'].lower()}")
+    more = len(exc.errors()) - len(problems)
+    return "; ".join(problems) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _load_json(body: bytes, fail) -> object:
+    if not body.strip():
+        fail("empty body")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"body is not UTF-8 ({exc.reason} at byte {exc.start})")
+    stripped = text.lstrip()
+    if stripped.startswith("<"):
+        fail(f"got HTML instead of JSON; body starts with {stripped[:120]!r}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"invalid or truncated JSON ({exc.msg} at char {exc.pos} of {len(text)}); "
+             f"body starts with {stripped[:80]!r}")
+    # Some B3 responses are a JSON string that itself holds the JSON document: unwrap it once.
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            fail(f"body is a JSON string that does not hold valid JSON ({exc.msg})")
+    return data
+
+
+def decode_portfolio_json(
+    body: bytes,
+    *,
+    index: str | None,
+    requested_date: dt.date | None = None,
+    check_total_records: bool = True,
+) -> Portfolio:
+    """Validate a GetPortfolioDay body and return its portfolio.
+
+    `requested_date` (the partition) must equal the response's own `header.date`. With
+    `check_total_records`, a single-page body must hold exactly `page.totalRecords` rows (the
+    client checks the total itself when it merges several pages)."""
+
+    def fail(reason: str, error: type[ContractError] = ContractError):
+        raise error(reason, index=index, requested_date=requested_date)
+
+    data = _load_json(body, fail)
+    if not isinstance(data, dict):
+        fail(f"expected a JSON object, got {type(data).__name__}")
+    missing = [k for k in ("page", "header", "results") if k not in data]
+    if missing:
+        fail(f"not a GetPortfolioDay response: no {', '.join(missing)} "
+             f"(top-level keys: {', '.join(sorted(data)[:8]) or 'none'})")
+    if data["results"] is None:
+        fail('"results" is null: B3 has no portfolio for this index (unknown code or not published)')
+    if data.get("results") == []:
+        fail('"results" is empty: the response lists no components')
+    if isinstance(data["header"], dict) and "date" not in data["header"]:
+        fail("header has no date: not a GetPortfolioDay response (GetTheoricalPortfolio and "
+             "GetStockIndex responses are not a day's portfolio)")
+    try:
+        response = PortfolioResponse.model_validate(data)
+    except ValidationError as exc:
+        fail(f"does not match the GetPortfolioDay contract: {_describe_validation(exc)}")
+
+    try:
+        language = detect_language(response.header.text, response.header.textReductor)
+        reference_date = parse_date(response.header.date, language, field="header.date")
+    except ParseError as exc:
+        fail(str(exc))
+    if requested_date is not None and reference_date != requested_date:
+        fail(f"B3 is serving the portfolio of {reference_date}, not {requested_date}", WrongDateError)
+    rows = len(response.results)
+    if check_total_records and response.page.totalRecords != rows and (response.page.totalPages or 1) <= 1:
+        fail(f"page.totalRecords is {response.page.totalRecords} but the body holds {rows} rows")
+    return Portfolio(
+        header=response.header,
+        results=response.results,
+        language=language,
+        reference_date=reference_date,
+        source_format="json",
+        total_records=response.page.totalRecords,
+        index=None,
+        total_pages=response.page.totalPages or 1,
+    )
+
+
+def merge_pages(pages: list[Portfolio], *, index: str, requested_date: dt.date | None) -> Portfolio:
+    """Join the pages of one paged response, checking they agree and add up to totalRecords."""
+    first = pages[0]
+    results = [row for page in pages for row in page.results]
+    for page in pages[1:]:
+        if page.reference_date != first.reference_date or page.total_records != first.total_records:
+            raise ContractError("pages disagree on header date or totalRecords",
+                                index=index, requested_date=requested_date)
+    if first.total_records is not None and len(results) != first.total_records:
+        raise ContractError(
+            f"page.totalRecords is {first.total_records} but {len(pages)} page(s) hold {len(results)} rows",
+            index=index, requested_date=requested_date,
+        )
+    return Portfolio(
+        header=first.header, results=results, language=first.language,
+        reference_date=first.reference_date, source_format="json",
+        total_records=first.total_records, index=index,
+    )

@@ -1,0 +1,83 @@
+"""B3's trading calendar, Dagster-free.
+
+B3 overwrites each day's portfolio on the next trading day, so which days exist is the one fact the
+whole lake is keyed on. It comes from `exchange_calendars` ("BVMF"), which agrees with B3 back to
+2015 (pre-2022 São Paulo closures included, unlike `holidays`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+TIMEZONE = "America/Sao_Paulo"
+SAO_PAULO = ZoneInfo(TIMEZONE)
+
+#: First partition of the lake: the calendar library is trusted from 2015 on (DESIGN §6), and the
+#: oldest archives users hold (e.g. the 2021 CSV downloads in demo_data/) are well after it.
+START_DATE = dt.date(2015, 1, 2)
+
+
+class CalendarError(ValueError):
+    """A date outside the span the calendar covers."""
+
+
+def _horizon_end() -> dt.date:
+    # exchange_calendars extends BVMF by rule; one year past the current one keeps the partition
+    # list honest for any date the product can be asked about today.
+    return dt.date(today_sao_paulo().year + 1, 12, 31)
+
+
+@lru_cache(maxsize=1)
+def _sessions() -> frozenset[dt.date]:
+    import exchange_calendars as xc
+
+    calendar = xc.get_calendar("BVMF", start=START_DATE.isoformat(), end=_horizon_end().isoformat())
+    return frozenset(ts.date() for ts in calendar.sessions)
+
+
+def today_sao_paulo() -> dt.date:
+    """Today's date on B3's clock (tests monkeypatch this to replay a past day)."""
+    return dt.datetime.now(SAO_PAULO).date()
+
+
+def horizon() -> tuple[dt.date, dt.date]:
+    return START_DATE, _horizon_end()
+
+
+def is_trading_day(day: dt.date) -> bool:
+    start, end = horizon()
+    if not start <= day <= end:
+        raise CalendarError(f"{day} is outside the B3 calendar span {start}..{end}")
+    return day in _sessions()
+
+
+@lru_cache(maxsize=1)
+def weekday_closures() -> tuple[dt.date, ...]:
+    """Weekdays B3 is closed (holidays), sorted: weekends are excluded separately by cron."""
+    start, end = horizon()
+    sessions = _sessions()
+    closed = []
+    day = start
+    while day <= end:
+        if day.weekday() < 5 and day not in sessions:
+            closed.append(day)
+        day += dt.timedelta(days=1)
+    return tuple(closed)
+
+
+def trading_days_between(first: dt.date, last: dt.date) -> list[dt.date]:
+    sessions = _sessions()
+    return sorted(d for d in sessions if first <= d <= last)
+
+
+def previous_trading_day(day: dt.date) -> dt.date:
+    start, _ = horizon()
+    candidate = day - dt.timedelta(days=1)
+    sessions = _sessions()
+    while candidate >= start:
+        if candidate in sessions:
+            return candidate
+        candidate -= dt.timedelta(days=1)
+    raise CalendarError(f"no trading day before {day} in the calendar (starts {start})")

@@ -1,0 +1,135 @@
+"""`python -m b3_platform` commands: import saved files, and the demo that builds every layer."""
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from b3_platform.resources import DATA_DIR_VAR, DEFAULT_DATA_DIR
+
+DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
+#: The day-portfolio samples; demo_data/ also keeps other endpoints' responses for the tests.
+DEMO_FOLDERS = ("GetPortfolioDay", "csv")
+
+
+def _data_dir(args) -> str:
+    return args.data_dir or os.environ.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
+
+
+def _instance():
+    """The persistent instance when DAGSTER_HOME is set (runs then show in `dagster dev`)."""
+    import dagster as dg
+
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get(), True
+    return dg.DagsterInstance.ephemeral(), False
+
+
+def _report_imports(results, instance) -> None:
+    """Tell Dagster that raw_portfolio partitions gained captures (UI, and automation later on)."""
+    import dagster as dg
+
+    for result in results:
+        if result.status == "imported":
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key="raw_portfolio", partition=result.day.isoformat(),
+                metadata={"source": "import", "index": result.index, "file_name": str(result.path),
+                          "capture_id": result.capture_id, "rows": result.rows},
+            ))
+
+
+def _print_result(result) -> None:
+    where = f"{result.index} {result.day}" if result.day else ""
+    detail = f" ({result.reason})" if result.reason else ""
+    print(f"  {result.status:<9} {result.path}  {where}{detail}", flush=True)
+
+
+def cmd_import(args) -> int:
+    from b3_platform.importer import import_paths
+    from b3_platform.lake.raw_store import RawStore
+    from b3_platform.lake.storage import open_storage
+
+    store = RawStore(open_storage(_data_dir(args)))
+    print(f"Importing into {store.storage.uri()}:")
+    results = import_paths(store, args.paths, index=args.index, progress=_print_result)
+    if not results:
+        print("  no .json or .csv files found", file=sys.stderr)
+        return 1
+    counts = {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
+    print(f"{len(results)} file(s): {counts['imported']} imported, {counts['duplicate']} duplicate, "
+          f"{counts['rejected']} rejected")
+    if counts["imported"] and os.environ.get("DAGSTER_HOME"):
+        instance, _ = _instance()
+        _report_imports(results, instance)
+    return 1 if counts["rejected"] else 0
+
+
+def cmd_demo(args) -> int:
+    os.environ[DATA_DIR_VAR] = _data_dir(args)
+    from b3_platform.definitions import defs  # reads B3_PLATFORM_DATA_DIR
+    from b3_platform.importer import import_paths
+    from b3_platform.lake.raw_store import RawStore
+    from b3_platform.lake.schemas import TABLES
+    from b3_platform.lake.tables import read_partition
+    from b3_platform.runs import materialize_days
+
+    started = time.monotonic()
+    lake = defs.resources["lake"]
+    store = RawStore(lake.storage())
+    samples = Path(args.samples)
+    print(f"1/3 Importing the bundled real B3 samples from {samples} into {store.storage.uri()}")
+    results = import_paths(store, [samples / folder for folder in DEMO_FOLDERS])
+    for r in results:
+        if r.status == "rejected":
+            _print_result(r)
+    counts = {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
+    print(f"    {counts['imported']} imported, {counts['duplicate']} already there, {counts['rejected']} rejected")
+    instance, persistent = _instance()
+    _report_imports(results, instance)
+    days = store.dates()
+    print(f"2/3 Materializing raw → bronze → silver for {len(days)} trading days "
+          f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})")
+    runs = materialize_days(defs, days, instance=instance, quiet=True,
+                            progress=lambda a, b: print(f"    run {a}" + (f"…{b}" if b != a else ""), flush=True))
+    failed = [r for r in runs if not r.success]
+    print("3/3 Summary")
+    indices = sorted({ix for d in days for ix in store.indices_on(d)})
+    print(f"    dates   : {len(days)} ({days[0]} … {days[-1]})")
+    print(f"    indices : {', '.join(indices)}")
+    raw_count = sum(len(store.captures(d)) for d in days)
+    print(f"    raw     : {raw_count} captures")
+    for name, table_def in TABLES.items():
+        rows = sum((t.num_rows if (t := read_partition(store.storage, table_def, d)) is not None else 0)
+                   for d in days)
+        print(f"    {name:<17}: {rows} rows")
+    print(f"    lake    : {store.storage.uri()}")
+    print(f"    runs    : {len(runs)} single-run backfills, {len(failed)} failed; {time.monotonic() - started:.1f} s")
+    print("Open the UI:  export DAGSTER_HOME=\"$PWD\" && .venv/bin/dagster dev   (then http://127.0.0.1:3000)")
+    if failed:
+        for r in failed:
+            for event in r.all_events:
+                if event.is_failure:
+                    print(f"    FAILED: {event.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # `backfill_policy` is marked beta in Dagster 1.13; the warning tells a CLI user nothing.
+    warnings.filterwarnings("ignore", message=".*backfill_policy.*")
+    parser = argparse.ArgumentParser(prog="python -m b3_platform", description=__doc__)
+    parser.add_argument("--data-dir", help=f"lake root (default ${DATA_DIR_VAR} or ./{DEFAULT_DATA_DIR})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_import = sub.add_parser("import", help="import saved B3 JSON responses and CSV downloads into raw")
+    p_import.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
+    p_import.add_argument("--index", type=str.upper,
+                          help="index of JSON files whose path does not name it (e.g. IBOV)")
+    p_import.set_defaults(func=cmd_import)
+    p_demo = sub.add_parser("demo", help="import the bundled samples and build every layer")
+    p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")
+    p_demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,16 @@
+"""The one place the Dagster definitions are assembled (resources chosen per environment here)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from b3_platform.assets import ALL_ASSETS
+from b3_platform.automation import daily_capture_job, daily_capture_schedule
+from b3_platform.resources import build_resources
+
+defs = dg.Definitions(
+    assets=ALL_ASSETS,
+    jobs=[daily_capture_job],
+    schedules=[daily_capture_schedule],
+    resources=build_resources(),
+)

@@ -1,0 +1,62 @@
+"""The lake's one path scheme, shared by every layer and every storage root.
+
+Hive-style `date=YYYY-MM-DD/` folders so DuckDB, Athena and Spark read the same layout; one Parquet
+file per table per date. Keys are relative, `/`-separated, and the same under `./data` or
+`s3://bucket/prefix`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+RAW_DATASET = "raw/GetPortfolioDay"
+PARQUET_FILE = "data.parquet"
+
+_DATE_DIR = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
+_INDEX_DIR = re.compile(r"(?:^|/)index=([A-Z0-9]+)(?:/|$)")
+
+
+def date_dir(day: dt.date) -> str:
+    return f"date={day.isoformat()}"
+
+
+def raw_prefix(day: dt.date | None = None, index: str | None = None) -> str:
+    """`raw/GetPortfolioDay/[date=D/[index=X/]]`."""
+    prefix = f"{RAW_DATASET}/"
+    if day is not None:
+        prefix += f"{date_dir(day)}/"
+        if index is not None:
+            prefix += f"index={index}/"
+    return prefix
+
+
+def raw_stem(fetched_at: dt.datetime, sha256: str) -> str:
+    """`<fetched_at UTC>-<sha256>`: sorts by capture time, and the sha makes duplicates visible by name."""
+    stamp = fetched_at.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{sha256}"
+
+
+def table_location(layer: str, name: str) -> str:
+    """Folder of a table, e.g. `silver/assets/` (what Glue calls the table's location)."""
+    return f"{layer}/{name}/"
+
+
+def table_partition_key(location: str, day: dt.date) -> str:
+    return f"{location}{date_dir(day)}/{PARQUET_FILE}"
+
+
+def date_in_key(key: str) -> dt.date | None:
+    match = _DATE_DIR.search(key)
+    return dt.date.fromisoformat(match.group(1)) if match else None
+
+
+def index_in_key(key: str) -> str | None:
+    match = _INDEX_DIR.search(key)
+    return match.group(1) if match else None
+
+
+def fetched_at_from_stem(stem: str) -> dt.datetime:
+    """Inverse of raw_stem for the time part."""
+    stamp = stem.split("-", 1)[0]
+    return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.timezone.utc)

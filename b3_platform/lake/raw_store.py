@@ -1,0 +1,131 @@
+"""Raw captures: append-only, byte for byte, one folder per (date, index).
+
+A capture is its page bodies (`<stem>.json`, or `<stem>.csv` for a download, plus `<stem>.p2.json`…
+when B3 paged) and a metadata sidecar `<stem>.meta.json` written last: the sidecar is the commit
+marker, so a capture whose write was interrupted is never seen. The stem holds the sha256 of the
+bodies, so a capture identical to a stored one is recognised by name and not stored again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from b3_platform.lake.paths import date_in_key, index_in_key, raw_prefix, raw_stem
+from b3_platform.lake.storage import Storage
+
+META_SUFFIX = ".meta.json"
+
+
+@dataclass(frozen=True)
+class RawCapture:
+    day: dt.date
+    index: str
+    stem: str
+    meta: dict
+
+    @property
+    def capture_id(self) -> str:
+        return self.stem
+
+    @property
+    def sha256(self) -> str:
+        return self.meta["sha256"]
+
+    @property
+    def fetched_at(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.meta["fetched_at"])
+
+    @property
+    def source_format(self) -> str:
+        return self.meta["format"]
+
+    @property
+    def body_keys(self) -> list[str]:
+        return [p["key"] for p in self.meta["pages"]]
+
+
+def capture_sha256(bodies: list[bytes]) -> str:
+    digest = hashlib.sha256()
+    for body in bodies:
+        digest.update(body)
+    return digest.hexdigest()
+
+
+class RawStore:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def captures(self, day: dt.date, index: str | None = None) -> list[RawCapture]:
+        """Committed captures of a date (optionally one index), oldest first."""
+        found = []
+        for key in self.storage.list_keys(raw_prefix(day, index)):
+            if key.endswith(META_SUFFIX):
+                meta = json.loads(self.storage.read_bytes(key))
+                stem = key.rsplit("/", 1)[1][: -len(META_SUFFIX)]
+                found.append(RawCapture(day, index_in_key(key) or meta["index"], stem, meta))
+        return sorted(found, key=lambda c: (c.index, c.stem))
+
+    def latest_by_index(self, day: dt.date) -> dict[str, RawCapture]:
+        """The capture that feeds bronze for each index: the latest one (DESIGN §3)."""
+        latest: dict[str, RawCapture] = {}
+        for capture in self.captures(day):
+            latest[capture.index] = capture  # sorted by stem = fetched_at, so the last one wins
+        return latest
+
+    def indices_on(self, day: dt.date) -> set[str]:
+        return {c.index for c in self.captures(day)}
+
+    def dates(self) -> list[dt.date]:
+        return sorted({d for k in self.storage.list_keys(raw_prefix()) if k.endswith(META_SUFFIX)
+                       and (d := date_in_key(k))})
+
+    def find_sha(self, day: dt.date, index: str, sha256: str) -> RawCapture | None:
+        for capture in self.captures(day, index):
+            if capture.sha256 == sha256:
+                return capture
+        return None
+
+    def read_bodies(self, capture: RawCapture) -> list[bytes]:
+        return [self.storage.read_bytes(k) for k in capture.body_keys]
+
+    def store(
+        self,
+        day: dt.date,
+        index: str,
+        bodies: list[bytes],
+        *,
+        fetched_at: dt.datetime,
+        source_format: str,
+        meta: dict,
+        pages_meta: list[dict] | None = None,
+    ) -> tuple[RawCapture, bool]:
+        """Store a capture unless an identical one exists. Returns (capture, stored_now)."""
+        sha = capture_sha256(bodies)
+        existing = self.find_sha(day, index, sha)
+        if existing is not None:
+            return existing, False
+        stem = raw_stem(fetched_at, sha)
+        prefix = raw_prefix(day, index)
+        pages = []
+        for number, body in enumerate(bodies, start=1):
+            suffix = f".{source_format}" if number == 1 else f".p{number}.{source_format}"
+            key = f"{prefix}{stem}{suffix}"
+            self.storage.write_bytes(key, body)
+            page = {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+            page.update((pages_meta or [{}] * len(bodies))[number - 1])
+            pages.append(page)
+        full_meta = {
+            **meta,
+            "index": index,
+            "date": day.isoformat(),
+            "fetched_at": fetched_at.astimezone(dt.timezone.utc).isoformat(),
+            "sha256": sha,
+            "format": source_format,
+            "pages": pages,
+        }
+        self.storage.write_bytes(f"{prefix}{stem}{META_SUFFIX}",
+                                 json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"))
+        return RawCapture(day, index, stem, full_meta), True

@@ -1,0 +1,105 @@
+"""Byte storage under one root. Asset code only ever sees `Storage`, so an `s3://bucket/prefix`
+root (the AWS mode) is one more implementation chosen in `open_storage`, not a change to assets.
+
+Every write is atomic: locally a temp file in the same folder then `os.replace`, so a crash
+mid-write leaves the previous version readable; on S3 a single PUT per object has the same property.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import uuid
+from pathlib import Path
+
+
+class StorageError(RuntimeError):
+    pass
+
+
+class Storage(abc.ABC):
+    """Keys are relative `/`-separated paths (see lake.paths)."""
+
+    @abc.abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (recursively), sorted; temp files are never listed."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abc.abstractmethod
+    def uri(self, key: str = "") -> str:
+        """Where a key lives, for people and for readers such as DuckDB."""
+
+
+TEMP_PREFIX = ".tmp-"
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise StorageError(f"invalid lake key {key!r}")
+        return self.root / key
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}.partial")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def read_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{self.uri(key)} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return []
+        keys = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if not name.startswith(TEMP_PREFIX):
+                    keys.append(Path(dirpath, name).relative_to(self.root).as_posix())
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str = "") -> str:
+        return str(self.root / key) if key else str(self.root)
+
+
+def open_storage(root: str) -> Storage:
+    """The storage for a root: a local folder (relative to the current directory) or `s3://…`."""
+    if root.startswith("s3://"):
+        raise StorageError(
+            f"lake root {root!r}: s3:// roots arrive with the AWS mode; use a local folder for now"
+        )
+    if "://" in root:
+        raise StorageError(f"lake root {root!r}: expected a local folder or s3://bucket/prefix")
+    return LocalStorage(root)

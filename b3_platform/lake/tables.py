@@ -1,0 +1,55 @@
+"""Parquet tables in the lake: one file per table per date, written whole in one atomic put."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from b3_platform.lake.paths import date_in_key, table_partition_key
+from b3_platform.lake.schemas import TableDef
+from b3_platform.lake.storage import Storage
+
+
+class SchemaMismatch(ValueError):
+    pass
+
+
+def to_parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    # Statistics stay on (DuckDB/Athena prune with them); dictionary encoding suits repeated strings.
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue().to_pybytes()
+
+
+def write_partition(storage: Storage, table_def: TableDef, day: dt.date, table: pa.Table) -> str:
+    """Replace the table's file for `day` with `table` (exactly; atomically). Returns the key."""
+    if not table.schema.equals(table_def.schema, check_metadata=False):
+        raise SchemaMismatch(
+            f"{table_def.name} {day}: schema differs from the declared one:\n"
+            f"got      {table.schema.to_string(show_field_metadata=False)}\n"
+            f"expected {table_def.schema.to_string(show_field_metadata=False)}"
+        )
+    key = table_partition_key(table_def.location, day)
+    storage.write_bytes(key, to_parquet_bytes(table.replace_schema_metadata(None).cast(table_def.schema)))
+    return key
+
+
+def read_partition(storage: Storage, table_def: TableDef, day: dt.date) -> pa.Table | None:
+    key = table_partition_key(table_def.location, day)
+    if not storage.exists(key):
+        return None
+    return pq.read_table(pa.BufferReader(storage.read_bytes(key)))
+
+
+def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> bool:
+    key = table_partition_key(table_def.location, day)
+    if storage.exists(key):
+        storage.delete(key)
+        return True
+    return False
+
+
+def partition_dates(storage: Storage, table_def: TableDef) -> list[dt.date]:
+    return sorted({d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))})

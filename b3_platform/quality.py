@@ -1,0 +1,137 @@
+"""Data-quality rules for the lake's tables (DESIGN §6), as pure functions of one date's tables.
+
+Each rule returns the problems it found (empty = passed). The assets run them on the tables they
+have just built and report them as Dagster asset checks; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+
+from b3_platform.b3.parse import ParseError, parse_date
+
+TICKER = re.compile(r"^[A-Z][A-Z0-9]{3}\d{1,2}$")
+#: B3 rounds each weight to 3 decimals, so n weights may miss 100 by up to n × 0.0005.
+WEIGHT_ROUNDING_PER_ROW = Decimal("0.0005")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    table: str  # the asset the check is attached to
+    blocking: bool
+    description: str
+    fn: Callable[..., list[str]]
+
+
+def _by_index(table: pa.Table, *columns: str) -> dict[str, list[tuple]]:
+    data = table.select(["index", *columns]).to_pydict()
+    grouped: dict[str, list[tuple]] = {}
+    for i, index in enumerate(data["index"]):
+        grouped.setdefault(index, []).append(tuple(data[c][i] for c in columns))
+    return grouped
+
+
+def header_date_matches_partition(bronze: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    for index, rows in _by_index(bronze, "header_date", "language").items():
+        for header_date, language in set(rows):
+            try:
+                parsed = parse_date(header_date, language, field="header.date")
+            except ParseError as exc:
+                problems.append(f"{index}: {exc}")
+                continue
+            if parsed != day:
+                problems.append(f"{index}: header date {parsed} is not the partition {day}")
+    return problems
+
+
+def row_count_matches_total_records(bronze: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    for index, rows in _by_index(bronze, "total_records").items():
+        totals = {r[0] for r in rows}
+        for total in totals - {None}:  # CSV downloads do not state a total
+            if total != len(rows):
+                problems.append(f"{index}: {len(rows)} rows but page.totalRecords = {total}")
+    return problems
+
+
+def unique_tickers(assets: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    for index, rows in _by_index(assets, "ticker").items():
+        dupes = sorted(t for t, n in Counter(r[0] for r in rows).items() if n > 1)
+        if dupes:
+            problems.append(f"{index}: tickers listed more than once: {', '.join(dupes)}")
+    return problems
+
+
+def ticker_format(assets: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    for index, rows in _by_index(assets, "ticker").items():
+        bad = sorted({r[0] for r in rows if not TICKER.match(r[0])})
+        if bad:
+            problems.append(f"{index}: tickers not like 'PETR4'/'BPAC11': {', '.join(bad)}")
+    return problems
+
+
+def weights_sum_to_100(assets: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    for index, rows in _by_index(assets, "weight").items():
+        total = sum((r[0] for r in rows), Decimal(0))
+        tolerance = WEIGHT_ROUNDING_PER_ROW * len(rows)
+        if abs(total - 100) > tolerance:
+            problems.append(f"{index}: weights sum to {total}, not 100 ± {tolerance}")
+    return problems
+
+
+def quantities_positive(assets: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    for index, rows in _by_index(assets, "ticker", "theoretical_quantity").items():
+        bad = [f"{t}={q}" for t, q in rows if q <= 0]
+        if bad:
+            problems.append(f"{index}: non-positive theoretical quantity: {', '.join(bad)}")
+    return problems
+
+
+def quantities_sum_to_header_total(assets: pa.Table, day: dt.date, header: pa.Table) -> list[str]:
+    totals = dict(zip(header.column("index").to_pylist(),
+                      header.column("theoretical_quantity_total").to_pylist()))
+    problems = []
+    for index, rows in _by_index(assets, "theoretical_quantity").items():
+        total = sum(r[0] for r in rows)
+        if totals.get(index) != total:
+            problems.append(f"{index}: components sum to {total}, header total is {totals.get(index)}")
+    return problems
+
+
+def configured_indices_present(present: Iterable[str], configured: Iterable[str]) -> list[str]:
+    missing = sorted(set(configured) - set(present))
+    return [f"not captured: {', '.join(missing)}"] if missing else []
+
+
+BRONZE_RULES = (
+    Rule("header_date_matches_partition", "bronze_portfolio", True,
+         "Every index's header.date is the partition date.", header_date_matches_partition),
+    Rule("row_count_matches_total_records", "bronze_portfolio", True,
+         "Rows per index equal page.totalRecords (API captures; CSV downloads state no total).",
+         row_count_matches_total_records),
+)
+
+SILVER_ASSET_RULES = (
+    Rule("unique_tickers", "silver_assets", True, "One row per (date, index, ticker).", unique_tickers),
+    Rule("ticker_format", "silver_assets", True, "Tickers look like B3 tickers (PETR4, BPAC11).",
+         ticker_format),
+    Rule("weights_sum_to_100", "silver_assets", True,
+         "Weights of each index sum to 100 within B3's 3-decimal rounding.", weights_sum_to_100),
+    Rule("quantities_positive", "silver_assets", True, "Every theoretical quantity is > 0.",
+         quantities_positive),
+    Rule("quantities_sum_to_header_total", "silver_assets", True,
+         "Σ component theoretical quantities = the header's total.", quantities_sum_to_header_total),
+)

@@ -1,0 +1,76 @@
+"""Resources, chosen per environment in one place (`build_resources`).
+
+Asset code asks for `lake` and `b3` by key and never branches on the environment: the AWS mode
+swaps what stands behind the same keys.
+"""
+
+
+import os
+from collections.abc import Mapping
+
+import dagster as dg
+from pydantic import Field
+
+from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
+from b3_platform.b3.indices import configured_indices, validate_index_code
+from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.storage import Storage, open_storage
+
+ENV_VAR = "B3_PLATFORM_ENV"
+DATA_DIR_VAR = "B3_PLATFORM_DATA_DIR"
+B3_URL_VAR = "B3_PLATFORM_B3_URL"
+DEFAULT_DATA_DIR = "data"
+
+
+class LakeResource(dg.ConfigurableResource):
+    """Where the lake lives: a local folder (default `./data`), later `s3://bucket/prefix`."""
+
+    root: str = Field(default=DEFAULT_DATA_DIR, description="Lake root folder (relative to the working directory) or s3://bucket/prefix")
+
+    def storage(self) -> Storage:
+        return open_storage(self.root)
+
+    def raw(self) -> RawStore:
+        return RawStore(self.storage())
+
+
+class B3ApiResource(dg.ConfigurableResource):
+    """B3's index proxy, and which indices to capture."""
+
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="indexProxy/indexCall base URL")
+    timeout_seconds: float = Field(default=30.0, description="Read timeout of every call")
+    connect_timeout_seconds: float = Field(default=10.0)
+    max_attempts: int = Field(default=4, description="Attempts on connection errors, timeouts and 5xx")
+    backoff_seconds: float = Field(default=2.0, description="First retry delay; doubles each attempt")
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE)
+    segment: str = Field(default="2", description='"2" carries each component\'s sector; "1" is the flat list')
+    language: str = Field(default="pt-br")
+    indices: list[str] = Field(default_factory=lambda: list(configured_indices()),
+                               description="Indices captured each trading day")
+
+    def client(self) -> B3Client:
+        return B3Client(self.base_url, timeout=self.timeout_seconds,
+                        connect_timeout=self.connect_timeout_seconds, max_attempts=self.max_attempts,
+                        backoff_seconds=self.backoff_seconds, page_size=self.page_size)
+
+    def capture_list(self) -> list[str]:
+        return [validate_index_code(c) for c in self.indices]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources for the environment named by B3_PLATFORM_ENV (default: local)."""
+    env = os.environ if env is None else env
+    mode = env.get(ENV_VAR, "local").strip().lower() or "local"
+    if mode != "local":
+        raise ConfigError(
+            f"{ENV_VAR}={mode!r}: only 'local' is available in this release (the AWS mode is planned)"
+        )
+    return {
+        "lake": LakeResource(root=env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)),
+        "b3": B3ApiResource(base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL),
+                            indices=list(configured_indices())),
+    }

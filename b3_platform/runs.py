@@ -1,0 +1,63 @@
+"""In-process runs of the asset graph over sets of trading days (used by the CLI's demo/import).
+
+A set of dates is split into blocks of consecutive trading days and each block is one single-run
+backfill (the `dagster/asset_partition_range_*` tags), the same run the UI launches for a range.
+"""
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+import dagster as dg
+
+from b3_platform.calendar import trading_days_between
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+#: Console logging at WARNING: the CLI prints its own progress; everything is in the run logs.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def consecutive_blocks(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """[(first, last)] runs of days with no trading day missing in between."""
+    wanted = sorted(set(days))
+    if not wanted:
+        return []
+    sessions = trading_days_between(wanted[0], wanted[-1])
+    position = {d: i for i, d in enumerate(sessions)}
+    blocks, start, prev = [], wanted[0], wanted[0]
+    for day in wanted[1:]:
+        if position[day] != position[prev] + 1:
+            blocks.append((start, prev))
+            start = day
+        prev = day
+    blocks.append((start, prev))
+    return blocks
+
+
+def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
+    return {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
+
+
+def materialize_days(
+    defs: dg.Definitions,
+    days: Iterable[dt.date],
+    *,
+    instance: dg.DagsterInstance,
+    selection: str | Sequence[str] = "*",
+    progress=None,
+    quiet: bool = False,
+) -> list[dg.ExecuteInProcessResult]:
+    """Materialize `selection` for `days`, one single run per block of consecutive trading days."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    results = []
+    for first, last in consecutive_blocks(days):
+        if progress:
+            progress(first, last)
+        results.append(job.execute_in_process(
+            instance=instance, tags=range_tags(first, last),
+            asset_selection=list(dg.AssetSelection.from_coercible(selection).resolve(
+                defs.resolve_asset_graph())) if selection != "*" else None,
+            raise_on_error=False,
+            run_config=QUIET if quiet else None,
+        ))
+    return results

@@ -1,0 +1,133 @@
+"""Raw → bronze → silver, as pure functions on bytes and Arrow tables (no Dagster, no storage).
+
+Bronze keeps B3's strings; silver applies the parse rules of `b3.parse`, so a value that does not
+parse stops the date with an error naming the field, the value, the index and the date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+import pyarrow as pa
+
+from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json, merge_pages
+from b3_platform.b3.csv_reader import read_portfolio_csv
+from b3_platform.b3.parse import (
+    ParseError,
+    parse_date,
+    parse_decimal,
+    parse_int,
+    parse_reductor,
+    split_type,
+)
+from b3_platform.lake.paths import fetched_at_from_stem
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS, SILVER_HEADER
+
+
+def decode_capture(bodies: list[bytes], *, source_format: str, index: str,
+                   day: dt.date | None) -> Portfolio:
+    """The portfolio held by a raw capture's bodies (validated again, as on arrival)."""
+    if source_format == "csv":
+        portfolio = read_portfolio_csv(bodies[0], requested_date=day)
+        if portfolio.index != index:
+            raise ContractError(f"CSV title names {portfolio.index}", index=index, requested_date=day)
+        return portfolio
+    if source_format != "json":
+        raise ContractError(f"unknown raw format {source_format!r}", index=index, requested_date=day)
+    pages = [decode_portfolio_json(b, index=index, requested_date=day, check_total_records=len(bodies) == 1)
+             for b in bodies]
+    return merge_pages(pages, index=index, requested_date=day)
+
+
+def bronze_table(items: Iterable[tuple[str, str, Portfolio]]) -> pa.Table:
+    """One bronze table from (index, capture_id, portfolio) items, rows in response order."""
+    columns: dict[str, list] = {f.name: [] for f in BRONZE_PORTFOLIO.schema}
+    for index, capture_id, portfolio in sorted(items, key=lambda item: item[0]):
+        h = portfolio.header
+        for number, row in enumerate(portfolio.results, start=1):
+            values = {
+                "index": index, "capture_id": capture_id, "source_format": portfolio.source_format,
+                "language": portfolio.language, "total_records": portfolio.total_records,
+                "header_date": h.date, "header_text": h.text, "header_part": h.part,
+                "header_part_acum": h.partAcum, "header_text_reductor": h.textReductor,
+                "header_reductor": h.reductor, "header_theorical_qty": h.theoricalQty,
+                "row_number": number, "segment": row.segment, "cod": row.cod, "asset": row.asset,
+                "type": row.type, "part": row.part, "part_acum": row.partAcum,
+                "theorical_qty": row.theoricalQty,
+            }
+            for name, value in values.items():
+                columns[name].append(value)
+    return pa.Table.from_pydict(columns, schema=BRONZE_PORTFOLIO.schema)
+
+
+def _groups(bronze: pa.Table) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for row in bronze.to_pylist():
+        groups.setdefault(row["index"], []).append(row)
+    return groups
+
+
+def silver_tables(bronze: pa.Table, day: dt.date) -> tuple[pa.Table, pa.Table]:
+    """Typed (header, assets) tables for one date's bronze table."""
+    headers: dict[str, list] = {f.name: [] for f in SILVER_HEADER.schema}
+    assets: dict[str, list] = {f.name: [] for f in SILVER_ASSETS.schema}
+    for index, rows in _groups(bronze).items():
+        first = rows[0]
+        locale = first["language"]
+        where = f"{index} {day}"
+        try:
+            reference_date = parse_date(first["header_date"], locale, field="header.date")
+            reductor = parse_reductor(first["header_reductor"], locale, field="header.reductor")
+            header_values = {
+                "index": index, "reference_date": reference_date,
+                "theoretical_quantity_total": parse_int(first["header_theorical_qty"], locale,
+                                                        field="header.theoricalQty"),
+                "part_total": parse_decimal(first["header_part"], locale, field="header.part"),
+                "reductor": reductor.value, "reductor_note": reductor.note,
+                "row_count": len(rows), "total_records": first["total_records"],
+                "has_sector": any(r["segment"] for r in rows), "language": locale,
+                "source_format": first["source_format"], "capture_id": first["capture_id"],
+                "fetched_at": fetched_at_from_stem(first["capture_id"]),
+            }
+        except ParseError as exc:
+            raise exc.at(where) from None
+        if reference_date != day:
+            raise ParseError("header.date", first["header_date"],
+                             f"is {reference_date}, not the partition date", where=where)
+        for name, value in header_values.items():
+            headers[name].append(value)
+        for row in rows:
+            try:
+                type_code = split_type(row["type"])
+                values = {
+                    "index": index, "ticker": row["cod"].strip(), "company": row["asset"].strip(),
+                    "share_class": type_code.share_class, "event_flag": type_code.event_flag,
+                    "listing_segment": type_code.listing_segment,
+                    "sector": row["segment"].strip() if row["segment"] else None,
+                    "sector_weight": (parse_decimal(row["part_acum"], locale, field="partAcum")
+                                      if row["part_acum"] else None),
+                    "weight": parse_decimal(row["part"], locale, field="part"),
+                    "theoretical_quantity": parse_int(row["theorical_qty"], locale, field="theoricalQty"),
+                    "type_code": row["type"], "row_number": row["row_number"],
+                    "capture_id": row["capture_id"],
+                }
+            except ParseError as exc:
+                raise exc.at(f"{where} row {row['row_number']} ({row['cod']})") from None
+            for name, value in values.items():
+                assets[name].append(value)
+    return (_typed(headers, SILVER_HEADER.schema, day), _typed(assets, SILVER_ASSETS.schema, day))
+
+
+def _typed(columns: dict[str, list], schema: pa.Schema, day: dt.date) -> pa.Table:
+    try:
+        return pa.Table.from_pydict(columns, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        # e.g. a weight with more decimals than the declared scale: say so rather than round.
+        raise ParseError("(table)", None, f"does not fit the declared schema: {exc}",
+                         where=str(day)) from None
+
+
+def decimal_sum(values: Iterable[Decimal | None]) -> Decimal:
+    return sum((v for v in values if v is not None), Decimal(0))
