@@ -1,0 +1,69 @@
+"""Shared fixtures: the B3 replay server, an isolated lake, and a pinned "today"."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from b3_platform_tests.replay import ReplayServer, sample_bytes
+
+#: A day the samples cover and that is a trading day (Thursday).
+SAMPLE_DAY = dt.date(2025, 7, 10)
+SAMPLE_JSON = "GetPortfolioDay/IBOV/2025-07-10.json"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def replay_server():
+    server = ReplayServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def b3_server(replay_server):
+    """The replay server, emptied; serves the real 2025-07-10 IBOV sample for IBOV by default."""
+    replay_server.reset()
+    replay_server.serve("IBOV", sample_bytes(SAMPLE_JSON))
+    yield replay_server
+    replay_server.reset()
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> Path:
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def today(monkeypatch):
+    """Pin B3's "today" (São Paulo) so a sample's date can be the current portfolio."""
+    from b3_platform import calendar
+
+    def pin(day: dt.date = SAMPLE_DAY) -> dt.date:
+        monkeypatch.setattr(calendar, "today_sao_paulo", lambda: day)
+        return day
+
+    return pin
+
+
+@pytest.fixture
+def resources(lake_root, b3_server):
+    """Resources for in-process runs: the temp lake and the replay server (fast retries)."""
+    from b3_platform.resources import B3ApiResource, LakeResource
+
+    return {
+        "lake": LakeResource(root=str(lake_root)),
+        "b3": B3ApiResource(base_url=b3_server.base_url, indices=["IBOV"], timeout_seconds=1.0,
+                            connect_timeout_seconds=1.0, backoff_seconds=0.01, max_attempts=3),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    # Nothing a test runs may touch the developer's ./data or DAGSTER_HOME.
+    for var in ("DAGSTER_HOME", "B3_PLATFORM_ENV", "B3_PLATFORM_DATA_DIR", "B3_PLATFORM_B3_URL",
+                "B3_PLATFORM_INDICES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "lake"))
