@@ -99,6 +99,8 @@ def read_file(path: Path, body: bytes, index_option: str | None) -> tuple[str, P
         return index, portfolio
     index = index_option or index_from_path(path)
     if index is None:
+        # A body that is no day's portfolio at all (e.g. GetStockIndex) says so, not "pass --index".
+        decode_portfolio_json(body, index=None)
         raise ImportRejected(
             "a JSON response does not name its index: pass --index CODE or keep the file under a "
             "folder named for it (e.g. IBOV/2025-07-08.json)")

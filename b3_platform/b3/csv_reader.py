@@ -63,8 +63,9 @@ def read_portfolio_csv(body: bytes, *, requested_date: dt.date | None = None) ->
     results = []
     for line_no, line in enumerate(lines[2:-2], start=3):
         fields = line.split(";")
-        # Data rows end with ';': five values and one empty trailing field.
-        if len(fields) not in (5, 6) or (len(fields) == 6 and fields[5].strip()):
+        # Data rows end with ';': five values and one empty trailing field. An empty fifth field
+        # is a row missing a column whose trailing ';' would otherwise pass for the fifth value.
+        if len(fields) not in (5, 6) or (len(fields) == 6 and fields[5].strip()) or not fields[4].strip():
             fail(f"row {line!r} does not have the 5 columns {';'.join(_COLUMNS)}", line_no)
         cod, asset, type_code, qty, part = (f.strip() if i != 2 else f for i, f in enumerate(fields[:5]))
         if not cod or not asset:

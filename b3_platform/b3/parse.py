@@ -40,7 +40,8 @@ _SEPARATORS: dict[str, tuple[str, str]] = {"pt-br": (".", ","), "en-us": (",", "
 
 def _number_pattern(locale: Locale, *, decimals: bool) -> re.Pattern[str]:
     thousands, decimal = (re.escape(s) for s in _SEPARATORS[locale])
-    integer = rf"(?:\d{{1,3}}(?:{thousands}\d{{3}})+|\d+)"
+    # A grouped number never starts with 0: en-us "0,452" is a pt-br decimal, not 452.
+    integer = rf"(?:[1-9]\d{{0,2}}(?:{thousands}\d{{3}})+|\d+)"
     fraction = rf"(?:{decimal}\d+)?" if decimals else ""
     return re.compile(rf"^-?{integer}{fraction}$")
 
