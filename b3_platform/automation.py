@@ -10,7 +10,6 @@ import dagster as dg
 
 from b3_platform.assets import raw_portfolio
 from b3_platform.calendar import SAO_PAULO, TIMEZONE, is_trading_day
-from b3_platform.partitions import trading_days
 from b3_platform.resources import B3ApiResource, LakeResource
 
 CAPTURE_HOURS = (9, 20)  # morning attempt, evening retry (São Paulo time)
@@ -18,7 +17,6 @@ CAPTURE_HOURS = (9, 20)  # morning attempt, evening retry (São Paulo time)
 daily_capture_job = dg.define_asset_job(
     "daily_capture",
     selection=dg.AssetSelection.assets(raw_portfolio).downstream(),
-    partitions_def=trading_days,
     description="Capture the day's portfolios from B3 and build bronze and silver for that day.",
 )
 

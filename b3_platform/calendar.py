@@ -23,18 +23,21 @@ class CalendarError(ValueError):
     """A date outside the span the calendar covers."""
 
 
-def _horizon_end() -> dt.date:
-    # exchange_calendars extends BVMF by rule; one year past the current one keeps the partition
-    # list honest for any date the product can be asked about today.
-    return dt.date(today_sao_paulo().year + 1, 12, 31)
-
-
 @lru_cache(maxsize=1)
-def _sessions() -> frozenset[dt.date]:
+def _span() -> tuple[dt.date, dt.date, frozenset[dt.date]]:
+    """(start, end, sessions), computed once per process so the horizon and the sessions agree.
+
+    exchange_calendars extends BVMF by rule; one year past the current one covers any date the
+    product can be asked about. Read from the real clock, not `today_sao_paulo`, which tests pin."""
     import exchange_calendars as xc
 
-    calendar = xc.get_calendar("BVMF", start=START_DATE.isoformat(), end=_horizon_end().isoformat())
-    return frozenset(ts.date() for ts in calendar.sessions)
+    end = dt.date(dt.datetime.now(SAO_PAULO).year + 1, 12, 31)
+    calendar = xc.get_calendar("BVMF", start=START_DATE.isoformat(), end=end.isoformat())
+    return START_DATE, end, frozenset(ts.date() for ts in calendar.sessions)
+
+
+def _sessions() -> frozenset[dt.date]:
+    return _span()[2]
 
 
 def today_sao_paulo() -> dt.date:
@@ -43,7 +46,8 @@ def today_sao_paulo() -> dt.date:
 
 
 def horizon() -> tuple[dt.date, dt.date]:
-    return START_DATE, _horizon_end()
+    start, end, _ = _span()
+    return start, end
 
 
 def is_trading_day(day: dt.date) -> bool:

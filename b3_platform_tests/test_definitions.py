@@ -1,0 +1,317 @@
+"""The code location as `dagster dev` loads it, snapshotted (the asset graph, checks, job, schedule),
+plus the pieces it is assembled from: per-environment resources, lake storage, and the two YAML
+files at the repo root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from b3_platform import partitions, resources
+from b3_platform.definitions import defs
+from b3_platform.lake import schemas, storage
+from b3_platform.lake.storage import LocalStorage, StorageError, open_storage
+from b3_platform.resources import B3ApiResource, ConfigError, LakeResource, build_resources
+
+REPO = Path(__file__).resolve().parent.parent
+B3_URL = "https://sistemaswebb3-listados.b3.com.br/indexProxy/indexCall"
+ASSETS = ["bronze_portfolio", "raw_portfolio", "silver_assets", "silver_header"]
+
+#: The asset graph in one literal: change it on purpose, or not at all.
+EXPECTED_SPECS = {
+    "raw_portfolio": {"group": "raw", "deps": [], "kinds": {"json"}},
+    "bronze_portfolio": {"group": "bronze", "deps": ["raw_portfolio"], "kinds": {"parquet"}},
+    "silver_header": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
+    "silver_assets": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
+}
+
+#: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
+EXPECTED_CHECKS = {
+    "all_configured_indices_captured": ("raw_portfolio", False),
+    "header_date_matches_partition": ("bronze_portfolio", True),
+    "row_count_matches_total_records": ("bronze_portfolio", True),
+    "raw_capture_present": ("bronze_portfolio", False),
+    "unique_tickers": ("silver_assets", True),
+    "ticker_format": ("silver_assets", True),
+    "weights_sum_to_100": ("silver_assets", True),
+    "quantities_positive": ("silver_assets", True),
+    "quantities_sum_to_header_total": ("silver_assets", True),
+}
+
+
+def _specs() -> dict[str, dg.AssetSpec]:
+    return {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+
+
+# --- loading like `dagster dev` -------------------------------------------------------------------
+
+def test_workspace_module_loads_one_definitions_object():
+    """What the code server does with workspace.yaml's python_module: import it, find the
+    Definitions, turn them into a repository and load every definition."""
+    from dagster._core.definitions.reconstruct import repository_def_from_target_def
+    from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
+
+    targets = loadable_targets_from_python_module("b3_platform.definitions", str(REPO))
+    assert [t.attribute for t in targets] == ["defs"]
+    repo = repository_def_from_target_def(targets[0].target_definition)
+    repo.load_all_definitions()
+    assert {j.name for j in repo.get_all_jobs()} >= {"daily_capture"}
+    assert [s.name for s in repo.schedule_defs] == ["daily_capture_schedule"]
+    assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == ASSETS
+
+
+def test_definitions_validate():
+    dg.Definitions.validate_loadable(defs)
+    assert sorted(defs.resources) == ["b3", "lake"]
+    assert isinstance(defs.resources["lake"], LakeResource)
+    assert isinstance(defs.resources["b3"], B3ApiResource)
+
+
+# --- asset graph snapshot -------------------------------------------------------------------------
+
+def test_asset_graph_is_exactly_the_four_layers():
+    keys = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
+    assert keys == ASSETS
+
+
+def test_asset_specs_snapshot():
+    snapshot = {
+        name: {"group": spec.group_name, "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+               "kinds": set(spec.kinds)}
+        for name, spec in _specs().items()
+    }
+    assert snapshot == EXPECTED_SPECS
+
+
+def test_asset_graph_lineage():
+    graph = defs.resolve_asset_graph()
+    down = {k.to_user_string(): sorted(c.to_user_string() for c in graph.get(k).child_keys)
+            for k in graph.get_all_asset_keys()}
+    assert down == {"raw_portfolio": ["bronze_portfolio"],
+                    "bronze_portfolio": ["silver_assets", "silver_header"],
+                    "silver_header": [], "silver_assets": []}
+
+
+def test_every_asset_is_trading_day_partitioned_with_single_run_backfills():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.partitions_def is partitions.trading_days, key
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+    for spec in _specs().values():
+        assert spec.partitions_def is partitions.trading_days, spec.key
+
+
+@pytest.mark.parametrize("name", ["bronze_portfolio", "silver_header", "silver_assets"])
+def test_column_schema_metadata_is_the_lake_schema(name):
+    spec = _specs()[name]
+    table_def = schemas.TABLES[name]
+    column_schema = spec.metadata["dagster/column_schema"]
+    assert isinstance(column_schema, dg.TableSchema)
+    assert [c.name for c in column_schema.columns] == table_def.schema.names
+    # Nullability and descriptions come from the same pyarrow fields.
+    for column, field in zip(column_schema.columns, table_def.schema):
+        assert column.constraints.nullable == field.nullable, column.name
+        assert column.description == field.metadata[b"description"].decode(), column.name
+    assert spec.metadata["dagster/table_name"] == name
+
+
+def test_column_schema_types():
+    columns = {c.name: c.type for c in _specs()["silver_assets"].metadata["dagster/column_schema"].columns}
+    assert columns["weight"] == "decimal(7,3)"
+    assert columns["theoretical_quantity"] == "bigint"
+    assert columns["row_number"] == "int"
+    header = {c.name: c.type for c in _specs()["silver_header"].metadata["dagster/column_schema"].columns}
+    assert header["reference_date"] == "date"
+    assert header["fetched_at"] == "timestamp"
+    assert header["has_sector"] == "boolean"
+
+
+def test_raw_has_no_table_schema():
+    assert "dagster/column_schema" not in _specs()["raw_portfolio"].metadata
+
+
+def test_check_specs_and_blocking():
+    checks = {}
+    for assets_def in defs.assets:
+        for spec in assets_def.check_specs:
+            assert spec.name not in checks, f"duplicate check {spec.name}"
+            checks[spec.name] = (spec.asset_key.to_user_string(), spec.blocking)
+    assert checks == EXPECTED_CHECKS
+    assert {k.name for k in defs.resolve_asset_graph().asset_check_keys} == set(EXPECTED_CHECKS)
+
+
+# --- job and schedule -----------------------------------------------------------------------------
+
+def test_daily_capture_job_and_schedule():
+    job = defs.resolve_job_def("daily_capture")
+    assert job.partitions_def is partitions.trading_days
+    assert sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys) == ASSETS
+
+    schedule = defs.resolve_schedule_def("daily_capture_schedule")
+    assert schedule.job_name == "daily_capture"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.execution_timezone == "America/Sao_Paulo"
+    assert schedule.cron_schedule == "0 9,20 * * 1-5"
+    assert set(schedule.required_resource_keys) == {"lake", "b3"}
+
+
+# --- resources per environment --------------------------------------------------------------------
+
+def test_build_resources_default_env(monkeypatch):
+    for var in (resources.ENV_VAR, resources.DATA_DIR_VAR, resources.B3_URL_VAR, "B3_PLATFORM_INDICES"):
+        monkeypatch.delenv(var, raising=False)
+    for built in (build_resources(), build_resources({})):
+        assert sorted(built) == ["b3", "lake"]
+        assert built["lake"].root == "data"
+        assert built["b3"].base_url == B3_URL
+        assert built["b3"].indices == ["IBOV", "IBXX", "IBXL", "SMLL", "IDIV"]
+
+
+def test_build_resources_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("B3_PLATFORM_B3_URL", "http://127.0.0.1:1/indexProxy/indexCall")
+    monkeypatch.setenv("B3_PLATFORM_INDICES", "ibov,smll")
+    monkeypatch.setenv("B3_PLATFORM_ENV", " Local ")
+    built = build_resources()
+    assert built["lake"].root == str(tmp_path / "elsewhere")
+    assert built["b3"].base_url == "http://127.0.0.1:1/indexProxy/indexCall"
+    assert built["b3"].capture_list() == ["IBOV", "SMLL"]
+    # An explicit mapping wins over os.environ.
+    explicit = build_resources({"B3_PLATFORM_DATA_DIR": "lake2"})
+    assert explicit["lake"].root == "lake2"
+    assert explicit["b3"].base_url == B3_URL
+
+
+@pytest.mark.parametrize("mode", ["aws", "bogus"])
+def test_unknown_environment_is_a_config_error(monkeypatch, mode):
+    monkeypatch.setenv("B3_PLATFORM_ENV", mode)
+    with pytest.raises(ConfigError, match=f"B3_PLATFORM_ENV={mode!r}"):
+        build_resources()
+    with pytest.raises(ConfigError, match="B3_PLATFORM_ENV"):
+        build_resources({"B3_PLATFORM_ENV": mode})
+
+
+def test_lake_resource_opens_local_storage(tmp_path):
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    assert isinstance(lake.storage(), LocalStorage)
+    assert lake.storage().uri() == str((tmp_path / "lake").resolve())
+    assert lake.raw().storage.uri() == lake.storage().uri()
+
+
+# --- storage --------------------------------------------------------------------------------------
+
+def test_s3_root_is_not_available_yet():
+    with pytest.raises(StorageError, match=r"s3://bucket/prefix.*AWS mode.*local folder"):
+        open_storage("s3://bucket/prefix")
+    with pytest.raises(StorageError, match="s3://bucket/prefix"):
+        LakeResource(root="s3://bucket/prefix").storage()
+
+
+def test_other_url_schemes_are_refused():
+    with pytest.raises(StorageError, match="expected a local folder"):
+        open_storage("gs://bucket/prefix")
+
+
+def test_relative_root_is_under_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert open_storage("data").uri() == str(tmp_path.resolve() / "data")
+
+
+@pytest.mark.parametrize("key", ["../outside.json", "raw/../../outside.json", "a/../b", "/etc/passwd"])
+def test_local_storage_refuses_escaping_keys(tmp_path, key):
+    store = LocalStorage(tmp_path / "lake")
+    for op in (lambda: store.write_bytes(key, b"x"), lambda: store.read_bytes(key),
+               lambda: store.exists(key), lambda: store.delete(key)):
+        with pytest.raises(StorageError, match="invalid lake key"):
+            op()
+    assert not (tmp_path / "outside.json").exists()
+
+
+def test_local_storage_round_trip(tmp_path):
+    store = LocalStorage(tmp_path / "lake")
+    store.write_bytes("a/b/c.json", b"one")
+    store.write_bytes("a/d.json", b"two")
+    assert store.read_bytes("a/b/c.json") == b"one"
+    assert store.exists("a/d.json") and not store.exists("a/b")
+    assert store.list_keys("a/") == ["a/b/c.json", "a/d.json"]
+    assert store.list_keys("a/b") == ["a/b/c.json"]
+    assert store.list_keys("") == ["a/b/c.json", "a/d.json"]
+    assert store.list_keys("missing/") == []
+    store.delete("a/d.json")
+    store.delete("a/d.json")  # idempotent
+    assert store.list_keys("a/") == ["a/b/c.json"]
+    with pytest.raises(StorageError, match="does not exist"):
+        store.read_bytes("a/d.json")
+
+
+def test_write_bytes_is_atomic(tmp_path, monkeypatch):
+    store = LocalStorage(tmp_path / "lake")
+    store.write_bytes("t/x.json", b"old")
+
+    def crash(src, dst):
+        raise OSError("disk gone mid-rename")
+
+    monkeypatch.setattr(storage.os, "replace", crash)
+    with pytest.raises(OSError, match="disk gone"):
+        store.write_bytes("t/x.json", b"new")
+    monkeypatch.undo()
+
+    assert store.read_bytes("t/x.json") == b"old"
+    assert sorted(os.listdir(tmp_path / "lake" / "t")) == ["x.json"]
+    assert not any(name.startswith(".tmp-") for name in os.listdir(tmp_path / "lake" / "t"))
+
+
+def test_write_bytes_replaces_whole_file(tmp_path):
+    store = LocalStorage(tmp_path / "lake")
+    store.write_bytes("t/x.json", b"a much longer first version")
+    store.write_bytes("t/x.json", b"short")
+    assert store.read_bytes("t/x.json") == b"short"
+    assert os.listdir(tmp_path / "lake" / "t") == ["x.json"]
+
+
+def test_list_keys_never_lists_temp_files(tmp_path):
+    store = LocalStorage(tmp_path / "lake")
+    store.write_bytes("raw/date=2025-07-10/index=IBOV/a.json", b"{}")
+    folder = tmp_path / "lake" / "raw" / "date=2025-07-10" / "index=IBOV"
+    (folder / f"{storage.TEMP_PREFIX}abc-b.json.partial").write_bytes(b"half")
+    assert store.list_keys("raw/") == ["raw/date=2025-07-10/index=IBOV/a.json"]
+    assert store.list_keys("") == ["raw/date=2025-07-10/index=IBOV/a.json"]
+
+
+# --- repo-root YAML -------------------------------------------------------------------------------
+
+def test_workspace_yaml_loads_the_definitions_module():
+    workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    assert workspace == {"load_from": [{"python_module": {"module_name": "b3_platform.definitions",
+                                                          "working_directory": "."}}]}
+
+
+def test_dagster_yaml_has_no_telemetry_and_sqlite_under_dagster_home():
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert config["telemetry"] == {"enabled": False}
+    assert config["storage"] == {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
+
+
+def test_dagster_yaml_makes_a_working_instance(tmp_path, monkeypatch):
+    """The real instance config: valid for Dagster 1.13, with every sqlite file under DAGSTER_HOME."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_bytes((REPO / "dagster.yaml").read_bytes())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = dg.DagsterInstance.get()
+    try:
+        assert instance.root_directory == str(home)
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "SqliteScheduleStorage"
+        assert instance.run_storage._conn_string.startswith(f"sqlite:///{home}/")
+        assert instance.get_settings("telemetry") == {"enabled": False}
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+    finally:
+        instance.dispose()
+    assert {"history", "schedules"} <= set(os.listdir(home))

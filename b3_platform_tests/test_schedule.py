@@ -1,0 +1,164 @@
+"""The daily capture schedule: two ticks per weekday in São Paulo, skipped on B3 holidays, and the
+evening one skipped once every configured index is in the lake.
+
+Ticks are evaluated the way the daemon does (`evaluate_tick` with the repository, so the requested
+partition is validated against the job's partitions) and, once, by calling the schedule directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from b3_platform import partitions
+from b3_platform.automation import daily_capture_job, daily_capture_schedule
+from b3_platform.definitions import defs
+from b3_platform.importer import import_paths
+from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.storage import LocalStorage
+from b3_platform.resources import B3ApiResource, LakeResource
+
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+REPO = Path(__file__).resolve().parent.parent
+IBOV_2025_07_10 = REPO / "demo_data" / "GetPortfolioDay" / "IBOV" / "2025-07-10.json"
+
+
+def sp(year: int, month: int, day: int, hour: int) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, tzinfo=SAO_PAULO)
+
+
+@pytest.fixture
+def lake_dir(tmp_path) -> Path:
+    return tmp_path / "lake"
+
+
+@pytest.fixture
+def captured_ibov(lake_dir) -> Path:
+    """The lake holding the real 2025-07-10 IBOV capture (imported like a user would)."""
+    results = import_paths(RawStore(LocalStorage(lake_dir)), [IBOV_2025_07_10])
+    assert [(r.status, r.day, r.index) for r in results] == [("imported", dt.date(2025, 7, 10), "IBOV")]
+    return lake_dir
+
+
+@pytest.fixture
+def tick(lake_dir):
+    """Evaluate one tick at a São Paulo time; returns the ScheduleExecutionData."""
+
+    def run(when: dt.datetime, indices=("IBOV",)):
+        context = dg.build_schedule_context(
+            scheduled_execution_time=when,
+            repository_def=defs.get_repository_def(),
+            resources={"lake": LakeResource(root=str(lake_dir)), "b3": B3ApiResource(indices=list(indices))},
+        )
+        return daily_capture_schedule.evaluate_tick(context)
+
+    return run
+
+
+def only_request(result) -> dg.RunRequest:
+    assert result.skip_message is None
+    assert len(result.run_requests) == 1
+    return result.run_requests[0]
+
+
+# --- the schedule's shape -------------------------------------------------------------------------
+
+def test_cron_is_weekdays_morning_and_evening_in_sao_paulo():
+    assert daily_capture_schedule.cron_schedule == "0 9,20 * * 1-5"
+    assert daily_capture_schedule.execution_timezone == "America/Sao_Paulo"
+    assert daily_capture_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert daily_capture_schedule.job_name == "daily_capture"
+
+
+def test_job_selects_raw_and_everything_downstream():
+    job = defs.resolve_job_def("daily_capture")
+    assert job.partitions_def is partitions.trading_days
+    selected = daily_capture_job.selection.resolve(defs.resolve_asset_graph())
+    expected = {"raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets"}
+    assert {k.to_user_string() for k in selected} == expected
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == expected
+
+
+# --- morning --------------------------------------------------------------------------------------
+
+def test_trading_day_morning_requests_the_day(tick):
+    request = only_request(tick(sp(2025, 7, 10, 9)))
+    assert request.partition_key == "2025-07-10"
+    assert request.run_key == "2025-07-10-morning"
+    assert request.tags["b3_platform/attempt"] == "morning"
+    assert request.tags["dagster/partition"] == "2025-07-10"
+
+
+def test_morning_runs_even_when_already_captured(tick, captured_ibov):
+    # Only the evening tick looks at the lake: the morning capture is always attempted.
+    request = only_request(tick(sp(2025, 7, 10, 9)))
+    assert request.run_key == "2025-07-10-morning"
+
+
+def test_utc_scheduled_time_is_read_on_sao_paulo_clock(tick):
+    # 2025-07-11 00:30 UTC is still Thursday 2025-07-10 21:30 in São Paulo: the evening tick.
+    request = only_request(tick(dt.datetime(2025, 7, 11, 0, 30, tzinfo=dt.timezone.utc)))
+    assert request.partition_key == "2025-07-10"
+    assert request.run_key == "2025-07-10-evening"
+    request = only_request(tick(dt.datetime(2025, 7, 10, 12, tzinfo=dt.timezone.utc)))
+    assert request.run_key == "2025-07-10-morning"
+
+
+def test_direct_call_with_resources():
+    context = dg.build_schedule_context(
+        scheduled_execution_time=sp(2025, 7, 10, 9),
+        resources={"lake": LakeResource(root="unused"), "b3": B3ApiResource(indices=["IBOV"])},
+    )
+    request = daily_capture_schedule(context)
+    assert isinstance(request, dg.RunRequest)
+    assert (request.partition_key, request.run_key) == ("2025-07-10", "2025-07-10-morning")
+
+
+# --- skipped days ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("when", [sp(2025, 7, 12, 9), sp(2025, 7, 12, 20), sp(2025, 7, 13, 9)], ids=str)
+def test_weekend_is_skipped(tick, when):
+    result = tick(when)
+    assert result.run_requests == []
+    assert "not a B3 trading day" in result.skip_message
+    assert when.date().isoformat() in result.skip_message
+
+
+@pytest.mark.parametrize("when", [sp(2025, 11, 20, 9), sp(2025, 11, 20, 20), sp(2025, 3, 3, 9),
+                                  sp(2025, 12, 31, 20)], ids=str)
+def test_holiday_is_skipped(tick, when):
+    result = tick(when)
+    assert result.run_requests == []
+    assert result.skip_message == f"{when.date()} is not a B3 trading day"
+
+
+# --- evening retry --------------------------------------------------------------------------------
+
+def test_evening_with_nothing_captured_retries(tick):
+    request = only_request(tick(sp(2025, 7, 10, 20)))
+    assert request.partition_key == "2025-07-10"
+    assert request.run_key == "2025-07-10-evening"
+    assert request.tags["b3_platform/attempt"] == "evening"
+
+
+def test_evening_skipped_when_every_index_was_captured(tick, captured_ibov):
+    result = tick(sp(2025, 7, 10, 20), indices=["IBOV"])
+    assert result.run_requests == []
+    assert "already captured" in result.skip_message
+    assert "2025-07-10" in result.skip_message
+
+
+def test_evening_retries_when_an_index_is_missing(tick, captured_ibov):
+    request = only_request(tick(sp(2025, 7, 10, 20), indices=["IBOV", "SMLL"]))
+    assert request.run_key == "2025-07-10-evening"
+    assert request.partition_key == "2025-07-10"
+
+
+def test_evening_only_counts_captures_of_that_day(tick, captured_ibov):
+    # IBOV is captured for 2025-07-10, not for the next trading day.
+    request = only_request(tick(sp(2025, 7, 11, 20), indices=["IBOV"]))
+    assert (request.partition_key, request.run_key) == ("2025-07-11", "2025-07-11-evening")
