@@ -69,7 +69,7 @@ def cmd_import(args) -> int:
 
 def cmd_demo(args) -> int:
     os.environ[DATA_DIR_VAR] = _data_dir(args)
-    from b3_platform.definitions import defs  # reads B3_PLATFORM_DATA_DIR
+    from b3_platform.definitions import build_defs
     from b3_platform.importer import import_paths
     from b3_platform.lake.raw_store import RawStore
     from b3_platform.lake.schemas import TABLES
@@ -77,6 +77,8 @@ def cmd_demo(args) -> int:
     from b3_platform.runs import materialize_days
 
     started = time.monotonic()
+    # Built now, not the module-level `defs`, so --data-dir holds on every call in a process.
+    defs = build_defs()  # reads B3_PLATFORM_DATA_DIR
     lake = defs.resources["lake"]
     store = RawStore(lake.storage())
     samples = Path(args.samples)

@@ -8,9 +8,15 @@ from b3_platform.assets import ALL_ASSETS
 from b3_platform.automation import daily_capture_job, daily_capture_schedule
 from b3_platform.resources import build_resources
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    jobs=[daily_capture_job],
-    schedules=[daily_capture_schedule],
-    resources=build_resources(),
-)
+
+def build_defs() -> dg.Definitions:
+    """The definitions, with resources read from the environment now (the CLI's demo calls this)."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[daily_capture_job],
+        schedules=[daily_capture_schedule],
+        resources=build_resources(),
+    )
+
+
+defs = build_defs()

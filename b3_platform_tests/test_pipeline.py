@@ -1,0 +1,511 @@
+"""The asset graph materialized in-process: raw → bronze → silver for one date, for ranges (one run,
+one step per asset), over a day with no capture, and when things go wrong (failed writes, values that
+do not parse, blocking checks). Every lake is seeded from the real samples in demo_data/."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import types
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+import b3_platform.lake.storage as storage_module
+from b3_platform.assets import ALL_ASSETS
+from b3_platform.importer import import_paths
+from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS, SILVER_HEADER, TableDef
+from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
+from b3_platform.runs import RANGE_END, RANGE_START, range_tags
+from b3_platform_tests.conftest import REPO
+from b3_platform_tests.replay import sample_bytes, with_changes
+
+JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
+#: The consecutive IBOV samples (B3 trading days; 2025-07-09 has no sample).
+JSON_DAYS = [dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3),
+             dt.date(2025, 7, 4), dt.date(2025, 7, 7), dt.date(2025, 7, 8), dt.date(2025, 7, 10)]
+D = dt.date(2025, 7, 10)
+TABLE_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
+BRONZE_CHECKS = {"header_date_matches_partition", "row_count_matches_total_records", "raw_capture_present"}
+SILVER_CHECKS = {"unique_tickers", "ticker_format", "weights_sum_to_100", "quantities_positive",
+                 "quantities_sum_to_header_total"}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def seed(lake_root, *days: dt.date) -> None:
+    """Import the IBOV JSON samples of these dates, as a user would."""
+    results = import_paths(RawStore(LocalStorage(lake_root)), [JSON_DIR / f"{d}.json" for d in days])
+    assert [r.status for r in results] == ["imported"] * len(days), [r.reason for r in results]
+
+
+def store_json(lake_root, day: dt.date, change, *, index: str = "IBOV") -> str:
+    """Store a capture of the day's sample with `change` applied, as the newest capture; its id."""
+    body = with_changes(sample_bytes(f"GetPortfolioDay/IBOV/{day}.json"), change)
+    capture, new = RawStore(LocalStorage(lake_root)).store(
+        day, index, [body], fetched_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5),
+        source_format="json", meta={"source": "test"})
+    assert new
+    return capture.capture_id
+
+
+def run(resources, *, day: dt.date | None = None, first: dt.date | None = None,
+        last: dt.date | None = None, selection=None, instance=None) -> dg.ExecuteInProcessResult:
+    """One run of the graph for one date, or for the range first..last through the range tags."""
+    kwargs = {"partition_key": day.isoformat()} if day else {"tags": range_tags(first, last)}
+    return dg.materialize(ALL_ASSETS, resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
+                          raise_on_error=False, selection=selection, **kwargs)
+
+
+def path_of(lake_root, table_def: TableDef, day: dt.date):
+    return lake_root / table_def.location / f"date={day}" / "data.parquet"
+
+
+def materializations(result) -> dict[tuple[str, str], dict]:
+    """{(asset, partition): metadata values} of the run's materializations."""
+    found = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        key = (mat.asset_key.to_user_string(), mat.partition)
+        assert key not in found, f"{key} materialized twice in one run"
+        found[key] = {k: v.value for k, v in mat.metadata.items()}
+    return found
+
+
+def check_evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    found = {}
+    for evaluation in result.get_asset_check_evaluations():
+        assert evaluation.check_name not in found
+        found[evaluation.check_name] = evaluation
+    return found
+
+
+def steps(result, event_type: str) -> list[str]:
+    return [e.step_key for e in result.all_events if e.event_type_value == event_type]
+
+
+def failure_text(result, step: str) -> str:
+    """The failure of a step with the exceptions that caused it."""
+    errors = [e.event_specific_data.error for e in result.get_step_failure_events() if e.step_key == step]
+    assert errors, f"step {step} did not fail; failed: {steps(result, 'STEP_FAILURE')}"
+    texts = []
+    error = errors[0]
+    while error is not None:
+        texts.append(error.message)
+        error = error.cause
+    return "\n".join(texts)
+
+
+def lake_files(lake_root) -> dict[str, bytes]:
+    return {p.relative_to(lake_root).as_posix(): p.read_bytes()
+            for p in sorted(lake_root.rglob("*")) if p.is_file()}
+
+
+def temp_files(lake_root) -> list[str]:
+    return [p.name for p in lake_root.rglob("*") if p.name.startswith(TEMP_PREFIX)]
+
+
+# ------------------------------------------------------------------------------------ one partition
+
+def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resources, b3_server):
+    seed(lake_root, D)
+    result = run(resources, day=D)
+    assert result.success
+    assert steps(result, "STEP_SUCCESS") == ["raw_portfolio", "bronze_portfolio", "silver"]
+    assert b3_server.requests == []  # a past date is never fetched from B3
+
+    for table_def in TABLE_DEFS:
+        path = path_of(lake_root, table_def, D)
+        assert path.is_file(), path
+        schema = pq.read_schema(path)
+        assert schema.equals(table_def.schema, check_metadata=False), (table_def.name, schema)
+    bronze = pq.read_table(path_of(lake_root, BRONZE_PORTFOLIO, D))
+    header = pq.read_table(path_of(lake_root, SILVER_HEADER, D))
+    assets = pq.read_table(path_of(lake_root, SILVER_ASSETS, D))
+    assert (bronze.num_rows, header.num_rows, assets.num_rows) == (84, 1, 84)
+    assert header.column("reference_date").to_pylist() == [D]
+    assert set(assets.column("index").to_pylist()) == {"IBOV"}
+
+    mats = materializations(result)
+    assert set(mats) == {(a, "2025-07-10") for a in
+                         ("raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets")}
+    capture_id = RawStore(LocalStorage(lake_root)).latest_by_index(D)["IBOV"].capture_id
+    assert mats["raw_portfolio", "2025-07-10"]["indices"] == "IBOV"
+    assert mats["raw_portfolio", "2025-07-10"]["latest_captures"]["IBOV"]["capture_id"] == capture_id
+    b = mats["bronze_portfolio", "2025-07-10"]
+    assert (b["dagster/row_count"], b["rows_IBOV"]) == (84, 84)
+    assert b["capture_ids"] == {"IBOV": capture_id}
+    assert b["dagster/uri"] == str(path_of(lake_root, BRONZE_PORTFOLIO, D).resolve())
+    assert mats["silver_header", "2025-07-10"]["dagster/row_count"] == 1
+    s = mats["silver_assets", "2025-07-10"]
+    assert (s["dagster/row_count"], s["rows_IBOV"]) == (84, 84)
+    assert s["weight_sum_IBOV"] == pytest.approx(float(sum(assets.column("weight").to_pylist())))
+    assert abs(s["weight_sum_IBOV"] - 100) <= 84 * 0.0005
+    lines = s["top_weights"].splitlines()
+    assert lines[0] == "| index | ticker | company | weight % |"
+    assert len(lines) == 2 + 10
+    heaviest = max(assets.to_pylist(), key=lambda r: r["weight"])
+    assert lines[2] == f"| IBOV | {heaviest['ticker']} | {heaviest['company']} | {heaviest['weight']} |"
+
+    checks = check_evaluations(result)
+    assert set(checks) == {"all_configured_indices_captured"} | BRONZE_CHECKS | SILVER_CHECKS
+    assert [name for name, e in checks.items() if not e.passed] == []
+
+
+# ------------------------------------------------------------------------------------------- ranges
+
+def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_root, resources):
+    seed(lake_root, *JSON_DAYS)
+    first, last = dt.date(2025, 6, 30), dt.date(2025, 7, 8)
+    days = [d for d in JSON_DAYS if first <= d <= last]  # 7 trading days: the weekend is no partition
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(resources, first=first, last=last, instance=instance)
+    assert result.success
+    assert instance.get_runs_count() == 1
+    assert result.dagster_run.tags[RANGE_START] == "2025-06-30"
+    assert result.dagster_run.tags[RANGE_END] == "2025-07-08"
+    assert steps(result, "STEP_START") == ["raw_portfolio", "bronze_portfolio", "silver"]
+
+    mats = materializations(result)
+    for asset in ("raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets"):
+        assert sorted(p for a, p in mats if a == asset) == [d.isoformat() for d in days], asset
+
+    store = RawStore(LocalStorage(lake_root))
+    capture_ids = set()
+    for day in days:
+        key = day.isoformat()
+        capture_id = store.latest_by_index(day)["IBOV"].capture_id
+        capture_ids.add(capture_id)
+        assert mats["bronze_portfolio", key]["capture_ids"] == {"IBOV": capture_id}
+        assert mats["bronze_portfolio", key]["dagster/uri"].endswith(f"date={key}/data.parquet")
+        assert mats["silver_assets", key]["rows_IBOV"] == 84
+        assert mats["silver_assets", key]["dagster/uri"] == str(path_of(lake_root, SILVER_ASSETS, day).resolve())
+        header = pq.read_table(path_of(lake_root, SILVER_HEADER, day))
+        assert header.column("reference_date").to_pylist() == [day]
+        assert header.column("capture_id").to_pylist() == [capture_id]
+        assets = pq.read_table(path_of(lake_root, SILVER_ASSETS, day))
+        assert mats["silver_assets", key]["weight_sum_IBOV"] == pytest.approx(
+            float(sum(assets.column("weight").to_pylist())))
+    assert len(capture_ids) == len(days)
+    # The header total changes on 2025-07-03 (PROVENANCE.md): the per-date files really differ.
+    totals = {d: pq.read_table(path_of(lake_root, SILVER_HEADER, d))
+              .column("theoretical_quantity_total")[0].as_py() for d in days}
+    assert totals[dt.date(2025, 7, 2)] == 91_922_324_686
+    assert totals[dt.date(2025, 7, 3)] == 91_922_324_640
+
+    assert not path_of(lake_root, BRONZE_PORTFOLIO, D).exists()  # 07-10 is outside the range
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+
+
+def test_range_over_a_day_without_capture(lake_root, resources):
+    """2025-07-09 is a trading day with no sample. What the code does, by design (DESIGN §3):
+    raw_portfolio fails a past date with nothing captured, naming it and how to import, so a full
+    graph run over the gap fails before writing anything; bronze+silver alone build the dates that
+    are there and report the gap through the non-blocking `raw_capture_present` check (WARN)."""
+    seed(lake_root, *JSON_DAYS)
+    first, last = dt.date(2025, 7, 8), dt.date(2025, 7, 10)
+
+    full = run(resources, first=first, last=last)
+    assert not full.success
+    message = failure_text(full, "raw_portfolio")
+    assert "2025-07-09: nothing captured" in message and "import" in message
+    assert "2025-07-08" not in message and "2025-07-10" not in message
+    assert steps(full, "STEP_START") == ["raw_portfolio"]
+    assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
+
+    result = run(resources, first=first, last=last,
+                 selection=["bronze_portfolio", "silver_header", "silver_assets"])
+    assert result.success
+    assert steps(result, "STEP_SUCCESS") == ["bronze_portfolio", "silver"]
+    for table_def in TABLE_DEFS:
+        assert path_of(lake_root, table_def, dt.date(2025, 7, 8)).is_file()
+        assert path_of(lake_root, table_def, D).is_file()
+        assert not path_of(lake_root, table_def, dt.date(2025, 7, 9)).parent.exists()
+
+    checks = check_evaluations(result)
+    gap = checks["raw_capture_present"]
+    assert not gap.passed
+    assert gap.severity == dg.AssetCheckSeverity.WARN
+    assert gap.description == "2025-07-09: no raw capture"
+    assert gap.metadata["dates_checked"].value == 3
+    assert gap.metadata["failed_dates"].value == "2025-07-09"
+    assert [name for name, e in checks.items() if not e.passed] == ["raw_capture_present"]
+
+    mats = materializations(result)
+    assert mats["bronze_portfolio", "2025-07-09"] == {"dagster/row_count": 0, "status": "no raw capture"}
+    assert mats["silver_assets", "2025-07-09"]["dagster/row_count"] == 0
+    assert mats["silver_assets", "2025-07-08"]["dagster/row_count"] == 84
+    assert mats["silver_assets", "2025-07-10"]["dagster/row_count"] == 84
+
+
+def test_ticker_change_ntco3_to_natu3(lake_root, resources):
+    seed(lake_root, dt.date(2025, 7, 1), dt.date(2025, 7, 2))
+    assert run(resources, first=dt.date(2025, 7, 1), last=dt.date(2025, 7, 2)).success
+
+    def rows(day):
+        table = pq.read_table(path_of(lake_root, SILVER_ASSETS, day))
+        return {r["ticker"]: r for r in table.to_pylist()}
+
+    before, after = rows(dt.date(2025, 7, 1)), rows(dt.date(2025, 7, 2))
+    assert "NTCO3" in before and "NATU3" not in before
+    assert "NATU3" in after and "NTCO3" not in after
+    assert before["NTCO3"]["theoretical_quantity"] == after["NATU3"]["theoretical_quantity"] == 845_713_747
+    assert (before["NTCO3"]["company"], after["NATU3"]["company"]) == ("GRUPO NATURA", "NATURA")
+    assert set(before) - {"NTCO3"} == set(after) - {"NATU3"}
+
+
+# ----------------------------------------------------------------------------------- idempotency
+
+def test_rematerializing_a_partition_writes_identical_bytes(lake_root, resources):
+    seed(lake_root, D)
+    assert run(resources, day=D).success
+    first = lake_files(lake_root)
+    assert sum(k.endswith(".parquet") for k in first) == 3
+    assert run(resources, day=D).success
+    assert lake_files(lake_root) == first  # same keys (raw not added to), same bytes
+
+
+def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resources):
+    seed(lake_root, *JSON_DAYS)
+    assert run(resources, first=dt.date(2025, 6, 30), last=dt.date(2025, 7, 8)).success
+    assert run(resources, day=D).success
+    old = 946_684_800  # 2000-01-01: a rewritten file cannot keep this mtime
+    files = sorted(lake_root.rglob("*.parquet"))
+    assert len(files) == 3 * len(JSON_DAYS)
+    before = {}
+    for path in files:
+        os.utime(path, (old, old))
+        before[path] = path.read_bytes()
+
+    redone = {dt.date(2025, 7, 2), dt.date(2025, 7, 3), dt.date(2025, 7, 4)}
+    result = run(resources, first=dt.date(2025, 7, 2), last=dt.date(2025, 7, 4))
+    assert result.success
+    assert {p for _, p in materializations(result)} == {d.isoformat() for d in redone}
+    assert sorted(lake_root.rglob("*.parquet")) == files
+    for path in files:
+        day = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
+        assert path.read_bytes() == before[path], path
+        if day in redone:
+            assert path.stat().st_mtime != old, f"{path} was not rewritten"
+        else:
+            assert path.stat().st_mtime == old, f"{path} was touched"
+
+
+# ------------------------------------------------------------------------------------ atomicity
+
+def _fail_replace(monkeypatch, lake_root, record):
+    """os.replace, as the storage module sees it, fails for the lake's Parquet files."""
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".parquet"):
+            record.append((src, os.path.getsize(src)))
+            raise OSError("injected: disk full while replacing")
+        return real(src, dst)
+
+    proxy = types.SimpleNamespace(**{n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
+    proxy.replace = replace
+    monkeypatch.setattr(storage_module, "os", proxy)
+
+
+def _fail_mid_write(monkeypatch, lake_root, record):
+    """The temp file of a Parquet file gets half its bytes, then the write raises."""
+    real_open = open
+
+    class HalfWriter:
+        def __init__(self, fh, path):
+            self.fh, self.path = fh, path
+
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            record.append((str(self.path), os.path.getsize(self.path)))
+            raise OSError("injected: disk full while writing")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.fh.__exit__(*exc)
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        fh = real_open(path, mode, *args, **kwargs)
+        if "w" in mode and ".parquet" in str(path):  # the temp file (or the file itself)
+            return HalfWriter(fh, path)
+        return fh
+
+    monkeypatch.setattr(storage_module, "open", fake_open, raising=False)
+
+
+@pytest.mark.parametrize("inject", [_fail_replace, _fail_mid_write], ids=["replace", "mid-write"])
+def test_failed_write_leaves_previous_version_and_no_temp_file(lake_root, resources, monkeypatch, inject):
+    seed(lake_root, D)
+    assert run(resources, day=D).success
+    bronze_path = path_of(lake_root, BRONZE_PORTFOLIO, D)
+    previous = lake_files(lake_root)
+    # A newer capture of the same day (B3's CSV download), so a rebuild would change bronze.
+    imported = import_paths(RawStore(LocalStorage(lake_root)), [REPO / "demo_data/csv/IBOV_2025-07-10.csv"])
+    assert [r.status for r in imported] == ["imported"]
+
+    record: list = []
+    with monkeypatch.context() as patched:
+        inject(patched, lake_root, record)
+        result = run(resources, day=D)
+    assert not result.success
+    assert "injected" in failure_text(result, "bronze_portfolio")
+    assert "silver" not in steps(result, "STEP_START")
+    assert record and record[0][1] > 0  # the temp file had been (partly) written...
+    assert not os.path.exists(record[0][0])  # ...and is gone
+    assert temp_files(lake_root) == []
+    for key, data in previous.items():
+        assert (lake_root / key).read_bytes() == data, key
+    assert pq.read_table(bronze_path).num_rows == 84
+    assert set(pq.read_table(bronze_path).column("source_format").to_pylist()) == {"json"}
+
+    # The same run without the fault does replace the file.
+    assert run(resources, day=D).success
+    assert bronze_path.read_bytes() != previous[bronze_path.relative_to(lake_root).as_posix()]
+    assert set(pq.read_table(bronze_path).column("source_format").to_pylist()) == {"csv"}
+
+
+def test_value_that_does_not_parse_fails_silver_and_keeps_its_files(lake_root, resources):
+    seed(lake_root, D)
+    assert run(resources, day=D).success
+    silver_before = {t.name: path_of(lake_root, t, D).read_bytes() for t in (SILVER_HEADER, SILVER_ASSETS)}
+
+    def bad_weight(data):
+        assert data["results"][3]["cod"] == "AURE3"
+        data["results"][3]["part"] = "1,2,3"
+
+    store_json(lake_root, D, bad_weight)
+    result = run(resources, day=D)
+    assert not result.success
+    message = failure_text(result, "silver")
+    for part in ("'part'", "'1,2,3'", "IBOV", "2025-07-10", "row 4", "AURE3"):
+        assert part in message, (part, message)
+    assert {a for a, _ in materializations(result)} == {"raw_portfolio", "bronze_portfolio"}
+    for table_def in (SILVER_HEADER, SILVER_ASSETS):
+        assert path_of(lake_root, table_def, D).read_bytes() == silver_before[table_def.name]
+    # Bronze keeps B3's strings, so it took the new capture as it is.
+    assert "1,2,3" in pq.read_table(path_of(lake_root, BRONZE_PORTFOLIO, D)).column("part").to_pylist()
+    assert temp_files(lake_root) == []
+
+
+# ------------------------------------------------------------------------------- blocking checks
+
+def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources):
+    def heavier(data):
+        assert data["results"][0]["part"] == "0,493"
+        data["results"][0]["part"] = "5,493"
+
+    store_json(lake_root, D, heavier)
+    result = run(resources, day=D)
+    assert not result.success
+    checks = check_evaluations(result)
+    weights = checks["weights_sum_to_100"]
+    assert not weights.passed
+    assert weights.severity == dg.AssetCheckSeverity.ERROR
+    assert weights.asset_key == dg.AssetKey("silver_assets")
+    assert "IBOV: weights sum to 105.000" in weights.description
+    assert [n for n, e in checks.items() if not e.passed] == ["weights_sum_to_100"]
+    assert "weights_sum_to_100" in failure_text(result, "silver")
+    # A check runs after the write: the files are there, and the run says they are bad.
+    assert path_of(lake_root, SILVER_ASSETS, D).is_file()
+    assert materializations(result)["silver_assets", "2025-07-10"]["weight_sum_IBOV"] == pytest.approx(105.0)
+
+
+def test_duplicate_ticker_fails_unique_tickers(lake_root, resources):
+    def duplicate(data):
+        data["results"][1]["cod"] = data["results"][0]["cod"]
+
+    store_json(lake_root, D, duplicate)
+    result = run(resources, day=D)
+    assert not result.success
+    checks = check_evaluations(result)
+    assert not checks["unique_tickers"].passed
+    assert checks["unique_tickers"].severity == dg.AssetCheckSeverity.ERROR
+    assert checks["unique_tickers"].description == "2025-07-10: IBOV: tickers listed more than once: ALOS3"
+    assert [n for n, e in checks.items() if not e.passed] == ["unique_tickers"]
+    assert "unique_tickers" in failure_text(result, "silver")
+
+
+def test_total_records_mismatch_is_refused_before_bronze_writes(lake_root, resources):
+    """totalRecords 85 over 84 rows: the contract refuses it when bronze decodes the capture, so the
+    clear error is the ContractError (the blocking bronze check never gets to see it)."""
+    seed(lake_root, D)
+    assert run(resources, day=D).success
+    previous = lake_files(lake_root)
+    store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
+
+    result = run(resources, day=D)
+    assert not result.success
+    message = failure_text(result, "bronze_portfolio")
+    assert "B3 response for IBOV 2025-07-10: page.totalRecords is 85 but the body holds 84 rows" in message
+    assert "silver" not in steps(result, "STEP_START")
+    assert not [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() != "raw_portfolio"]
+    for key, data in previous.items():
+        if not key.startswith("raw/"):
+            assert (lake_root / key).read_bytes() == data, key
+
+
+def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeypatch):
+    """Should a capture get past the contract with totalRecords ≠ rows, the blocking bronze check
+    fails and silver does not run (the contract is bypassed here to reach the check)."""
+    import b3_platform.assets.bronze as bronze_module
+
+    real = bronze_module.decode_capture
+
+    def decode_past_contract(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), total_records=85)
+
+    monkeypatch.setattr(bronze_module, "decode_capture", decode_past_contract)
+    seed(lake_root, D)
+    result = run(resources, day=D)
+    assert not result.success
+    checks = check_evaluations(result)
+    rows = checks["row_count_matches_total_records"]
+    assert not rows.passed and rows.severity == dg.AssetCheckSeverity.ERROR
+    assert rows.description == "2025-07-10: IBOV: 84 rows but page.totalRecords = 85"
+    assert "row_count_matches_total_records" in failure_text(result, "bronze_portfolio")
+    assert "silver" not in steps(result, "STEP_START")
+    assert not (lake_root / "silver").exists()
+    assert not [n for n in checks if n in SILVER_CHECKS]
+
+
+# ------------------------------------------------------------------------------------------- demo
+
+def test_demo_builds_every_layer_and_can_run_again(tmp_path, capsys):
+    from b3_platform import cli
+    import b3_platform.definitions  # noqa: F401  (module-level defs point at another lake)
+
+    lake = tmp_path / "demo-lake"
+    assert cli.main(["--data-dir", str(lake), "demo"]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "lake").exists()  # B3_PLATFORM_DATA_DIR of the test: not used
+
+    storage = LocalStorage(lake)
+    days = RawStore(storage).dates()
+    assert days[0] == dt.date(2021, 3, 26) and days[-1] == dt.date(2025, 10, 3)
+    assert f"dates   : {len(days)} (2021-03-26 … 2025-10-03)" in out
+    assert "indices : IBOV, IBRA, IBXX" in out
+    rows = {t.name: sum(pq.read_table(path_of(lake, t, d)).num_rows for d in days) for t in TABLE_DEFS}
+    assert rows["silver_header"] == len(days)  # one index per sample date
+    assert rows["bronze_portfolio"] == rows["silver_assets"] > 80 * len(days)
+    for name, n in rows.items():
+        assert f"{name:<17}: {n} rows" in out
+    assert f"lake    : {lake.resolve()}" in out
+    assert ", 0 failed;" in out
+    assert " 0 rejected" in out and "0 already there" in out
+
+    before = {k: v for k, v in lake_files(lake).items() if k.endswith(".parquet")}
+    assert cli.main(["--data-dir", str(lake), "demo"]) == 0
+    again = capsys.readouterr().out
+    assert "    0 imported," in again and " 0 rejected" in again
+    assert f"dates   : {len(days)} (2021-03-26 … 2025-10-03)" in again
+    assert {k: v for k, v in lake_files(lake).items() if k.endswith(".parquet")} == before
