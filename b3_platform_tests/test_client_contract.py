@@ -368,9 +368,19 @@ def test_paged_response_is_fetched_page_by_page_and_merged(b3_server):
     assert [r.cod for r in capture.portfolio.results] == expected
 
 
+def test_a_server_repeating_a_page_is_refused(b3_server):
+    pages = split_into_pages(SAMPLE, 30)
+    pages[3] = pages[2]  # page 3 answered with page 2 again (pageNumber ignored by the server)
+    b3_server.serve_pages("IBOV", pages)
+    with pytest.raises(ContractError, match="asked for page 3, got page.pageNumber 2") as info:
+        client_for(b3_server, page_size=30).fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
+    assert "IBOV" in str(info.value) and "2025-07-10" in str(info.value)
+
+
 def test_pages_that_do_not_add_up_to_total_records_are_refused(b3_server):
     pages = split_into_pages(SAMPLE, 30)
-    pages[3] = pages[2]  # page 3 answered with page 2 again: 90 rows for totalRecords 84
+    extra = json.loads(pages[2])["results"][:6]
+    pages[3] = with_changes(pages[3], lambda d: d["results"].extend(extra))  # 90 rows for 84
     b3_server.serve_pages("IBOV", pages)
     with pytest.raises(ContractError, match="totalRecords is 84 but 3 page\\(s\\) hold 90 rows") as info:
         client_for(b3_server, page_size=30).fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)

@@ -341,3 +341,26 @@ def test_import_as_a_real_process(tmp_path, lake, src):
     assert "2 file(s): 1 imported, 0 duplicate, 1 rejected" in proc.stdout
     assert store_of(lake).dates() == [dt.date(2025, 7, 8)]
     assert not (tmp_path / "data").exists()  # nothing went to the default ./data
+
+
+def test_import_reports_raw_materializations_to_the_dagster_instance(run_import, lake, tmp_path, monkeypatch):
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    code, _ = run_import(str(SAMPLES / "GetPortfolioDay" / "IBOV" / "2025-07-08.json"),
+                         str(SAMPLES / "csv" / "IBOV_2025-07-10.csv"))
+    assert code == 0
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_materializations(dg.AssetKey("raw_portfolio"), limit=10).records
+        partitions = sorted(r.partition_key for r in records)
+        assert partitions == ["2025-07-08", "2025-07-10"]
+        meta = {r.partition_key: r.asset_materialization.metadata for r in records}
+        assert meta["2025-07-10"]["source"].value == "import"
+        assert meta["2025-07-10"]["index"].value == "IBOV"
+    # A duplicate import reports nothing new.
+    code, _ = run_import(str(SAMPLES / "GetPortfolioDay" / "IBOV" / "2025-07-08.json"))
+    with dg.DagsterInstance.get() as instance:
+        assert len(instance.fetch_materializations(dg.AssetKey("raw_portfolio"), limit=10).records) == 2

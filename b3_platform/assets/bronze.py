@@ -2,7 +2,13 @@
 
 import dagster as dg
 
-from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.assets.common import (
+    PARTITIONED,
+    CheckBook,
+    check_specs,
+    log_progress,
+    table_metadata,
+)
 from b3_platform.assets.raw import IMPORT_HINT, raw_portfolio
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO
 from b3_platform.lake.tables import delete_partition, write_partition
@@ -31,7 +37,8 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
     book = CheckBook(SPECS)
     days = partition_days(context)
     built = 0
-    for day in days:
+    for done, day in enumerate(days, start=1):
+        log_progress(context, done, len(days), "bronze_portfolio")
         latest = store.latest_by_index(day)
         book.record(RAW_PRESENT.name, day, [] if latest else ["no raw capture"])
         if not latest:

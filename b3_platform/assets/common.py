@@ -84,3 +84,9 @@ class CheckBook:
                 },
             ))
         return results
+
+
+def log_progress(context: dg.AssetExecutionContext, done: int, total: int, what: str, every: int = 50) -> None:
+    """A log line every `every` dates of a long range, so a backfill shows it is moving."""
+    if total > every and (done % every == 0 or done == total):
+        context.log.info(f"{what}: {done}/{total} dates")

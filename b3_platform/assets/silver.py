@@ -7,7 +7,13 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_platform.assets.bronze import bronze_portfolio
-from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.assets.common import (
+    PARTITIONED,
+    CheckBook,
+    check_specs,
+    log_progress,
+    table_metadata,
+)
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS, SILVER_HEADER
 from b3_platform.lake.tables import delete_partition, read_partition, write_partition
 from b3_platform.partitions import partition_days
@@ -51,7 +57,8 @@ def silver(context: dg.AssetExecutionContext, lake: LakeResource):
     book = CheckBook(SPECS)
     days = partition_days(context)
     built = 0
-    for day in days:
+    for done, day in enumerate(days, start=1):
+        log_progress(context, done, len(days), "silver")
         key = day.isoformat()
         bronze = read_partition(storage, BRONZE_PORTFOLIO, day)
         if bronze is None:

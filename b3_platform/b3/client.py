@@ -144,6 +144,10 @@ class B3Client:
                 response.content, index=index, requested_date=requested_date,
                 check_total_records=False,
             )
+            if portfolio.page_number != page_number:
+                # A server ignoring pageNumber would repeat page 1; the row total alone may not show it.
+                raise ContractError(f"asked for page {page_number}, got page.pageNumber {portfolio.page_number}",
+                                    index=index, requested_date=requested_date)
             pages.append(FetchedPage(url, params, response.status_code, response.content, fetched_at))
             portfolios.append(portfolio)
             if page_number == 1:

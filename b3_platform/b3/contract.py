@@ -83,8 +83,9 @@ class Portfolio:
     total_records: int | None = None
     #: The index named by the payload itself (CSV title line); JSON responses do not name it.
     index: str | None = None
-    #: `page.totalPages` (B3 may send null, meaning one page).
+    #: `page.totalPages` (B3 may send null, meaning one page) and this body's `page.pageNumber`.
     total_pages: int = 1
+    page_number: int = 1
 
     @property
     def has_sector(self) -> bool:
@@ -179,6 +180,7 @@ def decode_portfolio_json(
         total_records=response.page.totalRecords,
         index=None,
         total_pages=response.page.totalPages or 1,
+        page_number=response.page.pageNumber,
     )
 
 
