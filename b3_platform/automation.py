@@ -5,7 +5,6 @@ not captured that day is gone. So the schedule tries twice on each trading day, 
 the evening attempt is skipped when the morning one already stored every configured index.
 """
 
-
 import dagster as dg
 
 from b3_platform.assets import raw_portfolio
@@ -39,5 +38,6 @@ def daily_capture_schedule(context: dg.ScheduleEvaluationContext, lake: LakeReso
         if not missing:
             return dg.SkipReason(f"{day}: every configured index was already captured")
         context.log.info(f"{day}: evening retry for {', '.join(missing)}")
-    return dg.RunRequest(run_key=f"{day}-{attempt}", partition_key=day.isoformat(),
-                         tags={"b3_platform/attempt": attempt})
+    return dg.RunRequest(
+        run_key=f"{day}-{attempt}", partition_key=day.isoformat(), tags={"b3_platform/attempt": attempt}
+    )

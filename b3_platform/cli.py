@@ -1,7 +1,6 @@
 """`python -m b3_platform` commands: import saved files, and the demo that builds every layer."""
 
 import argparse
-import datetime as dt
 import os
 import sys
 import time
@@ -34,11 +33,19 @@ def _report_imports(results, instance) -> None:
 
     for result in results:
         if result.status == "imported":
-            instance.report_runless_asset_event(dg.AssetMaterialization(
-                asset_key="raw_portfolio", partition=result.day.isoformat(),
-                metadata={"source": "import", "index": result.index, "file_name": str(result.path),
-                          "capture_id": result.capture_id, "rows": result.rows},
-            ))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    asset_key="raw_portfolio",
+                    partition=result.day.isoformat(),
+                    metadata={
+                        "source": "import",
+                        "index": result.index,
+                        "file_name": str(result.path),
+                        "capture_id": result.capture_id,
+                        "rows": result.rows,
+                    },
+                )
+            )
 
 
 def _print_result(result) -> None:
@@ -59,8 +66,10 @@ def cmd_import(args) -> int:
         print("  no .json or .csv files found", file=sys.stderr)
         return 1
     counts = {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
-    print(f"{len(results)} file(s): {counts['imported']} imported, {counts['duplicate']} duplicate, "
-          f"{counts['rejected']} rejected")
+    print(
+        f"{len(results)} file(s): {counts['imported']} imported, {counts['duplicate']} duplicate, "
+        f"{counts['rejected']} rejected"
+    )
     if counts["imported"] and os.environ.get("DAGSTER_HOME"):
         instance, _ = _instance()
         _report_imports(results, instance)
@@ -88,14 +97,23 @@ def cmd_demo(args) -> int:
         if r.status == "rejected":
             _print_result(r)
     counts = {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
-    print(f"    {counts['imported']} imported, {counts['duplicate']} already there, {counts['rejected']} rejected")
+    print(
+        f"    {counts['imported']} imported, {counts['duplicate']} already there, {counts['rejected']} rejected"
+    )
     instance, persistent = _instance()
     _report_imports(results, instance)
     days = store.dates()
-    print(f"2/3 Materializing raw → bronze → silver for {len(days)} trading days "
-          f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})")
-    runs = materialize_days(defs, days, instance=instance, quiet=True,
-                            progress=lambda a, b: print(f"    run {a}" + (f"…{b}" if b != a else ""), flush=True))
+    print(
+        f"2/3 Materializing raw → bronze → silver for {len(days)} trading days "
+        f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})"
+    )
+    runs = materialize_days(
+        defs,
+        days,
+        instance=instance,
+        quiet=True,
+        progress=lambda a, b: print(f"    run {a}" + (f"…{b}" if b != a else ""), flush=True),
+    )
     failed = [r for r in runs if not r.success]
     print("3/3 Summary")
     indices = sorted({ix for d in days for ix in store.indices_on(d)})
@@ -104,12 +122,16 @@ def cmd_demo(args) -> int:
     raw_count = sum(len(store.captures(d)) for d in days)
     print(f"    raw     : {raw_count} captures")
     for name, table_def in TABLES.items():
-        rows = sum((t.num_rows if (t := read_partition(store.storage, table_def, d)) is not None else 0)
-                   for d in days)
+        rows = sum(
+            (t.num_rows if (t := read_partition(store.storage, table_def, d)) is not None else 0)
+            for d in days
+        )
         print(f"    {name:<17}: {rows} rows")
     print(f"    lake    : {store.storage.uri()}")
-    print(f"    runs    : {len(runs)} single-run backfills, {len(failed)} failed; {time.monotonic() - started:.1f} s")
-    print("Open the UI:  export DAGSTER_HOME=\"$PWD\" && .venv/bin/dagster dev   (then http://127.0.0.1:3000)")
+    print(
+        f"    runs    : {len(runs)} single-run backfills, {len(failed)} failed; {time.monotonic() - started:.1f} s"
+    )
+    print('Open the UI:  export DAGSTER_HOME="$PWD" && .venv/bin/dagster dev   (then http://127.0.0.1:3000)')
     if failed:
         for r in failed:
             for event in r.all_events:
@@ -127,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_import = sub.add_parser("import", help="import saved B3 JSON responses and CSV downloads into raw")
     p_import.add_argument("paths", nargs="+", help="files or folders (searched recursively)")
-    p_import.add_argument("--index", type=str.upper,
-                          help="index of JSON files whose path does not name it (e.g. IBOV)")
+    p_import.add_argument(
+        "--index", type=str.upper, help="index of JSON files whose path does not name it (e.g. IBOV)"
+    )
     p_import.set_defaults(func=cmd_import)
     p_demo = sub.add_parser("demo", help="import the bundled samples and build every layer")
     p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")

@@ -48,8 +48,11 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
         if path.is_dir():
             for found in sorted(path.rglob("*")):
                 rel = found.relative_to(path).parts
-                if found.is_file() and found.suffix.lower() in SUFFIXES and not any(
-                        p.startswith(".") for p in rel):
+                if (
+                    found.is_file()
+                    and found.suffix.lower() in SUFFIXES
+                    and not any(p.startswith(".") for p in rel)
+                ):
                     yield found
         else:
             yield path
@@ -103,7 +106,8 @@ def read_file(path: Path, body: bytes, index_option: str | None) -> tuple[str, P
         decode_portfolio_json(body, index=None)
         raise ImportRejected(
             "a JSON response does not name its index: pass --index CODE or keep the file under a "
-            "folder named for it (e.g. IBOV/2025-07-08.json)")
+            "folder named for it (e.g. IBOV/2025-07-08.json)"
+        )
     return index, decode_portfolio_json(body, index=index)
 
 
@@ -138,18 +142,33 @@ def import_file(store: RawStore, path: Path, *, index: str | None = None) -> Fil
         return FileResult(path, "rejected", str(exc))
     day = portfolio.reference_date
     capture, new = store.store(
-        day, file_index, [body], fetched_at=dt.datetime.now(dt.timezone.utc),
+        day,
+        file_index,
+        [body],
+        fetched_at=dt.datetime.now(dt.timezone.utc),
         source_format=portfolio.source_format,
-        meta={"source": "import", "file_name": str(path), "language": portfolio.language,
-              "header_date": portfolio.header.date, "http_status": None},
+        meta={
+            "source": "import",
+            "file_name": str(path),
+            "language": portfolio.language,
+            "header_date": portfolio.header.date,
+            "http_status": None,
+        },
     )
-    return FileResult(path, "imported" if new else "duplicate",
-                      "" if new else f"identical to capture {capture.capture_id}",
-                      day, file_index, capture.capture_id, len(portfolio.results))
+    return FileResult(
+        path,
+        "imported" if new else "duplicate",
+        "" if new else f"identical to capture {capture.capture_id}",
+        day,
+        file_index,
+        capture.capture_id,
+        len(portfolio.results),
+    )
 
 
-def import_paths(store: RawStore, paths: Iterable[str | Path], *, index: str | None = None,
-                 progress=None) -> list[FileResult]:
+def import_paths(
+    store: RawStore, paths: Iterable[str | Path], *, index: str | None = None, progress=None
+) -> list[FileResult]:
     results = []
     for path in iter_files(paths):
         result = import_file(store, path, index=index)

@@ -101,8 +101,9 @@ def quantities_positive(assets: pa.Table, day: dt.date) -> list[str]:
 
 
 def quantities_sum_to_header_total(assets: pa.Table, day: dt.date, header: pa.Table) -> list[str]:
-    totals = dict(zip(header.column("index").to_pylist(),
-                      header.column("theoretical_quantity_total").to_pylist()))
+    totals = dict(
+        zip(header.column("index").to_pylist(), header.column("theoretical_quantity_total").to_pylist())
+    )
     problems = []
     for index, rows in _by_index(assets, "theoretical_quantity").items():
         total = sum(r[0] for r in rows)
@@ -117,21 +118,46 @@ def configured_indices_present(present: Iterable[str], configured: Iterable[str]
 
 
 BRONZE_RULES = (
-    Rule("header_date_matches_partition", "bronze_portfolio", True,
-         "Every index's header.date is the partition date.", header_date_matches_partition),
-    Rule("row_count_matches_total_records", "bronze_portfolio", True,
-         "Rows per index equal page.totalRecords (API captures; CSV downloads state no total).",
-         row_count_matches_total_records),
+    Rule(
+        "header_date_matches_partition",
+        "bronze_portfolio",
+        True,
+        "Every index's header.date is the partition date.",
+        header_date_matches_partition,
+    ),
+    Rule(
+        "row_count_matches_total_records",
+        "bronze_portfolio",
+        True,
+        "Rows per index equal page.totalRecords (API captures; CSV downloads state no total).",
+        row_count_matches_total_records,
+    ),
 )
 
 SILVER_ASSET_RULES = (
     Rule("unique_tickers", "silver_assets", True, "One row per (date, index, ticker).", unique_tickers),
-    Rule("ticker_format", "silver_assets", True, "Tickers look like B3 tickers (PETR4, BPAC11).",
-         ticker_format),
-    Rule("weights_sum_to_100", "silver_assets", True,
-         "Weights of each index sum to 100 within B3's 3-decimal rounding.", weights_sum_to_100),
-    Rule("quantities_positive", "silver_assets", True, "Every theoretical quantity is > 0.",
-         quantities_positive),
-    Rule("quantities_sum_to_header_total", "silver_assets", True,
-         "Σ component theoretical quantities = the header's total.", quantities_sum_to_header_total),
+    Rule(
+        "ticker_format", "silver_assets", True, "Tickers look like B3 tickers (PETR4, BPAC11).", ticker_format
+    ),
+    Rule(
+        "weights_sum_to_100",
+        "silver_assets",
+        True,
+        "Weights of each index sum to 100 within B3's 3-decimal rounding.",
+        weights_sum_to_100,
+    ),
+    Rule(
+        "quantities_positive",
+        "silver_assets",
+        True,
+        "Every theoretical quantity is > 0.",
+        quantities_positive,
+    ),
+    Rule(
+        "quantities_sum_to_header_total",
+        "silver_assets",
+        True,
+        "Σ component theoretical quantities = the header's total.",
+        quantities_sum_to_header_total,
+    ),
 )

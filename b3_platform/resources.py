@@ -4,7 +4,6 @@ Asset code asks for `lake` and `b3` by key and never branches on the environment
 swaps what stands behind the same keys.
 """
 
-
 import os
 from collections.abc import Mapping
 
@@ -25,7 +24,10 @@ DEFAULT_DATA_DIR = "data"
 class LakeResource(dg.ConfigurableResource):
     """Where the lake lives: a local folder (default `./data`), later `s3://bucket/prefix`."""
 
-    root: str = Field(default=DEFAULT_DATA_DIR, description="Lake root folder (relative to the working directory) or s3://bucket/prefix")
+    root: str = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Lake root folder (relative to the working directory) or s3://bucket/prefix",
+    )
 
     def storage(self) -> Storage:
         return open_storage(self.root)
@@ -43,15 +45,23 @@ class B3ApiResource(dg.ConfigurableResource):
     max_attempts: int = Field(default=4, description="Attempts on connection errors, timeouts and 5xx")
     backoff_seconds: float = Field(default=2.0, description="First retry delay; doubles each attempt")
     page_size: int = Field(default=DEFAULT_PAGE_SIZE)
-    segment: str = Field(default="2", description='"2" carries each component\'s sector; "1" is the flat list')
+    segment: str = Field(
+        default="2", description='"2" carries each component\'s sector; "1" is the flat list'
+    )
     language: str = Field(default="pt-br")
-    indices: list[str] = Field(default_factory=lambda: list(configured_indices()),
-                               description="Indices captured each trading day")
+    indices: list[str] = Field(
+        default_factory=lambda: list(configured_indices()), description="Indices captured each trading day"
+    )
 
     def client(self) -> B3Client:
-        return B3Client(self.base_url, timeout=self.timeout_seconds,
-                        connect_timeout=self.connect_timeout_seconds, max_attempts=self.max_attempts,
-                        backoff_seconds=self.backoff_seconds, page_size=self.page_size)
+        return B3Client(
+            self.base_url,
+            timeout=self.timeout_seconds,
+            connect_timeout=self.connect_timeout_seconds,
+            max_attempts=self.max_attempts,
+            backoff_seconds=self.backoff_seconds,
+            page_size=self.page_size,
+        )
 
     def capture_list(self) -> list[str]:
         return [validate_index_code(c) for c in self.indices]
@@ -71,6 +81,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
         )
     return {
         "lake": LakeResource(root=env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)),
-        "b3": B3ApiResource(base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL),
-                            indices=list(configured_indices())),
+        "b3": B3ApiResource(
+            base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=list(configured_indices())
+        ),
     }

@@ -53,11 +53,17 @@ def materialize_days(
     for first, last in consecutive_blocks(days):
         if progress:
             progress(first, last)
-        results.append(job.execute_in_process(
-            instance=instance, tags=range_tags(first, last),
-            asset_selection=list(dg.AssetSelection.from_coercible(selection).resolve(
-                defs.resolve_asset_graph())) if selection != "*" else None,
-            raise_on_error=False,
-            run_config=QUIET if quiet else None,
-        ))
+        results.append(
+            job.execute_in_process(
+                instance=instance,
+                tags=range_tags(first, last),
+                asset_selection=list(
+                    dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph())
+                )
+                if selection != "*"
+                else None,
+                raise_on_error=False,
+                run_config=QUIET if quiet else None,
+            )
+        )
     return results

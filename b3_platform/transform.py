@@ -26,8 +26,7 @@ from b3_platform.lake.paths import fetched_at_from_stem
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS, SILVER_HEADER
 
 
-def decode_capture(bodies: list[bytes], *, source_format: str, index: str,
-                   day: dt.date | None) -> Portfolio:
+def decode_capture(bodies: list[bytes], *, source_format: str, index: str, day: dt.date | None) -> Portfolio:
     """The portfolio held by a raw capture's bodies (validated again, as on arrival)."""
     if source_format == "csv":
         portfolio = read_portfolio_csv(bodies[0], requested_date=day)
@@ -36,8 +35,10 @@ def decode_capture(bodies: list[bytes], *, source_format: str, index: str,
         return portfolio
     if source_format != "json":
         raise ContractError(f"unknown raw format {source_format!r}", index=index, requested_date=day)
-    pages = [decode_portfolio_json(b, index=index, requested_date=day, check_total_records=len(bodies) == 1)
-             for b in bodies]
+    pages = [
+        decode_portfolio_json(b, index=index, requested_date=day, check_total_records=len(bodies) == 1)
+        for b in bodies
+    ]
     return merge_pages(pages, index=index, requested_date=day)
 
 
@@ -48,13 +49,25 @@ def bronze_table(items: Iterable[tuple[str, str, Portfolio]]) -> pa.Table:
         h = portfolio.header
         for number, row in enumerate(portfolio.results, start=1):
             values = {
-                "index": index, "capture_id": capture_id, "source_format": portfolio.source_format,
-                "language": portfolio.language, "total_records": portfolio.total_records,
-                "header_date": h.date, "header_text": h.text, "header_part": h.part,
-                "header_part_acum": h.partAcum, "header_text_reductor": h.textReductor,
-                "header_reductor": h.reductor, "header_theorical_qty": h.theoricalQty,
-                "row_number": number, "segment": row.segment, "cod": row.cod, "asset": row.asset,
-                "type": row.type, "part": row.part, "part_acum": row.partAcum,
+                "index": index,
+                "capture_id": capture_id,
+                "source_format": portfolio.source_format,
+                "language": portfolio.language,
+                "total_records": portfolio.total_records,
+                "header_date": h.date,
+                "header_text": h.text,
+                "header_part": h.part,
+                "header_part_acum": h.partAcum,
+                "header_text_reductor": h.textReductor,
+                "header_reductor": h.reductor,
+                "header_theorical_qty": h.theoricalQty,
+                "row_number": number,
+                "segment": row.segment,
+                "cod": row.cod,
+                "asset": row.asset,
+                "type": row.type,
+                "part": row.part,
+                "part_acum": row.partAcum,
                 "theorical_qty": row.theoricalQty,
             }
             for name, value in values.items():
@@ -81,36 +94,53 @@ def silver_tables(bronze: pa.Table, day: dt.date) -> tuple[pa.Table, pa.Table]:
             reference_date = parse_date(first["header_date"], locale, field="header.date")
             reductor = parse_reductor(first["header_reductor"], locale, field="header.reductor")
             header_values = {
-                "index": index, "reference_date": reference_date,
-                "theoretical_quantity_total": parse_int(first["header_theorical_qty"], locale,
-                                                        field="header.theoricalQty"),
+                "index": index,
+                "reference_date": reference_date,
+                "theoretical_quantity_total": parse_int(
+                    first["header_theorical_qty"], locale, field="header.theoricalQty"
+                ),
                 "part_total": parse_decimal(first["header_part"], locale, field="header.part"),
-                "reductor": reductor.value, "reductor_note": reductor.note,
-                "row_count": len(rows), "total_records": first["total_records"],
-                "has_sector": any(r["segment"] for r in rows), "language": locale,
-                "source_format": first["source_format"], "capture_id": first["capture_id"],
+                "reductor": reductor.value,
+                "reductor_note": reductor.note,
+                "row_count": len(rows),
+                "total_records": first["total_records"],
+                "has_sector": any(r["segment"] for r in rows),
+                "language": locale,
+                "source_format": first["source_format"],
+                "capture_id": first["capture_id"],
                 "fetched_at": fetched_at_from_stem(first["capture_id"]),
             }
         except ParseError as exc:
             raise exc.at(where) from None
         if reference_date != day:
-            raise ParseError("header.date", first["header_date"],
-                             f"is {reference_date}, not the partition date", where=where)
+            raise ParseError(
+                "header.date",
+                first["header_date"],
+                f"is {reference_date}, not the partition date",
+                where=where,
+            )
         for name, value in header_values.items():
             headers[name].append(value)
         for row in rows:
             try:
                 type_code = split_type(row["type"])
                 values = {
-                    "index": index, "ticker": row["cod"].strip(), "company": row["asset"].strip(),
-                    "share_class": type_code.share_class, "event_flag": type_code.event_flag,
+                    "index": index,
+                    "ticker": row["cod"].strip(),
+                    "company": row["asset"].strip(),
+                    "share_class": type_code.share_class,
+                    "event_flag": type_code.event_flag,
                     "listing_segment": type_code.listing_segment,
                     "sector": row["segment"].strip() if row["segment"] else None,
-                    "sector_weight": (parse_decimal(row["part_acum"], locale, field="partAcum")
-                                      if row["part_acum"] else None),
+                    "sector_weight": (
+                        parse_decimal(row["part_acum"], locale, field="partAcum")
+                        if row["part_acum"]
+                        else None
+                    ),
                     "weight": parse_decimal(row["part"], locale, field="part"),
                     "theoretical_quantity": parse_int(row["theorical_qty"], locale, field="theoricalQty"),
-                    "type_code": row["type"], "row_number": row["row_number"],
+                    "type_code": row["type"],
+                    "row_number": row["row_number"],
                     "capture_id": row["capture_id"],
                 }
             except ParseError as exc:
@@ -125,8 +155,9 @@ def _typed(columns: dict[str, list], schema: pa.Schema, day: dt.date) -> pa.Tabl
         return pa.Table.from_pydict(columns, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         # e.g. a weight with more decimals than the declared scale: say so rather than round.
-        raise ParseError("(table)", None, f"does not fit the declared schema: {exc}",
-                         where=str(day)) from None
+        raise ParseError(
+            "(table)", None, f"does not fit the declared schema: {exc}", where=str(day)
+        ) from None
 
 
 def decimal_sum(values: Iterable[Decimal | None]) -> Decimal:

@@ -55,15 +55,26 @@ def resources(lake_root, b3_server):
 
     return {
         "lake": LakeResource(root=str(lake_root)),
-        "b3": B3ApiResource(base_url=b3_server.base_url, indices=["IBOV"], timeout_seconds=1.0,
-                            connect_timeout_seconds=1.0, backoff_seconds=0.01, max_attempts=3),
+        "b3": B3ApiResource(
+            base_url=b3_server.base_url,
+            indices=["IBOV"],
+            timeout_seconds=1.0,
+            connect_timeout_seconds=1.0,
+            backoff_seconds=0.01,
+            max_attempts=3,
+        ),
     }
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     # Nothing a test runs may touch the developer's ./data or DAGSTER_HOME.
-    for var in ("DAGSTER_HOME", "B3_PLATFORM_ENV", "B3_PLATFORM_DATA_DIR", "B3_PLATFORM_B3_URL",
-                "B3_PLATFORM_INDICES"):
+    for var in (
+        "DAGSTER_HOME",
+        "B3_PLATFORM_ENV",
+        "B3_PLATFORM_DATA_DIR",
+        "B3_PLATFORM_B3_URL",
+        "B3_PLATFORM_INDICES",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "lake"))

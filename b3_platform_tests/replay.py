@@ -118,15 +118,23 @@ class ReplayServer:
             return Reply(body=body) if body is not None else Reply(404, b"{}")
         if index in self.defaults:
             return Reply(body=self.defaults[index])
-        return Reply(body=json.dumps({"page": {"pageNumber": 1, "pageSize": 9999, "totalRecords": 0,
-                                               "totalPages": None}, "header": None,
-                                      "results": None}).encode())
+        return Reply(
+            body=json.dumps(
+                {
+                    "page": {"pageNumber": 1, "pageSize": 9999, "totalRecords": 0, "totalPages": None},
+                    "header": None,
+                    "results": None,
+                }
+            ).encode()
+        )
 
 
 # --- misbehaving bodies, derived from a real sample -----------------------------------------------
 
-HTML_PAGE = (b"<!DOCTYPE html><html><head><title>Request Rejected</title></head>"
-             b"<body>The requested URL was rejected. Please consult with your administrator.</body></html>")
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Request Rejected</title></head>"
+    b"<body>The requested URL was rejected. Please consult with your administrator.</body></html>"
+)
 
 
 def truncated(body: bytes) -> bytes:
@@ -189,8 +197,12 @@ def split_into_pages(body: bytes, page_size: int) -> dict[int, bytes]:
     pages = {}
     for number in range(1, total_pages + 1):
         page = dict(data)
-        page["page"] = {"pageNumber": number, "pageSize": page_size, "totalRecords": len(rows),
-                        "totalPages": total_pages}
-        page["results"] = rows[(number - 1) * page_size: number * page_size]
+        page["page"] = {
+            "pageNumber": number,
+            "pageSize": page_size,
+            "totalRecords": len(rows),
+            "totalPages": total_pages,
+        }
+        page["results"] = rows[(number - 1) * page_size : number * page_size]
         pages[number] = json.dumps(page, ensure_ascii=False).encode("utf-8")
     return pages

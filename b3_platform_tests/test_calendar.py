@@ -23,27 +23,80 @@ def _days(year: int, *month_days: str) -> list[dt.date]:
 
 
 WEEKDAY_CLOSURES = {
-    2024: _days(2024, "01-01", "02-12", "02-13", "03-29", "05-01", "05-30", "11-15", "11-20",
-                "12-24", "12-25", "12-31"),
-    2025: _days(2025, "01-01", "03-03", "03-04", "04-18", "04-21", "05-01", "06-19", "11-20",
-                "12-24", "12-25", "12-31"),
-    2026: _days(2026, "01-01", "02-16", "02-17", "04-03", "04-21", "05-01", "06-04", "09-07",
-                "10-12", "11-02", "11-20", "12-24", "12-25", "12-31"),
+    2024: _days(
+        2024,
+        "01-01",
+        "02-12",
+        "02-13",
+        "03-29",
+        "05-01",
+        "05-30",
+        "11-15",
+        "11-20",
+        "12-24",
+        "12-25",
+        "12-31",
+    ),
+    2025: _days(
+        2025,
+        "01-01",
+        "03-03",
+        "03-04",
+        "04-18",
+        "04-21",
+        "05-01",
+        "06-19",
+        "11-20",
+        "12-24",
+        "12-25",
+        "12-31",
+    ),
+    2026: _days(
+        2026,
+        "01-01",
+        "02-16",
+        "02-17",
+        "04-03",
+        "04-21",
+        "05-01",
+        "06-04",
+        "09-07",
+        "10-12",
+        "11-02",
+        "11-20",
+        "12-24",
+        "12-25",
+        "12-31",
+    ),
 }
 SESSIONS = {2024: 251, 2025: 250, 2026: 247}
 
 #: Closed weekdays the tests name individually (Carnival, Black Consciousness Day, the last two
 #: days of the year, and a pre-2022 São Paulo city holiday that only exchange_calendars knows).
-CLOSED = [dt.date(2025, 3, 3), dt.date(2025, 3, 4), dt.date(2025, 11, 20), dt.date(2025, 12, 24),
-          dt.date(2025, 12, 31), dt.date(2021, 1, 25), dt.date(2024, 3, 29), dt.date(2026, 2, 16)]
+CLOSED = [
+    dt.date(2025, 3, 3),
+    dt.date(2025, 3, 4),
+    dt.date(2025, 11, 20),
+    dt.date(2025, 12, 24),
+    dt.date(2025, 12, 31),
+    dt.date(2021, 1, 25),
+    dt.date(2024, 3, 29),
+    dt.date(2026, 2, 16),
+]
 SATURDAY = dt.date(2025, 7, 12)
 SUNDAY = dt.date(2025, 7, 13)
 #: Open: São Paulo's Jul 9 since 2022, Nov 20 before it became national (2023), Ash Wednesday.
-OPEN = [dt.date(2025, 7, 9), dt.date(2025, 7, 10), dt.date(2023, 11, 20), dt.date(2025, 3, 5),
-        dt.date(2022, 1, 25)]
+OPEN = [
+    dt.date(2025, 7, 9),
+    dt.date(2025, 7, 10),
+    dt.date(2023, 11, 20),
+    dt.date(2025, 3, 5),
+    dt.date(2022, 1, 25),
+]
 
 
 # --- calendar -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("year", sorted(WEEKDAY_CLOSURES))
 def test_weekday_closures_match_the_b3_calendar(year):
@@ -95,8 +148,9 @@ def test_previous_trading_day_before_the_start_raises():
         calendar.previous_trading_day(calendar.START_DATE)
 
 
-@pytest.mark.parametrize("day", [calendar.START_DATE - dt.timedelta(days=1), dt.date(2014, 6, 2),
-                                 dt.date(2099, 1, 2)], ids=str)
+@pytest.mark.parametrize(
+    "day", [calendar.START_DATE - dt.timedelta(days=1), dt.date(2014, 6, 2), dt.date(2099, 1, 2)], ids=str
+)
 def test_outside_the_horizon_raises_calendar_error(day):
     with pytest.raises(CalendarError, match="outside the B3 calendar span"):
         calendar.is_trading_day(day)
@@ -115,8 +169,12 @@ def test_horizon_reaches_the_year_after_today():
 
 def test_trading_days_between_is_inclusive_and_sorted():
     assert calendar.trading_days_between(dt.date(2025, 11, 17), dt.date(2025, 11, 24)) == [
-        dt.date(2025, 11, 17), dt.date(2025, 11, 18), dt.date(2025, 11, 19), dt.date(2025, 11, 21),
-        dt.date(2025, 11, 24)]
+        dt.date(2025, 11, 17),
+        dt.date(2025, 11, 18),
+        dt.date(2025, 11, 19),
+        dt.date(2025, 11, 21),
+        dt.date(2025, 11, 24),
+    ]
     assert calendar.trading_days_between(dt.date(2025, 7, 12), dt.date(2025, 7, 13)) == []
 
 
@@ -160,8 +218,7 @@ def test_each_partition_is_one_day_window():
 
 @pytest.mark.parametrize("year", sorted(SESSIONS))
 def test_partition_keys_equal_calendar_sessions(year):
-    keys = trading_days.get_partition_keys_in_range(
-        dg.PartitionKeyRange(f"{year}-01-02", f"{year}-12-30"))
+    keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange(f"{year}-01-02", f"{year}-12-30"))
     sessions = calendar.trading_days_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
     assert keys == [d.isoformat() for d in sessions]
     assert len(keys) == SESSIONS[year]
@@ -169,8 +226,7 @@ def test_partition_keys_equal_calendar_sessions(year):
 
 def test_partition_keys_equal_sessions_over_the_whole_history():
     first, last = calendar.START_DATE, dt.date(2025, 12, 30)
-    keys = trading_days.get_partition_keys_in_range(
-        dg.PartitionKeyRange(first.isoformat(), last.isoformat()))
+    keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange(first.isoformat(), last.isoformat()))
     assert keys == [d.isoformat() for d in calendar.trading_days_between(first, last)]
 
 
@@ -182,6 +238,7 @@ def test_partition_days_reads_the_run_keys():
 
 
 # --- configured indices ---------------------------------------------------------------------------
+
 
 def test_default_indices_are_ibov_and_siblings(monkeypatch):
     monkeypatch.delenv(indices.INDICES_ENV, raising=False)

@@ -37,7 +37,7 @@ from b3_platform_tests.replay import (
     without_field,
 )
 
-CANONICAL_TOKEN = ("eyJsYW5ndWFnZSI6InB0LWJyIiwicGFnZU51bWJlciI6MSwicGFnZVNpemUiOjEyMCwiaW5kZXgiOiJJQk9WIiwic2VnbWVudCI6IjEifQ==")
+CANONICAL_TOKEN = "eyJsYW5ndWFnZSI6InB0LWJyIiwicGFnZU51bWJlciI6MSwicGFnZVNpemUiOjEyMCwiaW5kZXgiOiJJQk9WIiwic2VnbWVudCI6IjEifQ=="
 SAMPLE = sample_bytes(SAMPLE_JSON)
 CAPTURE_ID = "20250710T130000000000Z-" + "0" * 64
 
@@ -64,12 +64,13 @@ def closed_port() -> int:
 
 # --- URL building ---------------------------------------------------------------------------------
 
+
 def test_build_url_is_base_method_and_standard_base64_of_the_json_params():
     params = portfolio_day_params("IBOV")
     url = build_url("http://host/indexProxy/indexCall/", "GetPortfolioDay", params)
     prefix = "http://host/indexProxy/indexCall/GetPortfolioDay/"
     assert url.startswith(prefix)
-    token = url[len(prefix):]
+    token = url[len(prefix) :]
     assert token == base64.b64encode(json.dumps(params).encode("utf-8")).decode("ascii")
     assert json.loads(base64.b64decode(token, validate=True)) == params
     assert encode_params(params) == token
@@ -78,8 +79,7 @@ def test_build_url_is_base_method_and_standard_base64_of_the_json_params():
 def test_canonical_ibov_token_decodes_to_the_same_params():
     decoded = json.loads(base64.b64decode(CANONICAL_TOKEN, validate=True))
     assert decoded == portfolio_day_params("IBOV", page_size=120, segment="1")
-    assert decoded == {"language": "pt-br", "pageNumber": 1, "pageSize": 120, "index": "IBOV",
-                       "segment": "1"}
+    assert decoded == {"language": "pt-br", "pageNumber": 1, "pageSize": 120, "index": "IBOV", "segment": "1"}
 
 
 def test_encoding_uses_the_standard_alphabet_with_padding():
@@ -106,8 +106,13 @@ def test_default_request_carries_pt_br_large_page_size_segment_2_and_our_user_ag
     [request] = b3_server.requests_for("IBOV")
     assert request.method == "GET"
     assert request.path.startswith("/indexProxy/indexCall/GetPortfolioDay/")
-    assert request.params == {"language": "pt-br", "pageNumber": 1, "pageSize": DEFAULT_PAGE_SIZE,
-                              "index": "IBOV", "segment": "2"}
+    assert request.params == {
+        "language": "pt-br",
+        "pageNumber": 1,
+        "pageSize": DEFAULT_PAGE_SIZE,
+        "index": "IBOV",
+        "segment": "2",
+    }
     assert request.params["pageSize"] >= 1000
     assert "b3_platform" in request.headers["User-Agent"]
     assert "json" in request.headers["Accept"]
@@ -125,8 +130,10 @@ def test_capture_keeps_url_params_status_and_body_verbatim(b3_server):
     assert page.body == SAMPLE
     assert page.status == 200
     assert page.params == b3_server.requests_for("IBOV")[0].params
-    assert page.url == b3_server.base_url + b3_server.requests_for("IBOV")[0].path[
-        len("/indexProxy/indexCall"):]
+    assert (
+        page.url
+        == b3_server.base_url + b3_server.requests_for("IBOV")[0].path[len("/indexProxy/indexCall") :]
+    )
     assert page.fetched_at.tzinfo is not None and page.fetched_at.utcoffset() == dt.timedelta(0)
     assert capture.index == "IBOV"
     assert len(capture.portfolio.results) == 84
@@ -135,12 +142,14 @@ def test_capture_keeps_url_params_status_and_body_verbatim(b3_server):
 
 # --- retries --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [500, 502, 503, 520])
 def test_5xx_then_ok_succeeds_on_the_second_request(b3_server, status):
     sleeps = Sleeps()
     b3_server.script("IBOV", Reply(status, b"<html>oops</html>", "text/html"))
-    capture = client_for(b3_server, max_attempts=4, backoff_seconds=0.5, sleep=sleeps) \
-        .fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
+    capture = client_for(b3_server, max_attempts=4, backoff_seconds=0.5, sleep=sleeps).fetch_portfolio_day(
+        "IBOV", requested_date=SAMPLE_DAY
+    )
     assert len(capture.portfolio.results) == 84
     assert len(b3_server.requests_for("IBOV")) == 2
     assert sleeps == [0.5]
@@ -155,7 +164,7 @@ def test_always_500_gives_up_after_n_attempts_with_exponential_backoff(b3_server
         client.fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
     assert "HTTP 500" in str(info.value)
     assert len(b3_server.requests_for("IBOV")) == attempts
-    assert sleeps == [0.25 * 2 ** i for i in range(attempts - 1)]  # 0.25, 0.5, 1.0 ...
+    assert sleeps == [0.25 * 2**i for i in range(attempts - 1)]  # 0.25, 0.5, 1.0 ...
 
 
 def test_always_520_gives_up(b3_server):
@@ -173,8 +182,9 @@ def test_max_attempts_must_be_positive():
 def test_hang_longer_than_the_timeout_is_retried_then_succeeds(b3_server):
     sleeps = Sleeps()
     b3_server.script("IBOV", Reply(body=SAMPLE, delay=1.0))
-    capture = client_for(b3_server, timeout=0.2, max_attempts=3, backoff_seconds=0.1, sleep=sleeps) \
-        .fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
+    capture = client_for(
+        b3_server, timeout=0.2, max_attempts=3, backoff_seconds=0.1, sleep=sleeps
+    ).fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
     assert len(capture.portfolio.results) == 84
     assert len(b3_server.requests_for("IBOV")) == 2
     assert sleeps == [0.1]
@@ -194,8 +204,14 @@ def test_hang_every_time_gives_up_mentioning_a_timeout(b3_server):
 
 def test_connection_refused_is_retried_then_reported():
     sleeps = Sleeps()
-    client = B3Client(f"http://127.0.0.1:{closed_port()}/indexProxy/indexCall", max_attempts=3,
-                      backoff_seconds=1.5, connect_timeout=1.0, timeout=1.0, sleep=sleeps)
+    client = B3Client(
+        f"http://127.0.0.1:{closed_port()}/indexProxy/indexCall",
+        max_attempts=3,
+        backoff_seconds=1.5,
+        connect_timeout=1.0,
+        timeout=1.0,
+        sleep=sleeps,
+    )
     with pytest.raises(B3RequestError, match="gave up after 3 attempts") as info:
         client.fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
     assert "ConnectionError" in str(info.value)
@@ -206,8 +222,9 @@ def test_connection_refused_is_retried_then_reported():
 @pytest.mark.parametrize("status", [400, 403, 404, 429])
 def test_4xx_is_not_retried(b3_server, status):
     sleeps = Sleeps()
-    b3_server.script("IBOV", Reply(status, b"<html>Request Rejected</html>", "text/html"),
-                     *[Reply(body=SAMPLE)] * 3)
+    b3_server.script(
+        "IBOV", Reply(status, b"<html>Request Rejected</html>", "text/html"), *[Reply(body=SAMPLE)] * 3
+    )
     client = client_for(b3_server, max_attempts=4, sleep=sleeps)
     with pytest.raises(B3RequestError, match=f"HTTP {status}") as info:
         client.fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
@@ -228,12 +245,21 @@ INVALID_BODIES = {
     "empty_results": (empty_results(SAMPLE), ContractError, ['"results" is empty']),
     "empty_body": (b"", ContractError, ["empty body"]),
     "missing_field": (without_field(SAMPLE, 3, "cod"), ContractError, ["results.3.cod"]),
-    "missing_header_field": (with_changes(SAMPLE, lambda d: d["header"].pop("reductor")),
-                             ContractError, ["header.reductor"]),
-    "number_not_string": (with_changes(SAMPLE, lambda d: d["results"][0].__setitem__("part", 0.49)),
-                          ContractError, ["results.0.part"]),
-    "wrong_header_date": (with_header_date(SAMPLE, "09/07/25"), WrongDateError,
-                          ["B3 is serving the portfolio of 2025-07-09, not 2025-07-10"]),
+    "missing_header_field": (
+        with_changes(SAMPLE, lambda d: d["header"].pop("reductor")),
+        ContractError,
+        ["header.reductor"],
+    ),
+    "number_not_string": (
+        with_changes(SAMPLE, lambda d: d["results"][0].__setitem__("part", 0.49)),
+        ContractError,
+        ["results.0.part"],
+    ),
+    "wrong_header_date": (
+        with_header_date(SAMPLE, "09/07/25"),
+        WrongDateError,
+        ["B3 is serving the portfolio of 2025-07-09, not 2025-07-10"],
+    ),
     "unparseable_date": (with_header_date(SAMPLE, "2025-07-10"), ContractError, ["header.date"]),
     "json_array": (b"[]", ContractError, ["expected a JSON object"]),
     "not_utf8": (SAMPLE.decode("utf-8").encode("latin-1"), ContractError, ["not UTF-8"]),
@@ -308,6 +334,7 @@ def test_unknown_index_default_reply_is_results_null(b3_server):
 
 # --- en-us ----------------------------------------------------------------------------------------
 
+
 def _silver(portfolio):
     return silver_tables(bronze_table([("IBOV", CAPTURE_ID, portfolio)]), SAMPLE_DAY)
 
@@ -318,13 +345,14 @@ def test_en_us_response_parses_to_the_same_silver_rows_as_pt_br(b3_server):
     pt = client_for(b3_server).fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY)
     b3_server.reset()
     b3_server.serve("IBOV", english)
-    en = client_for(b3_server).fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY,
-                                                   language="en-us")
+    en = client_for(b3_server).fetch_portfolio_day("IBOV", requested_date=SAMPLE_DAY, language="en-us")
     assert b3_server.requests_for("IBOV")[0].params["language"] == "en-us"
     assert en.portfolio.language == "en-us" and pt.portfolio.language == "pt-br"
     assert en.portfolio.reference_date == SAMPLE_DAY
-    assert en.portfolio.results[0].part != pt.portfolio.results[0].part or \
-        en.portfolio.results[0].theoricalQty != pt.portfolio.results[0].theoricalQty
+    assert (
+        en.portfolio.results[0].part != pt.portfolio.results[0].part
+        or en.portfolio.results[0].theoricalQty != pt.portfolio.results[0].theoricalQty
+    )
 
     pt_header, pt_assets = _silver(pt.portfolio)
     en_header, en_assets = _silver(en.portfolio)
@@ -352,6 +380,7 @@ def test_mixed_language_labels_are_refused():
 
 
 # --- paging ---------------------------------------------------------------------------------------
+
 
 def test_paged_response_is_fetched_page_by_page_and_merged(b3_server):
     pages = split_into_pages(SAMPLE, 30)
@@ -444,8 +473,9 @@ def test_other_methods_responses_are_not_a_portfolio_day(relative):
         assert "no page, header" in message and "top-level keys: max, min, results" in message
 
 
-@pytest.mark.parametrize("path", sorted((SAMPLES / "GetPortfolioDay" / "IBOV").glob("2025-*.json")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((SAMPLES / "GetPortfolioDay" / "IBOV").glob("2025-*.json")), ids=lambda p: p.name
+)
 def test_portfolio_day_samples_satisfy_the_contract_for_their_own_date(path: Path):
     day = dt.date.fromisoformat(path.stem)
     portfolio = decode_portfolio_json(path.read_bytes(), index="IBOV", requested_date=day)

@@ -4,7 +4,6 @@ built in tmp_path from their bytes (the samples themselves are never touched).""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -28,8 +27,13 @@ EXPECTED = {
     "IBRADia_24-06-21.csv": ("IBRA", dt.date(2021, 6, 24), 179, "101.889.008.898", "566.470.327,33334266"),
     "IBXXDia_20-06-25.csv": ("IBXX", dt.date(2025, 6, 20), 97, "97.512.712.042", "38.326.543,39575764"),
 }
-CRLF_FILES = {"IBOVDia_06-01-25.csv", "IBRADia_01-07-21.csv", "IBRADia_22-06-21.csv",
-              "IBRADia_24-06-21.csv", "IBXXDia_20-06-25.csv"}
+CRLF_FILES = {
+    "IBOVDia_06-01-25.csv",
+    "IBRADia_01-07-21.csv",
+    "IBRADia_22-06-21.csv",
+    "IBRADia_24-06-21.csv",
+    "IBXXDia_20-06-25.csv",
+}
 
 SAMPLE = "IBOV_2025-07-10.csv"
 
@@ -65,7 +69,12 @@ def test_every_demo_csv_parses(name):
     first = _data_lines(body)[0].decode("iso-8859-1").split(";")
     row = portfolio.results[0]
     assert (row.cod, row.asset, row.type, row.theoricalQty, row.part) == (
-        first[0], first[1], first[2].rstrip(), first[3], first[4])
+        first[0],
+        first[1],
+        first[2].rstrip(),
+        first[3],
+        first[4],
+    )
     assert row.segment is None and row.partAcum is None
 
 
@@ -73,14 +82,21 @@ def test_sample_rows_in_detail():
     portfolio = read_portfolio_csv((CSV_DIR / SAMPLE).read_bytes())
     first = portfolio.results[0]
     assert (first.cod, first.asset, first.type, first.theoricalQty, first.part) == (
-        "ALOS3", "ALLOS", "ON      NM", "476.976.044", "0,493")
+        "ALOS3",
+        "ALLOS",
+        "ON      NM",
+        "476.976.044",
+        "0,493",
+    )
     assert portfolio.header.date == "10/07/25"
     assert portfolio.header.text == "Quantidade Teórica Total"  # decoded from ISO-8859-1
 
 
 def test_requested_date_must_match_the_title():
     body = (CSV_DIR / SAMPLE).read_bytes()
-    assert read_portfolio_csv(body, requested_date=dt.date(2025, 7, 10)).reference_date == dt.date(2025, 7, 10)
+    assert read_portfolio_csv(body, requested_date=dt.date(2025, 7, 10)).reference_date == dt.date(
+        2025, 7, 10
+    )
     with pytest.raises(ContractError, match="portfolio of 2025-07-10, not 2025-07-11"):
         read_portfolio_csv(body, requested_date=dt.date(2025, 7, 11))
 

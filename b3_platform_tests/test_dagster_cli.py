@@ -37,27 +37,45 @@ def cli_env(tmp_path_factory):
     results = import_paths(RawStore(LocalStorage(lake)), [REPO / "demo_data/GetPortfolioDay/IBOV"])
     assert {r.status for r in results} == {"imported"}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
-    env.update(DAGSTER_HOME=str(home), B3_PLATFORM_DATA_DIR=str(lake),
-               # past dates are never fetched; were anything to call B3, it would fail at once
-               B3_PLATFORM_B3_URL="http://127.0.0.1:9/indexProxy/indexCall")
+    env.update(
+        DAGSTER_HOME=str(home),
+        B3_PLATFORM_DATA_DIR=str(lake),
+        # past dates are never fetched; were anything to call B3, it would fail at once
+        B3_PLATFORM_B3_URL="http://127.0.0.1:9/indexProxy/indexCall",
+    )
     return env, home, lake
 
 
 def dagster(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DAGSTER, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    return subprocess.run(
+        [DAGSTER, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT
+    )
 
 
 def silver_dates(lake: Path) -> dict[str, list[str]]:
-    return {table: sorted(p.parent.name.removeprefix("date=")
-                          for p in (lake / "silver" / table).glob("date=*/data.parquet"))
-            for table in ("header", "assets")}
+    return {
+        table: sorted(
+            p.parent.name.removeprefix("date=") for p in (lake / "silver" / table).glob("date=*/data.parquet")
+        )
+        for table in ("header", "assets")
+    }
 
 
 def test_materialize_one_partition(cli_env):
     env, home, lake = cli_env
-    proc = dagster(env, "asset", "materialize", "-m", "b3_platform.definitions", "--select", SELECT,
-                   "--partition", "2025-07-10", "--config-json", IN_PROCESS)
+    proc = dagster(
+        env,
+        "asset",
+        "materialize",
+        "-m",
+        "b3_platform.definitions",
+        "--select",
+        SELECT,
+        "--partition",
+        "2025-07-10",
+        "--config-json",
+        IN_PROCESS,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RUN_SUCCESS" in proc.stderr
     for layer in ("bronze/portfolio", "silver/header", "silver/assets"):
@@ -68,8 +86,19 @@ def test_materialize_one_partition(cli_env):
 def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
     env, _home, lake = cli_env
     before = silver_dates(lake)
-    proc = dagster(env, "asset", "materialize", "-m", "b3_platform.definitions", "--select", SELECT,
-                   "--partition-range", "2025-06-30...2025-07-03", "--config-json", IN_PROCESS)
+    proc = dagster(
+        env,
+        "asset",
+        "materialize",
+        "-m",
+        "b3_platform.definitions",
+        "--select",
+        SELECT,
+        "--partition-range",
+        "2025-06-30...2025-07-03",
+        "--config-json",
+        IN_PROCESS,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("RUN_SUCCESS") == 1  # one single run for the whole range
     built = ["2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03"]
@@ -79,8 +108,19 @@ def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
     assert "2025-07-04" not in after["assets"]
 
     # 2025-11-20 (Consciência Negra) is a weekday B3 is closed: no such partition.
-    holiday = dagster(env, "asset", "materialize", "-m", "b3_platform.definitions", "--select", SELECT,
-                      "--partition", "2025-11-20", "--config-json", IN_PROCESS)
+    holiday = dagster(
+        env,
+        "asset",
+        "materialize",
+        "-m",
+        "b3_platform.definitions",
+        "--select",
+        SELECT,
+        "--partition",
+        "2025-11-20",
+        "--config-json",
+        IN_PROCESS,
+    )
     assert holiday.returncode != 0
     assert "2025-11-20" in holiday.stderr
     assert silver_dates(lake) == after

@@ -49,6 +49,7 @@ def _specs() -> dict[str, dg.AssetSpec]:
 
 # --- loading like `dagster dev` -------------------------------------------------------------------
 
+
 def test_workspace_module_loads_one_definitions_object():
     """What the code server does with workspace.yaml's python_module: import it, find the
     Definitions, turn them into a repository and load every definition."""
@@ -73,6 +74,7 @@ def test_definitions_validate():
 
 # --- asset graph snapshot -------------------------------------------------------------------------
 
+
 def test_asset_graph_is_exactly_the_four_layers():
     keys = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
     assert keys == ASSETS
@@ -80,8 +82,11 @@ def test_asset_graph_is_exactly_the_four_layers():
 
 def test_asset_specs_snapshot():
     snapshot = {
-        name: {"group": spec.group_name, "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
-               "kinds": set(spec.kinds)}
+        name: {
+            "group": spec.group_name,
+            "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+            "kinds": set(spec.kinds),
+        }
         for name, spec in _specs().items()
     }
     assert snapshot == EXPECTED_SPECS
@@ -89,11 +94,16 @@ def test_asset_specs_snapshot():
 
 def test_asset_graph_lineage():
     graph = defs.resolve_asset_graph()
-    down = {k.to_user_string(): sorted(c.to_user_string() for c in graph.get(k).child_keys)
-            for k in graph.get_all_asset_keys()}
-    assert down == {"raw_portfolio": ["bronze_portfolio"],
-                    "bronze_portfolio": ["silver_assets", "silver_header"],
-                    "silver_header": [], "silver_assets": []}
+    down = {
+        k.to_user_string(): sorted(c.to_user_string() for c in graph.get(k).child_keys)
+        for k in graph.get_all_asset_keys()
+    }
+    assert down == {
+        "raw_portfolio": ["bronze_portfolio"],
+        "bronze_portfolio": ["silver_assets", "silver_header"],
+        "silver_header": [],
+        "silver_assets": [],
+    }
 
 
 def test_every_asset_is_trading_day_partitioned_with_single_run_backfills():
@@ -147,6 +157,7 @@ def test_check_specs_and_blocking():
 
 # --- job and schedule -----------------------------------------------------------------------------
 
+
 def test_daily_capture_job_and_schedule():
     job = defs.resolve_job_def("daily_capture")
     assert job.partitions_def is partitions.trading_days
@@ -161,6 +172,7 @@ def test_daily_capture_job_and_schedule():
 
 
 # --- resources per environment --------------------------------------------------------------------
+
 
 def test_build_resources_default_env(monkeypatch):
     for var in (resources.ENV_VAR, resources.DATA_DIR_VAR, resources.B3_URL_VAR, "B3_PLATFORM_INDICES"):
@@ -205,6 +217,7 @@ def test_lake_resource_opens_local_storage(tmp_path):
 
 # --- storage --------------------------------------------------------------------------------------
 
+
 def test_s3_root_is_not_available_yet():
     with pytest.raises(StorageError, match=r"s3://bucket/prefix.*AWS mode.*local folder"):
         open_storage("s3://bucket/prefix")
@@ -225,8 +238,12 @@ def test_relative_root_is_under_the_working_directory(tmp_path, monkeypatch):
 @pytest.mark.parametrize("key", ["../outside.json", "raw/../../outside.json", "a/../b", "/etc/passwd"])
 def test_local_storage_refuses_escaping_keys(tmp_path, key):
     store = LocalStorage(tmp_path / "lake")
-    for op in (lambda: store.write_bytes(key, b"x"), lambda: store.read_bytes(key),
-               lambda: store.exists(key), lambda: store.delete(key)):
+    for op in (
+        lambda: store.write_bytes(key, b"x"),
+        lambda: store.read_bytes(key),
+        lambda: store.exists(key),
+        lambda: store.delete(key),
+    ):
         with pytest.raises(StorageError, match="invalid lake key"):
             op()
     assert not (tmp_path / "outside.json").exists()
@@ -285,10 +302,12 @@ def test_list_keys_never_lists_temp_files(tmp_path):
 
 # --- repo-root YAML -------------------------------------------------------------------------------
 
+
 def test_workspace_yaml_loads_the_definitions_module():
     workspace = yaml.safe_load((REPO / "workspace.yaml").read_text())
-    assert workspace == {"load_from": [{"python_module": {"module_name": "b3_platform.definitions",
-                                                          "working_directory": "."}}]}
+    assert workspace == {
+        "load_from": [{"python_module": {"module_name": "b3_platform.definitions", "working_directory": "."}}]
+    }
 
 
 def test_dagster_yaml_has_no_telemetry_and_sqlite_under_dagster_home():

@@ -109,10 +109,20 @@ def test_good_json_is_filed_under_its_header_date(run_import, lake):
     meta = json.loads(meta_file.read_text("utf-8"))
     assert meta["source"] == "import"
     assert meta["file_name"] == str(JSON_0708)
-    assert (meta["index"], meta["date"], meta["format"], meta["sha256"]) == ("IBOV", "2025-07-08", "json", sha)
+    assert (meta["index"], meta["date"], meta["format"], meta["sha256"]) == (
+        "IBOV",
+        "2025-07-08",
+        "json",
+        sha,
+    )
     assert meta["header_date"] == "08/07/25" and meta["language"] == "pt-br"
-    assert meta["pages"] == [{"key": f"raw/GetPortfolioDay/date=2025-07-08/index=IBOV/{stem}.json",
-                              "sha256": sha, "bytes": len(JSON_0708.read_bytes())}]
+    assert meta["pages"] == [
+        {
+            "key": f"raw/GetPortfolioDay/date=2025-07-08/index=IBOV/{stem}.json",
+            "sha256": sha,
+            "bytes": len(JSON_0708.read_bytes()),
+        }
+    ]
 
 
 def test_good_csv_is_filed_with_its_csv_bytes(run_import, lake):
@@ -170,16 +180,21 @@ def test_truncated_json_is_rejected(run_import, lake, src):
 
 
 def test_csv_with_a_bad_number_is_rejected(run_import, lake, src):
-    bad = copy(CSV_0710, src / "IBOV_2025-07-10.csv",
-               replaced(CSV_0710, b";476.976.044;", b";4x6.976.044;"))
+    bad = copy(CSV_0710, src / "IBOV_2025-07-10.csv", replaced(CSV_0710, b";476.976.044;", b";4x6.976.044;"))
     code, out = run_import(bad)
     assert_rejected(code, out, bad, lake, "'4x6.976.044'", "theoricalQty", "ALOS3", "IBOV 2025-07-10")
 
 
 def test_json_with_a_bad_weight_is_rejected(run_import, lake, src):
-    bad = copy(JSON_0710, src / "IBOV" / "2025-07-10.json",
-               replaced(JSON_0710, b'"ALOS3",\n      "asset": "ALLOS",\n      "type": "ON      NM",\n      "part": "0,493"',
-                        b'"ALOS3",\n      "asset": "ALLOS",\n      "type": "ON      NM",\n      "part": "0.493"'))
+    bad = copy(
+        JSON_0710,
+        src / "IBOV" / "2025-07-10.json",
+        replaced(
+            JSON_0710,
+            b'"ALOS3",\n      "asset": "ALLOS",\n      "type": "ON      NM",\n      "part": "0,493"',
+            b'"ALOS3",\n      "asset": "ALLOS",\n      "type": "ON      NM",\n      "part": "0.493"',
+        ),
+    )
     code, out = run_import(bad)
     assert_rejected(code, out, bad, lake, "'part'", "'0.493'", "ALOS3")
 
@@ -187,15 +202,17 @@ def test_json_with_a_bad_weight_is_rejected(run_import, lake, src):
 def test_json_name_lying_about_its_date_is_rejected(run_import, lake, src):
     liar = copy(JSON_0708, src / "IBOV" / "2025-07-09.json")
     code, out = run_import(liar)
-    assert_rejected(code, out, liar, lake,
-                    "file name says 2025-07-09 but the portfolio's header date is 2025-07-08")
+    assert_rejected(
+        code, out, liar, lake, "file name says 2025-07-09 but the portfolio's header date is 2025-07-08"
+    )
 
 
 def test_csv_name_lying_about_its_date_is_rejected(run_import, lake, src):
     liar = copy(CSV_0710, src / "IBOVDia_09-07-25.csv")
     code, out = run_import(liar)
-    assert_rejected(code, out, liar, lake,
-                    "file name says 2025-07-09 but the portfolio's header date is 2025-07-10")
+    assert_rejected(
+        code, out, liar, lake, "file name says 2025-07-09 but the portfolio's header date is 2025-07-10"
+    )
 
 
 def test_csv_name_lying_about_its_index_is_rejected(run_import, lake, src):
@@ -237,8 +254,10 @@ def test_csv_title_index_equal_to_index_option_imports(run_import, lake):
 
 @pytest.mark.parametrize(
     ("day", "pt_br"),
-    [(dt.date(2025, 7, 12), b"12/07/25"),  # Saturday
-     (dt.date(2025, 4, 21), b"21/04/25")],  # Monday, Tiradentes: B3 closed
+    [
+        (dt.date(2025, 7, 12), b"12/07/25"),  # Saturday
+        (dt.date(2025, 4, 21), b"21/04/25"),
+    ],  # Monday, Tiradentes: B3 closed
 )
 def test_portfolio_dated_on_a_closed_day_is_rejected(run_import, lake, src, day, pt_br):
     body = replaced(JSON_0710, b'"date": "10/07/25"', b'"date": "' + pt_br + b'"')
@@ -326,12 +345,14 @@ def test_reimporting_the_demo_folder_is_all_duplicates(run_import, lake):
 
 
 def test_import_as_a_real_process(tmp_path, lake, src):
-    bad = copy(CSV_0710, src / "IBOV_2025-07-10.csv",
-               replaced(CSV_0710, b";476.976.044;", b";4x6.976.044;"))
+    bad = copy(CSV_0710, src / "IBOV_2025-07-10.csv", replaced(CSV_0710, b";476.976.044;", b";4x6.976.044;"))
     good = copy(JSON_0708, src / "IBOV" / "2025-07-08.json")
     proc = subprocess.run(
         [sys.executable, "-m", "b3_platform", "--data-dir", str(lake), "import", str(good), str(bad)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert proc.returncode == 1, proc.stderr
     assert f"Importing into {lake}" in proc.stdout
@@ -350,8 +371,10 @@ def test_import_reports_raw_materializations_to_the_dagster_instance(run_import,
     home.mkdir()
     shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    code, _ = run_import(str(SAMPLES / "GetPortfolioDay" / "IBOV" / "2025-07-08.json"),
-                         str(SAMPLES / "csv" / "IBOV_2025-07-10.csv"))
+    code, _ = run_import(
+        str(SAMPLES / "GetPortfolioDay" / "IBOV" / "2025-07-08.json"),
+        str(SAMPLES / "csv" / "IBOV_2025-07-10.csv"),
+    )
     assert code == 0
     with dg.DagsterInstance.get() as instance:
         records = instance.fetch_materializations(dg.AssetKey("raw_portfolio"), limit=10).records

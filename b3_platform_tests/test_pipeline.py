@@ -25,16 +25,30 @@ from b3_platform_tests.replay import sample_bytes, with_changes
 
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 #: The consecutive IBOV samples (B3 trading days; 2025-07-09 has no sample).
-JSON_DAYS = [dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3),
-             dt.date(2025, 7, 4), dt.date(2025, 7, 7), dt.date(2025, 7, 8), dt.date(2025, 7, 10)]
+JSON_DAYS = [
+    dt.date(2025, 6, 30),
+    dt.date(2025, 7, 1),
+    dt.date(2025, 7, 2),
+    dt.date(2025, 7, 3),
+    dt.date(2025, 7, 4),
+    dt.date(2025, 7, 7),
+    dt.date(2025, 7, 8),
+    dt.date(2025, 7, 10),
+]
 D = dt.date(2025, 7, 10)
 TABLE_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
 BRONZE_CHECKS = {"header_date_matches_partition", "row_count_matches_total_records", "raw_capture_present"}
-SILVER_CHECKS = {"unique_tickers", "ticker_format", "weights_sum_to_100", "quantities_positive",
-                 "quantities_sum_to_header_total"}
+SILVER_CHECKS = {
+    "unique_tickers",
+    "ticker_format",
+    "weights_sum_to_100",
+    "quantities_positive",
+    "quantities_sum_to_header_total",
+}
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
 
 def seed(lake_root, *days: dt.date) -> None:
     """Import the IBOV JSON samples of these dates, as a user would."""
@@ -46,18 +60,36 @@ def store_json(lake_root, day: dt.date, change, *, index: str = "IBOV") -> str:
     """Store a capture of the day's sample with `change` applied, as the newest capture; its id."""
     body = with_changes(sample_bytes(f"GetPortfolioDay/IBOV/{day}.json"), change)
     capture, new = RawStore(LocalStorage(lake_root)).store(
-        day, index, [body], fetched_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5),
-        source_format="json", meta={"source": "test"})
+        day,
+        index,
+        [body],
+        fetched_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5),
+        source_format="json",
+        meta={"source": "test"},
+    )
     assert new
     return capture.capture_id
 
 
-def run(resources, *, day: dt.date | None = None, first: dt.date | None = None,
-        last: dt.date | None = None, selection=None, instance=None) -> dg.ExecuteInProcessResult:
+def run(
+    resources,
+    *,
+    day: dt.date | None = None,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    selection=None,
+    instance=None,
+) -> dg.ExecuteInProcessResult:
     """One run of the graph for one date, or for the range first..last through the range tags."""
     kwargs = {"partition_key": day.isoformat()} if day else {"tags": range_tags(first, last)}
-    return dg.materialize(ALL_ASSETS, resources=resources, instance=instance or dg.DagsterInstance.ephemeral(),
-                          raise_on_error=False, selection=selection, **kwargs)
+    return dg.materialize(
+        ALL_ASSETS,
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        selection=selection,
+        **kwargs,
+    )
 
 
 def path_of(lake_root, table_def: TableDef, day: dt.date):
@@ -76,11 +108,24 @@ def materializations(result) -> dict[tuple[str, str], dict]:
 
 
 def check_evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    """The run-level evaluation of each check: a single-partition run's (its partition's), or a
+    range run's summary (partition None; each date's own evaluation is logged beside it)."""
+    evaluations = result.get_asset_check_evaluations()
+    if any(e.partition is None for e in evaluations):
+        evaluations = [e for e in evaluations if e.partition is None]
     found = {}
-    for evaluation in result.get_asset_check_evaluations():
+    for evaluation in evaluations:
         assert evaluation.check_name not in found
         found[evaluation.check_name] = evaluation
     return found
+
+
+def partition_evaluations(result, check_name: str) -> dict[str, bool]:
+    return {
+        e.partition: e.passed
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == check_name and e.partition is not None
+    }
 
 
 def steps(result, event_type: str) -> list[str]:
@@ -100,8 +145,11 @@ def failure_text(result, step: str) -> str:
 
 
 def lake_files(lake_root) -> dict[str, bytes]:
-    return {p.relative_to(lake_root).as_posix(): p.read_bytes()
-            for p in sorted(lake_root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(lake_root).as_posix(): p.read_bytes()
+        for p in sorted(lake_root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def temp_files(lake_root) -> list[str]:
@@ -109,6 +157,7 @@ def temp_files(lake_root) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ one partition
+
 
 def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resources, b3_server):
     seed(lake_root, D)
@@ -130,8 +179,9 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
     assert set(assets.column("index").to_pylist()) == {"IBOV"}
 
     mats = materializations(result)
-    assert set(mats) == {(a, "2025-07-10") for a in
-                         ("raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets")}
+    assert set(mats) == {
+        (a, "2025-07-10") for a in ("raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets")
+    }
     capture_id = RawStore(LocalStorage(lake_root)).latest_by_index(D)["IBOV"].capture_id
     assert mats["raw_portfolio", "2025-07-10"]["indices"] == "IBOV"
     assert mats["raw_portfolio", "2025-07-10"]["latest_captures"]["IBOV"]["capture_id"] == capture_id
@@ -156,6 +206,7 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
 
 
 # ------------------------------------------------------------------------------------------- ranges
+
 
 def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_root, resources):
     seed(lake_root, *JSON_DAYS)
@@ -182,17 +233,22 @@ def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_roo
         assert mats["bronze_portfolio", key]["capture_ids"] == {"IBOV": capture_id}
         assert mats["bronze_portfolio", key]["dagster/uri"].endswith(f"date={key}/data.parquet")
         assert mats["silver_assets", key]["rows_IBOV"] == 84
-        assert mats["silver_assets", key]["dagster/uri"] == str(path_of(lake_root, SILVER_ASSETS, day).resolve())
+        assert mats["silver_assets", key]["dagster/uri"] == str(
+            path_of(lake_root, SILVER_ASSETS, day).resolve()
+        )
         header = pq.read_table(path_of(lake_root, SILVER_HEADER, day))
         assert header.column("reference_date").to_pylist() == [day]
         assert header.column("capture_id").to_pylist() == [capture_id]
         assets = pq.read_table(path_of(lake_root, SILVER_ASSETS, day))
         assert mats["silver_assets", key]["weight_sum_IBOV"] == pytest.approx(
-            float(sum(assets.column("weight").to_pylist())))
+            float(sum(assets.column("weight").to_pylist()))
+        )
     assert len(capture_ids) == len(days)
     # The header total changes on 2025-07-03 (PROVENANCE.md): the per-date files really differ.
-    totals = {d: pq.read_table(path_of(lake_root, SILVER_HEADER, d))
-              .column("theoretical_quantity_total")[0].as_py() for d in days}
+    totals = {
+        d: pq.read_table(path_of(lake_root, SILVER_HEADER, d)).column("theoretical_quantity_total")[0].as_py()
+        for d in days
+    }
     assert totals[dt.date(2025, 7, 2)] == 91_922_324_686
     assert totals[dt.date(2025, 7, 3)] == 91_922_324_640
 
@@ -216,8 +272,9 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     assert steps(full, "STEP_START") == ["raw_portfolio"]
     assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
 
-    result = run(resources, first=first, last=last,
-                 selection=["bronze_portfolio", "silver_header", "silver_assets"])
+    result = run(
+        resources, first=first, last=last, selection=["bronze_portfolio", "silver_header", "silver_assets"]
+    )
     assert result.success
     assert steps(result, "STEP_SUCCESS") == ["bronze_portfolio", "silver"]
     for table_def in TABLE_DEFS:
@@ -226,6 +283,13 @@ def test_range_over_a_day_without_capture(lake_root, resources):
         assert not path_of(lake_root, table_def, dt.date(2025, 7, 9)).parent.exists()
 
     checks = check_evaluations(result)
+    # Each date also has its own evaluation, so the UI shows the gap on 2025-07-09 itself.
+    assert partition_evaluations(result, "raw_capture_present") == {
+        "2025-07-08": True,
+        "2025-07-09": False,
+        "2025-07-10": True,
+    }
+    assert partition_evaluations(result, "weights_sum_to_100") == {"2025-07-08": True, "2025-07-10": True}
     gap = checks["raw_capture_present"]
     assert not gap.passed
     assert gap.severity == dg.AssetCheckSeverity.WARN
@@ -258,6 +322,7 @@ def test_ticker_change_ntco3_to_natu3(lake_root, resources):
 
 
 # ----------------------------------------------------------------------------------- idempotency
+
 
 def test_rematerializing_a_partition_writes_identical_bytes(lake_root, resources):
     seed(lake_root, D)
@@ -295,6 +360,7 @@ def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resourc
 
 
 # ------------------------------------------------------------------------------------ atomicity
+
 
 def _fail_replace(monkeypatch, lake_root, record):
     """os.replace, as the storage module sees it, fails for the lake's Parquet files."""
@@ -399,6 +465,7 @@ def test_value_that_does_not_parse_fails_silver_and_keeps_its_files(lake_root, r
 
 # ------------------------------------------------------------------------------- blocking checks
 
+
 def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources):
     def heavier(data):
         assert data["results"][0]["part"] == "0,493"
@@ -448,7 +515,9 @@ def test_total_records_mismatch_is_refused_before_bronze_writes(lake_root, resou
     message = failure_text(result, "bronze_portfolio")
     assert "B3 response for IBOV 2025-07-10: page.totalRecords is 85 but the body holds 84 rows" in message
     assert "silver" not in steps(result, "STEP_START")
-    assert not [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() != "raw_portfolio"]
+    assert not [
+        e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() != "raw_portfolio"
+    ]
     for key, data in previous.items():
         if not key.startswith("raw/"):
             assert (lake_root / key).read_bytes() == data, key
@@ -480,9 +549,10 @@ def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeyp
 
 # ------------------------------------------------------------------------------------------- demo
 
+
 def test_demo_builds_every_layer_and_can_run_again(tmp_path, capsys):
-    from b3_platform import cli
     import b3_platform.definitions  # noqa: F401  (module-level defs point at another lake)
+    from b3_platform import cli
 
     lake = tmp_path / "demo-lake"
     assert cli.main(["--data-dir", str(lake), "demo"]) == 0

@@ -37,15 +37,22 @@ IBOV_DIR = Path("raw/GetPortfolioDay/date=2025-07-10/index=IBOV")
 
 
 def b3_resource(server, **overrides) -> B3ApiResource:
-    config = dict(base_url=server.base_url, indices=["IBOV"], timeout_seconds=1.0,
-                  connect_timeout_seconds=1.0, backoff_seconds=0.01, max_attempts=3)
+    config = dict(
+        base_url=server.base_url,
+        indices=["IBOV"],
+        timeout_seconds=1.0,
+        connect_timeout_seconds=1.0,
+        backoff_seconds=0.01,
+        max_attempts=3,
+    )
     config.update(overrides)
     return B3ApiResource(**config)
 
 
 def run(resources, partition_key: str = TODAY, *, expect_success: bool = True):
-    result = dg.materialize([raw_portfolio], resources=resources, partition_key=partition_key,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [raw_portfolio], resources=resources, partition_key=partition_key, raise_on_error=False
+    )
     assert result.success is expect_success, failure_text(result)
     return result
 
@@ -87,12 +94,14 @@ def materialization_metadata(result) -> dict:
 
 
 def check_evaluation(result):
-    [evaluation] = [e for e in result.get_asset_check_evaluations()
-                    if e.check_name == "all_configured_indices_captured"]
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "all_configured_indices_captured"
+    ]
     return evaluation
 
 
 # --- today's partition ----------------------------------------------------------------------------
+
 
 def test_today_capture_is_stored_byte_for_byte_with_its_sidecar(resources, b3_server, today, lake_root):
     today()
@@ -112,10 +121,18 @@ def test_today_capture_is_stored_byte_for_byte_with_its_sidecar(resources, b3_se
     assert body_file.name == meta_file.name.replace(".meta.json", ".json")
     assert body_file.stem.endswith(sha)
     [request] = b3_server.requests_for("IBOV")
-    assert meta["url"] == b3_server.base_url + request.path[len("/indexProxy/indexCall"):]
-    assert meta["params"] == request.params == {
-        "language": "pt-br", "pageNumber": 1, "pageSize": DEFAULT_PAGE_SIZE, "index": "IBOV",
-        "segment": "2"}
+    assert meta["url"] == b3_server.base_url + request.path[len("/indexProxy/indexCall") :]
+    assert (
+        meta["params"]
+        == request.params
+        == {
+            "language": "pt-br",
+            "pageNumber": 1,
+            "pageSize": DEFAULT_PAGE_SIZE,
+            "index": "IBOV",
+            "segment": "2",
+        }
+    )
     assert json.loads(base64.b64decode(meta["url"].rsplit("/", 1)[1])) == meta["params"]
     assert meta["http_status"] == 200
     fetched_at = dt.datetime.fromisoformat(meta["fetched_at"])
@@ -151,7 +168,8 @@ def test_identical_response_is_not_stored_twice(resources, b3_server, today, lak
 
 
 def test_changed_response_is_a_second_capture_and_never_overwrites_the_first(
-        resources, b3_server, today, lake_root):
+    resources, b3_server, today, lake_root
+):
     today()
     run(resources)
     folder = lake_root / IBOV_DIR
@@ -198,8 +216,10 @@ MISBEHAVIOURS = {
     "truncated": ([Reply(body=truncated(SAMPLE))], "invalid or truncated JSON"),
     "results_null": ([Reply(body=results_null(SAMPLE))], '"results" is null'),
     "empty_results": ([Reply(body=empty_results(SAMPLE))], '"results" is empty'),
-    "wrong_header_date": ([Reply(body=with_header_date(SAMPLE, "11/07/25"))],
-                          "B3 is serving the portfolio of 2025-07-11, not 2025-07-10"),
+    "wrong_header_date": (
+        [Reply(body=with_header_date(SAMPLE, "11/07/25"))],
+        "B3 is serving the portfolio of 2025-07-11, not 2025-07-10",
+    ),
 }
 
 
@@ -228,8 +248,7 @@ def test_one_index_failing_does_not_lose_the_others(resources, b3_server, today,
     if smll == "500":
         b3_server.script("SMLL", *[Reply(500)] * 3)
     # else: the replay server answers an index it has no sample for with results null
-    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL"])},
-                 expect_success=False)
+    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL"])}, expect_success=False)
 
     description = intentional_failure(result)
     assert description.startswith("raw_portfolio: 1 problem(s): SMLL 2025-07-10: ")
@@ -258,20 +277,24 @@ def test_two_indices_both_served_are_both_stored_and_the_check_passes(resources,
 
 # --- other partitions -----------------------------------------------------------------------------
 
+
 def import_sample(lake_root: Path, relative: str = "GetPortfolioDay/IBOV/2025-07-08.json"):
     [result] = import_paths(RawStore(LocalStorage(lake_root)), [SAMPLES / relative])
     assert result.status == "imported", result.reason
     return result
 
 
-def test_past_partition_with_nothing_captured_fails_with_the_import_hint(resources, b3_server, today,
-                                                                        lake_root):
+def test_past_partition_with_nothing_captured_fails_with_the_import_hint(
+    resources, b3_server, today, lake_root
+):
     today()
     result = run(resources, "2025-07-08", expect_success=False)
     description = intentional_failure(result)
     assert "2025-07-08: nothing captured." in description
-    assert ("B3 only serves the current portfolio; import saved files with "
-            "`python -m b3_platform import PATH... [--index CODE]`") in description
+    assert (
+        "B3 only serves the current portfolio; import saved files with "
+        "`python -m b3_platform import PATH... [--index CODE]`"
+    ) in description
     assert b3_server.requests == []
     assert files_under(lake_root) == []
 
@@ -303,8 +326,7 @@ def test_past_partition_with_an_imported_capture_succeeds_offline(resources, b3_
 def test_check_warns_when_a_configured_index_is_missing(resources, b3_server, today, lake_root):
     today()
     import_sample(lake_root)
-    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL", "IDIV"])},
-                 "2025-07-08")
+    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL", "IDIV"])}, "2025-07-08")
     assert b3_server.requests == []
     evaluation = check_evaluation(result)
     assert not evaluation.passed

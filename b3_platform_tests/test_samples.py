@@ -16,8 +16,9 @@ from b3_platform.lake.storage import LocalStorage
 from b3_platform.transform import bronze_table, decimal_sum, decode_capture, silver_tables
 from b3_platform_tests.replay import SAMPLES
 
-JSON_SAMPLES = sorted(p.relative_to(SAMPLES).as_posix()
-                      for p in (SAMPLES / "GetPortfolioDay").rglob("*.json"))
+JSON_SAMPLES = sorted(
+    p.relative_to(SAMPLES).as_posix() for p in (SAMPLES / "GetPortfolioDay").rglob("*.json")
+)
 CSV_SAMPLES = sorted(p.relative_to(SAMPLES).as_posix() for p in (SAMPLES / "csv").iterdir())
 OTHER_ENDPOINTS = sorted(
     p.relative_to(SAMPLES).as_posix()
@@ -44,14 +45,24 @@ def _expected(relative: str) -> dict:
     if relative.endswith(".json"):
         data = json.loads(body.decode("utf-8"))
         header = data["header"]
-        return {"rows": len(data["results"]), "total": _pt_int(header["theoricalQty"]),
-                "reductor": header["reductor"], "date": header["date"], "format": "json",
-                "qty_sum": sum(_pt_int(r["theoricalQty"]) for r in data["results"])}
+        return {
+            "rows": len(data["results"]),
+            "total": _pt_int(header["theoricalQty"]),
+            "reductor": header["reductor"],
+            "date": header["date"],
+            "format": "json",
+            "qty_sum": sum(_pt_int(r["theoricalQty"]) for r in data["results"]),
+        }
     lines = [line for line in body.decode("iso-8859-1").replace("\r", "").split("\n") if line]
     rows = lines[2:-2]
-    return {"rows": len(rows), "total": _pt_int(lines[-2].split(";")[3]),
-            "reductor": lines[-1].split(";")[3], "date": lines[0].rsplit(" ", 1)[1],
-            "format": "csv", "qty_sum": sum(_pt_int(r.split(";")[3]) for r in rows)}
+    return {
+        "rows": len(rows),
+        "total": _pt_int(lines[-2].split(";")[3]),
+        "reductor": lines[-1].split(";")[3],
+        "date": lines[0].rsplit(" ", 1)[1],
+        "format": "csv",
+        "qty_sum": sum(_pt_int(r.split(";")[3]) for r in rows),
+    }
 
 
 def _import_one(tmp_path: Path, relative: str, **kwargs):
@@ -65,8 +76,9 @@ def _silver(store: RawStore, day: dt.date, index: str):
     captures = store.captures(day, index)
     assert len(captures) == 1
     capture = captures[0]
-    portfolio = decode_capture(store.read_bodies(capture), source_format=capture.source_format,
-                               index=index, day=day)
+    portfolio = decode_capture(
+        store.read_bodies(capture), source_format=capture.source_format, index=index, day=day
+    )
     header, assets = silver_tables(bronze_table([(index, capture.capture_id, portfolio)]), day)
     return capture, header.to_pylist(), assets.to_pylist()
 
@@ -126,8 +138,15 @@ def test_sample_raw_bytes_are_stored_verbatim(relative, tmp_path):
 def test_json_and_csv_of_2025_07_10_give_the_same_silver(silver_of):
     _, _, json_header, json_assets = silver_of("GetPortfolioDay/IBOV/2025-07-10.json")
     _, _, csv_header, csv_assets = silver_of("csv/IBOV_2025-07-10.csv")
-    keys = ("ticker", "company", "share_class", "event_flag", "listing_segment", "weight",
-            "theoretical_quantity")
+    keys = (
+        "ticker",
+        "company",
+        "share_class",
+        "event_flag",
+        "listing_segment",
+        "weight",
+        "theoretical_quantity",
+    )
     json_rows = [tuple(a[k] for k in keys) for a in json_assets]
     csv_rows = [tuple(a[k] for k in keys) for a in csv_assets]
     assert len(json_rows) == 84

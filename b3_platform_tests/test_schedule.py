@@ -67,6 +67,7 @@ def only_request(result) -> dg.RunRequest:
 
 # --- the schedule's shape -------------------------------------------------------------------------
 
+
 def test_cron_is_weekdays_morning_and_evening_in_sao_paulo():
     assert daily_capture_schedule.cron_schedule == "0 9,20 * * 1-5"
     assert daily_capture_schedule.execution_timezone == "America/Sao_Paulo"
@@ -84,6 +85,7 @@ def test_job_selects_raw_and_everything_downstream():
 
 
 # --- morning --------------------------------------------------------------------------------------
+
 
 def test_trading_day_morning_requests_the_day(tick):
     request = only_request(tick(sp(2025, 7, 10, 9)))
@@ -120,6 +122,7 @@ def test_direct_call_with_resources():
 
 # --- skipped days ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("when", [sp(2025, 7, 12, 9), sp(2025, 7, 12, 20), sp(2025, 7, 13, 9)], ids=str)
 def test_weekend_is_skipped(tick, when):
     result = tick(when)
@@ -128,8 +131,9 @@ def test_weekend_is_skipped(tick, when):
     assert when.date().isoformat() in result.skip_message
 
 
-@pytest.mark.parametrize("when", [sp(2025, 11, 20, 9), sp(2025, 11, 20, 20), sp(2025, 3, 3, 9),
-                                  sp(2025, 12, 31, 20)], ids=str)
+@pytest.mark.parametrize(
+    "when", [sp(2025, 11, 20, 9), sp(2025, 11, 20, 20), sp(2025, 3, 3, 9), sp(2025, 12, 31, 20)], ids=str
+)
 def test_holiday_is_skipped(tick, when):
     result = tick(when)
     assert result.run_requests == []
@@ -137,6 +141,7 @@ def test_holiday_is_skipped(tick, when):
 
 
 # --- evening retry --------------------------------------------------------------------------------
+
 
 def test_evening_with_nothing_captured_retries(tick):
     request = only_request(tick(sp(2025, 7, 10, 20)))

@@ -14,9 +14,13 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 PARTITIONED = {"partitions_def": trading_days, "backfill_policy": SINGLE_RUN}
 
 _ARROW_TO_SQL = {
-    pa.string(): "string", pa.int32(): "int", pa.int64(): "bigint", pa.bool_(): "boolean",
+    pa.string(): "string",
+    pa.int32(): "int",
+    pa.int64(): "bigint",
+    pa.bool_(): "boolean",
     pa.date32(): "date",
 }
+
 
 def sql_type(type_: pa.DataType) -> str:
     """The column type as DuckDB/Athena name it."""
@@ -26,15 +30,20 @@ def sql_type(type_: pa.DataType) -> str:
         return "timestamp"
     return _ARROW_TO_SQL[type_]
 
+
 def column_schema(table_def: TableDef) -> dg.TableSchema:
-    return dg.TableSchema(columns=[
-        dg.TableColumn(
-            name=f.name, type=sql_type(f.type),
-            description=(f.metadata or {}).get(b"description", b"").decode(),
-            constraints=dg.TableColumnConstraints(nullable=f.nullable),
-        )
-        for f in table_def.schema
-    ])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=f.name,
+                type=sql_type(f.type),
+                description=(f.metadata or {}).get(b"description", b"").decode(),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable),
+            )
+            for f in table_def.schema
+        ]
+    )
+
 
 def table_metadata(table_def: TableDef) -> dict:
     return {
@@ -43,14 +52,40 @@ def table_metadata(table_def: TableDef) -> dict:
         "table_location": f"<lake root>/{table_def.location}date=YYYY-MM-DD/",
     }
 
-def check_specs(rules: Iterable[Rule], asset: str, extra: Sequence[dg.AssetCheckSpec] = ()) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(r.name, asset=r.table, blocking=r.blocking, description=r.description)
-            for r in rules if r.table == asset] + list(extra)
+
+def check_spec(name: str, asset: str, *, blocking: bool, description: str) -> dg.AssetCheckSpec:
+    """Checks are partitioned like their asset, so the UI shows each day's check status."""
+    return dg.AssetCheckSpec(
+        name, asset=asset, blocking=blocking, description=description, partitions_def=trading_days
+    )
+
+
+def check_specs(
+    rules: Iterable[Rule], asset: str, extra: Sequence[dg.AssetCheckSpec] = ()
+) -> list[dg.AssetCheckSpec]:
+    return [
+        check_spec(r.name, r.table, blocking=r.blocking, description=r.description)
+        for r in rules
+        if r.table == asset
+    ] + list(extra)
+
+
+def _severity(spec: dg.AssetCheckSpec) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN
+
 
 class CheckBook:
-    """Collects each check's problems date by date, then reports one result per check for the run."""
+    """Collects each check's problems date by date, then reports one result per check for the run.
 
-    def __init__(self, specs: Sequence[dg.AssetCheckSpec]) -> None:
+    In a range run each date's outcome is also logged as that partition's check evaluation, so
+    the UI shows per-day status after a backfill too; the run-level result is what gates the
+    layers below (a single-partition run's result is that partition's evaluation)."""
+
+    def __init__(
+        self, specs: Sequence[dg.AssetCheckSpec], context: dg.AssetExecutionContext | None = None
+    ) -> None:
+        self._context = context
+        self._per_partition = context is not None and len(context.partition_keys) > 1
         self._specs = {s.name: s for s in specs}
         self._problems: dict[str, list[str]] = {name: [] for name in self._specs}
         self._dates: dict[str, list[str]] = {name: [] for name in self._specs}
@@ -61,32 +96,59 @@ class CheckBook:
         if problems:
             self._dates[name].append(day.isoformat())
             self._problems[name].extend(f"{day}: {p}" for p in problems)
+        if self._per_partition:
+            spec = self._specs[name]
+            self._context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=spec.asset_key,
+                    check_name=name,
+                    passed=not problems,
+                    partition=day.isoformat(),
+                    severity=_severity(spec),
+                    blocking=spec.blocking,
+                    description="; ".join(problems)[:1000] or None,
+                    metadata={
+                        "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")
+                    },
+                )
+            )
 
     def failed(self, name: str) -> bool:
         return bool(self._problems[name])
 
-    def results(self, severity: dict[str, dg.AssetCheckSeverity] | None = None) -> list[dg.AssetCheckResult]:
-        severity = severity or {}
+    def results(self) -> list[dg.AssetCheckResult]:
         results = []
         for name, spec in self._specs.items():
             problems = self._problems[name]
-            results.append(dg.AssetCheckResult(
-                asset_key=spec.asset_key, check_name=name, passed=not problems,
-                severity=severity.get(name, dg.AssetCheckSeverity.ERROR if spec.blocking
-                                      else dg.AssetCheckSeverity.WARN),
-                description=(problems[0] if len(problems) == 1 else
-                             f"{len(problems)} problems, first: {problems[0]}" if problems else None),
-                metadata={
-                    "dates_checked": self.evaluated[name],
-                    "dates_failed": len(self._dates[name]),
-                    "failed_dates": ", ".join(self._dates[name][:50]) or "none",
-                    "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:100]) or "none"),
-                },
-            ))
+            results.append(
+                dg.AssetCheckResult(
+                    asset_key=spec.asset_key,
+                    check_name=name,
+                    passed=not problems,
+                    severity=_severity(spec),
+                    description=(
+                        problems[0]
+                        if len(problems) == 1
+                        else f"{len(problems)} problems, first: {problems[0]}"
+                        if problems
+                        else None
+                    ),
+                    metadata={
+                        "dates_checked": self.evaluated[name],
+                        "dates_failed": len(self._dates[name]),
+                        "failed_dates": ", ".join(self._dates[name][:50]) or "none",
+                        "problems": dg.MetadataValue.md(
+                            "\n".join(f"- {p}" for p in problems[:100]) or "none"
+                        ),
+                    },
+                )
+            )
         return results
 
 
-def log_progress(context: dg.AssetExecutionContext, done: int, total: int, what: str, every: int = 50) -> None:
+def log_progress(
+    context: dg.AssetExecutionContext, done: int, total: int, what: str, every: int = 50
+) -> None:
     """A log line every `every` dates of a long range, so a backfill shows it is moving."""
     if total > every and (done % every == 0 or done == total):
         context.log.info(f"{what}: {done}/{total} dates")

@@ -24,10 +24,13 @@ from b3_platform.transform import silver_tables
 SPECS = check_specs(SILVER_ASSET_RULES, "silver_assets")
 TOP_N = 10
 
+
 def top_weights_markdown(assets: pa.Table) -> str:
     lines = ["| index | ticker | company | weight % |", "|---|---|---|---|"]
-    rows = sorted(assets.select(["index", "ticker", "company", "weight"]).to_pylist(),
-                  key=lambda r: (r["index"], -r["weight"]))
+    rows = sorted(
+        assets.select(["index", "ticker", "company", "weight"]).to_pylist(),
+        key=lambda r: (r["index"], -r["weight"]),
+    )
     shown: dict[str, int] = {}
     for r in rows:
         if shown.get(r["index"], 0) < TOP_N:
@@ -35,26 +38,39 @@ def top_weights_markdown(assets: pa.Table) -> str:
             lines.append(f"| {r['index']} | {r['ticker']} | {r['company']} | {r['weight']} |")
     return "\n".join(lines)
 
+
 def _weight_sums(assets: pa.Table) -> dict[str, float]:
     sums: dict[str, Decimal] = {}
     for index, weight in zip(assets.column("index").to_pylist(), assets.column("weight").to_pylist()):
         sums[index] = sums.get(index, Decimal(0)) + weight
     return {k: float(v) for k, v in sums.items()}
 
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("silver_header", deps=[bronze_portfolio], group_name="silver", kinds={"parquet"},
-                     description="Typed header per (date, index).", metadata=table_metadata(SILVER_HEADER)),
-        dg.AssetSpec("silver_assets", deps=[bronze_portfolio], group_name="silver", kinds={"parquet"},
-                     description="Typed component per (date, index, ticker).",
-                     metadata=table_metadata(SILVER_ASSETS)),
+        dg.AssetSpec(
+            "silver_header",
+            deps=[bronze_portfolio],
+            group_name="silver",
+            kinds={"parquet"},
+            description="Typed header per (date, index).",
+            metadata=table_metadata(SILVER_HEADER),
+        ),
+        dg.AssetSpec(
+            "silver_assets",
+            deps=[bronze_portfolio],
+            group_name="silver",
+            kinds={"parquet"},
+            description="Typed component per (date, index, ticker).",
+            metadata=table_metadata(SILVER_ASSETS),
+        ),
     ],
     check_specs=SPECS,
     **PARTITIONED,
 )
 def silver(context: dg.AssetExecutionContext, lake: LakeResource):
     storage = lake.storage()
-    book = CheckBook(SPECS)
+    book = CheckBook(SPECS, context)
     days = partition_days(context)
     built = 0
     for done, day in enumerate(days, start=1):
@@ -66,8 +82,11 @@ def silver(context: dg.AssetExecutionContext, lake: LakeResource):
                 delete_partition(storage, table_def, day)
             context.log.warning(f"{day}: no bronze partition; nothing to type")
             for asset_key in ("silver_header", "silver_assets"):
-                context.add_asset_metadata({"dagster/row_count": 0, "status": "no bronze partition"},
-                                           asset_key=asset_key, partition_key=key)
+                context.add_asset_metadata(
+                    {"dagster/row_count": 0, "status": "no bronze partition"},
+                    asset_key=asset_key,
+                    partition_key=key,
+                )
             continue
         header, assets = silver_tables(bronze, day)
         for rule in SILVER_ASSET_RULES:
@@ -76,24 +95,34 @@ def silver(context: dg.AssetExecutionContext, lake: LakeResource):
         header_key = write_partition(storage, SILVER_HEADER, day, header)
         assets_key = write_partition(storage, SILVER_ASSETS, day, assets)
         built += 1
-        context.add_asset_metadata({
-            "dagster/row_count": header.num_rows,
-            "dagster/uri": storage.uri(header_key),
-            "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n) or "none",
-        }, asset_key="silver_header", partition_key=key)
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": header.num_rows,
+                "dagster/uri": storage.uri(header_key),
+                "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
+                or "none",
+            },
+            asset_key="silver_header",
+            partition_key=key,
+        )
         rows = {}
         for index in assets.column("index").to_pylist():
             rows[index] = rows.get(index, 0) + 1
-        context.add_asset_metadata({
-            "dagster/row_count": assets.num_rows,
-            "dagster/uri": storage.uri(assets_key),
-            **{f"rows_{index}": n for index, n in rows.items()},
-            **{f"weight_sum_{index}": s for index, s in _weight_sums(assets).items()},
-            "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
-        }, asset_key="silver_assets", partition_key=key)
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": assets.num_rows,
+                "dagster/uri": storage.uri(assets_key),
+                **{f"rows_{index}": n for index, n in rows.items()},
+                **{f"weight_sum_{index}": s for index, s in _weight_sums(assets).items()},
+                "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
+            },
+            asset_key="silver_assets",
+            partition_key=key,
+        )
     if not built:
-        raise dg.Failure(f"silver: no bronze partition for {', '.join(map(str, days[:10]))}; "
-                         "materialize bronze_portfolio first")
+        raise dg.Failure(
+            f"silver: no bronze partition for {', '.join(map(str, days[:10]))}; "
+            "materialize bronze_portfolio first"
+        )
     yield dg.MaterializeResult(asset_key="silver_header")
     yield dg.MaterializeResult(asset_key="silver_assets", check_results=book.results())
-

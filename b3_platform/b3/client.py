@@ -41,13 +41,24 @@ def build_url(base_url: str, method: str, params: dict) -> str:
     return f"{base_url.rstrip('/')}/{method}/{encode_params(params)}"
 
 
-def portfolio_day_params(index: str, *, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE,
-                         segment: str = "2", language: str = "pt-br") -> dict:
+def portfolio_day_params(
+    index: str,
+    *,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    segment: str = "2",
+    language: str = "pt-br",
+) -> dict:
     """Segment "2" groups by sector and so carries each component's sector; "1" is the flat list."""
     if segment not in ("1", "2"):
         raise ValueError(f"segment must be '1' or '2', got {segment!r}")
-    return {"language": language, "pageNumber": page, "pageSize": page_size,
-            "index": index, "segment": segment}
+    return {
+        "language": language,
+        "pageNumber": page,
+        "pageSize": page_size,
+        "index": index,
+        "segment": segment,
+    }
 
 
 @dataclass(frozen=True)
@@ -114,8 +125,9 @@ class B3Client:
                 last_problem = f"HTTP {response.status_code}"
             if attempt < self.max_attempts:
                 delay = self.backoff_seconds * 2 ** (attempt - 1)
-                log.warning("%s: %s; retry %d/%d in %.1fs", what, last_problem, attempt,
-                            self.max_attempts - 1, delay)
+                log.warning(
+                    "%s: %s; retry %d/%d in %.1fs", what, last_problem, attempt, self.max_attempts - 1, delay
+                )
                 self._sleep(delay)
         raise B3RequestError(f"{what}: gave up after {self.max_attempts} attempts; last: {last_problem}")
 
@@ -135,26 +147,35 @@ class B3Client:
         portfolios: list[Portfolio] = []
         page_number, total_pages = 1, 1
         while page_number <= total_pages:
-            params = portfolio_day_params(index, page=page_number, page_size=self.page_size,
-                                          segment=segment, language=language)
+            params = portfolio_day_params(
+                index, page=page_number, page_size=self.page_size, segment=segment, language=language
+            )
             url = build_url(self.base_url, "GetPortfolioDay", params)
             response = self._get(url, what)
             fetched_at = dt.datetime.now(dt.timezone.utc)
             portfolio = decode_portfolio_json(
-                response.content, index=index, requested_date=requested_date,
+                response.content,
+                index=index,
+                requested_date=requested_date,
                 check_total_records=False,
             )
             if portfolio.page_number != page_number:
                 # A server ignoring pageNumber would repeat page 1; the row total alone may not show it.
-                raise ContractError(f"asked for page {page_number}, got page.pageNumber {portfolio.page_number}",
-                                    index=index, requested_date=requested_date)
+                raise ContractError(
+                    f"asked for page {page_number}, got page.pageNumber {portfolio.page_number}",
+                    index=index,
+                    requested_date=requested_date,
+                )
             pages.append(FetchedPage(url, params, response.status_code, response.content, fetched_at))
             portfolios.append(portfolio)
             if page_number == 1:
                 total_pages = portfolio.total_pages
                 if total_pages > 100:
-                    raise ContractError(f"page.totalPages is {total_pages}: refusing to page that far",
-                                        index=index, requested_date=requested_date)
+                    raise ContractError(
+                        f"page.totalPages is {total_pages}: refusing to page that far",
+                        index=index,
+                        requested_date=requested_date,
+                    )
             page_number += 1
         merged = merge_pages(portfolios, index=index, requested_date=requested_date)
         return Capture(index=index, pages=pages, portfolio=merged)

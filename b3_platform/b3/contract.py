@@ -115,8 +115,10 @@ def _load_json(body: bytes, fail) -> object:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        fail(f"invalid or truncated JSON ({exc.msg} at char {exc.pos} of {len(text)}); "
-             f"body starts with {stripped[:80]!r}")
+        fail(
+            f"invalid or truncated JSON ({exc.msg} at char {exc.pos} of {len(text)}); "
+            f"body starts with {stripped[:80]!r}"
+        )
     # Some B3 responses are a JSON string that itself holds the JSON document: unwrap it once.
     if isinstance(data, str):
         try:
@@ -147,15 +149,19 @@ def decode_portfolio_json(
         fail(f"expected a JSON object, got {type(data).__name__}")
     missing = [k for k in ("page", "header", "results") if k not in data]
     if missing:
-        fail(f"not a GetPortfolioDay response: no {', '.join(missing)} "
-             f"(top-level keys: {', '.join(sorted(data)[:8]) or 'none'})")
+        fail(
+            f"not a GetPortfolioDay response: no {', '.join(missing)} "
+            f"(top-level keys: {', '.join(sorted(data)[:8]) or 'none'})"
+        )
     if data["results"] is None:
         fail('"results" is null: B3 has no portfolio for this index (unknown code or not published)')
     if data.get("results") == []:
         fail('"results" is empty: the response lists no components')
     if isinstance(data["header"], dict) and "date" not in data["header"]:
-        fail("header has no date: not a GetPortfolioDay response (GetTheoricalPortfolio and "
-             "GetStockIndex responses are not a day's portfolio)")
+        fail(
+            "header has no date: not a GetPortfolioDay response (GetTheoricalPortfolio and "
+            "GetStockIndex responses are not a day's portfolio)"
+        )
     try:
         response = PortfolioResponse.model_validate(data)
     except ValidationError as exc:
@@ -190,15 +196,21 @@ def merge_pages(pages: list[Portfolio], *, index: str, requested_date: dt.date |
     results = [row for page in pages for row in page.results]
     for page in pages[1:]:
         if page.reference_date != first.reference_date or page.total_records != first.total_records:
-            raise ContractError("pages disagree on header date or totalRecords",
-                                index=index, requested_date=requested_date)
+            raise ContractError(
+                "pages disagree on header date or totalRecords", index=index, requested_date=requested_date
+            )
     if first.total_records is not None and len(results) != first.total_records:
         raise ContractError(
             f"page.totalRecords is {first.total_records} but {len(pages)} page(s) hold {len(results)} rows",
-            index=index, requested_date=requested_date,
+            index=index,
+            requested_date=requested_date,
         )
     return Portfolio(
-        header=first.header, results=results, language=first.language,
-        reference_date=first.reference_date, source_format="json",
-        total_records=first.total_records, index=index,
+        header=first.header,
+        results=results,
+        language=first.language,
+        reference_date=first.reference_date,
+        source_format="json",
+        total_records=first.total_records,
+        index=index,
     )

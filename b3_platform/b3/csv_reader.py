@@ -51,7 +51,7 @@ def read_portfolio_csv(body: bytes, *, requested_date: dt.date | None = None) ->
     except ParseError as exc:
         fail(str(exc), 1)
     columns = [c.strip() for c in lines[1].split(";")]
-    if columns[: len(_COLUMNS)] != _COLUMNS or any(columns[len(_COLUMNS):]):
+    if columns[: len(_COLUMNS)] != _COLUMNS or any(columns[len(_COLUMNS) :]):
         fail(f"column header {lines[1]!r} is not {';'.join(_COLUMNS)}", 2)
 
     total_line, reductor_line = lines[-2].split(";"), lines[-1].split(";")
@@ -70,18 +70,37 @@ def read_portfolio_csv(body: bytes, *, requested_date: dt.date | None = None) ->
         cod, asset, type_code, qty, part = (f.strip() if i != 2 else f for i, f in enumerate(fields[:5]))
         if not cod or not asset:
             fail(f"row {line!r} has no ticker or company", line_no)
-        results.append(Component(segment=None, cod=cod, asset=asset, type=type_code.rstrip(),
-                                 part=part, partAcum=None, theoricalQty=qty))
+        results.append(
+            Component(
+                segment=None,
+                cod=cod,
+                asset=asset,
+                type=type_code.rstrip(),
+                part=part,
+                partAcum=None,
+                theoricalQty=qty,
+            )
+        )
     if not results:
         fail("no component rows between the column header and the footer")
 
     if requested_date is not None and reference_date != requested_date:
         fail(f"the download is the portfolio of {reference_date}, not {requested_date}")
     header = Header(
-        date=title.group(2), text=total_line[0], part=total_line[4].strip(), partAcum=None,
-        textReductor=reductor_line[0], reductor=reductor_line[3].strip(),
+        date=title.group(2),
+        text=total_line[0],
+        part=total_line[4].strip(),
+        partAcum=None,
+        textReductor=reductor_line[0],
+        reductor=reductor_line[3].strip(),
         theoricalQty=total_line[3].strip(),
     )
-    return Portfolio(header=header, results=results, language="pt-br",
-                     reference_date=reference_date, source_format="csv",
-                     total_records=None, index=index)
+    return Portfolio(
+        header=header,
+        results=results,
+        language="pt-br",
+        reference_date=reference_date,
+        source_format="csv",
+        total_records=None,
+        index=index,
+    )

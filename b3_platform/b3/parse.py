@@ -46,9 +46,7 @@ def _number_pattern(locale: Locale, *, decimals: bool) -> re.Pattern[str]:
     return re.compile(rf"^-?{integer}{fraction}$")
 
 
-_PATTERNS = {
-    (loc, dec): _number_pattern(loc, decimals=dec) for loc in LOCALES for dec in (True, False)
-}
+_PATTERNS = {(loc, dec): _number_pattern(loc, decimals=dec) for loc in LOCALES for dec in (True, False)}
 
 
 def _require_locale(locale: str) -> Locale:
@@ -158,9 +156,7 @@ def detect_language(header_text: str | None, text_reductor: str | None) -> Local
         if label.strip().lower().startswith(marker)
     }
     if len(seen) != 1:
-        raise ParseError(
-            "header.text", header_text, "cannot tell whether the response is pt-br or en-us"
-        )
+        raise ParseError("header.text", header_text, "cannot tell whether the response is pt-br or en-us")
     return seen.pop()
 
 
@@ -186,9 +182,7 @@ def split_type(value: object, *, field: str = "type") -> TypeCode:
     if not isinstance(value, str):
         raise ParseError(field, value, "expected a string")
     text = value.rstrip()
-    if not text or len(text) > 10 or (len(text) > 3 and text[3] != " ") or (
-        len(text) > 7 and text[7] != " "
-    ):
+    if not text or len(text) > 10 or (len(text) > 3 and text[3] != " ") or (len(text) > 7 and text[7] != " "):
         raise ParseError(field, value, "is not a B3 type code (fixed width: 'CCC FFF SS')")
     share_class, flag, segment = text[0:3].strip(), text[4:7].strip(), text[8:10].strip()
     if not _SHARE_CLASS.match(share_class):

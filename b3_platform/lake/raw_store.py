@@ -79,8 +79,13 @@ class RawStore:
         return {c.index for c in self.captures(day)}
 
     def dates(self) -> list[dt.date]:
-        return sorted({d for k in self.storage.list_keys(raw_prefix()) if k.endswith(META_SUFFIX)
-                       and (d := date_in_key(k))})
+        return sorted(
+            {
+                d
+                for k in self.storage.list_keys(raw_prefix())
+                if k.endswith(META_SUFFIX) and (d := date_in_key(k))
+            }
+        )
 
     def find_sha(self, day: dt.date, index: str, sha256: str) -> RawCapture | None:
         for capture in self.captures(day, index):
@@ -126,6 +131,8 @@ class RawStore:
             "format": source_format,
             "pages": pages,
         }
-        self.storage.write_bytes(f"{prefix}{stem}{META_SUFFIX}",
-                                 json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"))
+        self.storage.write_bytes(
+            f"{prefix}{stem}{META_SUFFIX}",
+            json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"),
+        )
         return RawCapture(day, index, stem, full_meta), True
