@@ -82,6 +82,6 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
     return {
         "lake": LakeResource(root=env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)),
         "b3": B3ApiResource(
-            base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=list(configured_indices())
+            base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=list(configured_indices(env))
         ),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 #: Codes seen in GetStockIndex (2025-04-07) plus IBBC/IBBE from public clients (samples/B3_API.md §8).
 #: Used to recognise an index in a path segment of an imported file, never to refuse a code B3 serves.
@@ -27,9 +28,9 @@ def validate_index_code(code: str) -> str:
     return code
 
 
-def configured_indices() -> tuple[str, ...]:
+def configured_indices(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The indices to capture: `B3_PLATFORM_INDICES` when set, else DEFAULT_INDICES."""
-    raw = os.environ.get(INDICES_ENV, "").strip()
+    raw = (os.environ if env is None else env).get(INDICES_ENV, "").strip()
     if not raw:
         return DEFAULT_INDICES
     codes = [c.strip().upper() for c in raw.split(",") if c.strip()]
