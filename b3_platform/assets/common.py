@@ -77,9 +77,10 @@ def _severity(spec: dg.AssetCheckSpec) -> dg.AssetCheckSeverity:
 class CheckBook:
     """Collects each check's problems date by date, then reports one result per check for the run.
 
-    In a range run each date's outcome is also logged as that partition's check evaluation, so
-    the UI shows per-day status after a backfill too; the run-level result is what gates the
-    layers below (a single-partition run's result is that partition's evaluation)."""
+    A single-partition run's result is that partition's evaluation. In a range run the run-level
+    result covers every date and gates the layers below; a date that fails a check also gets its
+    own evaluation, so the UI shows a backfill's bad days. Passing dates get none: at ~2 ms per
+    event, eight checks would cost more than building the date itself."""
 
     def __init__(
         self, specs: Sequence[dg.AssetCheckSpec], context: dg.AssetExecutionContext | None = None
@@ -96,7 +97,7 @@ class CheckBook:
         if problems:
             self._dates[name].append(day.isoformat())
             self._problems[name].extend(f"{day}: {p}" for p in problems)
-        if self._per_partition:
+        if problems and self._per_partition:
             spec = self._specs[name]
             self._context.log_event(
                 dg.AssetCheckEvaluation(
