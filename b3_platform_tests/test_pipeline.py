@@ -499,25 +499,36 @@ def test_duplicate_ticker_fails_unique_tickers(lake_root, resources):
     assert "unique_tickers" in failure_text(result, "silver")
 
 
-def test_total_records_mismatch_is_refused_before_bronze_writes(lake_root, resources):
-    """totalRecords 85 over 84 rows: the contract refuses it when bronze decodes the capture, so the
-    clear error is the ContractError (the blocking bronze check never gets to see it)."""
+def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(lake_root, resources):
+    """totalRecords 85 over 84 rows in the newest capture: bronze uses the latest *valid* capture
+    and names the skipped one (DESIGN §3); raw keeps both."""
     seed(lake_root, D)
     assert run(resources, day=D).success
     previous = lake_files(lake_root)
-    store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
+    bad_id = store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
 
     result = run(resources, day=D)
+    assert result.success
+    meta = materializations(result)[("bronze_portfolio", D.isoformat())]
+    assert meta["capture_ids"]["IBOV"] != bad_id
+    assert meta["captures_available"] == 2
+    assert bad_id in meta["skipped_captures"]
+    assert "page.totalRecords is 85 but the body holds 84 rows" in meta["skipped_captures"]
+    for key, data in previous.items():  # same capture chosen: every layer byte-identical
+        assert (lake_root / key).read_bytes() == data, key
+
+
+def test_date_whose_only_capture_fails_the_contract_is_refused_before_bronze_writes(lake_root, resources):
+    """With no valid capture left, the clear error is the contract's, and nothing is written."""
+    store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
+
+    result = run(resources, day=D, selection=["bronze_portfolio", "silver_header", "silver_assets"])
     assert not result.success
     message = failure_text(result, "bronze_portfolio")
-    assert "B3 response for IBOV 2025-07-10: page.totalRecords is 85 but the body holds 84 rows" in message
+    assert "B3 response for IBOV 2025-07-10: no valid capture among 1" in message
+    assert "page.totalRecords is 85 but the body holds 84 rows" in message
     assert "silver" not in steps(result, "STEP_START")
-    assert not [
-        e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() != "raw_portfolio"
-    ]
-    for key, data in previous.items():
-        if not key.startswith("raw/"):
-            assert (lake_root / key).read_bytes() == data, key
+    assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
 
 
 def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeypatch):

@@ -1,4 +1,8 @@
-"""bronze_portfolio: the latest raw capture of each index, as one table per date, still in B3's strings."""
+"""bronze_portfolio: the latest valid raw capture of each index, as one table per date, still in
+B3's strings. Every capture was valid when it arrived; should a newer one fail today's contract, the
+next older one is used and the skipped one is named in the metadata."""
+
+import datetime as dt
 
 import dagster as dg
 
@@ -11,6 +15,8 @@ from b3_platform.assets.common import (
     table_metadata,
 )
 from b3_platform.assets.raw import IMPORT_HINT, raw_portfolio
+from b3_platform.b3.contract import ContractError, Portfolio
+from b3_platform.lake.raw_store import RawCapture, RawStore
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO
 from b3_platform.lake.tables import delete_partition, write_partition
 from b3_platform.partitions import partition_days
@@ -25,6 +31,33 @@ RAW_PRESENT = check_spec(
     description="Every date of the run had a raw capture to build from (warns on gaps in a range).",
 )
 SPECS = check_specs(BRONZE_RULES, "bronze_portfolio", [RAW_PRESENT])
+
+
+def choose_captures(
+    store: RawStore, day: dt.date, captures: dict[str, list[RawCapture]]
+) -> tuple[list[tuple[str, str, Portfolio]], list[str]]:
+    """For each index the newest capture that decodes; returns (items, notes on skipped ones)."""
+    items, skipped = [], []
+    for index, candidates in captures.items():
+        problems = []
+        for capture in candidates:
+            try:
+                portfolio = decode_capture(
+                    store.read_bodies(capture), source_format=capture.source_format, index=index, day=day
+                )
+            except ContractError as exc:
+                problems.append(f"{index} capture {capture.capture_id}: {exc}")
+                continue
+            items.append((index, capture.capture_id, portfolio))
+            break
+        else:
+            raise ContractError(
+                f"no valid capture among {len(candidates)}: " + " | ".join(problems),
+                index=index,
+                requested_date=day,
+            )
+        skipped.extend(problems)
+    return items, skipped
 
 
 @dg.asset(
@@ -43,9 +76,9 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
     built = 0
     for done, day in enumerate(days, start=1):
         log_progress(context, done, len(days), "bronze_portfolio")
-        latest = store.latest_by_index(day)
-        book.record(RAW_PRESENT.name, day, [] if latest else ["no raw capture"])
-        if not latest:
+        captures = store.by_index(day)
+        book.record(RAW_PRESENT.name, day, [] if captures else ["no raw capture"])
+        if not captures:
             removed = delete_partition(storage, BRONZE_PORTFOLIO, day)
             context.log.warning(
                 f"{day}: no raw capture{'; removed the stale bronze file' if removed else ''}"
@@ -54,14 +87,9 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
                 {"dagster/row_count": 0, "status": "no raw capture"}, partition_key=day.isoformat()
             )
             continue
-        items = [
-            (
-                index,
-                cap.capture_id,
-                decode_capture(store.read_bodies(cap), source_format=cap.source_format, index=index, day=day),
-            )
-            for index, cap in sorted(latest.items())
-        ]
+        items, skipped = choose_captures(store, day, captures)
+        for note in skipped:
+            context.log.warning(f"{day}: skipped {note}")
         table = bronze_table(items)
         for rule in BRONZE_RULES:
             book.record(rule.name, day, rule.fn(table, day))
@@ -74,6 +102,12 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
                 "dagster/uri": storage.uri(key),
                 **{f"rows_{index}": n for index, n in rows.items()},
                 "capture_ids": dg.MetadataValue.json({index: cid for index, cid, _ in items}),
+                "captures_available": sum(len(c) for c in captures.values()),
+                **(
+                    {"skipped_captures": dg.MetadataValue.md("\n".join(f"- {n}" for n in skipped))}
+                    if skipped
+                    else {}
+                ),
             },
             partition_key=day.isoformat(),
         )

@@ -68,12 +68,16 @@ class RawStore:
                 found.append(RawCapture(day, index_in_key(key) or meta["index"], stem, meta))
         return sorted(found, key=lambda c: (c.index, c.stem))
 
+    def by_index(self, day: dt.date) -> dict[str, list[RawCapture]]:
+        """A date's captures per index, newest first (the order bronze tries them in)."""
+        grouped: dict[str, list[RawCapture]] = {}
+        for capture in reversed(self.captures(day)):  # sorted by stem = fetched_at
+            grouped.setdefault(capture.index, []).append(capture)
+        return dict(sorted(grouped.items()))
+
     def latest_by_index(self, day: dt.date) -> dict[str, RawCapture]:
-        """The capture that feeds bronze for each index: the latest one (DESIGN §3)."""
-        latest: dict[str, RawCapture] = {}
-        for capture in self.captures(day):
-            latest[capture.index] = capture  # sorted by stem = fetched_at, so the last one wins
-        return latest
+        """The newest capture of each index."""
+        return {index: captures[0] for index, captures in self.by_index(day).items()}
 
     def indices_on(self, day: dt.date) -> set[str]:
         return {c.index for c in self.captures(day)}
