@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import Decimal
 
 import pyarrow as pa
 
@@ -158,7 +157,3 @@ def _typed(columns: dict[str, list], schema: pa.Schema, day: dt.date) -> pa.Tabl
         raise ParseError(
             "(table)", None, f"does not fit the declared schema: {exc}", where=str(day)
         ) from None
-
-
-def decimal_sum(values: Iterable[Decimal | None]) -> Decimal:
-    return sum((v for v in values if v is not None), Decimal(0))

@@ -13,7 +13,7 @@ import pytest
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.transform import bronze_table, decimal_sum, decode_capture, silver_tables
+from b3_platform.transform import bronze_table, decode_capture, silver_tables
 from b3_platform_tests.replay import SAMPLES
 
 JSON_SAMPLES = sorted(
@@ -114,7 +114,7 @@ def test_sample_imports_and_yields_silver(relative, silver_of):
     assert header["theoretical_quantity_total"] == expected["total"]
     assert sum(a["theoretical_quantity"] for a in assets) == expected["total"] == expected["qty_sum"]
     assert header["part_total"] == Decimal("100.000")
-    assert abs(decimal_sum(a["weight"] for a in assets) - Decimal(100)) <= Decimal("0.05")
+    assert abs(sum((a["weight"] for a in assets), Decimal(0)) - Decimal(100)) <= Decimal("0.05")
     assert all(a["weight"] > 0 for a in assets)
     assert header["reductor"] > 0
     assert header["total_records"] == (expected["rows"] if expected["format"] == "json" else None)
@@ -194,7 +194,7 @@ def test_segment2_sample_carries_sectors(silver_of):
     assert len(by_sector) > 10
     for sector, rows in by_sector.items():
         assert len({r["sector_weight"] for r in rows}) == 1, sector
-        assert abs(decimal_sum(r["weight"] for r in rows) - rows[0]["sector_weight"]) <= Decimal("0.01")
+        assert abs(sum((r["weight"] for r in rows), Decimal(0)) - rows[0]["sector_weight"]) <= Decimal("0.01")
     first = assets[0]
     assert (first["ticker"], first["company"], first["sector_weight"]) == ("WEGE3", "WEG", Decimal("2.728"))
 

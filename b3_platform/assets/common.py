@@ -114,9 +114,6 @@ class CheckBook:
                 )
             )
 
-    def failed(self, name: str) -> bool:
-        return bool(self._problems[name])
-
     def results(self) -> list[dg.AssetCheckResult]:
         results = []
         for name, spec in self._specs.items():

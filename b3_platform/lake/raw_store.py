@@ -119,24 +119,30 @@ class RawStore:
         stem = raw_stem(fetched_at, sha)
         prefix = raw_prefix(day, index)
         pages = []
-        for number, body in enumerate(bodies, start=1):
-            suffix = f".{source_format}" if number == 1 else f".p{number}.{source_format}"
-            key = f"{prefix}{stem}{suffix}"
-            self.storage.write_bytes(key, body)
-            page = {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
-            page.update((pages_meta or [{}] * len(bodies))[number - 1])
-            pages.append(page)
-        full_meta = {
-            **meta,
-            "index": index,
-            "date": day.isoformat(),
-            "fetched_at": fetched_at.astimezone(dt.timezone.utc).isoformat(),
-            "sha256": sha,
-            "format": source_format,
-            "pages": pages,
-        }
-        self.storage.write_bytes(
-            f"{prefix}{stem}{META_SUFFIX}",
-            json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"),
-        )
+        try:
+            for number, body in enumerate(bodies, start=1):
+                suffix = f".{source_format}" if number == 1 else f".p{number}.{source_format}"
+                key = f"{prefix}{stem}{suffix}"
+                self.storage.write_bytes(key, body)
+                page = {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+                page.update((pages_meta or [{}] * len(bodies))[number - 1])
+                pages.append(page)
+            full_meta = {
+                **meta,
+                "index": index,
+                "date": day.isoformat(),
+                "fetched_at": fetched_at.astimezone(dt.timezone.utc).isoformat(),
+                "sha256": sha,
+                "format": source_format,
+                "pages": pages,
+            }
+            self.storage.write_bytes(
+                f"{prefix}{stem}{META_SUFFIX}",
+                json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"),
+            )
+        except BaseException:
+            # Never committed (no sidecar), so never a capture: remove the bodies written so far.
+            for page in pages:
+                self.storage.delete(page["key"])
+            raise
         return RawCapture(day, index, stem, full_meta), True
