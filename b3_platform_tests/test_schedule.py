@@ -167,3 +167,36 @@ def test_evening_only_counts_captures_of_that_day(tick, captured_ibov):
     # IBOV is captured for 2025-07-10, not for the next trading day.
     request = only_request(tick(sp(2025, 7, 11, 20), indices=["IBOV"]))
     assert (request.partition_key, request.run_key) == ("2025-07-11", "2025-07-11-evening")
+
+
+def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3_server, today, lake_root):
+    """What a morning tick launches: the daily_capture job for the day's partition fetches the
+    day's portfolio from B3 (the replay server) and builds bronze and silver from it; the
+    evening tick then has nothing left to do."""
+    day = today()
+    local_defs = dg.Definitions(
+        assets=defs.assets, jobs=[daily_capture_job], schedules=[daily_capture_schedule], resources=resources
+    )
+    context = dg.build_schedule_context(
+        scheduled_execution_time=sp(2025, 7, 10, 9),
+        resources=resources,
+        repository_def=local_defs.get_repository_def(),
+    )
+    [request] = daily_capture_schedule.evaluate_tick(context).run_requests
+    job = local_defs.resolve_job_def("daily_capture")
+    result = job.execute_in_process(
+        partition_key=request.partition_key, tags=request.tags, instance=dg.DagsterInstance.ephemeral()
+    )
+    assert result.success
+    assert len(b3_server.requests_for("IBOV")) == 1
+    materialized = sorted(
+        (e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()
+    )
+    assert materialized == [
+        (name, day.isoformat())
+        for name in ("bronze_portfolio", "raw_portfolio", "silver_assets", "silver_header")
+    ]
+    assert (lake_root / f"silver/assets/date={day}/data.parquet").is_file()
+
+    evening = dg.build_schedule_context(scheduled_execution_time=sp(2025, 7, 10, 20), resources=resources)
+    assert isinstance(daily_capture_schedule(evening), dg.SkipReason)
