@@ -39,31 +39,30 @@ def top_weights_markdown(assets: pa.Table) -> str:
     return "\n".join(lines)
 
 
-def _weight_sums(assets: pa.Table) -> dict[str, float]:
+def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
+    """Numeric per-index metadata (`rows_IBOV`, `weight_sum_IBOV`), so the UI plots it over dates."""
+    rows: dict[str, int] = {}
     sums: dict[str, Decimal] = {}
     for index, weight in zip(assets.column("index").to_pylist(), assets.column("weight").to_pylist()):
+        rows[index] = rows.get(index, 0) + 1
         sums[index] = sums.get(index, Decimal(0)) + weight
-    return {k: float(v) for k, v in sums.items()}
+    return {
+        **{f"rows_{i}": n for i, n in rows.items()},
+        **{f"weight_sum_{i}": float(v) for i, v in sums.items()},
+    }
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "silver_header",
+            table_def.name,
             deps=[bronze_portfolio],
             group_name="silver",
             kinds={"parquet"},
-            description="Typed header per (date, index).",
-            metadata=table_metadata(SILVER_HEADER),
-        ),
-        dg.AssetSpec(
-            "silver_assets",
-            deps=[bronze_portfolio],
-            group_name="silver",
-            kinds={"parquet"},
-            description="Typed component per (date, index, ticker).",
-            metadata=table_metadata(SILVER_ASSETS),
-        ),
+            description=table_def.description,
+            metadata=table_metadata(table_def),
+        )
+        for table_def in (SILVER_HEADER, SILVER_ASSETS)
     ],
     check_specs=SPECS,
     **PARTITIONED,
@@ -105,15 +104,11 @@ def silver(context: dg.AssetExecutionContext, lake: LakeResource):
             asset_key="silver_header",
             partition_key=key,
         )
-        rows = {}
-        for index in assets.column("index").to_pylist():
-            rows[index] = rows.get(index, 0) + 1
         context.add_asset_metadata(
             {
                 "dagster/row_count": assets.num_rows,
                 "dagster/uri": storage.uri(assets_key),
-                **{f"rows_{index}": n for index, n in rows.items()},
-                **{f"weight_sum_{index}": s for index, s in _weight_sums(assets).items()},
+                **per_index_metadata(assets),
                 "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
             },
             asset_key="silver_assets",
