@@ -48,22 +48,27 @@ def today(monkeypatch):
     return pin
 
 
+def replay_b3_resource(server, **overrides):
+    """The b3 resource pointed at the replay server: IBOV only, short timeouts, fast retries."""
+    from b3_platform.resources import B3ApiResource
+
+    config = dict(
+        base_url=server.base_url,
+        indices=["IBOV"],
+        timeout_seconds=1.0,
+        connect_timeout_seconds=1.0,
+        backoff_seconds=0.01,
+        max_attempts=3,
+    )
+    return B3ApiResource(**{**config, **overrides})
+
+
 @pytest.fixture
 def resources(lake_root, b3_server):
     """Resources for in-process runs: the temp lake and the replay server (fast retries)."""
-    from b3_platform.resources import B3ApiResource, LakeResource
+    from b3_platform.resources import LakeResource
 
-    return {
-        "lake": LakeResource(root=str(lake_root)),
-        "b3": B3ApiResource(
-            base_url=b3_server.base_url,
-            indices=["IBOV"],
-            timeout_seconds=1.0,
-            connect_timeout_seconds=1.0,
-            backoff_seconds=0.01,
-            max_attempts=3,
-        ),
-    }
+    return {"lake": LakeResource(root=str(lake_root)), "b3": replay_b3_resource(b3_server)}
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,7 @@ from b3_platform.b3.client import DEFAULT_PAGE_SIZE
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.resources import B3ApiResource
-from b3_platform_tests.conftest import SAMPLE_JSON
+from b3_platform_tests.conftest import SAMPLE_JSON, replay_b3_resource
 from b3_platform_tests.replay import (
     HTML_PAGE,
     SAMPLES,
@@ -34,19 +33,6 @@ from b3_platform_tests.replay import (
 SAMPLE = sample_bytes(SAMPLE_JSON)
 TODAY = "2025-07-10"
 IBOV_DIR = Path("raw/GetPortfolioDay/date=2025-07-10/index=IBOV")
-
-
-def b3_resource(server, **overrides) -> B3ApiResource:
-    config = dict(
-        base_url=server.base_url,
-        indices=["IBOV"],
-        timeout_seconds=1.0,
-        connect_timeout_seconds=1.0,
-        backoff_seconds=0.01,
-        max_attempts=3,
-    )
-    config.update(overrides)
-    return B3ApiResource(**config)
 
 
 def run(resources, partition_key: str = TODAY, *, expect_success: bool = True):
@@ -194,7 +180,7 @@ def test_paged_capture_stores_every_page(resources, b3_server, today, lake_root)
     today()
     pages = split_into_pages(SAMPLE, 30)
     b3_server.serve_pages("IBOV", pages)
-    run({**resources, "b3": b3_resource(b3_server, page_size=30)})
+    run({**resources, "b3": replay_b3_resource(b3_server, page_size=30)})
     folder = lake_root / IBOV_DIR
     stored = bodies(folder)
     assert len(stored) == 3
@@ -230,7 +216,7 @@ def test_misbehaviour_fails_the_run_and_writes_nothing(resources, b3_server, tod
     # The valid sample stays the default answer: a retry the client should not make would succeed
     # and the test would see it.
     b3_server.script("IBOV", *replies)
-    b3 = b3_resource(b3_server, timeout_seconds=0.2, max_attempts=2) if case == "timeout" else None
+    b3 = replay_b3_resource(b3_server, timeout_seconds=0.2, max_attempts=2) if case == "timeout" else None
     result = run({**resources, "b3": b3} if b3 else resources, expect_success=False)
 
     description = intentional_failure(result)
@@ -248,7 +234,9 @@ def test_one_index_failing_does_not_lose_the_others(resources, b3_server, today,
     if smll == "500":
         b3_server.script("SMLL", *[Reply(500)] * 3)
     # else: the replay server answers an index it has no sample for with results null
-    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL"])}, expect_success=False)
+    result = run(
+        {**resources, "b3": replay_b3_resource(b3_server, indices=["IBOV", "SMLL"])}, expect_success=False
+    )
 
     description = intentional_failure(result)
     assert description.startswith("raw_portfolio: 1 problem(s): SMLL 2025-07-10: ")
@@ -268,7 +256,7 @@ def test_one_index_failing_does_not_lose_the_others(resources, b3_server, today,
 def test_two_indices_both_served_are_both_stored_and_the_check_passes(resources, b3_server, today, lake_root):
     today()
     b3_server.serve("SMLL", SAMPLE)  # the contract does not name the index: any valid body will do
-    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL"])})
+    result = run({**resources, "b3": replay_b3_resource(b3_server, indices=["IBOV", "SMLL"])})
     assert len(bodies(lake_root / IBOV_DIR)) == 1
     assert len(bodies(lake_root / "raw/GetPortfolioDay/date=2025-07-10/index=SMLL")) == 1
     assert materialization_metadata(result)["indices"].value == "IBOV, SMLL"
@@ -326,7 +314,9 @@ def test_past_partition_with_an_imported_capture_succeeds_offline(resources, b3_
 def test_check_warns_when_a_configured_index_is_missing(resources, b3_server, today, lake_root):
     today()
     import_sample(lake_root)
-    result = run({**resources, "b3": b3_resource(b3_server, indices=["IBOV", "SMLL", "IDIV"])}, "2025-07-08")
+    result = run(
+        {**resources, "b3": replay_b3_resource(b3_server, indices=["IBOV", "SMLL", "IDIV"])}, "2025-07-08"
+    )
     assert b3_server.requests == []
     evaluation = check_evaluation(result)
     assert not evaluation.passed
