@@ -1,9 +1,11 @@
-"""The daily capture: a job over raw and everything downstream, and its schedule.
+"""Automation: the daily capture (a job and its schedule), and downstream layers that follow new data.
 
 B3 serves a day's portfolio from early morning until the next trading day replaces it: whatever is
 not captured that day is gone. So the schedule tries twice on each trading day, São Paulo time;
 the evening attempt is skipped when the morning one already stored every configured index.
 """
+
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -41,3 +43,49 @@ def daily_capture_schedule(context: dg.ScheduleEvaluationContext, lake: LakeReso
     return dg.RunRequest(
         run_key=f"{day}-{attempt}", partition_key=day.isoformat(), tags={"b3_platform/attempt": attempt}
     )
+
+
+#: A partition of a layer is rebuilt when one it reads was updated (any date, not only the latest:
+#: an import of 2021 files must flow down too), once its inputs exist and nothing is running on
+#: them. `since_last_handled` stops a second request for an update already handled, including when
+#: the capture job built the layer in the same run.
+FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follows new upstream data")
+
+#: The catalog covers every date of every table: `any_deps_missing` would count the dates never
+#: captured (back to 2015) and block it forever, so it waits only for runs in progress.
+CATALOG_FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("refresh after new tables")
+
+CATALOG_ASSETS = {"athena_tables"}
+
+
+def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if spec.key == raw_portfolio.key:
+        return spec  # raw comes from the schedule and from imports, never by itself
+    condition = CATALOG_FOLLOWS_UPSTREAM if spec.key.to_user_string() in CATALOG_ASSETS else FOLLOWS_UPSTREAM
+    return spec.replace_attributes(automation_condition=condition)
+
+
+def with_automation(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """The assets with the conditions above attached to every layer below raw."""
+    return [a.map_asset_specs(_condition) for a in assets]
+
+
+follow_upstream_sensor = dg.AutomationConditionSensorDefinition(
+    "follow_upstream",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description=(
+        "Evaluates the layers' automation conditions: after an import or a capture, bronze → silver → "
+        "gold → athena_tables materialize for the new dates (several dates: one single-run backfill)."
+    ),
+)

@@ -76,6 +76,20 @@ def trading_days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return sorted(d for d in sessions if first <= d <= last)
 
 
+@lru_cache(maxsize=1)
+def _ordinals() -> dict[dt.date, int]:
+    return {d: i for i, d in enumerate(sorted(_sessions()))}
+
+
+def trading_days_held(first: dt.date, last: dt.date) -> int:
+    """Trading days from `first` to `last`, both included (both must be trading days)."""
+    ordinals = _ordinals()
+    for day in (first, last):
+        if day not in ordinals:
+            raise CalendarError(f"{day} is not a B3 trading day")
+    return ordinals[last] - ordinals[first] + 1
+
+
 def previous_trading_day(day: dt.date) -> dt.date:
     start, _ = horizon()
     candidate = day - dt.timedelta(days=1)

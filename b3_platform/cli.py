@@ -1,4 +1,5 @@
-"""`python -m b3_platform` commands: import saved files, and the demo that builds every layer."""
+"""`python -m b3_platform` commands: import saved files, query the catalog, and the demo that builds
+every layer."""
 
 import argparse
 import os
@@ -7,9 +8,14 @@ import time
 import warnings
 from pathlib import Path
 
+from b3_platform.catalog.output import FORMATS
 from b3_platform.resources import DATA_DIR_VAR, DEFAULT_DATA_DIR
 
-DEMO_DATA = Path(__file__).resolve().parent.parent / "demo_data"
+REPO = Path(__file__).resolve().parent.parent
+DEMO_DATA = REPO / "demo_data"
+QUERIES = REPO / "queries"
+#: The example query the demo prints: the real NTCO3 → NATU3 swap of 2025-07-02 is in the samples.
+DEMO_QUERY = QUERIES / "entries_exits.sql"
 #: The day-portfolio samples; demo_data/ also keeps other endpoints' responses for the tests.
 DEMO_FOLDERS = ("GetPortfolioDay", "csv")
 
@@ -76,6 +82,41 @@ def cmd_import(args) -> int:
     return 1 if counts["rejected"] else 0
 
 
+def _catalog(args):
+    os.environ[DATA_DIR_VAR] = _data_dir(args)
+    from b3_platform.resources import build_resources
+
+    return build_resources()["catalog"]
+
+
+def cmd_query(args) -> int:
+    from b3_platform.catalog.base import CatalogError, QueryError
+    from b3_platform.catalog.output import render
+
+    if args.file:
+        try:
+            sql = Path(args.file).read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    else:
+        sql = args.sql
+    if not sql.strip():
+        print("no SQL given", file=sys.stderr)
+        return 2
+    catalog = _catalog(args)
+    try:
+        result = catalog.query(sql)
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except QueryError as exc:
+        print(f"query failed: {exc}", file=sys.stderr)
+        return 1
+    print(render(result, args.format))
+    return 0
+
+
 def cmd_demo(args) -> int:
     os.environ[DATA_DIR_VAR] = _data_dir(args)
     from b3_platform.definitions import build_defs
@@ -91,7 +132,7 @@ def cmd_demo(args) -> int:
     lake = defs.resources["lake"]
     store = RawStore(lake.storage())
     samples = Path(args.samples)
-    print(f"1/3 Importing the bundled real B3 samples from {samples} into {store.storage.uri()}")
+    print(f"1/4 Importing the bundled real B3 samples from {samples} into {store.storage.uri()}")
     results = import_paths(store, [samples / folder for folder in DEMO_FOLDERS])
     for r in results:
         if r.status == "rejected":
@@ -104,7 +145,7 @@ def cmd_demo(args) -> int:
     _report_imports(results, instance)
     days = store.dates()
     print(
-        f"2/3 Materializing raw → bronze → silver for {len(days)} trading days "
+        f"2/4 Materializing raw → bronze → silver → gold for {len(days)} trading days, then the catalog "
         f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})"
     )
     runs = materialize_days(
@@ -112,10 +153,13 @@ def cmd_demo(args) -> int:
         days,
         instance=instance,
         quiet=True,
-        progress=lambda a, b: print(f"    run {a}" + (f"…{b}" if b != a else ""), flush=True),
+        progress=lambda a, b: print(
+            f"    run {a}" + (f"…{b}" if b != a else "") if a else "    run athena_tables (catalog)",
+            flush=True,
+        ),
     )
     failed = [r for r in runs if not r.success]
-    print("3/3 Summary")
+    print("3/4 Summary")
     indices = sorted({ix for d in days for ix in store.indices_on(d)})
     print(f"    dates   : {len(days)} ({days[0]} … {days[-1]})")
     print(f"    indices : {', '.join(indices)}")
@@ -126,11 +170,22 @@ def cmd_demo(args) -> int:
             (t.num_rows if (t := read_partition(store.storage, table_def, d)) is not None else 0)
             for d in days
         )
-        print(f"    {name:<17}: {rows} rows")
+        print(f"    {name:<19}: {rows} rows")
     print(f"    lake    : {store.storage.uri()}")
+    catalog = defs.resources["catalog"]
+    print(f"    catalog : {catalog.location}")
     print(
-        f"    runs    : {len(runs)} single-run backfills, {len(failed)} failed; {time.monotonic() - started:.1f} s"
+        f"    runs    : {len(runs)} ({len(runs) - 1} single-run backfills + the catalog), {len(failed)} failed; "
+        f"{time.monotonic() - started:.1f} s"
     )
+    if not failed:
+        print(f"4/4 Example query ({DEMO_QUERY.relative_to(REPO)}): entries and exits of IBOV")
+        from b3_platform.catalog.output import as_table
+
+        print(
+            "    " + as_table(catalog.query(DEMO_QUERY.read_text(encoding="utf-8"))).replace("\n", "\n    ")
+        )
+        print("    More: .venv/bin/python -m b3_platform query --file queries/<name>.sql  (or inline SQL)")
     print('Open the UI:  export DAGSTER_HOME="$PWD" && .venv/bin/dagster dev   (then http://127.0.0.1:3000)')
     if failed:
         for r in failed:
@@ -153,6 +208,16 @@ def main(argv: list[str] | None = None) -> int:
         "--index", type=str.upper, help="index of JSON files whose path does not name it (e.g. IBOV)"
     )
     p_import.set_defaults(func=cmd_import)
+    p_query = sub.add_parser(
+        "query",
+        help="run SQL against the catalog (DuckDB views of every table)",
+        description="Run SQL against the active catalog: inline, or from a file such as queries/*.sql.",
+    )
+    source = p_query.add_mutually_exclusive_group(required=True)
+    source.add_argument("sql", nargs="?", help="the SQL to run")
+    source.add_argument("--file", "-f", help="a file holding the SQL")
+    p_query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p_query.set_defaults(func=cmd_query)
     p_demo = sub.add_parser("demo", help="import the bundled samples and build every layer")
     p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")
     p_demo.set_defaults(func=cmd_demo)

@@ -29,6 +29,11 @@ class Rule:
     blocking: bool
     description: str
     fn: Callable[..., list[str]]
+    reads: str | None = None  # the table the rule reads, when not the asset it is attached to
+
+    @property
+    def source(self) -> str:
+        return self.reads or self.table
 
 
 def _by_index(table: pa.Table, *columns: str) -> dict[str, list[tuple]]:
@@ -159,5 +164,111 @@ SILVER_ASSET_RULES = (
         True,
         "Σ component theoretical quantities = the header's total.",
         quantities_sum_to_header_total,
+    ),
+)
+
+
+def composition_covers_every_component(composition: pa.Table, day: dt.date) -> list[str]:
+    """Each dimension's groups add up to the whole index (a component lost or counted twice shows)."""
+    problems = []
+    totals: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    for index, dimension, weight, n in zip(
+        *(composition.column(c).to_pylist() for c in ("index", "dimension", "weight", "components"))
+    ):
+        w, count = totals.get((index, dimension), (Decimal(0), 0))
+        totals[(index, dimension)] = (w + weight, count + n)
+    counts = {}
+    for (index, dimension), (weight, n) in sorted(totals.items()):
+        tolerance = WEIGHT_ROUNDING_PER_ROW * n
+        if abs(weight - 100) > tolerance:
+            problems.append(f"{index} by {dimension}: weights sum to {weight}, not 100 ± {tolerance}")
+        counts.setdefault(index, set()).add(n)
+    for index, ns in counts.items():
+        if len(ns) > 1:
+            problems.append(f"{index}: dimensions count different components: {sorted(ns)}")
+    return problems
+
+
+def concentration_within_bounds(summary: pa.Table, day: dt.date) -> list[str]:
+    """top-5 ≤ top-10 ≤ 100 and 10,000/n ≤ HHI ≤ 10,000 (B3's rounding allowed)."""
+    problems = []
+    for row in summary.select(["index", "components", "top5_weight", "top10_weight", "hhi"]).to_pylist():
+        n, top5, top10, hhi = row["components"], row["top5_weight"], row["top10_weight"], row["hhi"]
+        slack = WEIGHT_ROUNDING_PER_ROW * max(n, 1)
+        if n <= 0:
+            problems.append(f"{row['index']}: no components")
+            continue
+        if not Decimal(0) < top5 <= top10 <= 100 + slack:
+            problems.append(f"{row['index']}: top-5 {top5} / top-10 {top10} out of order or above 100")
+        low = Decimal(10_000) / n - 2 * 100 * slack
+        if not low <= hhi <= 10_000 + 2 * 100 * slack:
+            problems.append(f"{row['index']}: HHI {hhi} outside [{low:.3f}, 10000] for {n} components")
+    return problems
+
+
+def time_in_index_consistent(stays: pa.Table, day: dt.date) -> list[str]:
+    problems = []
+    columns = [
+        "index",
+        "ticker",
+        "first_seen",
+        "trading_days_held",
+        "calendar_days_since_entry",
+        "observed_days",
+    ]
+    for r in stays.select(columns).to_pylist():
+        where = f"{r['index']} {r['ticker']}"
+        if r["first_seen"] > day:
+            problems.append(f"{where}: first seen {r['first_seen']} after the date")
+        elif not 1 <= r["observed_days"] <= r["trading_days_held"]:
+            problems.append(
+                f"{where}: observed on {r['observed_days']} dates of {r['trading_days_held']} trading days"
+            )
+        elif r["calendar_days_since_entry"] != (day - r["first_seen"]).days:
+            problems.append(
+                f"{where}: calendar days {r['calendar_days_since_entry']} do not match first_seen"
+            )
+    return problems
+
+
+def previous_trading_day_in_lake(summary: pa.Table, day: dt.date) -> list[str]:
+    missing = [
+        f"{r['index']}: the previous trading day {r['previous_date']} is not in the lake; not compared"
+        for r in summary.select(["index", "previous_date", "previous_in_lake"]).to_pylist()
+        if not r["previous_in_lake"]
+    ]
+    return missing
+
+
+GOLD_RULES = (
+    Rule(
+        "previous_trading_day_in_lake",
+        "gold_changes",
+        False,
+        "Each index's previous trading day (B3 calendar) is in the lake, so entries, exits and "
+        "changes were computed; otherwise that index is not compared with an older day.",
+        previous_trading_day_in_lake,
+        reads="gold_index_summary",
+    ),
+    Rule(
+        "composition_covers_every_component",
+        "gold_composition",
+        True,
+        "For every dimension the groups' weights sum to 100 and count every component once.",
+        composition_covers_every_component,
+    ),
+    Rule(
+        "concentration_within_bounds",
+        "gold_index_summary",
+        True,
+        "top-5 ≤ top-10 ≤ 100 and 10,000/n ≤ HHI ≤ 10,000.",
+        concentration_within_bounds,
+    ),
+    Rule(
+        "time_in_index_consistent",
+        "gold_time_in_index",
+        True,
+        "first_seen ≤ date, 1 ≤ observed days ≤ trading days held, calendar days match first_seen.",
+        time_in_index_consistent,
     ),
 )

@@ -8,17 +8,21 @@ import os
 from collections.abc import Mapping
 
 import dagster as dg
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
+from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import Storage, open_storage
 
 ENV_VAR = "B3_PLATFORM_ENV"
 DATA_DIR_VAR = "B3_PLATFORM_DATA_DIR"
 B3_URL_VAR = "B3_PLATFORM_B3_URL"
+DUCKDB_VAR = "B3_PLATFORM_DUCKDB"
 DEFAULT_DATA_DIR = "data"
+CATALOG_FILE = "warehouse.duckdb"
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -79,8 +83,12 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
         raise ConfigError(
             f"{ENV_VAR}={mode!r}: only 'local' is available in this release (the AWS mode is planned)"
         )
+    data_dir = env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
     return {
-        "lake": LakeResource(root=env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)),
+        "lake": LakeResource(root=data_dir),
+        "catalog": DuckDBCatalogResource(
+            duckdb=DuckDBResource(database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}")
+        ),
         "b3": B3ApiResource(
             base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=list(configured_indices(env))
         ),

@@ -2,6 +2,7 @@
 
 A set of dates is split into blocks of consecutive trading days and each block is one single-run
 backfill (the `dagster/asset_partition_range_*` tags), the same run the UI launches for a range.
+Unpartitioned assets in the selection (the catalog) run once, after the last block.
 """
 
 import datetime as dt
@@ -47,23 +48,34 @@ def materialize_days(
     progress=None,
     quiet: bool = False,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Materialize `selection` for `days`, one single run per block of consecutive trading days."""
+    """Materialize `selection` for `days`, one single run per block of consecutive trading days, then
+    the selection's unpartitioned assets once (if every block succeeded). `progress(first, last)` is
+    called before each block and `progress(None, None)` before the unpartitioned run."""
     job = defs.resolve_implicit_global_asset_job_def()
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_coercible(selection).resolve(graph)
+    partitioned = [k for k in keys if graph.get(k).is_partitioned]
+    unpartitioned = [k for k in keys if not graph.get(k).is_partitioned]
+    run_config = QUIET if quiet else None
     results = []
-    for first, last in consecutive_blocks(days):
+    for first, last in consecutive_blocks(days) if partitioned else []:
         if progress:
             progress(first, last)
         results.append(
             job.execute_in_process(
                 instance=instance,
                 tags=range_tags(first, last),
-                asset_selection=list(
-                    dg.AssetSelection.from_coercible(selection).resolve(defs.resolve_asset_graph())
-                )
-                if selection != "*"
-                else None,
+                asset_selection=partitioned,
                 raise_on_error=False,
-                run_config=QUIET if quiet else None,
+                run_config=run_config,
+            )
+        )
+    if unpartitioned and all(r.success for r in results):
+        if progress:
+            progress(None, None)
+        results.append(
+            job.execute_in_process(
+                instance=instance, asset_selection=unpartitioned, raise_on_error=False, run_config=run_config
             )
         )
     return results

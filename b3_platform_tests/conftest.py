@@ -65,10 +65,23 @@ def replay_b3_resource(server, **overrides):
 
 @pytest.fixture
 def resources(lake_root, b3_server):
-    """Resources for in-process runs: the temp lake and the replay server (fast retries)."""
+    """Resources for in-process runs: the temp lake, its DuckDB catalog, and the replay server."""
     from b3_platform.resources import LakeResource
 
-    return {"lake": LakeResource(root=str(lake_root)), "b3": replay_b3_resource(b3_server)}
+    return {
+        "lake": LakeResource(root=str(lake_root)),
+        "catalog": duckdb_catalog(lake_root),
+        "b3": replay_b3_resource(b3_server),
+    }
+
+
+def duckdb_catalog(lake_root):
+    """The local catalog of a test lake (the file sits in the lake root, as by default)."""
+    from dagster_duckdb import DuckDBResource
+
+    from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
+
+    return DuckDBCatalogResource(duckdb=DuckDBResource(database=str(Path(lake_root) / "warehouse.duckdb")))
 
 
 @pytest.fixture(autouse=True)
@@ -80,6 +93,7 @@ def _isolated_env(monkeypatch, tmp_path):
         "B3_PLATFORM_DATA_DIR",
         "B3_PLATFORM_B3_URL",
         "B3_PLATFORM_INDICES",
+        "B3_PLATFORM_DUCKDB",
     ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "lake"))

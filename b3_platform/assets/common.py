@@ -4,31 +4,14 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
-import pyarrow as pa
 
+from b3_platform.catalog.types import sql_type
 from b3_platform.lake.schemas import TableDef
 from b3_platform.partitions import trading_days
 from b3_platform.quality import Rule
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 PARTITIONED = {"partitions_def": trading_days, "backfill_policy": SINGLE_RUN}
-
-_ARROW_TO_SQL = {
-    pa.string(): "string",
-    pa.int32(): "int",
-    pa.int64(): "bigint",
-    pa.bool_(): "boolean",
-    pa.date32(): "date",
-}
-
-
-def sql_type(type_: pa.DataType) -> str:
-    """The column type as DuckDB/Athena name it."""
-    if pa.types.is_decimal(type_):
-        return f"decimal({type_.precision},{type_.scale})"
-    if pa.types.is_timestamp(type_):
-        return "timestamp"
-    return _ARROW_TO_SQL[type_]
 
 
 def column_schema(table_def: TableDef) -> dg.TableSchema:

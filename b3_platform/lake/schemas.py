@@ -15,6 +15,8 @@ from b3_platform.lake.paths import table_location
 
 WEIGHT = pa.decimal128(7, 3)  # B3 writes weights with 3 decimals, 0.000–100.000
 REDUCTOR = pa.decimal128(20, 8)  # B3 writes reductors with 8 decimals
+WEIGHT_CHANGE = pa.decimal128(8, 3)  # percentage points, -100.000 to +100.000
+HHI = pa.decimal128(12, 6)  # Σ weight² with weights in %: 0–10,000, exact for 3-decimal weights
 
 
 def _f(name: str, type_: pa.DataType, description: str, nullable: bool = False) -> pa.Field:
@@ -118,4 +120,137 @@ SILVER_ASSETS = TableDef(
     ),
 )
 
-TABLES: dict[str, TableDef] = {t.name: t for t in (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)}
+GOLD_COMPOSITION = TableDef(
+    name="gold_composition",
+    layer="gold",
+    short="composition",
+    description=(
+        "Weight and component count per (date, index) grouped by sector, share class, listing segment "
+        "and company (share classes of one company summed). A group that the capture cannot tell "
+        "(no sector outside segment-2 captures) has a null group_name and says why in `note`."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f(
+                "dimension",
+                pa.string(),
+                "What the rows group by: sector, share_class, listing_segment, company",
+            ),
+            _f("group_name", pa.string(), "The sector, share class, listing segment or company", True),
+            _f("weight", WEIGHT, "Σ weight of the group's components, %"),
+            _f("components", pa.int32(), "Components in the group"),
+            _f("tickers", pa.string(), "The group's tickers, comma-separated, heaviest first"),
+            _f("note", pa.string(), "Why group_name is null, when it is", True),
+        ]
+    ),
+)
+
+GOLD_CHANGES = TableDef(
+    name="gold_changes",
+    layer="gold",
+    short="changes",
+    description=(
+        "Day-over-day change per (date, index, ticker) against the previous trading day: membership "
+        "(entered, exited, held), weight change in percentage points, theoretical-quantity change "
+        "(corporate events) and reductor change. No rows for an index whose previous trading day is "
+        "not in the lake: it is never compared with an older day (see gold_index_summary)."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("ticker", pa.string(), "Ticker"),
+            _f("company", pa.string(), "Company (today's, or the previous day's for an exit)"),
+            _f("membership", pa.string(), "entered, exited or held, versus the previous trading day"),
+            _f("previous_date", pa.date32(), "The previous trading day (B3 calendar) compared with"),
+            _f("weight", WEIGHT, "Weight today, % (null after an exit)", True),
+            _f("previous_weight", WEIGHT, "Weight on the previous trading day, % (null for an entry)", True),
+            _f(
+                "weight_change_pp", WEIGHT_CHANGE, "weight − previous_weight in percentage points (null as 0)"
+            ),
+            _f("theoretical_quantity", pa.int64(), "Theoretical quantity today (null after an exit)", True),
+            _f("previous_quantity", pa.int64(), "Theoretical quantity before (null for an entry)", True),
+            _f("quantity_change", pa.int64(), "theoretical_quantity − previous_quantity (null as 0)"),
+            _f(
+                "quantity_changed",
+                pa.bool_(),
+                "A held ticker's quantity changed: a corporate event or rebalance",
+            ),
+            _f("reductor_changed", pa.bool_(), "The index's reductor changed from the previous trading day"),
+        ]
+    ),
+)
+
+GOLD_INDEX_SUMMARY = TableDef(
+    name="gold_index_summary",
+    layer="gold",
+    short="index_summary",
+    description=(
+        "One row per (date, index): concentration (top-5 and top-10 weight, Herfindahl–Hirschman "
+        "index), and the day-over-day comparison's outcome (entries, exits, quantity changes, "
+        "reductor change), which is null when the previous trading day is not in the lake."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("components", pa.int32(), "Components in the portfolio"),
+            _f("top5_weight", WEIGHT, "Σ of the 5 largest weights, %"),
+            _f("top10_weight", WEIGHT, "Σ of the 10 largest weights, %"),
+            _f("hhi", HHI, "Herfindahl–Hirschman index: Σ weight² with weights in % (0–10,000)"),
+            _f("reductor", REDUCTOR, "Index reductor (divisor)"),
+            _f("has_sector", pa.bool_(), "Components carry their sector (segment-2 capture)"),
+            _f("previous_date", pa.date32(), "The previous trading day (B3 calendar)"),
+            _f("previous_in_lake", pa.bool_(), "The previous trading day of this index is in the lake"),
+            _f("entries", pa.int32(), "Tickers that entered (null when not compared)", True),
+            _f("exits", pa.int32(), "Tickers that left (null when not compared)", True),
+            _f(
+                "quantity_changes",
+                pa.int32(),
+                "Held tickers whose quantity changed (null when not compared)",
+                True,
+            ),
+            _f(
+                "reductor_changed",
+                pa.bool_(),
+                "Reductor differs from the previous day (null when not compared)",
+                True,
+            ),
+        ]
+    ),
+)
+
+GOLD_TIME_IN_INDEX = TableDef(
+    name="gold_time_in_index",
+    layer="gold",
+    short="time_in_index",
+    description=(
+        "Per (date, index, ticker) in the portfolio: when the ticker's current stay in the index began "
+        "as far as the lake shows (first_seen), trading days held (B3 calendar) and calendar days since. "
+        "Days the lake lacks do not break a stay; observed_days < trading_days_held shows them."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("ticker", pa.string(), "Ticker"),
+            _f("first_seen", pa.date32(), "First date of the current stay in the index, per the lake"),
+            _f("trading_days_held", pa.int32(), "B3 trading days from first_seen to this date, inclusive"),
+            _f("calendar_days_since_entry", pa.int32(), "Calendar days from first_seen to this date"),
+            _f(
+                "observed_days",
+                pa.int32(),
+                "Dates of the stay the lake holds (= trading_days_held when complete)",
+            ),
+            _f(
+                "first_seen_is_history_start",
+                pa.bool_(),
+                "first_seen is the index's first date in the lake: the stay may have begun earlier",
+            ),
+        ]
+    ),
+)
+
+GOLD_TABLES = (GOLD_COMPOSITION, GOLD_CHANGES, GOLD_INDEX_SUMMARY, GOLD_TIME_IN_INDEX)
+
+TABLES: dict[str, TableDef] = {
+    t.name: t for t in (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS, *GOLD_TABLES)
+}

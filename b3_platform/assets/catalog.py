@@ -1,0 +1,73 @@
+"""athena_tables: every lake table registered in the active catalog, so the same SQL runs on it.
+
+Locally that is a DuckDB file of views over the Parquet files; in the AWS mode the same asset
+registers Glue tables behind the same `catalog` resource key. It runs after the tables it covers
+(automation) and in the `duckdb` pool, so two runs never write the DuckDB file at once.
+"""
+
+import dagster as dg
+import pyarrow as pa
+
+from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource
+from b3_platform.lake.schemas import TABLES
+from b3_platform.resources import LakeResource
+
+TABLES_REGISTERED = dg.AssetCheckSpec(
+    "tables_match_schemas",
+    asset="athena_tables",
+    blocking=True,
+    description="Every table is registered with exactly its declared columns and types, plus `date`.",
+)
+
+
+def _schema_problems(catalog: CatalogResource) -> list[str]:
+    problems = []
+    for table_def in TABLES.values():
+        expected = [(f.name, catalog.expected_type(f.type)) for f in table_def.schema]
+        expected.append((PARTITION_COLUMN, catalog.expected_type(pa.date32())))
+        try:
+            got = catalog.describe(table_def.name)
+        except Exception as exc:  # noqa: BLE001 - any failure to read the table is the finding
+            problems.append(f"{table_def.name}: cannot be described: {exc}")
+            continue
+        names = [c for c, _ in got]
+        if names != [c for c, _ in expected]:
+            problems.append(f"{table_def.name}: columns {names} differ from the declared ones")
+            continue
+        for (name, want), (_, have) in zip(expected, got):
+            if want != have:
+                problems.append(f"{table_def.name}.{name}: type {have}, declared {want}")
+    return problems
+
+
+@dg.asset(
+    deps=list(TABLES),
+    group_name="catalog",
+    kinds={"duckdb"},
+    pool="duckdb",
+    check_specs=[TABLES_REGISTERED],
+    description=__doc__,
+)
+def athena_tables(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
+    registered = catalog.sync(lake.storage(), list(TABLES.values()))
+    for table in registered:
+        span = f"{table.first_date} … {table.last_date}" if table.dates else "no dates yet"
+        context.log.info(f"{table.name}: {table.rows} rows over {table.dates} date(s) ({span})")
+    problems = _schema_problems(catalog)
+    return dg.MaterializeResult(
+        metadata={
+            "catalog": catalog.location,
+            "tables": len(registered),
+            **{f"rows_{t.name}": t.rows for t in registered},
+            "dates": max((t.dates for t in registered), default=0),
+            "last_date": str(max((t.last_date for t in registered if t.last_date), default="none")),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=TABLES_REGISTERED.name,
+                passed=not problems,
+                description="; ".join(problems)[:1000] or None,
+                metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+            )
+        ],
+    )

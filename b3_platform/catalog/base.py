@@ -1,0 +1,61 @@
+"""What every catalog offers the asset graph and the query command (one resource key: `catalog`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import dagster as dg
+import pyarrow as pa
+
+from b3_platform.lake.schemas import TableDef
+from b3_platform.lake.storage import Storage
+
+PARTITION_COLUMN = "date"
+
+
+class CatalogError(RuntimeError):
+    """The catalog is missing or cannot be reached (not a problem with the SQL)."""
+
+
+class QueryError(ValueError):
+    """The SQL was refused: the message is the engine's own."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple]
+
+
+@dataclass(frozen=True)
+class RegisteredTable:
+    name: str
+    rows: int
+    dates: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """Registers the lake's tables (`sync`) and runs SQL over them (`query`)."""
+
+    @property
+    def location(self) -> str:
+        raise NotImplementedError
+
+    def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
+        raise NotImplementedError
+
+    def query(self, sql: str) -> QueryResult:
+        raise NotImplementedError
+
+    def describe(self, name: str) -> list[tuple[str, str]]:
+        """(column, type) of a registered table, as the catalog reports them."""
+        raise NotImplementedError
+
+    def expected_type(self, type_: pa.DataType) -> str:
+        """How this catalog reports a column declared with `type_`."""
+        raise NotImplementedError

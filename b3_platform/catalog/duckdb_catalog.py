@@ -1,0 +1,131 @@
+"""The local catalog: one DuckDB file holding a view per lake table over its Parquet files.
+
+Views read the files at query time (`read_parquet` over the table's `date=*/` folders, the `date`
+partition typed DATE), so a materialized date is queryable at once; `sync` only has to run when
+tables or schemas change, and the `athena_tables` asset runs it after every materialization anyway.
+Only one process may hold a DuckDB file for writing: writers go through dagster-duckdb's
+`DuckDBResource` (which retries on the lock) inside the `duckdb` pool (limit 1 in dagster.yaml);
+readers open the file read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+
+from b3_platform.catalog.base import (
+    PARTITION_COLUMN,
+    CatalogError,
+    CatalogResource,
+    QueryError,
+    QueryResult,
+    RegisteredTable,
+)
+from b3_platform.catalog.types import duckdb_type
+from b3_platform.lake.paths import PARQUET_FILE
+from b3_platform.lake.schemas import TableDef
+from b3_platform.lake.storage import Storage
+
+#: How DESCRIBE names the types the lake declares (decimals are DECIMAL(p,s) already).
+_DUCKDB_NAMES = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def view_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
+    """The view of a table: its declared columns, then `date`; typed and empty when no file exists."""
+    columns = [_quote_ident(f.name) for f in table_def.schema]
+    name = _quote_ident(table_def.name)
+    if not has_files:
+        typed = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_quote_ident(f.name)}" for f in table_def.schema]
+        typed.append(f"CAST(NULL AS DATE) AS {PARTITION_COLUMN}")
+        return f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(typed)} WHERE false"
+    pattern = f"{storage.uri(table_def.location).rstrip('/')}/{PARTITION_COLUMN}=*/{PARQUET_FILE}"
+    return (
+        f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(columns)}, {PARTITION_COLUMN} "
+        f"FROM read_parquet({_quote_literal(pattern)}, hive_partitioning = true, "
+        f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
+    )
+
+
+class DuckDBCatalogResource(CatalogResource):
+    """Views over the lake in a DuckDB file (default `data/warehouse.duckdb`)."""
+
+    duckdb: DuckDBResource
+
+    @property
+    def location(self) -> str:
+        return str(Path(self.duckdb.database).expanduser().resolve())
+
+    def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
+        """Create or replace one view per table, in one transaction; returns what each now holds."""
+        Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        present = {t.name: bool(storage.list_keys(t.location)) for t in tables}
+        with self.duckdb.get_connection() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                for table_def in tables:
+                    conn.execute(view_sql(table_def, storage, present[table_def.name]))
+                    conn.execute(
+                        f"COMMENT ON VIEW {_quote_ident(table_def.name)} IS "
+                        f"{_quote_literal(table_def.description)}"
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            registered = []
+            for table_def in tables:
+                rows, dates, first, last = conn.execute(
+                    f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
+                    f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
+                ).fetchone()
+                registered.append(RegisteredTable(table_def.name, rows, dates, first, last))
+        return registered
+
+    def describe(self, name: str) -> list[tuple[str, str]]:
+        result = self.query(f"DESCRIBE {_quote_ident(name)}")
+        return [(row[0], row[1]) for row in result.rows]
+
+    def expected_type(self, type_: pa.DataType) -> str:
+        return _DUCKDB_NAMES.get(duckdb_type(type_), duckdb_type(type_).upper())
+
+    def query(self, sql: str) -> QueryResult:
+        path = Path(self.location)
+        if not path.is_file():
+            raise CatalogError(
+                f"no catalog at {path}: build it with `python -m b3_platform demo`, or materialize "
+                "the athena_tables asset"
+            )
+        try:
+            conn = duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            raise CatalogError(f"cannot open the catalog {path}: {exc}") from exc
+        try:
+            cursor = conn.execute(sql)
+            if cursor.description is None:
+                return QueryResult([], [], [])
+            columns = [d[0] for d in cursor.description]
+            types = [str(d[1]) for d in cursor.description]
+            return QueryResult(columns, types, cursor.fetchall())
+        except duckdb.Error as exc:
+            raise QueryError(str(exc)) from exc
+        finally:
+            conn.close()

@@ -1,0 +1,284 @@
+"""Silver → gold: what analysts ask of the portfolios, as pure functions of Arrow tables.
+
+No Dagster and no storage here (the asset reads and writes); each function takes one date's silver
+tables, and the comparisons take the previous trading day's as well. Weights stay Decimal all the
+way, so sums and the HHI are exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+
+from b3_platform.calendar import trading_days_held
+from b3_platform.lake.schemas import (
+    GOLD_CHANGES,
+    GOLD_COMPOSITION,
+    GOLD_INDEX_SUMMARY,
+    GOLD_TIME_IN_INDEX,
+)
+
+DIMENSIONS = ("sector", "share_class", "listing_segment", "company")
+NO_SECTOR = "no sector: captured without segment 2 (a CSV download or a segment-1 response)"
+NOTES = {
+    "sector": "sector missing from the capture",
+    "share_class": "no share class in B3's type field",
+    "listing_segment": "no listing segment in B3's type field",
+    "company": "no company name",
+}
+TOP = (5, 10)
+_COMPONENT_COLUMNS = ["index", "ticker", "company", "share_class", "listing_segment", "sector", "weight"]
+_COMPONENT_COLUMNS += ["theoretical_quantity"]
+
+
+@dataclass(frozen=True)
+class IndexDay:
+    """One index's portfolio on one date: components by ticker, and the header facts gold needs."""
+
+    index: str
+    components: dict[str, dict]  # ticker -> silver_assets row
+    reductor: Decimal
+    has_sector: bool
+
+
+def index_days(assets: pa.Table, header: pa.Table) -> dict[str, IndexDay]:
+    """A date's silver tables split by index."""
+    by_index: dict[str, dict[str, dict]] = {}
+    for row in assets.select(_COMPONENT_COLUMNS).to_pylist():
+        by_index.setdefault(row["index"], {})[row["ticker"]] = row
+    facts = {r["index"]: r for r in header.select(["index", "reductor", "has_sector"]).to_pylist()}
+    return {
+        index: IndexDay(index, components, facts[index]["reductor"], facts[index]["has_sector"])
+        for index, components in sorted(by_index.items())
+        if index in facts
+    }
+
+
+def _heaviest_first(rows: Iterable[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: (-r["weight"], r["ticker"]))
+
+
+def composition(days: Mapping[str, IndexDay]) -> pa.Table:
+    """Weight and count per group, for each dimension; unknown groups are null and say why."""
+    rows = []
+    for index, day in days.items():
+        for dimension in DIMENSIONS:
+            groups: dict[str | None, list[dict]] = {}
+            for component in day.components.values():
+                known = dimension != "sector" or day.has_sector
+                groups.setdefault(component[dimension] if known else None, []).append(component)
+            totals = {
+                name: sum((c["weight"] for c in members), Decimal(0)) for name, members in groups.items()
+            }
+            for name in sorted(groups, key=lambda g: (-totals[g], g or "")):
+                members = _heaviest_first(groups[name])
+                rows.append(
+                    {
+                        "index": index,
+                        "dimension": dimension,
+                        "group_name": name,
+                        "weight": totals[name],
+                        "components": len(members),
+                        "tickers": ",".join(c["ticker"] for c in members),
+                        "note": None
+                        if name is not None
+                        else NO_SECTOR
+                        if dimension == "sector" and not day.has_sector
+                        else NOTES[dimension],
+                    }
+                )
+    return pa.Table.from_pylist(rows, schema=GOLD_COMPOSITION.schema)
+
+
+@dataclass(frozen=True)
+class Concentration:
+    components: int
+    top5_weight: Decimal
+    top10_weight: Decimal
+    hhi: Decimal
+
+
+def concentration(day: IndexDay) -> Concentration:
+    weights = sorted((c["weight"] for c in day.components.values()), reverse=True)
+    return Concentration(
+        components=len(weights),
+        top5_weight=sum(weights[: TOP[0]], Decimal(0)),
+        top10_weight=sum(weights[: TOP[1]], Decimal(0)),
+        hhi=sum((w * w for w in weights), Decimal(0)),
+    )
+
+
+def changes(
+    days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
+) -> pa.Table:
+    """Entries, exits and changes of held tickers, for indices whose previous trading day is known."""
+    rows = []
+    for index, day in days.items():
+        before = previous.get(index)
+        if before is None:
+            continue  # never compared with an older day: the summary says so
+        reductor_changed = day.reductor != before.reductor
+        for ticker in sorted(day.components.keys() | before.components.keys()):
+            now, then = day.components.get(ticker), before.components.get(ticker)
+            weight = now["weight"] if now else None
+            previous_weight = then["weight"] if then else None
+            quantity = now["theoretical_quantity"] if now else None
+            previous_quantity = then["theoretical_quantity"] if then else None
+            rows.append(
+                {
+                    "index": index,
+                    "ticker": ticker,
+                    "company": (now or then)["company"],
+                    "membership": "held" if now and then else "entered" if now else "exited",
+                    "previous_date": previous_date,
+                    "weight": weight,
+                    "previous_weight": previous_weight,
+                    "weight_change_pp": (weight or Decimal(0)) - (previous_weight or Decimal(0)),
+                    "theoretical_quantity": quantity,
+                    "previous_quantity": previous_quantity,
+                    "quantity_change": (quantity or 0) - (previous_quantity or 0),
+                    "quantity_changed": bool(now and then and quantity != previous_quantity),
+                    "reductor_changed": reductor_changed,
+                }
+            )
+    return pa.Table.from_pylist(rows, schema=GOLD_CHANGES.schema)
+
+
+def index_summary(
+    days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
+) -> pa.Table:
+    rows = []
+    for index, day in days.items():
+        c = concentration(day)
+        before = previous.get(index)
+        compared = before is not None
+        rows.append(
+            {
+                "index": index,
+                "components": c.components,
+                "top5_weight": c.top5_weight,
+                "top10_weight": c.top10_weight,
+                "hhi": c.hhi,
+                "reductor": day.reductor,
+                "has_sector": day.has_sector,
+                "previous_date": previous_date,
+                "previous_in_lake": compared,
+                "entries": len(day.components.keys() - before.components.keys()) if compared else None,
+                "exits": len(before.components.keys() - day.components.keys()) if compared else None,
+                "quantity_changes": sum(
+                    1
+                    for t in day.components.keys() & before.components.keys()
+                    if day.components[t]["theoretical_quantity"]
+                    != before.components[t]["theoretical_quantity"]
+                )
+                if compared
+                else None,
+                "reductor_changed": day.reductor != before.reductor if compared else None,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=GOLD_INDEX_SUMMARY.schema)
+
+
+@dataclass(frozen=True)
+class Stay:
+    """A ticker's current stay in an index, as far as the lake shows."""
+
+    first_seen: dt.date
+    observed_days: int
+    history_start: bool  # first_seen is the index's first date in the lake
+
+
+class StayTracker:
+    """Carries each (index, ticker)'s stay from date to date through a run.
+
+    An index seen for the first time in a run starts from the lake's history: the silver dates
+    before it, walked newest first until every ticker's stay has begun (the stay began on the
+    oldest consecutive date holding the ticker). Afterwards each date advances the state by one
+    step, which gives the same answer as walking back from that date. Dates the lake lacks for an
+    index are skipped, not treated as exits: `observed_days` shows them."""
+
+    def __init__(
+        self,
+        lake_dates: Sequence[dt.date],
+        load: Callable[[dt.date], Mapping[str, Iterable[str]]],
+    ) -> None:
+        self._lake_dates = sorted(lake_dates)
+        self._load = load  # date -> {index: tickers} of that date's silver_assets
+        self._stays: dict[str, dict[str, Stay]] = {}
+        self._seen: dict[str, bool] = {}  # index -> observed before the current date
+        self.dates_read = 0
+
+    def _walk_back(self, indices: set[str], before: dt.date) -> None:
+        alive: dict[str, dict[str, Stay] | None] = {i: None for i in indices}
+        ended: dict[str, dict[str, Stay]] = {i: {} for i in indices}
+        exhausted = True
+        for day in reversed([d for d in self._lake_dates if d < before]):
+            if all(a is not None and not a for a in alive.values()):
+                exhausted = False
+                break
+            self.dates_read += 1
+            tickers_by_index = self._load(day)
+            for index in indices:
+                tickers = tickers_by_index.get(index)
+                if tickers is None:
+                    continue  # the lake lacks this index on that date: not an exit
+                tickers = set(tickers)
+                stays = alive[index]
+                if stays is None:
+                    alive[index] = {t: Stay(day, 1, False) for t in tickers}
+                    continue
+                for ticker in list(stays):
+                    if ticker in tickers:
+                        stays[ticker] = Stay(day, stays[ticker].observed_days + 1, False)
+                    else:
+                        ended[index][ticker] = stays.pop(ticker)
+        for index in indices:
+            stays = alive[index] or {}
+            self._seen[index] = alive[index] is not None
+            remaining = {t: Stay(s.first_seen, s.observed_days, exhausted) for t, s in stays.items()}
+            self._stays[index] = {**ended[index], **remaining}
+
+    def advance(self, day: dt.date, tickers_by_index: Mapping[str, Iterable[str]]) -> pa.Table:
+        """The stays on `day` (dates must come in increasing order)."""
+        new = set(tickers_by_index) - self._stays.keys()
+        if new:
+            self._walk_back(new, day)
+        rows = []
+        for index in sorted(tickers_by_index):
+            before = self._stays[index]
+            first_time = not self._seen[index]
+            stays = {}
+            for ticker in sorted(tickers_by_index[index]):
+                old = before.get(ticker)
+                stays[ticker] = (
+                    Stay(old.first_seen, old.observed_days + 1, old.history_start)
+                    if old
+                    else Stay(day, 1, first_time)
+                )
+                s = stays[ticker]
+                rows.append(
+                    {
+                        "index": index,
+                        "ticker": ticker,
+                        "first_seen": s.first_seen,
+                        "trading_days_held": trading_days_held(s.first_seen, day),
+                        "calendar_days_since_entry": (day - s.first_seen).days,
+                        "observed_days": s.observed_days,
+                        "first_seen_is_history_start": s.history_start,
+                    }
+                )
+            self._stays[index] = stays
+            self._seen[index] = True
+        return pa.Table.from_pylist(rows, schema=GOLD_TIME_IN_INDEX.schema)
+
+
+def tickers_by_index(assets: pa.Table) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    data = assets.select(["index", "ticker"]).to_pydict()
+    for index, ticker in zip(data["index"], data["ticker"]):
+        grouped.setdefault(index, []).append(ticker)
+    return grouped
