@@ -56,6 +56,16 @@ FOLLOWS_UPSTREAM = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("follows new upstream data")
 
+#: Gold of D also reads silver of the previous trading day, which an archive with gaps may lack
+#: (gold then says "not compared"): only silver_header, which is built with silver_assets of the
+#: same day, must exist. Rebuilding silver of D-1 (a gap filled) rebuilds gold of D.
+GOLD_FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("silver_assets"))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follows new silver (same day and the day before)")
+
 #: The catalog covers every date of every table: `any_deps_missing` would count the dates never
 #: captured (back to 2015) and block it forever, so it waits only for runs in progress.
 CATALOG_FOLLOWS_UPSTREAM = (
@@ -70,7 +80,13 @@ CATALOG_ASSETS = {"athena_tables"}
 def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
     if spec.key == raw_portfolio.key:
         return spec  # raw comes from the schedule and from imports, never by itself
-    condition = CATALOG_FOLLOWS_UPSTREAM if spec.key.to_user_string() in CATALOG_ASSETS else FOLLOWS_UPSTREAM
+    name = spec.key.to_user_string()
+    if name in CATALOG_ASSETS:
+        condition = CATALOG_FOLLOWS_UPSTREAM
+    elif spec.group_name == "gold":
+        condition = GOLD_FOLLOWS_UPSTREAM
+    else:
+        condition = FOLLOWS_UPSTREAM
     return spec.replace_attributes(automation_condition=condition)
 
 

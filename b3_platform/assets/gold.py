@@ -4,6 +4,10 @@ The four tables are one multi-asset because they come from one pass over the sam
 range run streams its dates in order and keeps only the previous date's portfolios and each ticker's
 current stay in memory. "Previous" is always the previous *trading day* of the B3 calendar: when the
 lake does not hold it, the index is not compared (never with an older day) and a check says so.
+
+Gold of D reads silver of D and of the trading day before, and says so to Dagster (a
+`TimeWindowPartitionMapping(start_offset=-1)` on silver_assets): when D-1 arrives late, an import
+of a gap in the archive, gold of D is rebuilt by automation and compared at last.
 """
 
 import datetime as dt
@@ -29,6 +33,7 @@ from b3_platform.partitions import partition_days
 from b3_platform.quality import GOLD_RULES
 from b3_platform.resources import LakeResource
 
+PREVIOUS_AND_SAME_DAY = dg.TimeWindowPartitionMapping(start_offset=-1)
 SPECS = [spec for table_def in GOLD_TABLES for spec in check_specs(GOLD_RULES, table_def.name)]
 #: A trading day's portfolio is captured at 09:00 and 20:00 São Paulo time: gold should hold it by
 #: 21:00. The cron does not know B3 holidays, so a holiday shows as a (harmless) overdue day.
@@ -69,7 +74,10 @@ def _metadata(summary: pa.Table) -> dict[str, float | int]:
     specs=[
         dg.AssetSpec(
             table_def.name,
-            deps=["silver_header", "silver_assets"],
+            deps=[
+                dg.AssetDep("silver_header"),
+                dg.AssetDep("silver_assets", partition_mapping=PREVIOUS_AND_SAME_DAY),
+            ],
             group_name="gold",
             kinds={"parquet"},
             description=table_def.description,

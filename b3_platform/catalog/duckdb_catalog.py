@@ -11,6 +11,7 @@ readers open the file read-only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -78,7 +79,9 @@ class DuckDBCatalogResource(CatalogResource):
         """Create or replace one view per table, in one transaction; returns what each now holds."""
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
         present = {t.name: bool(storage.list_keys(t.location)) for t in tables}
-        with self.duckdb.get_connection() as conn:
+        # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
+        # must not keep the file locked for as long as the process (or its traceback) lives.
+        with self.duckdb.get_connection() as conn, closing(conn):
             conn.execute("BEGIN TRANSACTION")
             try:
                 for table_def in tables:

@@ -53,3 +53,22 @@ def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> boo
 
 def partition_dates(storage: Storage, table_def: TableDef) -> list[dt.date]:
     return sorted({d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))})
+
+
+def file_schema_problems(storage: Storage, table_def: TableDef, day: dt.date) -> list[str]:
+    """How the file of `day` differs from the declared schema (names and types; none = matches)."""
+    key = table_partition_key(table_def.location, day)
+    schema = pq.read_schema(pa.BufferReader(storage.read_bytes(key)))
+    got = [(f.name, f.type) for f in schema]
+    want = [(f.name, f.type) for f in table_def.schema]
+    if got == want:
+        return []
+    missing = [n for n, _ in want if n not in dict(got)]
+    extra = [n for n, _ in got if n not in dict(want)]
+    changed = [f"{n} {dict(got)[n]} (declared {t})" for n, t in want if n in dict(got) and dict(got)[n] != t]
+    parts = [
+        f"missing {', '.join(missing)}" if missing else "",
+        f"extra {', '.join(extra)}" if extra else "",
+        f"types {'; '.join(changed)}" if changed else "",
+    ]
+    return [f"{key}: " + ("; ".join(p for p in parts if p) or "columns in another order")]
