@@ -1,5 +1,6 @@
-"""The real `dagster` CLI in a subprocess, as a user runs it from the repo root: one partition, a
-partition range (one single run), a holiday refused, and the workspace loading.
+"""The real `dagster` CLI in a subprocess, as a user runs it from the repo root: the whole graph
+(raw → bronze → silver → gold, then the catalog) for one partition and for a partition range (one
+single run), a holiday refused, and the workspace loading.
 
 Each `dagster asset materialize` costs seconds, so the file keeps to three of them on one lake and
 one DAGSTER_HOME (a sqlite instance built from the repo's dagster.yaml)."""
@@ -12,15 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.schemas import TABLES
 from b3_platform.lake.storage import LocalStorage
-from b3_platform_tests.conftest import REPO
+from b3_platform_tests.conftest import REPO, duckdb_catalog
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-SELECT = "raw_portfolio,bronze_portfolio,silver_header,silver_assets"
+#: Raw and everything downstream, as the README shows it: every layer and the (unpartitioned) catalog.
+SELECT = "raw_portfolio*"
 #: The in-process executor: the default multiprocess one costs ~5 s more per call on 2 cores and
 #: tests Dagster's machinery rather than ours.
 IN_PROCESS = '{"execution":{"config":{"in_process":{}}}}'
@@ -52,13 +56,20 @@ def dagster(env, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def silver_dates(lake: Path) -> dict[str, list[str]]:
+def table_dates(lake: Path) -> dict[str, list[str]]:
+    """The dates of every table, bronze to gold."""
     return {
-        table: sorted(
-            p.parent.name.removeprefix("date=") for p in (lake / "silver" / table).glob("date=*/data.parquet")
+        name: sorted(
+            p.parent.name.removeprefix("date=")
+            for p in (lake / table_def.location).glob("date=*/data.parquet")
         )
-        for table in ("header", "assets")
+        for name, table_def in TABLES.items()
     }
+
+
+def catalog_dates(lake: Path, table: str) -> list[str]:
+    rows = duckdb_catalog(lake).query(f'SELECT DISTINCT "date" FROM {table} ORDER BY 1').rows
+    return [d.isoformat() for (d,) in rows]
 
 
 def test_materialize_one_partition(cli_env):
@@ -77,15 +88,20 @@ def test_materialize_one_partition(cli_env):
         IN_PROCESS,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RUN_SUCCESS" in proc.stderr
-    for layer in ("bronze/portfolio", "silver/header", "silver/assets"):
-        assert (lake / layer / "date=2025-07-10" / "data.parquet").is_file(), layer
+    assert proc.stderr.count("RUN_SUCCESS") == 1
+    assert table_dates(lake) == {name: ["2025-07-10"] for name in TABLES}
+    for name, table_def in TABLES.items():
+        path = lake / table_def.location / "date=2025-07-10" / "data.parquet"
+        assert pq.read_schema(path).equals(table_def.schema, check_metadata=False), name
+    # The catalog ran in the same run, after gold, and answers for the date.
+    assert 'Finished execution of step "athena_tables"' in proc.stderr
+    assert catalog_dates(lake, "gold_index_summary") == ["2025-07-10"]
     assert (home / "history" / "runs.db").is_file()  # the run went to the DAGSTER_HOME instance
 
 
 def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
     env, _home, lake = cli_env
-    before = silver_dates(lake)
+    before = table_dates(lake)
     proc = dagster(
         env,
         "asset",
@@ -101,11 +117,17 @@ def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("RUN_SUCCESS") == 1  # one single run for the whole range
+    assert proc.stderr.count('Finished execution of step "athena_tables"') == 1  # the catalog once
     built = ["2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03"]
-    after = silver_dates(lake)
-    for table in ("header", "assets"):
-        assert sorted(set(after[table]) - set(before[table])) == built, (table, after)
-    assert "2025-07-04" not in after["assets"]
+    after = table_dates(lake)
+    for name in TABLES:
+        assert sorted(set(after[name]) - set(before[name])) == built, (name, after)
+        assert "2025-07-04" not in after[name], name
+    assert catalog_dates(lake, "gold_changes") == ["2025-07-01", "2025-07-02", "2025-07-03"]
+    swap = duckdb_catalog(lake).query(
+        "SELECT membership, ticker FROM gold_changes WHERE membership <> 'held' ORDER BY 1"
+    )
+    assert swap.rows == [("entered", "NATU3"), ("exited", "NTCO3")]
 
     # 2025-11-20 (Consciência Negra) is a weekday B3 is closed: no such partition.
     holiday = dagster(
@@ -123,7 +145,7 @@ def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
     )
     assert holiday.returncode != 0
     assert "2025-11-20" in holiday.stderr
-    assert silver_dates(lake) == after
+    assert table_dates(lake) == after
     assert not list(lake.glob("*/*/date=2025-11-20"))
 
 

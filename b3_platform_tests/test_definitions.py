@@ -1,9 +1,10 @@
-"""The code location as `dagster dev` loads it, snapshotted (the asset graph, checks, job, schedule),
-plus the pieces it is assembled from: per-environment resources, lake storage, and the two YAML
-files at the repo root."""
+"""The code location as `dagster dev` loads it, snapshotted (the asset graph, checks, job, schedule,
+automation), plus the pieces it is assembled from: per-environment resources, lake storage, and the
+two YAML files at the repo root."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from b3_platform import partitions, resources
+from b3_platform import automation, calendar, partitions, resources
+from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.definitions import defs
 from b3_platform.lake import schemas, storage
 from b3_platform.lake.storage import LocalStorage, StorageError, open_storage
@@ -19,14 +21,21 @@ from b3_platform.resources import B3ApiResource, ConfigError, LakeResource, buil
 
 REPO = Path(__file__).resolve().parent.parent
 B3_URL = "https://sistemaswebb3-listados.b3.com.br/indexProxy/indexCall"
-ASSETS = ["bronze_portfolio", "raw_portfolio", "silver_assets", "silver_header"]
+GOLD = ["gold_changes", "gold_composition", "gold_index_summary", "gold_time_in_index"]
+TABLES = ["bronze_portfolio", "silver_header", "silver_assets", *GOLD]
+ASSETS = sorted(["raw_portfolio", *TABLES, "athena_tables"])
+#: Every asset but the catalog is partitioned by trading day.
+PARTITIONED = [a for a in ASSETS if a != "athena_tables"]
 
 #: The asset graph in one literal: change it on purpose, or not at all.
+_GOLD_SPEC = {"group": "gold", "deps": ["silver_assets", "silver_header"], "kinds": {"parquet"}}
 EXPECTED_SPECS = {
     "raw_portfolio": {"group": "raw", "deps": [], "kinds": {"json"}},
     "bronze_portfolio": {"group": "bronze", "deps": ["raw_portfolio"], "kinds": {"parquet"}},
     "silver_header": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     "silver_assets": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
+    **{name: _GOLD_SPEC for name in GOLD},
+    "athena_tables": {"group": "catalog", "deps": sorted(TABLES), "kinds": {"duckdb"}},
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
@@ -40,6 +49,11 @@ EXPECTED_CHECKS = {
     "weights_sum_to_100": ("silver_assets", True),
     "quantities_positive": ("silver_assets", True),
     "quantities_sum_to_header_total": ("silver_assets", True),
+    "composition_covers_every_component": ("gold_composition", True),
+    "previous_trading_day_in_lake": ("gold_changes", False),
+    "concentration_within_bounds": ("gold_index_summary", True),
+    "time_in_index_consistent": ("gold_time_in_index", True),
+    "tables_match_schemas": ("athena_tables", True),
 }
 
 
@@ -62,20 +76,22 @@ def test_workspace_module_loads_one_definitions_object():
     repo.load_all_definitions()
     assert {j.name for j in repo.get_all_jobs()} >= {"daily_capture"}
     assert [s.name for s in repo.schedule_defs] == ["daily_capture_schedule"]
+    assert [s.name for s in repo.sensor_defs] == ["follow_upstream"]
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == ASSETS
 
 
 def test_definitions_validate():
     dg.Definitions.validate_loadable(defs)
-    assert sorted(defs.resources) == ["b3", "lake"]
+    assert sorted(defs.resources) == ["b3", "catalog", "lake"]
     assert isinstance(defs.resources["lake"], LakeResource)
     assert isinstance(defs.resources["b3"], B3ApiResource)
+    assert isinstance(defs.resources["catalog"], DuckDBCatalogResource)
 
 
 # --- asset graph snapshot -------------------------------------------------------------------------
 
 
-def test_asset_graph_is_exactly_the_four_layers():
+def test_asset_graph_is_exactly_the_layers_and_the_catalog():
     keys = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
     assert keys == ASSETS
 
@@ -100,23 +116,58 @@ def test_asset_graph_lineage():
     }
     assert down == {
         "raw_portfolio": ["bronze_portfolio"],
-        "bronze_portfolio": ["silver_assets", "silver_header"],
-        "silver_header": [],
-        "silver_assets": [],
+        "bronze_portfolio": ["athena_tables", "silver_assets", "silver_header"],
+        "silver_header": ["athena_tables", *GOLD],
+        "silver_assets": ["athena_tables", *GOLD],
+        **{name: ["athena_tables"] for name in GOLD},
+        "athena_tables": [],
     }
 
 
-def test_every_asset_is_trading_day_partitioned_with_single_run_backfills():
+def test_gold_reads_silver_of_the_day_and_of_the_previous_trading_day():
+    """Gold of D compares with silver_assets of the previous *trading* day, and says so to Dagster:
+    the partition mapping skips weekends and holidays exactly like calendar.previous_trading_day."""
     graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        assert node.partitions_def is partitions.trading_days, key
-        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
-    for spec in _specs().values():
-        assert spec.partitions_def is partitions.trading_days, spec.key
+    for name in GOLD:
+        mappings = {d.asset_key.to_user_string(): d.partition_mapping for d in _specs()[name].deps}
+        assert mappings["silver_header"] is None  # same day only
+        assert mappings["silver_assets"] == dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
+
+    def parents(day: str, parent: str) -> list[str]:
+        result = graph.get_parent_partition_keys_for_child(
+            day, dg.AssetKey(parent), dg.AssetKey("gold_changes")
+        )
+        return result.partitions_subset.get_partition_keys()
+
+    # Monday after a weekend; the day after Consciência Negra (2025-11-20, a Thursday holiday).
+    for day, before in [
+        ("2025-07-07", "2025-07-04"),
+        ("2025-11-21", "2025-11-19"),
+        ("2025-07-10", "2025-07-09"),
+    ]:
+        assert calendar.previous_trading_day(dt.date.fromisoformat(day)).isoformat() == before
+        assert parents(day, "silver_assets") == [before, day]
+        assert parents(day, "silver_header") == [day]
+    # The first partition has no previous one: it depends on its own day only.
+    assert parents("2015-01-02", "silver_assets") == ["2015-01-02"]
 
 
-@pytest.mark.parametrize("name", ["bronze_portfolio", "silver_header", "silver_assets"])
+def test_every_layer_is_trading_day_partitioned_with_single_run_backfills():
+    graph = defs.resolve_asset_graph()
+    for name in PARTITIONED:
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def is partitions.trading_days, name
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), name
+        assert _specs()[name].partitions_def is partitions.trading_days, name
+    # The catalog covers every date at once: one unpartitioned asset. Its single-run policy changes
+    # nothing for it but lets `dagster asset materialize --partition-range` take 'raw_portfolio*'.
+    catalog = graph.get(dg.AssetKey("athena_tables"))
+    assert catalog.partitions_def is None and not catalog.is_partitioned
+    assert catalog.backfill_policy == dg.BackfillPolicy.single_run()
+    assert _specs()["athena_tables"].partitions_def is None
+
+
+@pytest.mark.parametrize("name", TABLES)
 def test_column_schema_metadata_is_the_lake_schema(name):
     spec = _specs()[name]
     table_def = schemas.TABLES[name]
@@ -145,14 +196,81 @@ def test_raw_has_no_table_schema():
     assert "dagster/column_schema" not in _specs()["raw_portfolio"].metadata
 
 
+def test_gold_column_types():
+    changes = {c.name: c.type for c in _specs()["gold_changes"].metadata["dagster/column_schema"].columns}
+    assert changes["weight_change_pp"] == "decimal(8,3)"
+    assert changes["previous_date"] == "date"
+    assert changes["quantity_changed"] == "boolean"
+    summary = {
+        c.name: c.type for c in _specs()["gold_index_summary"].metadata["dagster/column_schema"].columns
+    }
+    assert summary["hhi"] == "decimal(12,6)"
+    assert summary["top10_weight"] == "decimal(7,3)"
+    assert summary["entries"] == "int"
+
+
+def test_catalog_has_no_table_schema():
+    assert "dagster/column_schema" not in _specs()["athena_tables"].metadata
+
+
 def test_check_specs_and_blocking():
     checks = {}
     for assets_def in defs.assets:
         for spec in assets_def.check_specs:
             assert spec.name not in checks, f"duplicate check {spec.name}"
             checks[spec.name] = (spec.asset_key.to_user_string(), spec.blocking)
+            # Checks are partitioned like their asset (the catalog's is not partitioned).
+            expected = None if spec.asset_key.to_user_string() == "athena_tables" else partitions.trading_days
+            assert spec.partitions_def is expected, spec.name
     assert checks == EXPECTED_CHECKS
     assert {k.name for k in defs.resolve_asset_graph().asset_check_keys} == set(EXPECTED_CHECKS)
+
+
+# --- automation, freshness, pools -----------------------------------------------------------------
+
+
+def test_every_asset_below_raw_follows_upstream_and_raw_does_not():
+    conditions = {name: spec.automation_condition for name, spec in _specs().items()}
+    # Raw comes from the capture schedule and from imports, never from a condition.
+    assert conditions.pop("raw_portfolio") is None
+    assert all(c is not None for c in conditions.values()), conditions
+    assert conditions == {
+        "bronze_portfolio": automation.FOLLOWS_UPSTREAM,
+        "silver_header": automation.FOLLOWS_UPSTREAM,
+        "silver_assets": automation.FOLLOWS_UPSTREAM,
+        **{name: automation.GOLD_FOLLOWS_UPSTREAM for name in GOLD},
+        "athena_tables": automation.CATALOG_FOLLOWS_UPSTREAM,
+    }
+
+
+def test_follow_upstream_sensor_is_on_by_default_over_every_asset():
+    sensor = defs.resolve_sensor_def("follow_upstream")
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 30
+    targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
+    assert sorted(k.to_user_string() for k in targeted) == ASSETS
+    assert [s.name for s in defs.sensors] == ["follow_upstream"]
+
+
+def test_gold_assets_carry_a_freshness_policy_and_nothing_else_does():
+    for name, spec in _specs().items():
+        policy = spec.freshness_policy
+        if name not in GOLD:
+            assert policy is None, name
+            continue
+        assert isinstance(policy, dg.FreshnessPolicy), name
+        assert policy.deadline_cron == "0 21 * * 1-5"  # 21:00 São Paulo, after the 20:00 attempt
+        assert policy.timezone == "America/Sao_Paulo"
+        assert policy.lower_bound_delta == dt.timedelta(hours=13)
+
+
+def test_only_the_catalog_runs_in_the_duckdb_pool():
+    graph = defs.resolve_asset_graph()
+    pools = {name: graph.get(dg.AssetKey(name)).pools for name in ASSETS}
+    assert pools.pop("athena_tables") == {"duckdb"}
+    assert all(not p for p in pools.values()), pools
+    assert defs.get_assets_def("athena_tables").op.pool == "duckdb"
 
 
 # --- job and schedule -----------------------------------------------------------------------------
@@ -161,6 +279,7 @@ def test_check_specs_and_blocking():
 def test_daily_capture_job_and_schedule():
     job = defs.resolve_job_def("daily_capture")
     assert job.partitions_def is partitions.trading_days
+    # Raw and everything downstream: every layer of the day, then the catalog (unpartitioned).
     assert sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys) == ASSETS
 
     schedule = defs.resolve_schedule_def("daily_capture_schedule")
@@ -175,13 +294,21 @@ def test_daily_capture_job_and_schedule():
 
 
 def test_build_resources_default_env(monkeypatch):
-    for var in (resources.ENV_VAR, resources.DATA_DIR_VAR, resources.B3_URL_VAR, "B3_PLATFORM_INDICES"):
+    for var in (
+        resources.ENV_VAR,
+        resources.DATA_DIR_VAR,
+        resources.B3_URL_VAR,
+        resources.DUCKDB_VAR,
+        "B3_PLATFORM_INDICES",
+    ):
         monkeypatch.delenv(var, raising=False)
     for built in (build_resources(), build_resources({})):
-        assert sorted(built) == ["b3", "lake"]
+        assert sorted(built) == ["b3", "catalog", "lake"]
         assert built["lake"].root == "data"
         assert built["b3"].base_url == B3_URL
         assert built["b3"].indices == ["IBOV", "IBXX", "IBXL", "SMLL", "IDIV"]
+        assert isinstance(built["catalog"], DuckDBCatalogResource)
+        assert built["catalog"].duckdb.database == "data/warehouse.duckdb"  # in the lake root
 
 
 def test_build_resources_honours_env(monkeypatch, tmp_path):
@@ -193,10 +320,16 @@ def test_build_resources_honours_env(monkeypatch, tmp_path):
     assert built["lake"].root == str(tmp_path / "elsewhere")
     assert built["b3"].base_url == "http://127.0.0.1:1/indexProxy/indexCall"
     assert built["b3"].capture_list() == ["IBOV", "SMLL"]
+    assert built["catalog"].duckdb.database == f"{tmp_path}/elsewhere/warehouse.duckdb"
     # An explicit mapping wins over os.environ.
-    explicit = build_resources({"B3_PLATFORM_DATA_DIR": "lake2"})
-    assert explicit["lake"].root == "lake2"
+    explicit = build_resources({"B3_PLATFORM_DATA_DIR": "lake2/"})
+    assert explicit["lake"].root == "lake2/"
+    assert explicit["catalog"].duckdb.database == "lake2/warehouse.duckdb"
     assert explicit["b3"].base_url == B3_URL
+    # The catalog file can live elsewhere.
+    moved = build_resources({"B3_PLATFORM_DUCKDB": str(tmp_path / "w.duckdb")})
+    assert moved["catalog"].duckdb.database == str(tmp_path / "w.duckdb")
+    assert moved["catalog"].location == str((tmp_path / "w.duckdb").resolve())
 
 
 @pytest.mark.parametrize("mode", ["aws", "bogus"])
@@ -316,6 +449,14 @@ def test_dagster_yaml_has_no_telemetry_and_sqlite_under_dagster_home():
     assert config["storage"] == {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
 
 
+def test_dagster_yaml_gives_each_pool_one_slot():
+    """One DuckDB writer at a time: the `duckdb` pool (athena_tables) gets the default limit of 1."""
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"] == {"default_limit": 1}
+    assert config["concurrency"]["runs"] == {"max_concurrent_runs": 4}
+    assert "run_queue" not in config  # superseded by concurrency.runs (a field set in both is an error)
+
+
 def test_dagster_yaml_makes_a_working_instance(tmp_path, monkeypatch):
     """The real instance config: valid for Dagster 1.13, with every sqlite file under DAGSTER_HOME."""
     home = tmp_path / "home"
@@ -330,7 +471,9 @@ def test_dagster_yaml_makes_a_working_instance(tmp_path, monkeypatch):
         assert type(instance.schedule_storage).__name__ == "SqliteScheduleStorage"
         assert instance.run_storage._conn_string.startswith(f"sqlite:///{home}/")
         assert instance.get_settings("telemetry") == {"enabled": False}
-        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 4
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.run_queue_config.max_concurrent_runs == 4
+        assert concurrency.pool_config.default_pool_limit == 1
     finally:
         instance.dispose()
     assert {"history", "schedules"} <= set(os.listdir(home))

@@ -1,6 +1,7 @@
-"""The asset graph materialized in-process: raw → bronze → silver for one date, for ranges (one run,
-one step per asset), over a day with no capture, and when things go wrong (failed writes, values that
-do not parse, blocking checks). Every lake is seeded from the real samples in demo_data/."""
+"""The asset graph materialized in-process: raw → bronze → silver → gold → catalog for one date, for
+ranges (one run, one step per asset), over a day with no capture, and when things go wrong (failed
+writes, values that do not parse, blocking checks). Every lake is seeded from the real samples in
+demo_data/. What gold computes is tested in test_gold.py."""
 
 from __future__ import annotations
 
@@ -17,10 +18,18 @@ import b3_platform.lake.storage as storage_module
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS, SILVER_HEADER, TableDef
+from b3_platform.lake.schemas import (
+    BRONZE_PORTFOLIO,
+    GOLD_TABLES,
+    GOLD_TIME_IN_INDEX,
+    SILVER_ASSETS,
+    SILVER_HEADER,
+    TABLES,
+    TableDef,
+)
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
-from b3_platform_tests.conftest import REPO
+from b3_platform_tests.conftest import REPO, duckdb_catalog
 from b3_platform_tests.replay import sample_bytes, with_changes
 
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
@@ -36,7 +45,13 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
-TABLE_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
+#: Every table of the lake, bronze to gold (one Parquet file per table per date).
+TABLE_DEFS = tuple(TABLES.values())
+SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
+GOLD_NAMES = [t.name for t in GOLD_TABLES]
+#: The steps of a run of the whole graph: silver and gold are one multi-asset each.
+ALL_STEPS = ["raw_portfolio", "bronze_portfolio", "silver", "gold_tables", "athena_tables"]
+CATALOG_FILE = "warehouse.duckdb"
 BRONZE_CHECKS = {"header_date_matches_partition", "row_count_matches_total_records", "raw_capture_present"}
 SILVER_CHECKS = {
     "unique_tickers",
@@ -44,6 +59,12 @@ SILVER_CHECKS = {
     "weights_sum_to_100",
     "quantities_positive",
     "quantities_sum_to_header_total",
+}
+GOLD_CHECKS = {
+    "composition_covers_every_component",
+    "previous_trading_day_in_lake",
+    "concentration_within_bounds",
+    "time_in_index_consistent",
 }
 
 
@@ -108,15 +129,17 @@ def materializations(result) -> dict[tuple[str, str], dict]:
 
 
 def check_evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
-    """The run-level evaluation of each check: a single-partition run's (its partition's), or a
-    range run's summary (partition None; each date's own evaluation is logged beside it)."""
-    evaluations = result.get_asset_check_evaluations()
-    if any(e.partition is None for e in evaluations):
-        evaluations = [e for e in evaluations if e.partition is None]
+    """The run-level evaluation of each check: a single-partition run's (its partition's), a range
+    run's summary (partition None; a failing date's own evaluation is logged beside it), or the
+    unpartitioned catalog check's."""
+    by_name: dict[str, list[dg.AssetCheckEvaluation]] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        by_name.setdefault(evaluation.check_name, []).append(evaluation)
     found = {}
-    for evaluation in evaluations:
-        assert evaluation.check_name not in found
-        found[evaluation.check_name] = evaluation
+    for name, evaluations in by_name.items():
+        summaries = [e for e in evaluations if e.partition is None] or evaluations
+        assert len(summaries) == 1, (name, summaries)
+        found[name] = summaries[0]
     return found
 
 
@@ -145,10 +168,12 @@ def failure_text(result, step: str) -> str:
 
 
 def lake_files(lake_root) -> dict[str, bytes]:
+    """Every file of the lake but the DuckDB catalog, whose bytes DuckDB rewrites on every sync
+    (views and comments are what it holds: tested through queries, not bytes)."""
     return {
         p.relative_to(lake_root).as_posix(): p.read_bytes()
         for p in sorted(lake_root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and p.name != CATALOG_FILE
     }
 
 
@@ -163,7 +188,7 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
     seed(lake_root, D)
     result = run(resources, day=D)
     assert result.success
-    assert steps(result, "STEP_SUCCESS") == ["raw_portfolio", "bronze_portfolio", "silver"]
+    assert steps(result, "STEP_SUCCESS") == ALL_STEPS
     assert b3_server.requests == []  # a past date is never fetched from B3
 
     for table_def in TABLE_DEFS:
@@ -179,9 +204,7 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
     assert set(assets.column("index").to_pylist()) == {"IBOV"}
 
     mats = materializations(result)
-    assert set(mats) == {
-        (a, "2025-07-10") for a in ("raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets")
-    }
+    assert set(mats) == {(a, "2025-07-10") for a in ("raw_portfolio", *TABLES)} | {("athena_tables", None)}
     capture_id = RawStore(LocalStorage(lake_root)).latest_by_index(D)["IBOV"].capture_id
     assert mats["raw_portfolio", "2025-07-10"]["indices"] == "IBOV"
     assert mats["raw_portfolio", "2025-07-10"]["latest_captures"]["IBOV"]["capture_id"] == capture_id
@@ -200,9 +223,25 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
     heaviest = max(assets.to_pylist(), key=lambda r: r["weight"])
     assert lines[2] == f"| IBOV | {heaviest['ticker']} | {heaviest['company']} | {heaviest['weight']} |"
 
+    # Gold: 2025-07-09, the previous trading day, is not in the lake: nothing compared, and said so.
+    for name in GOLD_NAMES:
+        g = mats[name, "2025-07-10"]
+        assert g["dagster/row_count"] == pq.read_metadata(path_of(lake_root, TABLES[name], D)).num_rows
+        assert (g["previous_date"], g["not_compared"]) == ("2025-07-09", "IBOV")
+        assert "top10_weight_IBOV" in g and "entries_IBOV" not in g
+    assert mats["gold_changes", "2025-07-10"]["dagster/row_count"] == 0
+    assert mats["gold_time_in_index", "2025-07-10"]["dagster/row_count"] == 84
+    catalog = mats["athena_tables", None]
+    assert catalog["tables"] == len(TABLES)
+    assert {catalog[f"rows_{t.name}"] for t in (BRONZE_PORTFOLIO, SILVER_ASSETS, GOLD_TIME_IN_INDEX)} == {84}
+    assert catalog["last_date"] == "2025-07-10"
+
     checks = check_evaluations(result)
-    assert set(checks) == {"all_configured_indices_captured"} | BRONZE_CHECKS | SILVER_CHECKS
-    assert [name for name, e in checks.items() if not e.passed] == []
+    assert set(checks) == {"all_configured_indices_captured", "tables_match_schemas"} | (
+        BRONZE_CHECKS | SILVER_CHECKS | GOLD_CHECKS
+    )
+    assert [name for name, e in checks.items() if not e.passed] == ["previous_trading_day_in_lake"]
+    assert checks["previous_trading_day_in_lake"].severity == dg.AssetCheckSeverity.WARN
 
 
 # ------------------------------------------------------------------------------------------- ranges
@@ -218,11 +257,12 @@ def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_roo
     assert instance.get_runs_count() == 1
     assert result.dagster_run.tags[RANGE_START] == "2025-06-30"
     assert result.dagster_run.tags[RANGE_END] == "2025-07-08"
-    assert steps(result, "STEP_START") == ["raw_portfolio", "bronze_portfolio", "silver"]
+    assert steps(result, "STEP_START") == ALL_STEPS
 
     mats = materializations(result)
-    for asset in ("raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets"):
+    for asset in ("raw_portfolio", *TABLES):
         assert sorted(p for a, p in mats if a == asset) == [d.isoformat() for d in days], asset
+    assert [p for a, p in mats if a == "athena_tables"] == [None]  # once, after every date
 
     store = RawStore(LocalStorage(lake_root))
     capture_ids = set()
@@ -252,8 +292,20 @@ def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_roo
     assert totals[dt.date(2025, 7, 2)] == 91_922_324_686
     assert totals[dt.date(2025, 7, 3)] == 91_922_324_640
 
+    for day in days:
+        for table_def in GOLD_TABLES:
+            schema = pq.read_schema(path_of(lake_root, table_def, day))
+            assert schema.equals(table_def.schema, check_metadata=False), (table_def.name, day)
+    assert mats["gold_changes", "2025-07-02"]["entries_IBOV"] == 1  # NTCO3 → NATU3 (test_gold.py)
+
     assert not path_of(lake_root, BRONZE_PORTFOLIO, D).exists()  # 07-10 is outside the range
-    assert all(e.passed for e in result.get_asset_check_evaluations())
+    # 2025-06-27, the trading day before the range, was never captured: only the first date of the
+    # range is not compared (a warning); every other check passes.
+    failed = [(e.check_name, e.partition) for e in result.get_asset_check_evaluations() if not e.passed]
+    assert len(failed) == 2 and set(failed) == {
+        ("previous_trading_day_in_lake", "2025-06-30"),  # the date's own evaluation
+        ("previous_trading_day_in_lake", None),  # the run's summary
+    }
 
 
 def test_range_over_a_day_without_capture(lake_root, resources):
@@ -270,14 +322,15 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     assert "2025-07-09: nothing captured" in message and "import" in message
     assert "2025-07-08" not in message and "2025-07-10" not in message
     assert steps(full, "STEP_START") == ["raw_portfolio"]
-    assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
+    for layer in ("bronze", "silver", "gold", CATALOG_FILE):
+        assert not (lake_root / layer).exists(), layer
 
     result = run(
         resources, first=first, last=last, selection=["bronze_portfolio", "silver_header", "silver_assets"]
     )
     assert result.success
     assert steps(result, "STEP_SUCCESS") == ["bronze_portfolio", "silver"]
-    for table_def in TABLE_DEFS:
+    for table_def in SILVER_DEFS:
         assert path_of(lake_root, table_def, dt.date(2025, 7, 8)).is_file()
         assert path_of(lake_root, table_def, D).is_file()
         assert not path_of(lake_root, table_def, dt.date(2025, 7, 9)).parent.exists()
@@ -325,9 +378,15 @@ def test_rematerializing_a_partition_writes_identical_bytes(lake_root, resources
     seed(lake_root, D)
     assert run(resources, day=D).success
     first = lake_files(lake_root)
-    assert sum(k.endswith(".parquet") for k in first) == 3
+    assert sorted(k for k in first if k.endswith(".parquet")) == sorted(
+        f"{t.location}date={D}/data.parquet" for t in TABLE_DEFS
+    )
+    catalog = duckdb_catalog(lake_root)
+    sql = 'SELECT count(*), min("date") FROM gold_time_in_index'
+    assert catalog.query(sql).rows == [(84, D)]
     assert run(resources, day=D).success
-    assert lake_files(lake_root) == first  # same keys (raw not added to), same bytes
+    assert lake_files(lake_root) == first  # same keys (raw not added to), same bytes, gold included
+    assert catalog.query(sql).rows == [(84, D)]
 
 
 def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resources):
@@ -336,7 +395,7 @@ def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resourc
     assert run(resources, day=D).success
     old = 946_684_800  # 2000-01-01: a rewritten file cannot keep this mtime
     files = sorted(lake_root.rglob("*.parquet"))
-    assert len(files) == 3 * len(JSON_DAYS)
+    assert len(files) == len(TABLE_DEFS) * len(JSON_DAYS)
     before = {}
     for path in files:
         os.utime(path, (old, old))
@@ -345,7 +404,9 @@ def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resourc
     redone = {dt.date(2025, 7, 2), dt.date(2025, 7, 3), dt.date(2025, 7, 4)}
     result = run(resources, first=dt.date(2025, 7, 2), last=dt.date(2025, 7, 4))
     assert result.success
-    assert {p for _, p in materializations(result)} == {d.isoformat() for d in redone}
+    # Gold of 07-02 compares with 07-01 and its stays walk back over older silver: both untouched,
+    # so gold is rebuilt byte for byte like every other layer.
+    assert {p for _, p in materializations(result)} == {d.isoformat() for d in redone} | {None}
     assert sorted(lake_root.rglob("*.parquet")) == files
     for path in files:
         day = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
@@ -440,7 +501,8 @@ def test_failed_write_leaves_previous_version_and_no_temp_file(lake_root, resour
 def test_value_that_does_not_parse_fails_silver_and_keeps_its_files(lake_root, resources):
     seed(lake_root, D)
     assert run(resources, day=D).success
-    silver_before = {t.name: path_of(lake_root, t, D).read_bytes() for t in (SILVER_HEADER, SILVER_ASSETS)}
+    kept = (SILVER_HEADER, SILVER_ASSETS, *GOLD_TABLES)
+    silver_before = {t.name: path_of(lake_root, t, D).read_bytes() for t in kept}
 
     def bad_weight(data):
         assert data["results"][3]["cod"] == "AURE3"
@@ -453,7 +515,8 @@ def test_value_that_does_not_parse_fails_silver_and_keeps_its_files(lake_root, r
     for part in ("'part'", "'1,2,3'", "IBOV", "2025-07-10", "row 4", "AURE3"):
         assert part in message, (part, message)
     assert {a for a, _ in materializations(result)} == {"raw_portfolio", "bronze_portfolio"}
-    for table_def in (SILVER_HEADER, SILVER_ASSETS):
+    assert "gold_tables" not in steps(result, "STEP_START")
+    for table_def in kept:
         assert path_of(lake_root, table_def, D).read_bytes() == silver_before[table_def.name]
     # Bronze keeps B3's strings, so it took the new capture as it is.
     assert "1,2,3" in pq.read_table(path_of(lake_root, BRONZE_PORTFOLIO, D)).column("part").to_pylist()
@@ -479,6 +542,9 @@ def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources):
     assert "IBOV: weights sum to 105.000" in weights.description
     assert [n for n, e in checks.items() if not e.passed] == ["weights_sum_to_100"]
     assert "weights_sum_to_100" in failure_text(result, "silver")
+    # Blocking: gold and the catalog do not run on bad silver.
+    assert steps(result, "STEP_START") == ["raw_portfolio", "bronze_portfolio", "silver"]
+    assert not (lake_root / "gold").exists()
     # A check runs after the write: the files are there, and the run says they are bad.
     assert path_of(lake_root, SILVER_ASSETS, D).is_file()
     assert materializations(result)["silver_assets", "2025-07-10"]["weight_sum_IBOV"] == pytest.approx(105.0)
@@ -497,6 +563,7 @@ def test_duplicate_ticker_fails_unique_tickers(lake_root, resources):
     assert checks["unique_tickers"].description == "2025-07-10: IBOV: tickers listed more than once: ALOS3"
     assert [n for n, e in checks.items() if not e.passed] == ["unique_tickers"]
     assert "unique_tickers" in failure_text(result, "silver")
+    assert "gold_tables" not in steps(result, "STEP_START")
 
 
 def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(lake_root, resources):
@@ -514,7 +581,7 @@ def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(l
     assert meta["captures_available"] == 2
     assert bad_id in meta["skipped_captures"]
     assert "page.totalRecords is 85 but the body holds 84 rows" in meta["skipped_captures"]
-    for key, data in previous.items():  # same capture chosen: every layer byte-identical
+    for key, data in previous.items():  # same capture chosen: every layer byte-identical, gold too
         assert (lake_root / key).read_bytes() == data, key
 
 
@@ -550,9 +617,9 @@ def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeyp
     assert not rows.passed and rows.severity == dg.AssetCheckSeverity.ERROR
     assert rows.description == "2025-07-10: IBOV: 84 rows but page.totalRecords = 85"
     assert "row_count_matches_total_records" in failure_text(result, "bronze_portfolio")
-    assert "silver" not in steps(result, "STEP_START")
-    assert not (lake_root / "silver").exists()
-    assert not [n for n in checks if n in SILVER_CHECKS]
+    assert steps(result, "STEP_START") == ["raw_portfolio", "bronze_portfolio"]
+    assert not (lake_root / "silver").exists() and not (lake_root / "gold").exists()
+    assert not [n for n in checks if n in SILVER_CHECKS | GOLD_CHECKS]
 
 
 # ------------------------------------------------------------------------------------------- demo
@@ -573,13 +640,21 @@ def test_demo_builds_every_layer_and_can_run_again(tmp_path, capsys):
     assert f"dates   : {len(days)} (2021-03-26 … 2025-10-03)" in out
     assert "indices : IBOV, IBRA, IBXX" in out
     rows = {t.name: sum(pq.read_table(path_of(lake, t, d)).num_rows for d in days) for t in TABLE_DEFS}
-    assert rows["silver_header"] == len(days)  # one index per sample date
-    assert rows["bronze_portfolio"] == rows["silver_assets"] > 80 * len(days)
+    assert rows["silver_header"] == rows["gold_index_summary"] == len(days)  # one index per sample date
+    assert rows["bronze_portfolio"] == rows["silver_assets"] == rows["gold_time_in_index"] > 80 * len(days)
+    assert 0 < rows["gold_changes"] < rows["silver_assets"]  # only dates whose previous day is there
     for name, n in rows.items():
-        assert f"{name:<17}: {n} rows" in out
+        assert f"{name:<19}: {n} rows" in out
     assert f"lake    : {lake.resolve()}" in out
-    assert ", 0 failed;" in out
+    assert f"catalog : {(lake / CATALOG_FILE).resolve()}" in out
+    # 11 blocks of consecutive trading days, then the catalog once.
+    assert "runs    : 12 (11 single-run backfills + the catalog), 0 failed;" in out
     assert " 0 rejected" in out and "0 already there" in out
+    # The example query runs on the catalog and shows the real NTCO3 → NATU3 swap of 2025-07-02.
+    query = out[out.index("4/4 Example query") :]
+    assert "2025-07-02  IBOV   entered     NATU3" in query
+    assert "2025-07-02  IBOV   exited      NTCO3" in query
+    assert "(2 rows)" in query
 
     before = {k: v for k, v in lake_files(lake).items() if k.endswith(".parquet")}
     assert cli.main(["--data-dir", str(lake), "demo"]) == 0

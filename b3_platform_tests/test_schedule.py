@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pyarrow.parquet as pq
 import pytest
 
 from b3_platform import partitions
@@ -19,6 +20,7 @@ from b3_platform.automation import daily_capture_job, daily_capture_schedule
 from b3_platform.definitions import defs
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.schemas import GOLD_TABLES, TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import B3ApiResource, LakeResource
 
@@ -79,7 +81,9 @@ def test_job_selects_raw_and_everything_downstream():
     job = defs.resolve_job_def("daily_capture")
     assert job.partitions_def is partitions.trading_days
     selected = daily_capture_job.selection.resolve(defs.resolve_asset_graph())
-    expected = {"raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets"}
+    # Raw and everything downstream: bronze, silver, the four gold tables, then the catalog.
+    expected = {"raw_portfolio", *TABLES, "athena_tables"}
+    assert {t.name for t in GOLD_TABLES} <= expected
     assert {k.to_user_string() for k in selected} == expected
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == expected
 
@@ -171,18 +175,19 @@ def test_evening_only_counts_captures_of_that_day(tick, captured_ibov):
 
 def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3_server, today, lake_root):
     """What a morning tick launches: the daily_capture job for the day's partition fetches the
-    day's portfolio from B3 (the replay server) and builds bronze and silver from it; the
-    evening tick then has nothing left to do."""
+    day's portfolio from B3 (the replay server) and builds bronze, silver and gold from it, then
+    the catalog; the evening tick then has nothing left to do."""
     day = today()
     local_defs = dg.Definitions(
         assets=defs.assets, jobs=[daily_capture_job], schedules=[daily_capture_schedule], resources=resources
     )
-    context = dg.build_schedule_context(
+    # The catalog's DuckDB resource is a context manager: so is the schedule context holding it.
+    with dg.build_schedule_context(
         scheduled_execution_time=sp(2025, 7, 10, 9),
         resources=resources,
         repository_def=local_defs.get_repository_def(),
-    )
-    [request] = daily_capture_schedule.evaluate_tick(context).run_requests
+    ) as context:
+        [request] = daily_capture_schedule.evaluate_tick(context).run_requests
     job = local_defs.resolve_job_def("daily_capture")
     result = job.execute_in_process(
         partition_key=request.partition_key, tags=request.tags, instance=dg.DagsterInstance.ephemeral()
@@ -192,11 +197,22 @@ def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3
     materialized = sorted(
         (e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()
     )
-    assert materialized == [
-        (name, day.isoformat())
-        for name in ("bronze_portfolio", "raw_portfolio", "silver_assets", "silver_header")
-    ]
-    assert (lake_root / f"silver/assets/date={day}/data.parquet").is_file()
+    assert materialized == sorted(
+        [(name, day.isoformat()) for name in ("raw_portfolio", *TABLES)] + [("athena_tables", None)]
+    )
+    for table_def in TABLES.values():
+        path = lake_root / table_def.location / f"date={day}" / "data.parquet"
+        assert pq.read_schema(path).equals(table_def.schema, check_metadata=False), table_def.name
+    # The day before (2025-07-09) was never captured: gold is not compared, which only warns.
+    failed = {e.check_name: e.severity for e in result.get_asset_check_evaluations() if not e.passed}
+    assert failed == {"previous_trading_day_in_lake": dg.AssetCheckSeverity.WARN}
+    # The catalog answers for the day.
+    rows = resources["catalog"].query(
+        f"SELECT count(*) FROM gold_time_in_index WHERE \"date\" = DATE '{day}'"
+    )
+    assert rows.rows == [(84,)]
 
-    evening = dg.build_schedule_context(scheduled_execution_time=sp(2025, 7, 10, 20), resources=resources)
-    assert isinstance(daily_capture_schedule(evening), dg.SkipReason)
+    with dg.build_schedule_context(
+        scheduled_execution_time=sp(2025, 7, 10, 20), resources=resources
+    ) as evening:
+        assert isinstance(daily_capture_schedule(evening), dg.SkipReason)
