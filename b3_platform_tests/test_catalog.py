@@ -457,6 +457,18 @@ def test_refused_sql_is_a_query_error_with_duckdbs_message(small_lake):
     assert "silver_assets" in views(catalog)
 
 
+def test_a_moved_lake_is_a_query_error_that_says_to_rebuild_the_catalog(lake_copy, tmp_path):
+    sync(lake_copy)
+    moved = tmp_path / "moved"
+    lake_copy.rename(moved)
+    catalog = duckdb_catalog(moved)  # the views still point at the old folder
+    with pytest.raises(QueryError, match="was the lake moved or deleted") as caught:
+        catalog.query("SELECT count(*) FROM silver_assets")
+    assert "materializing athena_tables" in str(caught.value)
+    sync(moved, catalog)
+    assert catalog.query("SELECT count(*) FROM silver_assets").rows[0][0] > 0
+
+
 def test_a_missing_catalog_names_its_path_and_how_to_build_it(tmp_path):
     catalog = duckdb_catalog(tmp_path / "nothing-here")
     with pytest.raises(CatalogError) as caught:

@@ -129,6 +129,12 @@ class DuckDBCatalogResource(CatalogResource):
             types = [str(d[1]) for d in cursor.description]
             return QueryResult(columns, types, cursor.fetchall())
         except duckdb.Error as exc:
-            raise QueryError(str(exc)) from exc
+            message = str(exc)
+            if "No files found" in message:
+                message += (
+                    "\n(the catalog's views point at Parquet files that are not there: was the lake "
+                    "moved or deleted? Rebuild the catalog by materializing athena_tables.)"
+                )
+            raise QueryError(message) from exc
         finally:
             conn.close()
