@@ -84,16 +84,20 @@ def duckdb_catalog(lake_root):
     return DuckDBCatalogResource(duckdb=DuckDBResource(database=str(Path(lake_root) / "warehouse.duckdb")))
 
 
+#: Settings a developer may have exported; no test may see them (module fixtures clear them too).
+ENV_VARS = (
+    "DAGSTER_HOME",
+    "B3_PLATFORM_ENV",
+    "B3_PLATFORM_DATA_DIR",
+    "B3_PLATFORM_B3_URL",
+    "B3_PLATFORM_INDICES",
+    "B3_PLATFORM_DUCKDB",
+)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     # Nothing a test runs may touch the developer's ./data or DAGSTER_HOME.
-    for var in (
-        "DAGSTER_HOME",
-        "B3_PLATFORM_ENV",
-        "B3_PLATFORM_DATA_DIR",
-        "B3_PLATFORM_B3_URL",
-        "B3_PLATFORM_INDICES",
-        "B3_PLATFORM_DUCKDB",
-    ):
+    for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "lake"))

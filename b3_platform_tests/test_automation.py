@@ -28,15 +28,7 @@ LAYER_ORDER = [
     "gold_time_in_index",
     "athena_tables",
 ]
-BELOW_RAW = {
-    "bronze_portfolio",
-    "silver_header",
-    "silver_assets",
-    "gold_composition",
-    "gold_changes",
-    "gold_index_summary",
-    "gold_time_in_index",
-}
+BELOW_RAW = set(LAYER_ORDER) - {"athena_tables"}
 
 
 @pytest.fixture

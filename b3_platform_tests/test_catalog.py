@@ -40,20 +40,12 @@ from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, SILVER_HEADER,
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import B3ApiResource, LakeResource
 from b3_platform.runs import materialize_days
-from b3_platform_tests.conftest import REPO, duckdb_catalog
+from b3_platform_tests.conftest import ENV_VARS, REPO, duckdb_catalog
 
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 DAYS = (dt.date(2025, 7, 1), dt.date(2025, 7, 2))
 NEW_DAY = dt.date(2025, 7, 3)
 CATALOG_FILE = "warehouse.duckdb"
-ENV_VARS = (
-    "DAGSTER_HOME",
-    "B3_PLATFORM_ENV",
-    "B3_PLATFORM_DATA_DIR",
-    "B3_PLATFORM_B3_URL",
-    "B3_PLATFORM_INDICES",
-    "B3_PLATFORM_DUCKDB",
-)
 #: How DuckDB's DESCRIBE names each Arrow type the lake declares (written out here, not derived).
 DESCRIBED = {
     pa.string(): "VARCHAR",

@@ -26,20 +26,12 @@ from sqlglot import exp
 from b3_platform.catalog.base import QueryResult
 from b3_platform.cli import main
 from b3_platform.lake.schemas import SILVER_ASSETS, TABLES
-from b3_platform_tests.conftest import REPO, duckdb_catalog
+from b3_platform_tests.conftest import ENV_VARS, REPO, duckdb_catalog
 
 QUERIES = REPO / "queries"
 QUERY_FILES = sorted(QUERIES.glob("*.sql"))
 SEGMENT2_SAMPLE = REPO / "demo_data" / "GetPortfolioDay" / "IBOV" / "2022-12-08_segment2_pt-br_vcr.json"
 SEGMENT2_DAY = dt.date(2022, 12, 8)
-ENV_VARS = (
-    "DAGSTER_HOME",
-    "B3_PLATFORM_ENV",
-    "B3_PLATFORM_DATA_DIR",
-    "B3_PLATFORM_B3_URL",
-    "B3_PLATFORM_INDICES",
-    "B3_PLATFORM_DUCKDB",
-)
 
 
 # ------------------------------------------------------------------------------------ the demo lake
