@@ -36,7 +36,15 @@ from b3_platform.catalog.output import as_csv, as_json, as_table, render
 from b3_platform.cli import main
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, SILVER_HEADER, TABLES, TableDef
+from b3_platform.lake.schemas import (
+    CATALOG_TABLES,
+    GOLD_CHANGES,
+    RAW_CAPTURES,
+    SILVER_ASSETS,
+    SILVER_HEADER,
+    TABLES,
+    TableDef,
+)
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import B3ApiResource, LakeResource
 from b3_platform.runs import materialize_days
@@ -312,12 +320,36 @@ def test_the_catalog_asset_registers_every_table_and_its_check_passes(built):
     (mat,) = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
     metadata = {k: v.value for k, v in mat.metadata.items()}
     assert metadata["catalog"] == str((built.root / CATALOG_FILE).resolve())
-    assert metadata["tables"] == len(TABLES)
+    assert metadata["tables"] == len(CATALOG_TABLES)
     assert (metadata["rows_silver_assets"], metadata["dates"], metadata["last_date"]) == (
         168,
         2,
         "2025-07-02",
     )
+
+
+def test_raw_captures_lists_every_capture_from_its_sidecar(built):
+    """The raw layer in the catalog: one row per capture, typed, from the .meta.json files."""
+    catalog = duckdb_catalog(built.root)
+    described = catalog.describe("raw_captures")
+    assert described == declared(catalog, RAW_CAPTURES)
+    store = RawStore(LocalStorage(built.root))
+    expected = sorted(
+        (c.meta["index"], c.day, c.meta["sha256"], c.meta["format"], len(c.meta["pages"]))
+        for day in store.dates()
+        for c in store.captures(day)
+    )
+    rows = catalog.query(
+        'SELECT "index", "date", sha256, source_format, pages FROM raw_captures ORDER BY ALL'
+    ).rows
+    assert rows == expected and len(rows) == len(DAYS)
+    # Imports have a file name and no URL or HTTP status; API captures the other way round.
+    (source, url, status, named) = catalog.query(
+        "SELECT DISTINCT source, url, http_status, file_name IS NOT NULL FROM raw_captures"
+    ).rows[0]
+    assert (source, url, status, named) == ("import", None, None, True)
+    fetched = catalog.query("SELECT min(fetched_at) FROM raw_captures").rows[0][0]
+    assert fetched.tzinfo is not None
 
 
 def _weight_as_double_with_an_extra_column(table: pa.Table) -> pa.Table:

@@ -20,6 +20,7 @@ from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
     BRONZE_PORTFOLIO,
+    CATALOG_TABLES,
     GOLD_TABLES,
     GOLD_TIME_IN_INDEX,
     SILVER_ASSETS,
@@ -232,7 +233,7 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
     assert mats["gold_changes", "2025-07-10"]["dagster/row_count"] == 0
     assert mats["gold_time_in_index", "2025-07-10"]["dagster/row_count"] == 84
     catalog = mats["athena_tables", None]
-    assert catalog["tables"] == len(TABLES)
+    assert catalog["tables"] == len(CATALOG_TABLES)
     assert {catalog[f"rows_{t.name}"] for t in (BRONZE_PORTFOLIO, SILVER_ASSETS, GOLD_TIME_IN_INDEX)} == {84}
     assert catalog["last_date"] == "2025-07-10"
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource
-from b3_platform.lake.schemas import TABLES
+from b3_platform.lake.schemas import CATALOG_TABLES, TABLES
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import file_schema_problems, partition_dates
 from b3_platform.resources import LakeResource
@@ -43,7 +43,7 @@ def _file_problems(storage: Storage) -> list[str]:
 
 def _schema_problems(catalog: CatalogResource) -> list[str]:
     problems = []
-    for table_def in TABLES.values():
+    for table_def in CATALOG_TABLES.values():
         expected = [(f.name, catalog.expected_type(f.type)) for f in table_def.schema]
         expected.append((PARTITION_COLUMN, catalog.expected_type(pa.date32())))
         try:
@@ -62,6 +62,8 @@ def _schema_problems(catalog: CatalogResource) -> list[str]:
 
 
 @dg.asset(
+    # raw_captures reads raw's sidecars at query time; raw is left out of the deps so that an import
+    # (raw, then every layer below it) refreshes the catalog once, after the layers, not twice.
     deps=list(TABLES),
     group_name="catalog",
     kinds={"duckdb"},
@@ -74,7 +76,7 @@ def _schema_problems(catalog: CatalogResource) -> list[str]:
 )
 def athena_tables(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
     storage = lake.storage()
-    registered = catalog.sync(storage, list(TABLES.values()))
+    registered = catalog.sync(storage, list(CATALOG_TABLES.values()))
     for table in registered:
         span = f"{table.first_date} … {table.last_date}" if table.dates else "no dates yet"
         context.log.info(f"{table.name}: {table.rows} rows over {table.dates} date(s) ({span})")

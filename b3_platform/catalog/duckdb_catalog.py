@@ -27,7 +27,6 @@ from b3_platform.catalog.base import (
     RegisteredTable,
 )
 from b3_platform.catalog.types import duckdb_type
-from b3_platform.lake.paths import PARQUET_FILE
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
 
@@ -58,12 +57,26 @@ def view_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
         typed = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_quote_ident(f.name)}" for f in table_def.schema]
         typed.append(f"CAST(NULL AS DATE) AS {PARTITION_COLUMN}")
         return f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(typed)} WHERE false"
-    pattern = f"{storage.uri(table_def.location).rstrip('/')}/{PARTITION_COLUMN}=*/{PARQUET_FILE}"
+    pattern = f"{storage.uri(table_def.location).rstrip('/')}/{table_def.file_pattern}"
+    if table_def.file_format == "json":
+        return f"CREATE OR REPLACE VIEW {name} AS {_SIDECAR_SELECT.format(pattern=_quote_literal(pattern))}"
     return (
         f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(columns)}, {PARTITION_COLUMN} "
         f"FROM read_parquet({_quote_literal(pattern)}, hive_partitioning = true, "
         f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
     )
+
+
+#: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
+#: for imports, file_name for API captures) reads as NULL; the `tables_match_schemas` check holds
+#: this against RAW_CAPTURES' declared columns.
+_SIDECAR_SELECT = """SELECT "index", source, format AS source_format,
+    CAST(fetched_at AS TIMESTAMPTZ) AS fetched_at, sha256, http_status, url, file_name, header_date,
+    language, CAST(json_array_length(pages) AS INTEGER) AS pages, CAST("date" AS DATE) AS "date"
+FROM read_json({pattern}, format = 'auto', hive_partitioning = false, columns = {{
+    'index': 'VARCHAR', 'source': 'VARCHAR', 'format': 'VARCHAR', 'fetched_at': 'VARCHAR',
+    'sha256': 'VARCHAR', 'http_status': 'INTEGER', 'url': 'VARCHAR', 'file_name': 'VARCHAR',
+    'header_date': 'VARCHAR', 'language': 'VARCHAR', 'date': 'VARCHAR', 'pages': 'JSON'}})"""
 
 
 class DuckDBCatalogResource(CatalogResource):

@@ -12,6 +12,7 @@ import re
 
 RAW_DATASET = "raw/GetPortfolioDay"
 PARQUET_FILE = "data.parquet"
+META_SUFFIX = ".meta.json"  # a raw capture's sidecar, written last: its presence commits the capture
 
 _DATE_DIR = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 _INDEX_DIR = re.compile(r"(?:^|/)index=([A-Z0-9]+)(?:/|$)")

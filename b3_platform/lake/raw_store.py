@@ -13,10 +13,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from b3_platform.lake.paths import date_in_key, index_in_key, raw_prefix, raw_stem
+from b3_platform.lake.paths import META_SUFFIX, date_in_key, index_in_key, raw_prefix, raw_stem
 from b3_platform.lake.storage import Storage
-
-META_SUFFIX = ".meta.json"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from b3_platform.lake.paths import table_location
+from b3_platform.lake.paths import META_SUFFIX, PARQUET_FILE, raw_prefix, table_location
 
 WEIGHT = pa.decimal128(7, 3)  # B3 writes weights with 3 decimals, 0.000–100.000
 REDUCTOR = pa.decimal128(20, 8)  # B3 writes reductors with 8 decimals
@@ -30,10 +30,20 @@ class TableDef:
     short: str
     schema: pa.Schema
     description: str
+    file_format: str = "parquet"  # raw_captures reads the raw layer's JSON sidecars instead
 
     @property
     def location(self) -> str:
+        if self.file_format == "json":
+            return raw_prefix()
         return table_location(self.layer, self.short)
+
+    @property
+    def file_pattern(self) -> str:
+        """The table's files under its location, as a glob (`date=` is the Hive partition)."""
+        if self.file_format == "json":
+            return f"date=*/index=*/*{META_SUFFIX}"
+        return f"date=*/{PARQUET_FILE}"
 
 
 BRONZE_PORTFOLIO = TableDef(
@@ -249,8 +259,38 @@ GOLD_TIME_IN_INDEX = TableDef(
     ),
 )
 
+RAW_CAPTURES = TableDef(
+    name="raw_captures",
+    layer="raw",
+    short="captures",
+    file_format="json",
+    description=(
+        "One row per raw capture, read from its .meta.json sidecar: where it came from (B3's API or an "
+        "imported file), when, its sha256 and HTTP status. The bytes themselves stay as received."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("source", pa.string(), "api (captured from B3) or import (a saved file)"),
+            _f("source_format", pa.string(), "json (API response) or csv (Carteira do Dia download)"),
+            _f("fetched_at", pa.timestamp("us", tz="UTC"), "When it was fetched or imported"),
+            _f("sha256", pa.string(), "sha256 of the body (of the first page when paged)"),
+            _f("http_status", pa.int32(), "HTTP status of the response (null for imports)", True),
+            _f("url", pa.string(), "Request URL (API captures)", True),
+            _f("file_name", pa.string(), "Imported file (imports)", True),
+            _f("header_date", pa.string(), "header.date as written", True),
+            _f("language", pa.string(), "pt-br or en-us", True),
+            _f("pages", pa.int32(), "Response pages stored for the capture"),
+        ]
+    ),
+)
+
 GOLD_TABLES = (GOLD_COMPOSITION, GOLD_CHANGES, GOLD_INDEX_SUMMARY, GOLD_TIME_IN_INDEX)
 
+#: The Parquet tables the pipeline writes.
 TABLES: dict[str, TableDef] = {
     t.name: t for t in (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS, *GOLD_TABLES)
 }
+
+#: What the catalog registers: every Parquet table, and raw's captures read from their sidecars.
+CATALOG_TABLES: dict[str, TableDef] = {RAW_CAPTURES.name: RAW_CAPTURES, **TABLES}
