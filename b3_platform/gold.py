@@ -31,8 +31,16 @@ NOTES = {
     "company": "no company name",
 }
 TOP = (5, 10)
-_COMPONENT_COLUMNS = ["index", "ticker", "company", "share_class", "listing_segment", "sector", "weight"]
-_COMPONENT_COLUMNS += ["theoretical_quantity"]
+_COMPONENT_COLUMNS = [
+    "index",
+    "ticker",
+    "company",
+    "share_class",
+    "listing_segment",
+    "sector",
+    "weight",
+    "theoretical_quantity",
+]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ import datetime as dt
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from b3_platform import gold
 from b3_platform.assets.common import (
@@ -25,7 +24,6 @@ from b3_platform.assets.common import (
     table_metadata,
 )
 from b3_platform.calendar import SAO_PAULO, previous_trading_day
-from b3_platform.lake.paths import table_partition_key
 from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import delete_partition, partition_dates, read_partition, write_partition
@@ -43,10 +41,8 @@ FRESHNESS = dg.FreshnessPolicy.cron(
 
 
 def _tickers(storage: Storage, day: dt.date) -> dict[str, list[str]]:
-    """One date's tickers per index, reading only those two columns."""
-    key = table_partition_key(SILVER_ASSETS.location, day)
-    table = pq.read_table(pa.BufferReader(storage.read_bytes(key)), columns=["index", "ticker"])
-    return gold.tickers_by_index(table)
+    """One date's tickers per index, reading only those two columns (the stays' walk back)."""
+    return gold.tickers_by_index(read_partition(storage, SILVER_ASSETS, day, columns=["index", "ticker"]))
 
 
 def _read_day(storage: Storage, day: dt.date) -> dict[str, gold.IndexDay] | None:

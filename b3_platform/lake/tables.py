@@ -36,11 +36,14 @@ def write_partition(storage: Storage, table_def: TableDef, day: dt.date, table: 
     return key
 
 
-def read_partition(storage: Storage, table_def: TableDef, day: dt.date) -> pa.Table | None:
+def read_partition(
+    storage: Storage, table_def: TableDef, day: dt.date, columns: list[str] | None = None
+) -> pa.Table | None:
+    """The table's file for `day` (only `columns`, when given), or None when there is none."""
     key = table_partition_key(table_def.location, day)
     if not storage.exists(key):
         return None
-    return pq.read_table(pa.BufferReader(storage.read_bytes(key)))
+    return pq.read_table(pa.BufferReader(storage.read_bytes(key)), columns=columns)
 
 
 def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> bool:
