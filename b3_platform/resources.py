@@ -1,7 +1,8 @@
 """Resources, chosen per environment in one place (`build_resources`).
 
-Asset code asks for `lake` and `b3` by key and never branches on the environment: the AWS mode
-swaps what stands behind the same keys.
+Asset code asks for `lake`, `catalog` and `b3` by key and never branches on the environment:
+`B3_PLATFORM_ENV=aws` swaps what stands behind the same keys (an S3 lake, the Glue Data Catalog
+with Athena) and nothing else.
 """
 
 import os
@@ -11,6 +12,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from b3_platform.aws import AwsSettings, ConfigError
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
@@ -26,15 +28,19 @@ CATALOG_FILE = "warehouse.duckdb"
 
 
 class LakeResource(dg.ConfigurableResource):
-    """Where the lake lives: a local folder (default `./data`), later `s3://bucket/prefix`."""
+    """Where the lake lives: a local folder (default `./data`) or `s3://bucket/prefix`."""
 
     root: str = Field(
         default=DEFAULT_DATA_DIR,
         description="Lake root folder (relative to the working directory) or s3://bucket/prefix",
     )
+    region: str | None = Field(default=None, description="AWS region of an s3:// root")
+    endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint of an s3:// root (default: AWS's own)"
+    )
 
     def storage(self) -> Storage:
-        return open_storage(self.root)
+        return open_storage(self.root, region=self.region, endpoint_url=self.endpoint_url)
 
     def raw(self) -> RawStore:
         return RawStore(self.storage())
@@ -71,25 +77,45 @@ class B3ApiResource(dg.ConfigurableResource):
         return [validate_index_code(c) for c in self.indices]
 
 
-class ConfigError(ValueError):
-    pass
-
-
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
-    """The resources for the environment named by B3_PLATFORM_ENV (default: local)."""
+    """The resources for the environment named by B3_PLATFORM_ENV: `local` (default) or `aws`.
+
+    Settings are read and validated here, at load: a missing or malformed one raises ConfigError
+    naming its variable before any run starts."""
     env = os.environ if env is None else env
     mode = env.get(ENV_VAR, "local").strip().lower() or "local"
-    if mode != "local":
-        raise ConfigError(
-            f"{ENV_VAR}={mode!r}: only 'local' is available in this release (the AWS mode is planned)"
-        )
-    data_dir = env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
+    try:
+        indices = list(configured_indices(env))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    b3 = B3ApiResource(base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=indices)
+    if mode == "local":
+        data_dir = env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
+        return {
+            "lake": LakeResource(root=data_dir),
+            "catalog": DuckDBCatalogResource(
+                duckdb=DuckDBResource(database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}")
+            ),
+            "b3": b3,
+        }
+    if mode == "aws":
+        return {**aws_resources(AwsSettings.from_env(env)), "b3": b3}
+    raise ConfigError(f"{ENV_VAR}={mode!r}: expected 'local' (the default) or 'aws'")
+
+
+def aws_resources(settings: AwsSettings) -> dict[str, dg.ConfigurableResource]:
+    """The lake on S3 and the catalog in Glue + Athena, from validated settings."""
+    from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
+
     return {
-        "lake": LakeResource(root=data_dir),
-        "catalog": DuckDBCatalogResource(
-            duckdb=DuckDBResource(database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}")
+        "lake": LakeResource(
+            root=settings.lake_root, region=settings.region, endpoint_url=settings.s3_endpoint_url
         ),
-        "b3": B3ApiResource(
-            base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=list(configured_indices(env))
+        "catalog": GlueAthenaCatalogResource(
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            database=settings.glue_database,
+            workgroup=settings.athena_workgroup,
+            output_location=settings.athena_output,
         ),
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from b3_platform_tests.moto_aws import CREDENTIALS, AwsTarget, MotoServer
 from b3_platform_tests.replay import ReplayServer, sample_bytes
 
 #: A day the samples cover and that is a trading day (Thursday).
@@ -92,12 +93,47 @@ ENV_VARS = (
     "B3_PLATFORM_B3_URL",
     "B3_PLATFORM_INDICES",
     "B3_PLATFORM_DUCKDB",
+    "B3_PLATFORM_S3_BUCKET",
+    "B3_PLATFORM_S3_PREFIX",
+    "B3_PLATFORM_AWS_REGION",
+    "B3_PLATFORM_GLUE_DATABASE",
+    "B3_PLATFORM_ATHENA_WORKGROUP",
+    "B3_PLATFORM_ATHENA_OUTPUT",
+    "B3_PLATFORM_S3_ENDPOINT_URL",
+    "B3_PLATFORM_AWS_ENDPOINT_URL",
+    "B3_PLATFORM_LANDING_QUEUE_URL",
+    # A developer's AWS setup must never reach a test: moto's fake keys are set instead.
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
 )
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    # Nothing a test runs may touch the developer's ./data or DAGSTER_HOME.
+    # Nothing a test runs may touch the developer's ./data or DAGSTER_HOME, or a real AWS account.
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
+    for var, value in CREDENTIALS.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "lake"))
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server on 127.0.0.1 standing in for S3, Glue, Athena, SQS and CloudFormation."""
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_target(moto_server) -> AwsTarget:
+    """This test's own bucket (created), Glue database and workgroup names on the moto server."""
+    return AwsTarget.create(moto_server)

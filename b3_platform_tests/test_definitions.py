@@ -332,7 +332,7 @@ def test_build_resources_honours_env(monkeypatch, tmp_path):
     assert moved["catalog"].location == str((tmp_path / "w.duckdb").resolve())
 
 
-@pytest.mark.parametrize("mode", ["aws", "bogus"])
+@pytest.mark.parametrize("mode", ["gcp", "bogus"])
 def test_unknown_environment_is_a_config_error(monkeypatch, mode):
     monkeypatch.setenv("B3_PLATFORM_ENV", mode)
     with pytest.raises(ConfigError, match=f"B3_PLATFORM_ENV={mode!r}"):
@@ -351,11 +351,16 @@ def test_lake_resource_opens_local_storage(tmp_path):
 # --- storage --------------------------------------------------------------------------------------
 
 
-def test_s3_root_is_not_available_yet():
-    with pytest.raises(StorageError, match=r"s3://bucket/prefix.*AWS mode.*local folder"):
-        open_storage("s3://bucket/prefix")
-    with pytest.raises(StorageError, match="s3://bucket/prefix"):
-        LakeResource(root="s3://bucket/prefix").storage()
+def test_s3_root_opens_s3_storage_with_region_and_endpoint():
+    from b3_platform.lake.s3_storage import S3Storage
+
+    storage = LakeResource(root="s3://bucket/some/prefix/", region="sa-east-1", endpoint_url="http://127.0.0.1:9").storage()
+    assert isinstance(storage, S3Storage)
+    assert (storage.bucket, storage.prefix, storage.region) == ("bucket", "some/prefix", "sa-east-1")
+    assert storage.client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert storage.uri("silver/assets/") == "s3://bucket/some/prefix/silver/assets/"
+    with pytest.raises(StorageError, match="no bucket"):
+        open_storage("s3:///prefix")
 
 
 def test_other_url_schemes_are_refused():

@@ -1,5 +1,5 @@
-"""Byte storage under one root. Asset code only ever sees `Storage`, so an `s3://bucket/prefix`
-root (the AWS mode) is one more implementation chosen in `open_storage`, not a change to assets.
+"""Byte storage under one root. Asset code only ever sees `Storage`: a local folder here, an
+`s3://bucket/prefix` root in the AWS mode (lake.s3_storage), chosen in `open_storage`.
 
 Every write is atomic: locally a temp file in the same folder then `os.replace`, so a crash
 mid-write leaves the previous version readable; on S3 a single PUT per object has the same property.
@@ -94,12 +94,17 @@ class LocalStorage(Storage):
         return str(self.root / key) if key else str(self.root)
 
 
-def open_storage(root: str) -> Storage:
-    """The storage for a root: a local folder (relative to the current directory) or `s3://…`."""
+def open_storage(root: str, *, region: str | None = None, endpoint_url: str | None = None) -> Storage:
+    """The storage for a root: a local folder (relative to the current directory) or
+    `s3://bucket/prefix` (region and endpoint apply to S3 only)."""
     if root.startswith("s3://"):
-        raise StorageError(
-            f"lake root {root!r}: s3:// roots arrive with the AWS mode; use a local folder for now"
-        )
+        from b3_platform.aws import split_s3_uri
+        from b3_platform.lake.s3_storage import S3Storage
+
+        bucket, prefix = split_s3_uri(root)
+        if not bucket:
+            raise StorageError(f"lake root {root!r}: no bucket named")
+        return S3Storage(bucket, prefix, region=region, endpoint_url=endpoint_url)
     if "://" in root:
         raise StorageError(f"lake root {root!r}: expected a local folder or s3://bucket/prefix")
     return LocalStorage(root)
