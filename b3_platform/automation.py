@@ -1,16 +1,22 @@
-"""Automation: the daily capture (a job and its schedule), and downstream layers that follow new data.
+"""Automation: the daily capture (a job and its schedule), downstream layers that follow new data,
+and the landing sensor that imports files dropped into the landing folder / S3 prefix.
 
 B3 serves a day's portfolio from early morning until the next trading day replaces it: whatever is
 not captured that day is gone. So the schedule tries twice on each trading day, São Paulo time;
 the evening attempt is skipped when the morning one already stored every configured index.
 """
 
+import time
+from collections import Counter
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 import dagster as dg
 
 from b3_platform.assets import raw_portfolio
 from b3_platform.calendar import SAO_PAULO, TIMEZONE, is_trading_day
+from b3_platform.importer import FileResult, import_body
+from b3_platform.landing import LandedFile, LandingResource
 from b3_platform.resources import B3ApiResource, LakeResource
 
 CAPTURE_HOURS = (9, 20)  # morning attempt, evening retry (São Paulo time)
@@ -105,3 +111,91 @@ follow_upstream_sensor = dg.AutomationConditionSensorDefinition(
         "gold → athena_tables materialize for the new dates (several dates: one single-run backfill)."
     ),
 )
+
+
+#: Bounded work per tick, well under Dagster's 60 s sensor evaluation timeout (an import costs
+#: ~0.05 s locally, a few S3 requests more on AWS): at most this many files are taken, and none is
+#: started after the budget; what is left stays in landing (SQS: redelivered) for a later tick.
+LANDING_MAX_FILES = 100
+LANDING_BUDGET_SECONDS = 30.0
+
+
+class LandingError(RuntimeError):
+    """Files could not be imported for a reason other than their content (storage, permissions)."""
+
+
+def _import_landed(store, landed: LandedFile) -> FileResult:
+    if landed.problem is not None:
+        return FileResult(PurePosixPath(landed.name), "rejected", landed.problem)
+    return import_body(store, landed.name, landed.body, file_name=landed.origin)
+
+
+def _raw_materialization(result: FileResult, landed: LandedFile) -> dg.AssetMaterialization:
+    assert result.day is not None
+    return dg.AssetMaterialization(
+        asset_key=raw_portfolio.key,
+        partition=result.day.isoformat(),
+        metadata={
+            "source": "landing",
+            "index": result.index,
+            "file_name": landed.origin,
+            "capture_id": result.capture_id,
+            "rows": result.rows,
+        },
+    )
+
+
+@dg.sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description=(
+        "Imports files dropped into landing (local folder <data dir>/landing/, or the S3 landing prefix "
+        "via its SQS event queue) like `import` does; rejected files go to landing_rejected/ with "
+        "their reason. Imported dates are reported as raw_portfolio materializations, which the "
+        "layers below follow by themselves."
+    ),
+)
+def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, landing: LandingResource):
+    """No job target: the imported dates are reported as runless raw_portfolio materializations
+    (`SensorResult.asset_events`, recorded by the daemon exactly like `import` records them), so
+    `follow_upstream` requests bronze → silver → gold → athena_tables for those dates. A file is
+    settled (removed from landing, its event acknowledged) only after it was filed in raw; a
+    failure leaves it in landing for a later tick. Duplicates report nothing: raw did not change."""
+    disabled = landing.disabled_reason()
+    if disabled is not None:
+        return dg.SkipReason(disabled)
+    landed = landing.receive(LANDING_MAX_FILES, log=context.log)
+    if not landed:
+        return dg.SkipReason(f"nothing landed in {landing.describe()}")
+    store = lake.raw()
+    deadline = time.monotonic() + LANDING_BUDGET_SECONDS
+    events: list[dg.AssetMaterialization] = []
+    counts: Counter[str] = Counter()
+    failures: list[str] = []
+    for file in landed:
+        if time.monotonic() > deadline:
+            counts["left for the next tick"] += 1
+            continue
+        try:
+            result = _import_landed(store, file)
+        except Exception as exc:
+            failures.append(f"{file.origin}: {exc}")
+            context.log.error(f"failed    {file.origin}: {exc} (left in landing, retried later)")
+            continue
+        counts[result.status] += 1
+        where = f"{result.index} {result.day}" if result.day else ""
+        context.log.info(f"{result.status:<9} {file.origin}  {where}{f' ({result.reason})' if result.reason else ''}")
+        if result.status == "imported":
+            events.append(_raw_materialization(result, file))
+        try:
+            landing.settle(file, result, log=context.log)
+        except Exception as exc:
+            failures.append(f"{file.origin}: could not settle: {exc}")
+            context.log.error(f"could not settle {file.origin}: {exc} (seen again later: then a duplicate)")
+    order = ("imported", "duplicate", "rejected", "left for the next tick")
+    summary = ", ".join(f"{counts[status]} {status}" for status in order if counts[status])
+    if failures:
+        summary += f", {len(failures)} failed"
+        if not events:
+            raise LandingError(f"{len(failures)} landed file(s) failed: " + "; ".join(failures[:5]))
+    return dg.SensorResult(asset_events=events, skip_reason=f"{len(landed)} landed file(s): {summary}")

@@ -60,12 +60,19 @@ def _print_result(result) -> None:
     print(f"  {result.status:<9} {result.path}  {where}{detail}", flush=True)
 
 
+def _resources(args) -> dict:
+    """The active environment's resources (`--data-dir` overrides the local lake root)."""
+    if args.data_dir:
+        os.environ[DATA_DIR_VAR] = args.data_dir
+    from b3_platform.resources import build_resources
+
+    return build_resources()
+
+
 def cmd_import(args) -> int:
     from b3_platform.importer import import_paths
-    from b3_platform.lake.raw_store import RawStore
-    from b3_platform.lake.storage import open_storage
 
-    store = RawStore(open_storage(_data_dir(args)))
+    store = _resources(args)["lake"].raw()
     print(f"Importing into {store.storage.uri()}:")
     results = import_paths(store, args.paths, index=args.index, progress=_print_result)
     if not results:
@@ -80,13 +87,6 @@ def cmd_import(args) -> int:
         instance, _ = _instance()
         _report_imports(results, instance)
     return 1 if counts["rejected"] else 0
-
-
-def _catalog(args):
-    os.environ[DATA_DIR_VAR] = _data_dir(args)
-    from b3_platform.resources import build_resources
-
-    return build_resources()["catalog"]
 
 
 def cmd_query(args) -> int:
@@ -107,7 +107,7 @@ def cmd_query(args) -> int:
     if not sql.strip():
         print("no SQL given", file=sys.stderr)
         return 2
-    catalog = _catalog(args)
+    catalog = _resources(args)["catalog"]
     try:
         result = catalog.query(sql)
     except CatalogError as exc:
@@ -229,4 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")
     p_demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
-    return args.func(args)
+    from b3_platform.aws import ConfigError
+    from b3_platform.lake.storage import StorageError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        print(f"error: the lake cannot be reached: {exc}", file=sys.stderr)
+        return 2

@@ -9,6 +9,7 @@ from b3_platform.automation import (
     daily_capture_job,
     daily_capture_schedule,
     follow_upstream_sensor,
+    landing_sensor,
     with_automation,
 )
 from b3_platform.resources import build_resources
@@ -20,7 +21,7 @@ def build_defs() -> dg.Definitions:
         assets=with_automation(ALL_ASSETS),
         jobs=[daily_capture_job],
         schedules=[daily_capture_schedule],
-        sensors=[follow_upstream_sensor],
+        sensors=[follow_upstream_sensor, landing_sensor],
         resources=build_resources(),
     )
 

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 from b3_platform import calendar
 from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json
@@ -28,7 +28,7 @@ _B3_NAME = re.compile(r"^([A-Z][A-Z0-9]{3})Dia_(\d{2})-(\d{2})-(\d{2})\.csv$", r
 
 @dataclass(frozen=True)
 class FileResult:
-    path: Path
+    path: PurePath  # the file imported, or the landed object's name (relative to landing)
     status: str  # imported | duplicate | rejected
     reason: str = ""
     day: dt.date | None = None
@@ -58,7 +58,7 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
 
 
-def index_from_path(path: Path) -> str | None:
+def index_from_path(path: PurePath) -> str | None:
     """The nearest folder (or file-name prefix) that is a known index code, e.g. IBOV/2025-07-08.json."""
     for part in reversed(path.parts[:-1]):
         if part.upper() in KNOWN_INDEX_CODES:
@@ -88,7 +88,7 @@ def _date_or_none(year: int, month: int, day: int) -> dt.date | None:
         return None
 
 
-def read_file(path: Path, body: bytes, index_option: str | None) -> tuple[str, Portfolio]:
+def read_file(path: PurePath, body: bytes, index_option: str | None) -> tuple[str, Portfolio]:
     """Validate one file's bytes; returns (index, portfolio) or raises ImportRejected."""
     if path.suffix.lower() == ".csv" or looks_like_portfolio_csv(body):
         portfolio = read_portfolio_csv(body)
@@ -111,7 +111,7 @@ def read_file(path: Path, body: bytes, index_option: str | None) -> tuple[str, P
     return index, decode_portfolio_json(body, index=index)
 
 
-def validate_portfolio(path: Path, index: str, portfolio: Portfolio) -> None:
+def validate_portfolio(path: PurePath, index: str, portfolio: Portfolio) -> None:
     day = portfolio.reference_date
     named = date_from_name(path.name)
     if named is not None and named != day:
@@ -128,14 +128,38 @@ def validate_portfolio(path: Path, index: str, portfolio: Portfolio) -> None:
 
 
 def import_file(store: RawStore, path: Path, *, index: str | None = None) -> FileResult:
+    """Import one saved file (a path on this machine); `import_body` does the work."""
     try:
         if index is not None:
             validate_index_code(index)
         if not path.is_file():
             raise ImportRejected("no such file")
-        if path.suffix.lower() not in SUFFIXES:
-            raise ImportRejected(f"not a .json or .csv file ({path.suffix or 'no extension'})")
-        body = path.read_bytes()
+        _check_suffix(path)
+    except (ImportRejected, ValueError) as exc:
+        return FileResult(path, "rejected", str(exc))
+    return import_body(store, path, path.read_bytes(), index=index, file_name=str(path))
+
+
+def import_body(
+    store: RawStore,
+    name: PurePath | str,
+    body: bytes,
+    *,
+    index: str | None = None,
+    file_name: str | None = None,
+) -> FileResult:
+    """Validate one file's bytes completely, then file them in raw under the header date.
+
+    Needs no local path, so files that arrive elsewhere (the landing folder or S3 prefix, see
+    landing.py) go through exactly the checks of an import. `name` is where the file sits (a
+    path, or a key relative to landing such as `IBOV/2025-07-08.json`): its suffix, a date it
+    states and the nearest folder named for an index count as for a path. `file_name` is what the
+    capture's metadata records as its origin (default: `name`)."""
+    path = name if isinstance(name, PurePath) else PurePosixPath(name)
+    try:
+        if index is not None:
+            validate_index_code(index)
+        _check_suffix(path)
         file_index, portfolio = read_file(path, body, index)
         validate_portfolio(path, file_index, portfolio)
     except (ImportRejected, ContractError, ParseError, ValueError, UnicodeDecodeError) as exc:
@@ -149,7 +173,7 @@ def import_file(store: RawStore, path: Path, *, index: str | None = None) -> Fil
         source_format=portfolio.source_format,
         meta={
             "source": "import",
-            "file_name": str(path),
+            "file_name": file_name if file_name is not None else str(path),
             "language": portfolio.language,
             "header_date": portfolio.header.date,
             "http_status": None,
@@ -164,6 +188,11 @@ def import_file(store: RawStore, path: Path, *, index: str | None = None) -> Fil
         capture.capture_id,
         len(portfolio.results),
     )
+
+
+def _check_suffix(path: PurePath) -> None:
+    if path.suffix.lower() not in SUFFIXES:
+        raise ImportRejected(f"not a .json or .csv file ({path.suffix or 'no extension'})")
 
 
 def import_paths(

@@ -2,7 +2,8 @@
 
 Asset code asks for `lake`, `catalog` and `b3` by key and never branches on the environment:
 `B3_PLATFORM_ENV=aws` swaps what stands behind the same keys (an S3 lake, the Glue Data Catalog
-with Athena) and nothing else.
+with Athena) and nothing else. The landing sensor asks for `landing`: a local folder, or the S3
+landing prefix's event queue (landing.py).
 """
 
 import os
@@ -16,6 +17,7 @@ from b3_platform.aws import AwsSettings, ConfigError
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
+from b3_platform.landing import LocalLandingResource, SqsLandingResource
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import Storage, open_storage
 
@@ -97,6 +99,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
                 duckdb=DuckDBResource(database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}")
             ),
             "b3": b3,
+            "landing": LocalLandingResource(folder=f"{data_dir.rstrip('/')}/landing"),
         }
     if mode == "aws":
         return {**aws_resources(AwsSettings.from_env(env)), "b3": b3}
@@ -104,7 +107,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
 
 
 def aws_resources(settings: AwsSettings) -> dict[str, dg.ConfigurableResource]:
-    """The lake on S3 and the catalog in Glue + Athena, from validated settings."""
+    """The lake on S3, the catalog in Glue + Athena, and the landing prefix's event queue, from
+    validated settings. Without B3_PLATFORM_LANDING_QUEUE_URL the landing sensor skips, naming it."""
     from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
 
     return {
@@ -117,5 +121,13 @@ def aws_resources(settings: AwsSettings) -> dict[str, dg.ConfigurableResource]:
             database=settings.glue_database,
             workgroup=settings.athena_workgroup,
             output_location=settings.athena_output,
+        ),
+        "landing": SqsLandingResource(
+            queue_url=settings.landing_queue_url,
+            bucket=settings.bucket,
+            landing_prefix=settings.landing_prefix,
+            region=settings.region,
+            endpoint_url=settings.endpoint_url,
+            s3_endpoint_url=settings.s3_endpoint_url,
         ),
     }

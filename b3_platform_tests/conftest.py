@@ -127,10 +127,19 @@ def _isolated_env(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """A moto server on 127.0.0.1 standing in for S3, Glue, Athena, SQS and CloudFormation."""
-    server = MotoServer().start()
-    yield server
-    server.stop()
+    """A moto server on 127.0.0.1 standing in for S3, Glue, Athena, SQS and CloudFormation.
+
+    Its fake credentials are in the environment for the whole session (module-scoped lakes are
+    built before any test's own environment is set), for the code under test to find through
+    the standard chain."""
+    with pytest.MonkeyPatch.context() as patch:
+        for var, value in CREDENTIALS.items():
+            patch.setenv(var, value)
+        for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            patch.delenv(var, raising=False)
+        server = MotoServer().start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """athena_tables: every lake table registered in the active catalog, so the same SQL runs on it.
 
 Locally that is a DuckDB file of views over the Parquet files; in the AWS mode the same asset
-registers Glue tables behind the same `catalog` resource key. It runs after the tables it covers
-(automation) and in the `duckdb` pool, so two runs never write the DuckDB file at once.
+registers Glue tables behind the same `catalog` resource key (every Parquet table: raw_captures stays
+local, see catalog.glue_athena). It runs after the tables it covers (automation) and in the `duckdb`
+pool, so two runs never write the DuckDB file (or race on Glue partitions) at once.
 """
 
 import dagster as dg
@@ -10,7 +11,7 @@ import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource
-from b3_platform.lake.schemas import CATALOG_TABLES, TABLES
+from b3_platform.lake.schemas import CATALOG_TABLES, TABLES, TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import file_schema_problems, partition_dates
 from b3_platform.resources import LakeResource
@@ -26,7 +27,7 @@ TABLES_REGISTERED = dg.AssetCheckSpec(
 )
 
 
-def _file_problems(storage: Storage) -> list[str]:
+def _file_problems(storage: Storage, tables: list[TableDef]) -> list[str]:
     """The oldest and newest file of each table against the declared schema.
 
     Every write checks the schema, so a mismatch means a file written by an older release (a schema
@@ -34,16 +35,18 @@ def _file_problems(storage: Storage) -> list[str]:
     would break queries. The two ends are where either shows first; reading every footer would
     cost a second per thousand dates on each refresh."""
     problems = []
-    for table_def in TABLES.values():
+    for table_def in tables:
+        if table_def.file_format != "parquet":
+            continue
         dates = partition_dates(storage, table_def)
         for day in sorted({dates[0], dates[-1]}) if dates else []:
             problems += file_schema_problems(storage, table_def, day)
     return problems
 
 
-def _schema_problems(catalog: CatalogResource) -> list[str]:
+def _schema_problems(catalog: CatalogResource, tables: list[TableDef]) -> list[str]:
     problems = []
-    for table_def in CATALOG_TABLES.values():
+    for table_def in tables:
         expected = [(f.name, catalog.expected_type(f.type)) for f in table_def.schema]
         expected.append((PARTITION_COLUMN, catalog.expected_type(pa.date32())))
         try:
@@ -76,16 +79,18 @@ def _schema_problems(catalog: CatalogResource) -> list[str]:
 )
 def athena_tables(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
     storage = lake.storage()
-    registered = catalog.sync(storage, list(CATALOG_TABLES.values()))
+    tables = [t for t in CATALOG_TABLES.values() if catalog.covers(t)]
+    registered = catalog.sync(storage, tables)
     for table in registered:
         span = f"{table.first_date} … {table.last_date}" if table.dates else "no dates yet"
-        context.log.info(f"{table.name}: {table.rows} rows over {table.dates} date(s) ({span})")
-    problems = _file_problems(storage) + _schema_problems(catalog)
+        rows = "rows not counted" if table.rows is None else f"{table.rows} rows"
+        context.log.info(f"{table.name}: {rows} over {table.dates} date(s) ({span})")
+    problems = _file_problems(storage, tables) + _schema_problems(catalog, tables)
     return dg.MaterializeResult(
         metadata={
             "catalog": catalog.location,
             "tables": len(registered),
-            **{f"rows_{t.name}": t.rows for t in registered},
+            **{f"rows_{t.name}": t.rows for t in registered if t.rows is not None},
             "dates": max((t.dates for t in registered), default=0),
             "last_date": str(max((t.last_date for t in registered if t.last_date), default="none")),
         },

@@ -33,7 +33,7 @@ class QueryResult:
 @dataclass(frozen=True)
 class RegisteredTable:
     name: str
-    rows: int
+    rows: int | None  # None: the catalog cannot count without a query (Glue)
     dates: int
     first_date: dt.date | None
     last_date: dt.date | None
@@ -45,6 +45,10 @@ class CatalogResource(dg.ConfigurableResource):
     @property
     def location(self) -> str:
         raise NotImplementedError
+
+    def covers(self, table_def: TableDef) -> bool:
+        """Whether this catalog registers `table_def`: athena_tables syncs and checks only those."""
+        return True
 
     def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
         raise NotImplementedError
