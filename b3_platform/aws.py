@@ -8,6 +8,7 @@ chain (environment, shared config/credentials files, SSO, instance or task role)
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -123,11 +124,14 @@ def _is_url(text: str) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
+@functools.lru_cache(maxsize=32)
 def client(service: str, region: str | None, endpoint_url: str | None = None, *, max_attempts: int = 5):
     """A boto3 client with credentials from the standard chain, standard retries and timeouts.
 
     The endpoint is explicit when given (S3-compatible stores, moto, LocalStack); otherwise botocore
-    resolves it, honouring AWS_ENDPOINT_URL[_<SERVICE>] like every AWS SDK."""
+    resolves it, honouring AWS_ENDPOINT_URL[_<SERVICE>] like every AWS SDK. Clients are cached per
+    process: creating one loads the service model (~0.5 s), more than a day's S3 requests take, and
+    boto3 clients are thread-safe. Credentials stay refreshable inside a cached client."""
     import boto3
     from botocore.config import Config
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from b3_platform import aws
-from b3_platform.lake.storage import Storage, StorageError
+from b3_platform.lake.storage import MissingKey, Storage, StorageError
 
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 
@@ -67,10 +67,16 @@ class S3Storage(Storage):
             return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING_KEY:
-                raise StorageError(f"{self.uri(key)} does not exist") from None
+                raise MissingKey(f"{self.uri(key)} does not exist") from None
             raise self._error(exc, "cannot read", key) from exc
         except BotoCoreError as exc:
             raise self._error(exc, "cannot read", key) from exc
+
+    def read_if_exists(self, key: str) -> bytes | None:
+        try:
+            return self.read_bytes(key)
+        except MissingKey:
+            return None
 
     def exists(self, key: str) -> bool:
         try:

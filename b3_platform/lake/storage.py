@@ -17,6 +17,10 @@ class StorageError(RuntimeError):
     pass
 
 
+class MissingKey(StorageError):
+    """The key holds no object."""
+
+
 class Storage(abc.ABC):
     """Keys are relative `/`-separated paths (see lake.paths)."""
 
@@ -28,6 +32,10 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    def read_if_exists(self, key: str) -> bytes | None:
+        """The object's bytes, or None when there is none (S3 does this in one GET, not HEAD + GET)."""
+        return self.read_bytes(key) if self.exists(key) else None
 
     @abc.abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
@@ -71,7 +79,7 @@ class LocalStorage(Storage):
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise StorageError(f"{self.uri(key)} does not exist") from None
+            raise MissingKey(f"{self.uri(key)} does not exist") from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -40,10 +40,10 @@ def read_partition(
     storage: Storage, table_def: TableDef, day: dt.date, columns: list[str] | None = None
 ) -> pa.Table | None:
     """The table's file for `day` (only `columns`, when given), or None when there is none."""
-    key = table_partition_key(table_def.location, day)
-    if not storage.exists(key):
+    data = storage.read_if_exists(table_partition_key(table_def.location, day))
+    if data is None:
         return None
-    return pq.read_table(pa.BufferReader(storage.read_bytes(key)), columns=columns)
+    return pq.read_table(pa.BufferReader(data), columns=columns)
 
 
 def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> bool:
