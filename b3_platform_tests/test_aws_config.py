@@ -1,0 +1,152 @@
+"""One switch: `B3_PLATFORM_ENV=aws` plus its settings selects the AWS resources under the same keys
+and the very same asset graph; a missing or malformed setting fails at load, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from b3_platform.aws import AwsSettings, ConfigError
+from b3_platform.definitions import build_defs
+from b3_platform.lake.s3_storage import S3Storage
+from b3_platform.resources import build_resources
+from b3_platform_tests.conftest import REPO
+
+ENV = {
+    "B3_PLATFORM_ENV": "aws",
+    "B3_PLATFORM_S3_BUCKET": "my-b3-lake",
+    "B3_PLATFORM_S3_PREFIX": "prod/b3",
+    "B3_PLATFORM_AWS_REGION": "sa-east-1",
+    "B3_PLATFORM_GLUE_DATABASE": "b3_prod",
+    "B3_PLATFORM_ATHENA_WORKGROUP": "b3-analysts",
+    "B3_PLATFORM_ATHENA_OUTPUT": "s3://my-athena-results/b3",
+    "B3_PLATFORM_LANDING_QUEUE_URL": "https://sqs.sa-east-1.amazonaws.com/123456789012/b3-landing",
+}
+
+
+def test_aws_settings_select_s3_glue_and_athena_under_the_same_keys():
+    resources = build_resources(ENV)
+    local = build_resources({})
+    assert set(resources) == set(local)
+    lake = resources["lake"]
+    assert (lake.root, lake.region, lake.endpoint_url) == ("s3://my-b3-lake/prod/b3", "sa-east-1", None)
+    storage = lake.storage()
+    assert isinstance(storage, S3Storage)
+    assert storage.uri("silver/assets/") == "s3://my-b3-lake/prod/b3/silver/assets/"
+    assert storage.client.meta.region_name == "sa-east-1"
+    catalog = resources["catalog"]
+    assert type(catalog).__name__ == "GlueAthenaCatalogResource"
+    assert (catalog.region, catalog.database, catalog.workgroup, catalog.output_location) == (
+        "sa-east-1",
+        "b3_prod",
+        "b3-analysts",
+        "s3://my-athena-results/b3/",
+    )
+    assert resources["b3"].model_dump() == local["b3"].model_dump()
+
+
+def test_defaults_and_the_region_from_the_standard_variable():
+    settings = AwsSettings.from_env({"B3_PLATFORM_S3_BUCKET": "lake-bucket", "AWS_REGION": "us-east-2"})
+    assert settings.lake_root == "s3://lake-bucket/b3_platform"
+    assert settings.region == "us-east-2"
+    assert (settings.glue_database, settings.athena_workgroup) == ("b3_platform", "b3_platform")
+    assert settings.athena_output == "s3://lake-bucket/athena-results/"
+    assert settings.landing_prefix == "b3_platform/landing/"
+    assert settings.s3_endpoint_url is None and settings.endpoint_url is None
+    # An empty prefix puts the lake at the bucket's root.
+    bare = AwsSettings.from_env({"B3_PLATFORM_S3_BUCKET": "lake-bucket", "AWS_REGION": "us-east-2", "B3_PLATFORM_S3_PREFIX": "/"})
+    assert (bare.lake_root, bare.landing_prefix) == ("s3://lake-bucket", "landing/")
+
+
+def test_one_endpoint_for_every_client_or_one_for_s3_only():
+    both = AwsSettings.from_env({**ENV, "B3_PLATFORM_AWS_ENDPOINT_URL": "http://127.0.0.1:5000"})
+    assert (both.s3_endpoint_url, both.endpoint_url) == ("http://127.0.0.1:5000",) * 2
+    minio = AwsSettings.from_env({**ENV, "B3_PLATFORM_S3_ENDPOINT_URL": "https://minio.internal:9000"})
+    assert (minio.s3_endpoint_url, minio.endpoint_url) == ("https://minio.internal:9000", None)
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "says"),
+    [
+        ("B3_PLATFORM_S3_BUCKET", None, "is not set"),
+        ("B3_PLATFORM_S3_BUCKET", "s3://my-b3-lake", "not an S3 bucket name"),
+        ("B3_PLATFORM_S3_BUCKET", "My_Bucket", "not an S3 bucket name"),
+        ("B3_PLATFORM_S3_PREFIX", "a//b", "not a key prefix"),
+        ("B3_PLATFORM_S3_PREFIX", "a/../b", "not a key prefix"),
+        ("B3_PLATFORM_AWS_REGION", None, "is not set"),
+        ("B3_PLATFORM_AWS_REGION", "Brazil", "not an AWS region"),
+        ("B3_PLATFORM_GLUE_DATABASE", "B3-Prod", "lower-case letters, digits and underscores"),
+        ("B3_PLATFORM_ATHENA_WORKGROUP", "has spaces", "not an Athena workgroup"),
+        ("B3_PLATFORM_ATHENA_OUTPUT", "/tmp/results", "must be an s3://"),
+        ("B3_PLATFORM_S3_ENDPOINT_URL", "127.0.0.1:9000", "not an http(s)"),
+        ("B3_PLATFORM_AWS_ENDPOINT_URL", "localhost", "not an http(s)"),
+        ("B3_PLATFORM_LANDING_QUEUE_URL", "b3-landing", "not an SQS queue URL"),
+        ("B3_PLATFORM_INDICES", "IBOV,ibovespa", "B3_PLATFORM_INDICES"),
+    ],
+)
+def test_a_missing_or_malformed_setting_names_its_variable(var, value, says):
+    env = {k: v for k, v in ENV.items() if k != var}
+    if value is not None:
+        env[var] = value
+    with pytest.raises(ConfigError) as raised:
+        build_resources(env)
+    assert var in str(raised.value)
+    assert says in str(raised.value)
+
+
+def test_the_asset_graph_is_the_same_in_both_environments(monkeypatch):
+    local = build_defs()
+    for var, value in ENV.items():
+        monkeypatch.setenv(var, value)
+    aws = build_defs()
+
+    def graph(defs: dg.Definitions) -> dict:
+        asset_graph = defs.resolve_asset_graph()
+        return {
+            key.to_user_string(): (
+                sorted(k.to_user_string() for k in node.parent_keys),
+                node.group_name,
+                node.partitions_def,
+                node.automation_condition is not None,
+                tuple(sorted(node.metadata)),
+            )
+            for key, node in ((k, asset_graph.get(k)) for k in asset_graph.get_all_asset_keys())
+        }
+
+    assert graph(aws) == graph(local)
+    checks = lambda d: sorted(k.to_user_string() for k in d.resolve_asset_graph().asset_check_keys)  # noqa: E731
+    assert checks(aws) == checks(local)
+    assert sorted(s.name for s in aws.sensors) == sorted(s.name for s in local.sensors)
+    assert sorted(s.name for s in aws.schedules) == sorted(s.name for s in local.schedules)
+    assert sorted(aws.resources) == sorted(local.resources)
+
+
+def _load_definitions(env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("B3_PLATFORM_")}
+    return subprocess.run(
+        [sys.executable, "-c", "import b3_platform.definitions"],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_code_location_fails_at_load_naming_the_missing_variable():
+    env = {k: v for k, v in ENV.items() if k != "B3_PLATFORM_S3_BUCKET"}
+    loaded = _load_definitions(env)
+    assert loaded.returncode != 0
+    assert "ConfigError: B3_PLATFORM_S3_BUCKET is not set" in loaded.stderr
+    assert _load_definitions(ENV).returncode == 0, _load_definitions(ENV).stderr[-2000:]
+
+
+def test_no_credential_is_a_setting():
+    """Credentials come from the standard AWS chain only: no resource has a field for them."""
+    for resource in build_resources(ENV).values():
+        fields = {name.lower() for name in type(resource).model_fields}
+        assert not {f for f in fields if "secret" in f or "access_key" in f or "token" in f}, resource
