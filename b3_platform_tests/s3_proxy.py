@@ -1,5 +1,6 @@
 """A misbehaving S3 in front of the moto server: a real HTTP proxy on 127.0.0.1 that forwards every
-request to moto, counts them by method, and answers chosen requests with an error instead.
+request to moto, counts them (S3 by method, LIST apart; JSON APIs such as Glue and Athena by
+operation), and answers chosen requests with an error instead.
 
 The code under test talks to it exactly as it would to S3 (boto3 over a socket), so a fault seen
 here is a fault as the pipeline would meet it: AccessDenied on one prefix, a PUT that keeps failing
@@ -53,7 +54,8 @@ class S3FaultProxy:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                fault = proxy._fault(self.command, self.path)
+                target = self.headers.get("X-Amz-Target")  # JSON APIs (Glue, Athena): the operation
+                fault = proxy._fault(target or self.command, self.path)
                 if fault is not None:
                     code, message = _ERRORS[fault.status]
                     payload = (
