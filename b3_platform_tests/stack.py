@@ -53,7 +53,9 @@ _SKIP_WARNING = re.compile(r"Tried to parse (\S+) but it's not supported by moto
 def session():
     import boto3
 
-    return boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
 
 
 @functools.lru_cache
@@ -128,7 +130,9 @@ def create_stack(server, *, stack_name: str | None = None, **parameters: str) ->
         parameters=_typed_parameters(template, parameters),
         outputs={o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", ())},
         # moto lists each skipped resource as a blank entry (no logical id): left out here.
-        physical_ids={r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"]},
+        physical_ids={
+            r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"]
+        },
         skipped_types=skipped,
         template=template,
     )
@@ -212,7 +216,9 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     if "ExpiredObjectDeleteMarker" in rule:
         api.setdefault("Expiration", {})["ExpiredObjectDeleteMarker"] = rule.pop("ExpiredObjectDeleteMarker")
     if "NoncurrentVersionExpiration" in rule:
-        api["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule.pop("NoncurrentVersionExpiration")["NoncurrentDays"]}
+        api["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": rule.pop("NoncurrentVersionExpiration")["NoncurrentDays"]
+        }
     if "AbortIncompleteMultipartUpload" in rule:
         api["AbortIncompleteMultipartUpload"] = rule.pop("AbortIncompleteMultipartUpload")
     if rule:
@@ -247,7 +253,9 @@ def _notification(config: dict[str, Any]) -> dict[str, Any]:
 def _apply_queue_policy(server, props: dict[str, Any]) -> None:
     sqs = client(server, "sqs")
     for queue_url in props["Queues"]:
-        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
+        sqs.set_queue_attributes(
+            QueueUrl=queue_url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+        )
 
 
 def _apply_glue_database(server, props: dict[str, Any]) -> None:

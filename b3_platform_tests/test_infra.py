@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -39,14 +40,17 @@ from b3_platform_tests.stack import (
 )
 
 # moto warns once per skipped resource each time it evaluates the stack; create_stack records them.
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse .* not supported by moto's CloudFormation:UserWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Tried to parse .* not supported by moto's CloudFormation:UserWarning"
+)
 
-#: What the pipeline calls (b3_platform.aws and the brief of the AWS mode); the policy must allow it.
+#: What the AWS mode is designed to call (lake, Glue registration, Athena queries, landing sensor);
+#: the policy must allow it. test_pipeline_policy_grants_every_call_the_package_makes adds the code's.
 PIPELINE_ACTIONS = {
     "s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
     "glue:CreateDatabase", "glue:GetDatabase", "glue:CreateTable", "glue:UpdateTable", "glue:GetTable",
-    "glue:GetTables", "glue:GetPartitions", "glue:BatchCreatePartition", "glue:BatchDeletePartition",
-    "glue:GetTableVersions",
+    "glue:GetTables", "glue:GetTableVersions", "glue:GetPartitions", "glue:BatchCreatePartition",
+    "glue:BatchUpdatePartition", "glue:BatchDeletePartition",
     "athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults",
     "athena:StopQueryExecution", "athena:GetWorkGroup",
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
@@ -97,7 +101,7 @@ def test_template_passes_cfn_lint():
 
     matches = lint_file(TEMPLATE, config=ManualArgs(regions=["us-east-1", "sa-east-1"]))
     assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == []
-    assert "cfn-lint" not in json.dumps(load_template().get("Metadata", {})), "no cfn-lint ignores"
+    assert '"cfn-lint":' not in json.dumps(load_template()), "no rule is ignored in the template's Metadata"
 
 
 # (b) what the template declares -----------------------------------------------------------------
@@ -136,15 +140,23 @@ def test_bucket_is_versioned_encrypted_private_and_retained(template):
 
 
 def test_lifecycle_expires_results_noncurrent_versions_and_incomplete_uploads(template):
-    rules = {r["Id"]: r for r in properties(template, "LakeBucket", "AWS::S3::Bucket")["LifecycleConfiguration"]["Rules"]}
+    rules = {
+        r["Id"]: r
+        for r in properties(template, "LakeBucket", "AWS::S3::Bucket")["LifecycleConfiguration"]["Rules"]
+    }
     assert all(r["Status"] == "Enabled" for r in rules.values())
     results = rules["expire-athena-results"]
     assert results["Prefix"] == "athena-results/"
     assert results["ExpirationInDays"] == {"Ref": "AthenaResultsRetentionDays"}
     noncurrent = rules["expire-noncurrent-versions"]
-    assert noncurrent["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "NoncurrentVersionRetentionDays"}}
+    assert noncurrent["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": {"Ref": "NoncurrentVersionRetentionDays"}
+    }
     assert "Prefix" not in noncurrent and "ExpirationInDays" not in noncurrent  # never expires current data
-    assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] > 0
+    assert (
+        rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        > 0
+    )
     # Only athena-results expires current objects: the lake itself never does.
     assert [r["Id"] for r in rules.values() if "ExpirationInDays" in r] == ["expire-athena-results"]
 
@@ -167,7 +179,9 @@ def test_landing_uploads_notify_the_queue_filtered_on_the_landing_prefix(templat
     assert rule["Name"] == "prefix"
     # The same prefix the sensor reads (AwsSettings.landing_prefix), for any LakePrefix.
     assert sub_text(rule["Value"]) == "${LakePrefix}/" + aws.LANDING_FOLDER + "/"
-    settings = aws.AwsSettings.from_env({aws.BUCKET_VAR: "b3-lake", aws.REGION_VAR: REGION, aws.PREFIX_VAR: "lake/b3"})
+    settings = aws.AwsSettings.from_env(
+        {aws.BUCKET_VAR: "b3-lake", aws.REGION_VAR: REGION, aws.PREFIX_VAR: "lake/b3"}
+    )
     assert sub_text(rule["Value"]).replace("${LakePrefix}", "lake/b3") == settings.landing_prefix
     assert sub_text(template["Outputs"]["LandingPrefix"]["Value"]) == sub_text(rule["Value"])
 
@@ -241,7 +255,11 @@ def test_pipeline_policy_is_least_privilege(template):
             if service == "s3":
                 # the bucket, its lake prefix, its query results: nothing else
                 if res == {"Fn::GetAtt": ["LakeBucket", "Arn"]}:
-                    assert set(actions) <= {"s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"}
+                    assert set(actions) <= {
+                        "s3:GetBucketLocation",
+                        "s3:ListBucket",
+                        "s3:ListBucketMultipartUploads",
+                    }
                 else:
                     assert sub_text(res) in (
                         "${LakeBucket.Arn}/${LakePrefix}/*",
@@ -266,6 +284,45 @@ def test_pipeline_policy_is_least_privilege(template):
     assert PIPELINE_ACTIONS <= granted, PIPELINE_ACTIONS - granted
     assert "sqs:SendMessage" not in granted and not any(a.startswith(("iam:", "kms:")) for a in granted)
     assert not any(a.startswith(("s3:Put", "s3:Delete")) and "Bucket" in a for a in granted)
+
+
+#: Names in b3_platform's source that match an AWS operation but are not AWS calls.
+NOT_AWS_CALLS = {
+    "glue:DeletePartition",  # b3_platform.lake.tables.delete_partition (a lake file)
+    "glue:GetConnection",  # DuckDB connections
+    "athena:GetDatabase",  # the Glue call of the same name
+}
+#: S3 operations authorized under another action name.
+S3_ACTION_OF = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket"}
+
+
+def test_pipeline_policy_grants_every_call_the_package_makes(template):
+    """Every S3, Glue, Athena and SQS operation named in b3_platform's source (as the boto3 method
+    or operation string) is granted: a new call without a grant fails here, not on AWS."""
+    import botocore.session
+    from botocore import xform_name
+
+    source = "\n".join(p.read_text() for p in Path(aws.__file__).parent.rglob("*.py"))
+    words = set(re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", source))
+    models = botocore.session.get_session()
+    needed = set()
+    for service in ("s3", "glue", "athena", "sqs"):
+        for operation in models.get_service_model(service).operation_names:
+            if xform_name(operation) in words:
+                needed.add(
+                    S3_ACTION_OF.get(operation, f"s3:{operation}")
+                    if service == "s3"
+                    else f"{service}:{operation}"
+                )
+    assert {"s3:PutObject", "glue:CreateTable", "athena:StartQueryExecution", "sqs:ReceiveMessage"} <= needed
+    granted = {
+        action
+        for statement in statements(
+            properties(template, "PipelinePolicy", "AWS::IAM::ManagedPolicy")["PolicyDocument"]
+        )
+        for action in as_list(statement["Action"])
+    }
+    assert needed - NOT_AWS_CALLS <= granted, (needed - NOT_AWS_CALLS) - granted
 
 
 def test_outputs_give_every_setting_of_the_aws_mode(template):
@@ -294,7 +351,12 @@ def test_outputs_give_every_setting_of_the_aws_mode(template):
 def test_moto_cloudformation_creates_the_bucket_queues_and_policy(moto_server):
     stack = create_stack(moto_server)
     assert stack.skipped_types == MOTO_CFN_SKIPPED_TYPES
-    assert set(stack.physical_ids) == {"LakeBucket", "LandingDeadLetterQueue", "LandingQueue", "PipelinePolicy"}
+    assert set(stack.physical_ids) == {
+        "LakeBucket",
+        "LandingDeadLetterQueue",
+        "LandingQueue",
+        "PipelinePolicy",
+    }
     s3, sqs, iam = (client(moto_server, s) for s in ("s3", "sqs", "iam"))
     outputs = stack.outputs
 
@@ -308,9 +370,14 @@ def test_moto_cloudformation_creates_the_bucket_queues_and_policy(moto_server):
 
     # The queue and its dead-letter queue, with the template's attributes.
     queue = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["All"])["Attributes"]
-    dead = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
+    dead = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])[
+        "Attributes"
+    ]
     assert queue["QueueArn"] == outputs["QueueArn"]
-    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dead["QueueArn"], "maxReceiveCount": 5}
+    assert json.loads(queue["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dead["QueueArn"],
+        "maxReceiveCount": 5,
+    }
     assert (queue["VisibilityTimeout"], queue["MessageRetentionPeriod"]) == ("300", "1209600")
     assert dead["MessageRetentionPeriod"] == "1209600"
     assert queue["SqsManagedSseEnabled"] == dead["SqsManagedSseEnabled"] == "true"
@@ -321,7 +388,9 @@ def test_moto_cloudformation_creates_the_bucket_queues_and_policy(moto_server):
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
     document = json.loads(unquote(document)) if isinstance(document, str) else document
-    expected = stack.resolver(moto_server).resolve(stack.template["Resources"]["PipelinePolicy"]["Properties"])
+    expected = stack.resolver(moto_server).resolve(
+        stack.template["Resources"]["PipelinePolicy"]["Properties"]
+    )
     assert document == json.loads(json.dumps(expected["PolicyDocument"]))
     by_sid = {s["Sid"]: s for s in document["Statement"]}
     assert by_sid["LakeObjects"]["Resource"] == f"arn:aws:s3:::{bucket}/b3_platform/*"
@@ -391,20 +460,31 @@ def test_deploy_stack_applies_what_moto_cloudformation_skips(moto_server):
     assert outputs["LandingPrefix"] == "lake/b3/landing/"
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    assert block == dict.fromkeys(("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True)
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
     ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"]
     assert ownership == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     lifecycle = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert lifecycle["expire-athena-results"]["Expiration"]["Days"] == 7
     assert lifecycle["expire-athena-results"]["Filter"]["Prefix"] == "athena-results/"
     assert lifecycle["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
-    assert lifecycle["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == 7
+    assert (
+        lifecycle["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"][
+            "DaysAfterInitiation"
+        ]
+        == 7
+    )
     (notify,) = s3.get_bucket_notification_configuration(Bucket=bucket)["QueueConfigurations"]
     assert notify["QueueArn"] == outputs["QueueArn"] and notify["Events"] == ["s3:ObjectCreated:*"]
     assert notify["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "lake/b3/landing/"}]
 
     # The queue policy names the bucket CloudFormation created (a constructed ARN, no !GetAtt).
-    policy = json.loads(sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
+    policy = json.loads(
+        sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["Policy"])["Attributes"][
+            "Policy"
+        ]
+    )
     allow = policy["Statement"][0]
     assert allow["Condition"]["ArnEquals"]["aws:SourceArn"] == f"arn:aws:s3:::{bucket}"
     assert allow["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
@@ -446,7 +526,11 @@ def test_landing_upload_on_the_deployed_stack_reaches_the_queue(moto_server):
     for _ in range(3):
         for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", ()):
             body = json.loads(message["Body"])
-            keys += [unquote(r["s3"]["object"]["key"]) for r in body.get("Records", ()) if r["eventName"].startswith("ObjectCreated")]
+            keys += [
+                unquote(r["s3"]["object"]["key"])
+                for r in body.get("Records", ())
+                if r["eventName"].startswith("ObjectCreated")
+            ]
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
     assert keys == ["b3_platform/landing/IBOV/2025-07-10.json"]
 
@@ -456,8 +540,15 @@ def test_stack_environment_is_a_valid_aws_configuration(moto_server):
     env = stack_environment(outputs, moto_server.endpoint)
     assert env["B3_PLATFORM_ENV"] == "aws"
     settings = aws.AwsSettings.from_env(env)
-    assert (settings.bucket, settings.prefix, settings.region) == (outputs["BucketName"], "b3_platform", REGION)
-    assert (settings.glue_database, settings.athena_workgroup) == (outputs["GlueDatabase"], outputs["WorkGroup"])
+    assert (settings.bucket, settings.prefix, settings.region) == (
+        outputs["BucketName"],
+        "b3_platform",
+        REGION,
+    )
+    assert (settings.glue_database, settings.athena_workgroup) == (
+        outputs["GlueDatabase"],
+        outputs["WorkGroup"],
+    )
     assert settings.athena_output == outputs["AthenaOutput"]
     assert settings.landing_queue_url == outputs["QueueUrl"]
     assert settings.landing_prefix == outputs["LandingPrefix"]
