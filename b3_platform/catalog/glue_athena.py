@@ -8,11 +8,11 @@ the Parquet files hold; `date` is a partition key typed `date`, so SQL written w
 literals runs unchanged on DuckDB and Athena.
 
 Partitions are registered, not projected. `sync` lists the table's `date=` folders in S3, adds
-the dates Glue lacks and removes the ones whose file is gone (a deleted date must stop answering
-queries). Partition projection would make every date of its range exist for Athena only: other
-readers of the Glue catalog (Spark, Glue jobs, Redshift Spectrum) see no partitions. It would also
-keep answering for a deleted date, and it cannot be checked without real Athena. At one partition
-per trading day per table, registering costs a handful of API calls per sync.
+the dates Glue lacks and removes those whose file is gone, so Glue's partition list is exactly the
+dates the lake holds. Projection would save those calls, but its partitions exist for Athena only
+(Spark, Glue jobs and Redshift Spectrum read the same catalog and would see none), it needs a date
+range kept in the table's properties, and only real Athena could check it (moto runs no SQL). At
+one partition per trading day per table, registering costs a handful of Glue calls per sync.
 
 `raw_captures` is left out of Glue (`covers` is False for it). Athena reads every object under a
 table's location. Raw's folders hold B3's response bodies (`*.json`) next to the `.meta.json`
@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from b3_platform import aws
 from b3_platform.catalog.base import (
@@ -198,7 +198,6 @@ class GlueAthenaCatalogResource(CatalogResource):
     max_attempts: int = Field(
         default=5, description="Attempts per AWS call (botocore standard retries: throttling, 5xx)"
     )
-    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def location(self) -> str:
@@ -212,13 +211,8 @@ class GlueAthenaCatalogResource(CatalogResource):
         return sql_type(type_)
 
     def _client(self, service: str):
-        """One client per service for the resource's life: building one loads botocore's service
-        model, ~0.4 s for Glue, which `describe` per table would otherwise pay again and again."""
-        if service not in self._clients:
-            self._clients[service] = aws.client(
-                service, self.region, self.endpoint_url, max_attempts=self.max_attempts
-            )
-        return self._clients[service]
+        # aws.client caches clients per process: `describe` per table costs no new service model.
+        return aws.client(service, self.region, self.endpoint_url, max_attempts=self.max_attempts)
 
     # ---------------------------------------------------------------------------------------- Glue
 
@@ -253,7 +247,7 @@ class GlueAthenaCatalogResource(CatalogResource):
         except BotoCoreError as exc:
             raise self._glue_error(exc, table) from exc
 
-    def _batch(self, glue, operation: str, table: str, tolerated: str, **kwargs) -> None:
+    def _batch(self, glue, operation: str, table: str, tolerated: str | None, **kwargs) -> None:
         """A batch call; Glue reports per-partition failures in the answer instead of raising.
 
         `tolerated` is the error a concurrent sync leaves behind (a partition already added or
@@ -329,7 +323,7 @@ class GlueAthenaCatalogResource(CatalogResource):
         for chunk in _chunks(missing, CREATE_BATCH):
             self._batch(glue, "batch_create_partition", name, ALREADY_EXISTS, PartitionInputList=chunk)
         for chunk in _chunks(stale, CREATE_BATCH):
-            self._batch(glue, "batch_update_partition", name, "", Entries=chunk)
+            self._batch(glue, "batch_update_partition", name, None, Entries=chunk)
         for chunk in _chunks(gone, DELETE_BATCH):
             self._batch(glue, "batch_delete_partition", name, NOT_FOUND, PartitionsToDelete=chunk)
 
