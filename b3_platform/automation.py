@@ -16,6 +16,7 @@ import dagster as dg
 from b3_platform.assets import raw_portfolio
 from b3_platform.calendar import SAO_PAULO, TIMEZONE, is_trading_day
 from b3_platform.importer import FileResult, import_body
+from b3_platform.lake.raw_store import RawStore
 from b3_platform.landing import LandedFile, LandingResource
 from b3_platform.resources import B3ApiResource, LakeResource
 
@@ -115,7 +116,8 @@ follow_upstream_sensor = dg.AutomationConditionSensorDefinition(
 
 #: Bounded work per tick, well under Dagster's 60 s sensor evaluation timeout (an import costs
 #: ~0.05 s locally, a few S3 requests more on AWS): at most this many files are taken, and none is
-#: started after the budget; what is left stays in landing (SQS: redelivered) for a later tick.
+#: started after the budget; what is left stays in landing for a later tick (SQS: redelivered once
+#: the queue's visibility timeout passes).
 LANDING_MAX_FILES = 100
 LANDING_BUDGET_SECONDS = 30.0
 
@@ -124,7 +126,7 @@ class LandingError(RuntimeError):
     """Files could not be imported for a reason other than their content (storage, permissions)."""
 
 
-def _import_landed(store, landed: LandedFile) -> FileResult:
+def _import_landed(store: RawStore, landed: LandedFile) -> FileResult:
     if landed.problem is not None:
         return FileResult(PurePosixPath(landed.name), "rejected", landed.problem)
     return import_body(store, landed.name, landed.body, file_name=landed.origin)
@@ -160,7 +162,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
     (`SensorResult.asset_events`, recorded by the daemon exactly like `import` records them), so
     `follow_upstream` requests bronze → silver → gold → athena_tables for those dates. A file is
     settled (removed from landing, its event acknowledged) only after it was filed in raw; a
-    failure leaves it in landing for a later tick. Duplicates report nothing: raw did not change."""
+    failure leaves it in landing for a later tick. Duplicates report nothing: raw did not change.
+    The tick's skip message sums it up ("5 landed file(s): 3 imported, 2 rejected"): the UI's tick
+    list does not show asset events (dagster#33029). Evaluating this sensor has effects, so its
+    "Preview tick result" in the UI imports and settles files too, and committing a preview drops
+    the asset events (dagster#33974): let the daemon run it."""
     disabled = landing.disabled_reason()
     if disabled is not None:
         return dg.SkipReason(disabled)
@@ -172,8 +178,8 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
     events: list[dg.AssetMaterialization] = []
     counts: Counter[str] = Counter()
     failures: list[str] = []
-    for file in landed:
-        if time.monotonic() > deadline:
+    for position, file in enumerate(landed):
+        if position and time.monotonic() > deadline:  # at least one file per tick, whatever the budget
             counts["left for the next tick"] += 1
             continue
         try:
@@ -184,7 +190,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
             continue
         counts[result.status] += 1
         where = f"{result.index} {result.day}" if result.day else ""
-        context.log.info(f"{result.status:<9} {file.origin}  {where}{f' ({result.reason})' if result.reason else ''}")
+        context.log.info(
+            f"{result.status:<9} {file.origin}  {where}{f' ({result.reason})' if result.reason else ''}"
+        )
         if result.status == "imported":
             events.append(_raw_materialization(result, file))
         try:

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from b3_platform import aws
 from b3_platform.importer import FileResult
@@ -130,10 +130,15 @@ class LocalLandingResource(LandingResource):
         landed = []
         for _, name, path, stat in sorted(found)[:max_files]:
             too_large = stat.st_size > MAX_BYTES
+            try:
+                body = b"" if too_large else path.read_bytes()
+            except OSError as exc:  # unreadable (permissions) or gone: skipped, the others go on
+                (log or _logger).warning(f"{path}: cannot read ({exc.strerror}); left in landing")
+                continue
             landed.append(
                 LandedFile(
                     name=name,
-                    body=b"" if too_large else path.read_bytes(),
+                    body=body,
                     origin=str(path),
                     handle=(path, stat.st_mtime_ns, stat.st_size),
                     problem=_too_large(stat.st_size) if too_large else None,
@@ -206,18 +211,16 @@ class SqsLandingResource(LandingResource):
     region: str | None = Field(default=None)
     endpoint_url: str | None = Field(default=None, description="AWS endpoint (SQS) for moto/LocalStack")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint")
-    visibility_timeout_seconds: int = Field(
-        default=300, description="A message received but not deleted is redelivered after this"
+    visibility_timeout_seconds: int | None = Field(
+        default=None,
+        description="How long a received message stays hidden before SQS redelivers it "
+        "(default: the queue's own setting, 300 s in infra/b3_platform.yaml)",
     )
     wait_seconds: int = Field(default=1, description="Long-poll wait of each ReceiveMessage call")
 
-    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
-
     def _client(self, service: str) -> Any:
-        if service not in self._clients:
-            endpoint = self.s3_endpoint_url if service == "s3" else self.endpoint_url
-            self._clients[service] = aws.client(service, self.region, endpoint)
-        return self._clients[service]
+        endpoint = self.s3_endpoint_url if service == "s3" else self.endpoint_url
+        return aws.client(service, self.region, endpoint)  # cached per process
 
     @property
     def prefix(self) -> str:
@@ -247,12 +250,10 @@ class SqsLandingResource(LandingResource):
             wanted = max_files - len(landed)
             if wanted <= 0:
                 break
-            messages = sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=min(10, wanted),
-                WaitTimeSeconds=self.wait_seconds,
-                VisibilityTimeout=self.visibility_timeout_seconds,
-            ).get("Messages", [])
+            options = {"MaxNumberOfMessages": min(10, wanted), "WaitTimeSeconds": self.wait_seconds}
+            if self.visibility_timeout_seconds is not None:
+                options["VisibilityTimeout"] = self.visibility_timeout_seconds
+            messages = sqs.receive_message(QueueUrl=self.queue_url, **options).get("Messages", [])
             if not messages:
                 break
             for raw in messages:
@@ -348,10 +349,11 @@ class SqsLandingResource(LandingResource):
                 return
             raise
         if etag != handle.etag:
-            log.info(f"s3://{self.bucket}/{handle.key} was replaced since it was read: left for its own event")
+            log.info(
+                f"s3://{self.bucket}/{handle.key} was replaced since it was read: left for its own event"
+            )
             return
         s3.delete_object(Bucket=self.bucket, Key=handle.key)
 
     def _ack(self, message: _Message) -> None:
         self._client("sqs").delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle)
-

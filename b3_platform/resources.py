@@ -17,9 +17,9 @@ from b3_platform.aws import AwsSettings, ConfigError
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
-from b3_platform.landing import LocalLandingResource, SqsLandingResource
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import Storage, open_storage
+from b3_platform.landing import LocalLandingResource, SqsLandingResource
 
 ENV_VAR = "B3_PLATFORM_ENV"
 DATA_DIR_VAR = "B3_PLATFORM_DATA_DIR"
@@ -96,7 +96,9 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
         return {
             "lake": LakeResource(root=data_dir),
             "catalog": DuckDBCatalogResource(
-                duckdb=DuckDBResource(database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}")
+                duckdb=DuckDBResource(
+                    database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}"
+                )
             ),
             "b3": b3,
             "landing": LocalLandingResource(folder=f"{data_dir.rstrip('/')}/landing"),

@@ -53,7 +53,9 @@ class AwsTarget:
     endpoint: str
 
     @classmethod
-    def create(cls, server: MotoServer, *, endpoint: str | None = None, make_bucket: bool = True) -> AwsTarget:
+    def create(
+        cls, server: MotoServer, *, endpoint: str | None = None, make_bucket: bool = True
+    ) -> AwsTarget:
         tag = uuid.uuid4().hex[:10]
         target = cls(
             server=server,

@@ -27,7 +27,8 @@ DATES = ["2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03"]
 def target(moto_server) -> AwsTarget:
     target = AwsTarget.create(moto_server)
     target.client("athena").create_work_group(
-        Name=target.workgroup, Configuration={"ResultConfiguration": {"OutputLocation": target.output_location}}
+        Name=target.workgroup,
+        Configuration={"ResultConfiguration": {"OutputLocation": target.output_location}},
     )
     return target
 
@@ -110,4 +111,7 @@ def test_a_missing_setting_is_one_clear_line_not_a_traceback(env):
     broken = {k: v for k, v in env.items() if k != "B3_PLATFORM_S3_BUCKET"}
     proc = run(broken, sys.executable, "-m", "b3_platform", "query", "SELECT 1")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: B3_PLATFORM_S3_BUCKET is not set: the AWS mode needs the lake's S3 bucket"
+    assert (
+        proc.stderr.strip()
+        == "error: B3_PLATFORM_S3_BUCKET is not set: the AWS mode needs the lake's S3 bucket"
+    )

@@ -58,7 +58,9 @@ def test_defaults_and_the_region_from_the_standard_variable():
     assert settings.landing_prefix == "b3_platform/landing/"
     assert settings.s3_endpoint_url is None and settings.endpoint_url is None
     # An empty prefix puts the lake at the bucket's root.
-    bare = AwsSettings.from_env({"B3_PLATFORM_S3_BUCKET": "lake-bucket", "AWS_REGION": "us-east-2", "B3_PLATFORM_S3_PREFIX": "/"})
+    bare = AwsSettings.from_env(
+        {"B3_PLATFORM_S3_BUCKET": "lake-bucket", "AWS_REGION": "us-east-2", "B3_PLATFORM_S3_PREFIX": "/"}
+    )
     assert (bare.lake_root, bare.landing_prefix) == ("s3://lake-bucket", "landing/")
 
 

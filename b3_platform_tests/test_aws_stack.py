@@ -25,7 +25,11 @@ CSV = "IBOV_2025-07-10.csv"
 def test_the_pipeline_runs_on_the_stacks_resources(moto_server, monkeypatch):
     outputs = deploy_stack(moto_server)
     env = stack_environment(outputs, moto_server.endpoint)
-    for var, value in {**env, "B3_PLATFORM_INDICES": "IBOV", "B3_PLATFORM_B3_URL": "http://127.0.0.1:9"}.items():
+    for var, value in {
+        **env,
+        "B3_PLATFORM_INDICES": "IBOV",
+        "B3_PLATFORM_B3_URL": "http://127.0.0.1:9",
+    }.items():
         monkeypatch.setenv(var, value)
     defs = build_defs()
     bucket, landing = outputs["BucketName"], outputs["LandingPrefix"]
@@ -45,7 +49,9 @@ def test_the_pipeline_runs_on_the_stacks_resources(moto_server, monkeypatch):
         runs = materialize_days(defs, days, instance=instance, quiet=True)
         assert [r.success for r in runs] == [True] * len(runs)
 
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=outputs["LakePrefix"] + "/")["Contents"]]
+    keys = [
+        o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=outputs["LakePrefix"] + "/")["Contents"]
+    ]
     assert not [k for k in keys if k.startswith(landing)], "landing is emptied once files are filed"
     for table_def in TABLES.values():
         for day in days:

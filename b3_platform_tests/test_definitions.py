@@ -35,7 +35,7 @@ EXPECTED_SPECS = {
     "silver_header": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     "silver_assets": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     **{name: _GOLD_SPEC for name in GOLD},
-    "athena_tables": {"group": "catalog", "deps": sorted(TABLES), "kinds": {"duckdb"}},
+    "athena_tables": {"group": "catalog", "deps": sorted(TABLES), "kinds": {"duckdb", "glue", "athena"}},
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
@@ -76,13 +76,13 @@ def test_workspace_module_loads_one_definitions_object():
     repo.load_all_definitions()
     assert {j.name for j in repo.get_all_jobs()} >= {"daily_capture"}
     assert [s.name for s in repo.schedule_defs] == ["daily_capture_schedule"]
-    assert [s.name for s in repo.sensor_defs] == ["follow_upstream"]
+    assert sorted(s.name for s in repo.sensor_defs) == ["follow_upstream", "landing_sensor"]
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == ASSETS
 
 
 def test_definitions_validate():
     dg.Definitions.validate_loadable(defs)
-    assert sorted(defs.resources) == ["b3", "catalog", "lake"]
+    assert sorted(defs.resources) == ["b3", "catalog", "lake", "landing"]
     assert isinstance(defs.resources["lake"], LakeResource)
     assert isinstance(defs.resources["b3"], B3ApiResource)
     assert isinstance(defs.resources["catalog"], DuckDBCatalogResource)
@@ -250,7 +250,15 @@ def test_follow_upstream_sensor_is_on_by_default_over_every_asset():
     assert sensor.minimum_interval_seconds == 30
     targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert sorted(k.to_user_string() for k in targeted) == ASSETS
-    assert [s.name for s in defs.sensors] == ["follow_upstream"]
+    assert sorted(s.name for s in defs.sensors) == ["follow_upstream", "landing_sensor"]
+
+
+def test_landing_sensor_is_on_by_default_and_targets_no_job():
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 30
+    assert not sensor.targets  # it reports raw materializations; automation takes it from there
+    assert sorted(sensor.required_resource_keys) == ["lake", "landing"]
 
 
 def test_gold_assets_carry_a_freshness_policy_and_nothing_else_does():
@@ -303,7 +311,7 @@ def test_build_resources_default_env(monkeypatch):
     ):
         monkeypatch.delenv(var, raising=False)
     for built in (build_resources(), build_resources({})):
-        assert sorted(built) == ["b3", "catalog", "lake"]
+        assert sorted(built) == ["b3", "catalog", "lake", "landing"]
         assert built["lake"].root == "data"
         assert built["b3"].base_url == B3_URL
         assert built["b3"].indices == ["IBOV", "IBXX", "IBXL", "SMLL", "IDIV"]
@@ -354,7 +362,9 @@ def test_lake_resource_opens_local_storage(tmp_path):
 def test_s3_root_opens_s3_storage_with_region_and_endpoint():
     from b3_platform.lake.s3_storage import S3Storage
 
-    storage = LakeResource(root="s3://bucket/some/prefix/", region="sa-east-1", endpoint_url="http://127.0.0.1:9").storage()
+    storage = LakeResource(
+        root="s3://bucket/some/prefix/", region="sa-east-1", endpoint_url="http://127.0.0.1:9"
+    ).storage()
     assert isinstance(storage, S3Storage)
     assert (storage.bucket, storage.prefix, storage.region) == ("bucket", "some/prefix", "sa-east-1")
     assert storage.client.meta.endpoint_url == "http://127.0.0.1:9"

@@ -7,7 +7,6 @@ stored object readable, and a re-run completes."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -20,6 +19,7 @@ import pytest
 
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.catalog.base import PARTITION_COLUMN
+from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
 from b3_platform.importer import import_paths
 from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
 from b3_platform.lake.raw_store import RawStore
@@ -46,9 +46,16 @@ def s3_lake(target: AwsTarget, endpoint: str | None = None) -> LakeResource:
 
 
 def aws_resources(target: AwsTarget, b3_server, endpoint: str | None = None) -> dict:
+    """The AWS mode's resources on this target (the catalog is tested in test_glue_athena.py)."""
     return {
         "lake": s3_lake(target, endpoint),
-        "catalog": duckdb_catalog(Path("/nonexistent-catalog-not-selected")),
+        "catalog": GlueAthenaCatalogResource(
+            region=REGION,
+            endpoint_url=endpoint or target.endpoint,
+            database=target.database,
+            workgroup=target.workgroup,
+            output_location=target.output_location,
+        ),
         "b3": replay_b3_resource(b3_server),
     }
 
@@ -149,7 +156,9 @@ def test_parquet_files_on_s3_have_the_declared_schemas_read_through_pyarrow(buil
     fs = s3_lake(built.target).storage().arrow_filesystem()
     for table_def in TABLES.values():
         for day in DAYS:
-            path = f"{built.target.bucket}/{built.target.prefix}/{table_def.location}date={day}/{PARQUET_FILE}"
+            path = (
+                f"{built.target.bucket}/{built.target.prefix}/{table_def.location}date={day}/{PARQUET_FILE}"
+            )
             schema = pq.read_schema(path, filesystem=fs)
             assert schema.equals(table_def.schema, check_metadata=False), (table_def.name, day)
 
@@ -247,7 +256,9 @@ def test_access_denied_fails_clearly_and_leaves_stored_data_untouched(seeded, pr
     assert "silver/header/date=2025-06-30/data.parquet" in failure_text(result)
     # bronze was rewritten with identical bytes; silver refused; gold never ran.
     assert s3_objects(seeded) == before
-    assert not [e for e in result.get_asset_materialization_events() if "gold" in e.asset_key.to_user_string()]
+    assert not [
+        e for e in result.get_asset_materialization_events() if "gold" in e.asset_key.to_user_string()
+    ]
 
 
 def test_a_put_failing_mid_range_leaves_no_partial_partition_and_a_rerun_completes(

@@ -144,8 +144,12 @@ def _json_api(counts: Counter) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--history", default="20,250", help="comma-separated N: trading days already in the lake")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--history", default="20,250", help="comma-separated N: trading days already in the lake"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     import warnings
@@ -158,18 +162,28 @@ def main() -> int:
         for n in (int(x) for x in args.history.split(",")):
             r = measure(n, args.repeat, Path(tmp))
             print(f"\n== history N={n} trading days (1 index) ==")
-            print(f"import {n} files      : S3 {r['s3_import_s']:.1f} s, local {r['local_import_s']:.1f} s "
-                  f"({r['s3_import_s'] / r['local_import_s']:.1f}×); S3 requests: {_s3(r['s3_import_requests'])}")
-            print(f"backfill {n} dates    : S3 {r['s3_backfill_s']:.1f} s, local {r['local_backfill_s']:.1f} s "
-                  f"({r['s3_backfill_s'] / r['local_backfill_s']:.1f}×)")
+            print(
+                f"import {n} files      : S3 {r['s3_import_s']:.1f} s, local {r['local_import_s']:.1f} s "
+                f"({r['s3_import_s'] / r['local_import_s']:.1f}×); S3 requests: {_s3(r['s3_import_requests'])}"
+            )
+            print(
+                f"backfill {n} dates    : S3 {r['s3_backfill_s']:.1f} s, local {r['local_backfill_s']:.1f} s "
+                f"({r['s3_backfill_s'] / r['local_backfill_s']:.1f}×)"
+            )
             b = r["s3_backfill_requests"]
-            print(f"  S3 requests         : {_s3(b)}  (per date: PUT {b['PUT'] / n:.1f}, GET {b['GET'] / n:.1f})")
+            print(
+                f"  S3 requests         : {_s3(b)}  (per date: PUT {b['PUT'] / n:.1f}, GET {b['GET'] / n:.1f})"
+            )
             print(f"  Glue                : {_json_api(b)}")
             print(f"a day (import 1 file): S3 {_s3(r['s3_day_import_requests'])}")
             d = r["s3_day_requests"]
-            print(f"a day (run + catalog): S3 {r['s3_day_s']:.2f} s, local {r['local_day_s']:.2f} s "
-                  f"({r['s3_day_s'] / r['local_day_s']:.1f}×), median of {args.repeat}")
-            print(f"  S3 requests         : {_s3(d)}{'' if r['s3_day_requests_stable'] else ' (varied between repeats)'}")
+            print(
+                f"a day (run + catalog): S3 {r['s3_day_s']:.2f} s, local {r['local_day_s']:.2f} s "
+                f"({r['s3_day_s'] / r['local_day_s']:.1f}×), median of {args.repeat}"
+            )
+            print(
+                f"  S3 requests         : {_s3(d)}{'' if r['s3_day_requests_stable'] else ' (varied between repeats)'}"
+            )
             print(f"  Glue                : {_json_api(d)}")
     return 0
 

@@ -69,7 +69,8 @@ def _schema_problems(catalog: CatalogResource, tables: list[TableDef]) -> list[s
     # (raw, then every layer below it) refreshes the catalog once, after the layers, not twice.
     deps=list(TABLES),
     group_name="catalog",
-    kinds={"duckdb"},
+    # The catalog is DuckDB locally and Glue + Athena on AWS: one asset, whichever is active.
+    kinds={"duckdb", "glue", "athena"},
     pool="duckdb",
     # Unpartitioned, so a policy changes nothing for it; declared so that `dagster asset materialize
     # --partition-range` accepts a selection reaching the catalog (it requires single_run on all).
