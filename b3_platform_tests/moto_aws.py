@@ -94,6 +94,25 @@ class AwsTarget:
     def client(self, service: str):
         return self.server.client(service)
 
+    def lake(self, endpoint: str | None = None):
+        """The lake resource on this target (`endpoint`: e.g. a fault proxy in front of moto)."""
+        from b3_platform.resources import LakeResource
+
+        return LakeResource(root=self.root, region=REGION, endpoint_url=endpoint or self.endpoint)
+
+    def catalog(self, endpoint: str | None = None, **overrides):
+        """The Glue + Athena catalog resource on this target's database and workgroup."""
+        from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
+
+        config = dict(
+            region=REGION,
+            endpoint_url=endpoint or self.endpoint,
+            database=self.database,
+            workgroup=self.workgroup,
+            output_location=self.output_location,
+        )
+        return GlueAthenaCatalogResource(**{**config, **overrides})
+
     def keys(self, under: str = "") -> list[str]:
         """Every object key under the lake prefix (relative to it), sorted."""
         s3 = self.client("s3")

@@ -43,7 +43,7 @@ from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
 from b3_platform.lake.schemas import CATALOG_TABLES, RAW_CAPTURES, SILVER_ASSETS, TABLES
 from b3_platform.lake.storage import open_storage
-from b3_platform.resources import B3ApiResource, LakeResource
+from b3_platform.resources import B3ApiResource
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.moto_aws import CREDENTIALS, REGION, AwsTarget
@@ -91,22 +91,13 @@ def keys(target: AwsTarget, under: str = "") -> list[str]:
 
 
 def glue_catalog(target: AwsTarget, **overrides) -> GlueAthenaCatalogResource:
-    config = dict(
-        region=REGION,
-        endpoint_url=target.endpoint,
-        database=target.database,
-        workgroup=target.workgroup,
-        output_location=target.output_location,
-        poll_interval_seconds=0.01,
-        timeout_seconds=10.0,
-    )
-    return GlueAthenaCatalogResource(**{**config, **overrides})
+    return target.catalog(**{"poll_interval_seconds": 0.01, "timeout_seconds": 10.0, **overrides})
 
 
 def lake_resources(target: AwsTarget) -> dict:
     """The S3 lake, its Glue catalog, and a B3 resource that is never called (every date is past)."""
     return {
-        "lake": LakeResource(root=target.root, region=REGION, endpoint_url=target.endpoint),
+        "lake": target.lake(),
         "catalog": glue_catalog(target),
         "b3": B3ApiResource(
             base_url=UNREACHABLE,

@@ -37,21 +37,15 @@ from b3_platform.resources import B3ApiResource, LakeResource, build_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import REPO, duckdb_catalog
 from b3_platform_tests.moto_aws import REGION, AwsTarget
+from b3_platform_tests.test_automation import LAYER_ORDER
 
 IBOV_JSON = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 CSV = REPO / "demo_data" / "csv"
 #: Real samples, few enough to keep the runs short: two consecutive trading days in one block.
 JSON_DAYS = [dt.date(2025, 7, 10)]
 CSV_FILES = ["IBOV_2025-07-10.csv", "IBOV_2025-07-11.csv"]  # 07-10 again: a second, distinct capture
-BELOW_RAW = {
-    "bronze_portfolio",
-    "silver_header",
-    "silver_assets",
-    "gold_composition",
-    "gold_changes",
-    "gold_index_summary",
-    "gold_time_in_index",
-}
+#: Every partitioned layer below raw (the catalog is unpartitioned).
+BELOW_RAW = set(LAYER_ORDER) - {"athena_tables"}
 UNREACHABLE = "http://127.0.0.1:9"  # B3 is never called: every date comes from landing
 
 
@@ -363,23 +357,15 @@ class Landing:
 
 def s3_resources(target: AwsTarget, landing: SqsLandingResource, **overrides) -> dict:
     return {
-        "lake": LakeResource(root=target.root, region=REGION, endpoint_url=target.endpoint),
+        "lake": target.lake(),
         "landing": landing,
         **overrides,
     }
 
 
 def test_uploads_to_the_s3_landing_are_imported_through_their_events(aws_target, instance):
-    from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
-
     landing = Landing(aws_target)
-    catalog = GlueAthenaCatalogResource(
-        region=REGION,
-        endpoint_url=aws_target.endpoint,
-        database=aws_target.database,
-        workgroup=aws_target.workgroup,
-        output_location=aws_target.output_location,
-    )
+    catalog = aws_target.catalog()
     defs = dg.Definitions(
         assets=with_automation(ALL_ASSETS),
         resources={

@@ -19,7 +19,6 @@ import pytest
 
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.catalog.base import PARTITION_COLUMN
-from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
 from b3_platform.importer import import_paths
 from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
 from b3_platform.lake.raw_store import RawStore
@@ -28,7 +27,7 @@ from b3_platform.lake.storage import LocalStorage, StorageError
 from b3_platform.resources import LakeResource
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog, replay_b3_resource
-from b3_platform_tests.moto_aws import REGION, AwsTarget
+from b3_platform_tests.moto_aws import AwsTarget
 from b3_platform_tests.replay import sample_bytes, with_changes
 from b3_platform_tests.s3_proxy import S3FaultProxy
 
@@ -42,20 +41,14 @@ QUERIES = sorted((REPO / "queries").glob("*.sql"))
 
 
 def s3_lake(target: AwsTarget, endpoint: str | None = None) -> LakeResource:
-    return LakeResource(root=target.root, region=REGION, endpoint_url=endpoint or target.endpoint)
+    return target.lake(endpoint)
 
 
 def aws_resources(target: AwsTarget, b3_server, endpoint: str | None = None) -> dict:
     """The AWS mode's resources on this target (the catalog is tested in test_glue_athena.py)."""
     return {
-        "lake": s3_lake(target, endpoint),
-        "catalog": GlueAthenaCatalogResource(
-            region=REGION,
-            endpoint_url=endpoint or target.endpoint,
-            database=target.database,
-            workgroup=target.workgroup,
-            output_location=target.output_location,
-        ),
+        "lake": target.lake(endpoint),
+        "catalog": target.catalog(endpoint),
         "b3": replay_b3_resource(b3_server),
     }
 

@@ -72,11 +72,10 @@ def _runner():
 def measure(history: int, repeat: int, workdir: Path) -> dict:
     from run import build_archive
 
-    from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
     from b3_platform.importer import import_paths
     from b3_platform.resources import LakeResource
     from b3_platform_tests.conftest import duckdb_catalog, replay_b3_resource
-    from b3_platform_tests.moto_aws import REGION, AwsTarget, MotoServer
+    from b3_platform_tests.moto_aws import AwsTarget, MotoServer
     from b3_platform_tests.replay import ReplayServer
     from b3_platform_tests.s3_proxy import S3FaultProxy
 
@@ -89,14 +88,8 @@ def measure(history: int, repeat: int, workdir: Path) -> dict:
     try:
         target = AwsTarget.create(server)
         s3 = {
-            "lake": LakeResource(root=target.root, region=REGION, endpoint_url=proxy.endpoint),
-            "catalog": GlueAthenaCatalogResource(
-                region=REGION,
-                endpoint_url=proxy.endpoint,
-                database=target.database,
-                workgroup=target.workgroup,
-                output_location=target.output_location,
-            ),
+            "lake": target.lake(proxy.endpoint),
+            "catalog": target.catalog(proxy.endpoint),
             "b3": replay_b3_resource(replay),
         }
         local_root = workdir / f"local-{history}"
