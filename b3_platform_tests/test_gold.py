@@ -816,3 +816,25 @@ def test_range_and_per_date_runs_give_identical_bytes_in_any_order(lake, silver_
     for day in days:  # over the range run's own files
         assert run_gold(lake, day=day, instance=instance).success, day
     assert gold_files(lake) == ranged
+
+
+def test_the_walk_backs_read_ahead_returns_each_dates_own_tickers_and_reads_little_extra():
+    import threading
+
+    from b3_platform.assets.gold import READ_AHEAD, _ReadAhead
+
+    dates = [dt.date(2025, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    loaded: list[dt.date] = []
+    lock = threading.Lock()
+
+    def load(day: dt.date) -> dict[str, list[str]]:
+        with lock:
+            loaded.append(day)
+        return {"IBOV": [day.isoformat()]}
+
+    read = _ReadAhead(load, dates)
+    walked = sorted(dates, reverse=True)[:20]  # a walk back that stops after 20 dates
+    assert [read(d) for d in walked] == [{"IBOV": [d.isoformat()]} for d in walked]
+    assert set(walked) <= set(loaded)
+    assert len(loaded) == len(set(loaded)) <= len(walked) + READ_AHEAD
+    assert read(dt.date(2030, 1, 1)) == {"IBOV": ["2030-01-01"]}  # a date outside the list: read directly

@@ -41,6 +41,10 @@ def _runner():
     from b3_platform.assets import ALL_ASSETS
     from b3_platform.runs import QUIET, range_tags
 
+    # One instance for every run: ephemeral instances left to the garbage collector close their
+    # sqlite connections from whichever thread collects them, which sqlite refuses noisily.
+    instance = dg.DagsterInstance.ephemeral()
+
     def run(resources, *, first: dt.date, last: dt.date, catalog: bool) -> float:
         selection = dg.AssetSelection.all() - dg.AssetSelection.assets("athena_tables")
         started = time.perf_counter()
@@ -48,7 +52,7 @@ def _runner():
         result = dg.materialize(
             ALL_ASSETS,
             resources=resources,
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance,
             selection=selection,
             raise_on_error=True,
             run_config=QUIET,
@@ -58,7 +62,7 @@ def _runner():
             dg.materialize(
                 ALL_ASSETS,
                 resources=resources,
-                instance=dg.DagsterInstance.ephemeral(),
+                instance=instance,
                 selection=["athena_tables"],
                 raise_on_error=True,
                 run_config=QUIET,
