@@ -11,7 +11,7 @@ from __future__ import annotations
 from botocore.exceptions import BotoCoreError, ClientError
 
 from b3_platform import aws
-from b3_platform.lake.storage import MissingKey, Storage, StorageError
+from b3_platform.lake.storage import MissingKey, Storage, StorageError, checked_key
 
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 
@@ -33,8 +33,7 @@ class S3Storage(Storage):
         self.client = client or aws.client("s3", region, endpoint_url)
 
     def _key(self, key: str) -> str:
-        if key.startswith("/") or ".." in key.split("/"):
-            raise StorageError(f"invalid lake key {key!r}")
+        checked_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _error(self, exc: Exception, action: str, key: str = "") -> StorageError:
@@ -71,12 +70,6 @@ class S3Storage(Storage):
             raise self._error(exc, "cannot read", key) from exc
         except BotoCoreError as exc:
             raise self._error(exc, "cannot read", key) from exc
-
-    def read_if_exists(self, key: str) -> bytes | None:
-        try:
-            return self.read_bytes(key)
-        except MissingKey:
-            return None
 
     def exists(self, key: str) -> bool:
         try:

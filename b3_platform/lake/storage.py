@@ -21,6 +21,13 @@ class MissingKey(StorageError):
     """The key holds no object."""
 
 
+def checked_key(key: str) -> str:
+    """A key never leaves its root: no absolute keys, no `..` parts."""
+    if key.startswith("/") or ".." in key.split("/"):
+        raise StorageError(f"invalid lake key {key!r}")
+    return key
+
+
 class Storage(abc.ABC):
     """Keys are relative `/`-separated paths (see lake.paths)."""
 
@@ -34,8 +41,12 @@ class Storage(abc.ABC):
     def exists(self, key: str) -> bool: ...
 
     def read_if_exists(self, key: str) -> bytes | None:
-        """The object's bytes, or None when there is none (S3 does this in one GET, not HEAD + GET)."""
-        return self.read_bytes(key) if self.exists(key) else None
+        """The object's bytes, or None when there is none: one read, no look-up first (on S3 one
+        GET, not HEAD + GET)."""
+        try:
+            return self.read_bytes(key)
+        except MissingKey:
+            return None
 
     @abc.abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
@@ -57,9 +68,7 @@ class LocalStorage(Storage):
         self.root = Path(root).expanduser().resolve()
 
     def _path(self, key: str) -> Path:
-        if key.startswith("/") or ".." in key.split("/"):
-            raise StorageError(f"invalid lake key {key!r}")
-        return self.root / key
+        return self.root / checked_key(key)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
