@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 import dagster as dg
 
 from b3_platform.assets import raw_portfolio
-from b3_platform.calendar import SAO_PAULO, TIMEZONE, is_trading_day
+from b3_platform.trading_calendar import SAO_PAULO, TIMEZONE, is_trading_day
 from b3_platform.importer import FileResult, import_body
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.landing import LandedFile, LandingResource

@@ -13,13 +13,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
-from b3_platform import calendar
+from b3_platform import trading_calendar
 from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json
 from b3_platform.b3.csv_reader import looks_like_portfolio_csv, read_portfolio_csv
 from b3_platform.b3.indices import KNOWN_INDEX_CODES, validate_index_code
 from b3_platform.b3.parse import ParseError
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.transform import bronze_table, silver_tables
+from b3_platform.transforms.bronze import bronze_table
+from b3_platform.transforms.silver import silver_tables
 
 SUFFIXES = (".json", ".csv")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
@@ -116,12 +117,12 @@ def validate_portfolio(path: PurePath, index: str, portfolio: Portfolio) -> None
     named = date_from_name(path.name)
     if named is not None and named != day:
         raise ImportRejected(f"file name says {named} but the portfolio's header date is {day}")
-    start, end = calendar.horizon()
+    start, end = trading_calendar.horizon()
     if not start <= day <= end:
         raise ImportRejected(f"header date {day} is outside the lake's span {start}..{end}")
-    if not calendar.is_trading_day(day):
+    if not trading_calendar.is_trading_day(day):
         raise ImportRejected(f"header date {day} is not a B3 trading day")
-    if day > calendar.today_sao_paulo():
+    if day > trading_calendar.today_sao_paulo():
         raise ImportRejected(f"header date {day} is in the future")
     # Type every value now, so a file that would fail in silver is refused before it is stored.
     silver_tables(bronze_table([(index, "19700101T000000000000Z-check", portfolio)]), day)

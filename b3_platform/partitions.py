@@ -12,7 +12,7 @@ import datetime as dt
 
 import dagster as dg
 
-from b3_platform.calendar import START_DATE, TIMEZONE, weekday_closures
+from b3_platform.trading_calendar import START_DATE, TIMEZONE, weekday_closures
 
 trading_days = dg.DailyPartitionsDefinition(
     start_date=START_DATE.isoformat(),

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from b3_platform.calendar import trading_days_between
+from b3_platform.trading_calendar import trading_days_between
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

@@ -40,10 +40,10 @@ def lake_root(tmp_path) -> Path:
 @pytest.fixture
 def today(monkeypatch):
     """Pin B3's "today" (São Paulo) so a sample's date can be the current portfolio."""
-    from b3_platform import calendar
+    from b3_platform import trading_calendar
 
     def pin(day: dt.date = SAMPLE_DAY) -> dt.date:
-        monkeypatch.setattr(calendar, "today_sao_paulo", lambda: day)
+        monkeypatch.setattr(trading_calendar, "today_sao_paulo", lambda: day)
         return day
 
     return pin

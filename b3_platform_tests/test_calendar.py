@@ -1,4 +1,4 @@
-"""B3 trading days (b3_platform.calendar), the partitions definition built on them, and the
+"""B3 trading days (b3_platform.trading_calendar), the partitions definition built on them, and the
 configured index list.
 
 The closures pinned here are DAGSTER_NOTES §5.3 (exchange_calendars, pandas_market_calendars and
@@ -13,9 +13,10 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from b3_platform import calendar, partitions
+from b3_platform import partitions
+from b3_platform import trading_calendar
 from b3_platform.b3 import indices
-from b3_platform.calendar import CalendarError
+from b3_platform.trading_calendar import CalendarError
 
 
 def _days(year: int, *month_days: str) -> list[dt.date]:
@@ -100,13 +101,13 @@ OPEN = [
 
 @pytest.mark.parametrize("year", sorted(WEEKDAY_CLOSURES))
 def test_weekday_closures_match_the_b3_calendar(year):
-    closures = [d for d in calendar.weekday_closures() if d.year == year]
+    closures = [d for d in trading_calendar.weekday_closures() if d.year == year]
     assert closures == WEEKDAY_CLOSURES[year]
 
 
 @pytest.mark.parametrize("year", sorted(SESSIONS))
 def test_session_count_per_year(year):
-    sessions = calendar.trading_days_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
+    sessions = trading_calendar.trading_days_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
     assert len(sessions) == SESSIONS[year]
     # Every weekday is either a session or a pinned closure, and no weekend is a session.
     weekdays = [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(366)]
@@ -115,45 +116,45 @@ def test_session_count_per_year(year):
 
 
 def test_weekday_closures_are_sorted_weekdays_only():
-    closures = calendar.weekday_closures()
+    closures = trading_calendar.weekday_closures()
     assert list(closures) == sorted(set(closures))
     assert all(d.weekday() < 5 for d in closures)
-    assert closures[0] >= calendar.START_DATE
+    assert closures[0] >= trading_calendar.START_DATE
 
 
 @pytest.mark.parametrize("day", CLOSED, ids=str)
 def test_closed_weekdays_are_not_trading_days(day):
     assert day.weekday() < 5
-    assert calendar.is_trading_day(day) is False
+    assert trading_calendar.is_trading_day(day) is False
 
 
 @pytest.mark.parametrize("day", [SATURDAY, SUNDAY], ids=str)
 def test_weekends_are_not_trading_days(day):
-    assert calendar.is_trading_day(day) is False
+    assert trading_calendar.is_trading_day(day) is False
 
 
 @pytest.mark.parametrize("day", OPEN, ids=str)
 def test_open_days_are_trading_days(day):
-    assert calendar.is_trading_day(day) is True
+    assert trading_calendar.is_trading_day(day) is True
 
 
 def test_previous_trading_day_skips_carnival_and_weekend():
-    assert calendar.previous_trading_day(dt.date(2025, 3, 5)) == dt.date(2025, 2, 28)
-    assert calendar.previous_trading_day(dt.date(2025, 7, 10)) == dt.date(2025, 7, 9)
-    assert calendar.previous_trading_day(dt.date(2025, 7, 14)) == dt.date(2025, 7, 11)
+    assert trading_calendar.previous_trading_day(dt.date(2025, 3, 5)) == dt.date(2025, 2, 28)
+    assert trading_calendar.previous_trading_day(dt.date(2025, 7, 10)) == dt.date(2025, 7, 9)
+    assert trading_calendar.previous_trading_day(dt.date(2025, 7, 14)) == dt.date(2025, 7, 11)
 
 
 def test_previous_trading_day_before_the_start_raises():
     with pytest.raises(CalendarError, match="no trading day before"):
-        calendar.previous_trading_day(calendar.START_DATE)
+        trading_calendar.previous_trading_day(trading_calendar.START_DATE)
 
 
 @pytest.mark.parametrize(
-    "day", [calendar.START_DATE - dt.timedelta(days=1), dt.date(2014, 6, 2), dt.date(2099, 1, 2)], ids=str
+    "day", [trading_calendar.START_DATE - dt.timedelta(days=1), dt.date(2014, 6, 2), dt.date(2099, 1, 2)], ids=str
 )
 def test_outside_the_horizon_raises_calendar_error(day):
     with pytest.raises(CalendarError, match="outside the B3 calendar span"):
-        calendar.is_trading_day(day)
+        trading_calendar.is_trading_day(day)
 
 
 def test_calendar_error_is_a_value_error():
@@ -161,26 +162,26 @@ def test_calendar_error_is_a_value_error():
 
 
 def test_horizon_reaches_the_year_after_today():
-    start, end = calendar.horizon()
-    assert start == calendar.START_DATE == dt.date(2015, 1, 2)
-    assert end == dt.date(calendar.today_sao_paulo().year + 1, 12, 31)
-    assert calendar.is_trading_day(start) is True
+    start, end = trading_calendar.horizon()
+    assert start == trading_calendar.START_DATE == dt.date(2015, 1, 2)
+    assert end == dt.date(trading_calendar.today_sao_paulo().year + 1, 12, 31)
+    assert trading_calendar.is_trading_day(start) is True
 
 
 def test_trading_days_between_is_inclusive_and_sorted():
-    assert calendar.trading_days_between(dt.date(2025, 11, 17), dt.date(2025, 11, 24)) == [
+    assert trading_calendar.trading_days_between(dt.date(2025, 11, 17), dt.date(2025, 11, 24)) == [
         dt.date(2025, 11, 17),
         dt.date(2025, 11, 18),
         dt.date(2025, 11, 19),
         dt.date(2025, 11, 21),
         dt.date(2025, 11, 24),
     ]
-    assert calendar.trading_days_between(dt.date(2025, 7, 12), dt.date(2025, 7, 13)) == []
+    assert trading_calendar.trading_days_between(dt.date(2025, 7, 12), dt.date(2025, 7, 13)) == []
 
 
 def test_today_is_on_sao_paulo_clock():
-    assert calendar.TIMEZONE == "America/Sao_Paulo"
-    assert calendar.today_sao_paulo() == dt.datetime.now(calendar.SAO_PAULO).date()
+    assert trading_calendar.TIMEZONE == "America/Sao_Paulo"
+    assert trading_calendar.today_sao_paulo() == dt.datetime.now(trading_calendar.SAO_PAULO).date()
 
 
 # --- partitions definition ------------------------------------------------------------------------
@@ -191,7 +192,7 @@ trading_days = partitions.trading_days
 def test_trading_days_is_daily_in_sao_paulo():
     assert isinstance(trading_days, dg.DailyPartitionsDefinition)
     assert trading_days.timezone == "America/Sao_Paulo"
-    assert trading_days.get_first_partition_key() == calendar.START_DATE.isoformat() == "2015-01-02"
+    assert trading_days.get_first_partition_key() == trading_calendar.START_DATE.isoformat() == "2015-01-02"
 
 
 @pytest.mark.parametrize("day", [SATURDAY, SUNDAY, *CLOSED], ids=str)
@@ -219,15 +220,15 @@ def test_each_partition_is_one_day_window():
 @pytest.mark.parametrize("year", sorted(SESSIONS))
 def test_partition_keys_equal_calendar_sessions(year):
     keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange(f"{year}-01-02", f"{year}-12-30"))
-    sessions = calendar.trading_days_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
+    sessions = trading_calendar.trading_days_between(dt.date(year, 1, 1), dt.date(year, 12, 31))
     assert keys == [d.isoformat() for d in sessions]
     assert len(keys) == SESSIONS[year]
 
 
 def test_partition_keys_equal_sessions_over_the_whole_history():
-    first, last = calendar.START_DATE, dt.date(2025, 12, 30)
+    first, last = trading_calendar.START_DATE, dt.date(2025, 12, 30)
     keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange(first.isoformat(), last.isoformat()))
-    assert keys == [d.isoformat() for d in calendar.trading_days_between(first, last)]
+    assert keys == [d.isoformat() for d in trading_calendar.trading_days_between(first, last)]
 
 
 def test_partition_days_reads_the_run_keys():

@@ -29,7 +29,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from b3_platform.assets import ALL_ASSETS
-from b3_platform.assets.catalog import athena_tables
+from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.catalog.base import CatalogError, QueryError, QueryResult, RegisteredTable
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.catalog.output import as_csv, as_json, as_table, render

@@ -19,7 +19,8 @@ from b3_platform.b3.client import (
     portfolio_day_params,
 )
 from b3_platform.b3.contract import ContractError, WrongDateError, decode_portfolio_json
-from b3_platform.transform import bronze_table, silver_tables
+from b3_platform.transforms.bronze import bronze_table
+from b3_platform.transforms.silver import silver_tables
 from b3_platform_tests.conftest import SAMPLE_DAY, SAMPLE_JSON
 from b3_platform_tests.replay import (
     HTML_PAGE,

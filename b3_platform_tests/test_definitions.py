@@ -12,7 +12,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from b3_platform import automation, calendar, partitions, resources
+from b3_platform import automation, partitions, resources
+from b3_platform import trading_calendar
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.definitions import defs
 from b3_platform.lake import schemas, storage
@@ -126,7 +127,7 @@ def test_asset_graph_lineage():
 
 def test_gold_reads_silver_of_the_day_and_of_the_previous_trading_day():
     """Gold of D compares with silver_assets of the previous *trading* day, and says so to Dagster:
-    the partition mapping skips weekends and holidays exactly like calendar.previous_trading_day."""
+    the partition mapping skips weekends and holidays exactly like trading_calendar.previous_trading_day."""
     graph = defs.resolve_asset_graph()
     for name in GOLD:
         mappings = {d.asset_key.to_user_string(): d.partition_mapping for d in _specs()[name].deps}
@@ -145,7 +146,7 @@ def test_gold_reads_silver_of_the_day_and_of_the_previous_trading_day():
         ("2025-11-21", "2025-11-19"),
         ("2025-07-10", "2025-07-09"),
     ]:
-        assert calendar.previous_trading_day(dt.date.fromisoformat(day)).isoformat() == before
+        assert trading_calendar.previous_trading_day(dt.date.fromisoformat(day)).isoformat() == before
         assert parents(day, "silver_assets") == [before, day]
         assert parents(day, "silver_header") == [day]
     # The first partition has no previous one: it depends on its own day only.

@@ -33,7 +33,7 @@ from moto.glue.models import GlueBackend
 
 from b3_platform import aws
 from b3_platform.assets import ALL_ASSETS
-from b3_platform.assets.catalog import athena_tables
+from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.catalog.base import CatalogError, QueryError, QueryResult, RegisteredTable
 from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
 from b3_platform.catalog.types import sql_type

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from b3_platform import gold
+from b3_platform.transforms import gold
 from b3_platform.assets.gold import gold_tables as gold_asset
-from b3_platform.calendar import previous_trading_day, trading_days_between, trading_days_held
+from b3_platform.trading_calendar import previous_trading_day, trading_days_between, trading_days_held
 from b3_platform.lake.schemas import (
     GOLD_CHANGES,
     GOLD_COMPOSITION,

@@ -13,7 +13,8 @@ import pytest
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.transform import bronze_table, decode_capture, silver_tables
+from b3_platform.transforms.bronze import bronze_table, decode_capture
+from b3_platform.transforms.silver import silver_tables
 from b3_platform_tests.replay import SAMPLES
 
 JSON_SAMPLES = sorted(

@@ -131,7 +131,7 @@ def source_samples() -> list[Path]:
 
 def target_days(n: int) -> list[dt.date]:
     """The last `n` B3 trading days up to END_DATE (B3 calendar, so no weekend or holiday)."""
-    from b3_platform.calendar import START_DATE, trading_days_between
+    from b3_platform.trading_calendar import START_DATE, trading_days_between
 
     days = trading_days_between(START_DATE, END_DATE)[-n:]
     if len(days) != n:
@@ -475,7 +475,7 @@ def pandas_entries_exits(files: list[Path]):
     """entries_exits.sql: tickers entering/leaving IBOV vs the previous trading day, if present."""
     import pandas as pd
 
-    from b3_platform.calendar import previous_trading_day
+    from b3_platform.trading_calendar import previous_trading_day
 
     frame = load_components(files)
     by_day = {day: group.set_index("cod") for day, group in frame.groupby("date")}
@@ -529,7 +529,7 @@ def pandas_top10_concentration(files: list[Path]):
 
 def pandas_weight_history(files: list[Path]):
     """weight_history.sql: PETR4's weight per date, change vs the previous trading day if present."""
-    from b3_platform.calendar import previous_trading_day
+    from b3_platform.trading_calendar import previous_trading_day
 
     frame = load_components(files)
     present = set(frame["date"])
@@ -554,7 +554,7 @@ class QuerySpec:
 
 
 def _entries_dates(available: list[dt.date]) -> set[dt.date]:
-    from b3_platform.calendar import previous_trading_day
+    from b3_platform.trading_calendar import previous_trading_day
 
     window = {d for d in available if ENTRIES_FROM <= d <= ENTRIES_TO}
     return window | {previous_trading_day(d) for d in window}
@@ -1070,9 +1070,9 @@ def main(argv: list[str] | None = None) -> int:
     clock.say(f"b3_platform benchmark on a SYNTHETIC archive (re-dated real IBOV samples); workdir {workdir}")
     if args.sample < 20:
         clock.say(f"note: --sample {args.sample} < 20: (c) extrapolates from fewer dates than the issue asks")
-    from b3_platform import calendar
+    from b3_platform import trading_calendar
 
-    calendar.horizon()  # load exchange_calendars once, outside every timed section
+    trading_calendar.horizon()  # load exchange_calendars once, outside every timed section
     biggest = (max(args.dates), max(args.indices))
     combos, kept_lake, kept_archive = [], None, None
     try:

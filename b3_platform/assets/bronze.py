@@ -22,7 +22,7 @@ from b3_platform.lake.tables import delete_partition, write_partition
 from b3_platform.partitions import partition_days
 from b3_platform.quality import BRONZE_RULES
 from b3_platform.resources import LakeResource
-from b3_platform.transform import bronze_table, decode_capture
+from b3_platform.transforms.bronze import bronze_table, decode_capture
 
 RAW_PRESENT = check_spec(
     "raw_capture_present",

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import dagster as dg
 import pyarrow as pa
 
-from b3_platform import gold
+from b3_platform.transforms import gold
 from b3_platform.assets.common import (
     PARTITIONED,
     CheckBook,
@@ -25,7 +25,7 @@ from b3_platform.assets.common import (
     log_progress,
     table_metadata,
 )
-from b3_platform.calendar import SAO_PAULO, previous_trading_day
+from b3_platform.trading_calendar import SAO_PAULO, previous_trading_day
 from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import delete_partition, partition_dates, read_partition, write_partition

@@ -8,7 +8,7 @@ import datetime as dt
 
 import dagster as dg
 
-from b3_platform import calendar
+from b3_platform import trading_calendar
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_spec
 from b3_platform.b3.client import B3RequestError, Capture
 from b3_platform.b3.contract import ContractError
@@ -70,7 +70,7 @@ def store_capture(store: RawStore, day: dt.date, capture: Capture) -> tuple[str,
 def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3ApiResource):
     store = lake.raw()
     configured = b3.capture_list()
-    today = calendar.today_sao_paulo()
+    today = trading_calendar.today_sao_paulo()
     book = CheckBook([INDICES_CHECK], context)
     failures: list[str] = []
     client = None

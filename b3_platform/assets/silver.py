@@ -19,7 +19,7 @@ from b3_platform.lake.tables import delete_partition, read_partition, write_part
 from b3_platform.partitions import partition_days
 from b3_platform.quality import SILVER_ASSET_RULES
 from b3_platform.resources import LakeResource
-from b3_platform.transform import silver_tables
+from b3_platform.transforms.silver import silver_tables
 
 SPECS = check_specs(SILVER_ASSET_RULES, "silver_assets")
 TOP_N = 10

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from b3_platform.calendar import trading_days_held
+from b3_platform.trading_calendar import trading_days_held
 from b3_platform.lake.schemas import (
     GOLD_CHANGES,
     GOLD_COMPOSITION,
