@@ -20,10 +20,6 @@ DEMO_QUERY = QUERIES / "entries_exits.sql"
 DEMO_FOLDERS = ("GetPortfolioDay", "csv")
 
 
-def _data_dir(args) -> str:
-    return args.data_dir or os.environ.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
-
-
 def _instance():
     """The persistent instance when DAGSTER_HOME is set (runs then show in `dagster dev`)."""
     import dagster as dg
@@ -60,13 +56,25 @@ def _print_result(result) -> None:
     print(f"  {result.status:<9} {result.path}  {where}{detail}", flush=True)
 
 
+def _env(args) -> dict[str, str]:
+    """The settings the command runs with: the process environment, with `--data-dir` (when given)
+    as the local lake root. Handed to build_resources, never written into os.environ, so a flag of
+    one call does not linger for later calls in the same process."""
+    env = dict(os.environ)
+    if args.data_dir:
+        env[DATA_DIR_VAR] = args.data_dir
+    return env
+
+
 def _resources(args) -> dict:
     """The active environment's resources (`--data-dir` overrides the local lake root)."""
-    if args.data_dir:
-        os.environ[DATA_DIR_VAR] = args.data_dir
     from b3_platform.resources import build_resources
 
-    return build_resources()
+    return build_resources(_env(args))
+
+
+def _status_counts(results) -> dict[str, int]:
+    return {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
 
 
 def cmd_import(args) -> int:
@@ -78,7 +86,7 @@ def cmd_import(args) -> int:
     if not results:
         print("  no .json or .csv files found", file=sys.stderr)
         return 1
-    counts = {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
+    counts = _status_counts(results)
     print(
         f"{len(results)} file(s): {counts['imported']} imported, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected"
@@ -120,38 +128,56 @@ def cmd_query(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    os.environ[DATA_DIR_VAR] = _data_dir(args)
-    from b3_platform.definitions import build_defs
-    from b3_platform.importer import import_paths
-    from b3_platform.lake.raw_store import RawStore
-    from b3_platform.lake.schemas import TABLES
-    from b3_platform.lake.tables import read_partition
-    from b3_platform.runs import materialize_days
+def _definitions(args):
+    """The platform's definitions (`build_defs`) with the resources of this command's settings.
 
-    started = time.monotonic()
-    # Built now, not the module-level `defs`, so --data-dir holds on every call in a process.
-    defs = build_defs()  # reads B3_PLATFORM_DATA_DIR
-    lake = defs.resources["lake"]
-    store = RawStore(lake.storage())
-    samples = Path(args.samples)
+    `build_defs` reads os.environ, which the CLI leaves alone: its assets, jobs, schedules and
+    sensors are kept and its resources replaced. Built on every call, so --data-dir holds on every
+    call in a process."""
+    import dagster as dg
+
+    from b3_platform.definitions import build_defs
+
+    deployed = build_defs()
+    return dg.Definitions(
+        assets=deployed.assets,
+        asset_checks=deployed.asset_checks,
+        jobs=deployed.jobs,
+        schedules=deployed.schedules,
+        sensors=deployed.sensors,
+        resources=_resources(args),
+        executor=deployed.executor,
+        loggers=deployed.loggers,
+        metadata=deployed.metadata,
+    )
+
+
+def _demo_import(store, samples: Path) -> list:
+    """Step 1: file the bundled samples in raw (what is there already counts as a duplicate)."""
+    from b3_platform.importer import import_paths
+
     print(f"1/4 Importing the bundled real B3 samples from {samples} into {store.storage.uri()}")
     results = import_paths(store, [samples / folder for folder in DEMO_FOLDERS])
     for r in results:
         if r.status == "rejected":
             _print_result(r)
-    counts = {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
+    counts = _status_counts(results)
     print(
         f"    {counts['imported']} imported, {counts['duplicate']} already there, {counts['rejected']} rejected"
     )
-    instance, persistent = _instance()
-    _report_imports(results, instance)
-    days = store.dates()
+    return results
+
+
+def _demo_materialize(defs, days, instance, persistent: bool) -> list:
+    """Step 2: every layer for every date in raw, one single-run backfill per block of consecutive
+    trading days, then the catalog."""
+    from b3_platform.runs import materialize_days
+
     print(
         f"2/4 Materializing raw → bronze → silver → gold for {len(days)} trading days, then the catalog "
         f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})"
     )
-    runs = materialize_days(
+    return materialize_days(
         defs,
         days,
         instance=instance,
@@ -161,7 +187,13 @@ def cmd_demo(args) -> int:
             flush=True,
         ),
     )
-    failed = [r for r in runs if not r.success]
+
+
+def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
+    """Step 3: what the lake holds now (dates, indices, rows per table) and how the runs went."""
+    from b3_platform.lake.schemas import TABLES
+    from b3_platform.lake.tables import read_partition
+
     print("3/4 Summary")
     indices = sorted({ix for d in days for ix in store.indices_on(d)})
     print(f"    dates   : {len(days)} ({days[0]} … {days[-1]})")
@@ -175,26 +207,47 @@ def cmd_demo(args) -> int:
         )
         print(f"    {name:<19}: {rows} rows")
     print(f"    lake    : {store.storage.uri()}")
-    catalog = defs.resources["catalog"]
     print(f"    catalog : {catalog.location}")
     print(
         f"    runs    : {len(runs)} ({len(runs) - 1} single-run backfills + the catalog), {len(failed)} failed; "
         f"{time.monotonic() - started:.1f} s"
     )
-    if not failed:
-        print(f"4/4 Example query ({DEMO_QUERY.relative_to(REPO)}): entries and exits of IBOV")
-        from b3_platform.catalog.output import as_table
 
-        print(
-            "    " + as_table(catalog.query(DEMO_QUERY.read_text(encoding="utf-8"))).replace("\n", "\n    ")
-        )
-        print("    More: .venv/bin/python -m b3_platform query --file queries/<name>.sql  (or inline SQL)")
+
+def _demo_query(catalog) -> None:
+    """Step 4: the example query, through the catalog just built."""
+    from b3_platform.catalog.output import as_table
+
+    print(f"4/4 Example query ({DEMO_QUERY.relative_to(REPO)}): entries and exits of IBOV")
+    print("    " + as_table(catalog.query(DEMO_QUERY.read_text(encoding="utf-8"))).replace("\n", "\n    "))
+    print("    More: .venv/bin/python -m b3_platform query --file queries/<name>.sql  (or inline SQL)")
+
+
+def _print_failures(failed) -> None:
+    for r in failed:
+        for event in r.all_events:
+            if event.is_failure:
+                print(f"    FAILED: {event.message}", file=sys.stderr)
+
+
+def cmd_demo(args) -> int:
+    """Import the samples, build every layer for their dates, sum up, and run the example query."""
+    started = time.monotonic()
+    defs = _definitions(args)
+    store = defs.resources["lake"].raw()
+    catalog = defs.resources["catalog"]
+    results = _demo_import(store, Path(args.samples))
+    instance, persistent = _instance()
+    _report_imports(results, instance)
+    days = store.dates()
+    runs = _demo_materialize(defs, days, instance, persistent)
+    failed = [r for r in runs if not r.success]
+    _demo_summary(store, catalog, days, runs, failed, started)
+    if not failed:
+        _demo_query(catalog)
     print('Open the UI:  export DAGSTER_HOME="$PWD" && .venv/bin/dagster dev   (then http://127.0.0.1:3000)')
     if failed:
-        for r in failed:
-            for event in r.all_events:
-                if event.is_failure:
-                    print(f"    FAILED: {event.message}", file=sys.stderr)
+        _print_failures(failed)
         return 1
     return 0
 

@@ -42,8 +42,7 @@ def demo_lake(tmp_path_factory) -> Path:
     """`python -m b3_platform --data-dir DIR demo`, once for the module, on a temporary instance."""
     root = tmp_path_factory.mktemp("demo") / "lake"
     printed = io.StringIO()
-    # The conftest's env isolation is per test; this runs before it, so isolate here (and undo the
-    # demo's own os.environ change on the way out).
+    # The conftest's env isolation is per test; this runs before it, so isolate here.
     with pytest.MonkeyPatch.context() as mp:
         for var in ENV_VARS:
             mp.delenv(var, raising=False)
