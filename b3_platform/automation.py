@@ -133,7 +133,8 @@ def _import_landed(store: RawStore, landed: LandedFile) -> FileResult:
 
 
 def _raw_materialization(result: FileResult, landed: LandedFile) -> dg.AssetMaterialization:
-    assert result.day is not None
+    if result.day is None:
+        raise ValueError(f"{landed.origin}: an imported file without a header date cannot be reported")
     return dg.AssetMaterialization(
         asset_key=raw_portfolio.key,
         partition=result.day.isoformat(),

@@ -94,7 +94,8 @@ def read_file(path: PurePath, body: bytes, index_option: str | None) -> tuple[st
     if path.suffix.lower() == ".csv" or looks_like_portfolio_csv(body):
         portfolio = read_portfolio_csv(body)
         index = portfolio.index
-        assert index is not None
+        if index is None:
+            raise ImportRejected("the CSV title names no index")
         if index_option and index_option != index:
             raise ImportRejected(f"the CSV title names {index}, not --index {index_option}")
         named = _B3_NAME.match(path.name)

@@ -67,7 +67,8 @@ def _runner():
                 raise_on_error=True,
                 run_config=QUIET,
             )
-        assert result.success
+        if not result.success:
+            raise RuntimeError(f"a run of {first}..{last} failed")
         return time.perf_counter() - started
 
     return run
