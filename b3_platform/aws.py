@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
+from b3_platform.settings_errors import ConfigError
+
 BUCKET_VAR = "B3_PLATFORM_S3_BUCKET"
 PREFIX_VAR = "B3_PLATFORM_S3_PREFIX"
 REGION_VAR = "B3_PLATFORM_AWS_REGION"
@@ -34,10 +36,6 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _GLUE_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
 _WORKGROUP = re.compile(r"^[a-zA-Z0-9._-]{1,128}$")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)

@@ -282,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")
     p_demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
-    from b3_platform.aws import ConfigError
     from b3_platform.lake.storage import StorageError
+    from b3_platform.settings_errors import ConfigError
 
     try:
         return args.func(args)

@@ -13,13 +13,14 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from b3_platform.aws import AwsSettings, ConfigError
+from b3_platform.aws import AwsSettings
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import Storage, open_storage
 from b3_platform.landing import LocalLandingResource, SqsLandingResource
+from b3_platform.settings_errors import ConfigError
 
 ENV_VAR = "B3_PLATFORM_ENV"
 DATA_DIR_VAR = "B3_PLATFORM_DATA_DIR"

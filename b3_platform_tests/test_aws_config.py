@@ -10,10 +10,11 @@ import sys
 import dagster as dg
 import pytest
 
-from b3_platform.aws import AwsSettings, ConfigError
+from b3_platform.aws import AwsSettings
 from b3_platform.definitions import build_defs
 from b3_platform.lake.s3_storage import S3Storage
 from b3_platform.resources import build_resources
+from b3_platform.settings_errors import ConfigError
 from b3_platform_tests.conftest import REPO
 
 ENV = {

@@ -18,7 +18,8 @@ from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.definitions import defs
 from b3_platform.lake import schemas, storage
 from b3_platform.lake.storage import LocalStorage, StorageError, open_storage
-from b3_platform.resources import B3ApiResource, ConfigError, LakeResource, build_resources
+from b3_platform.resources import B3ApiResource, LakeResource, build_resources
+from b3_platform.settings_errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 B3_URL = "https://sistemaswebb3-listados.b3.com.br/indexProxy/indexCall"
