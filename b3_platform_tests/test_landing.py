@@ -226,12 +226,12 @@ def test_a_file_still_being_written_waits_for_a_later_tick(tmp_path, instance):
 
 
 def test_work_per_tick_is_bounded_by_a_time_budget(tmp_path, instance, monkeypatch):
-    from b3_platform import automation
+    from b3_platform.automation import landing_intake  # the sensor reads its budget there
 
     lake_root = tmp_path / "lake"
     for name in CSV_FILES:
         put(lake_root / "landing" / name, (CSV / name).read_bytes())
-    monkeypatch.setattr(automation, "LANDING_BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(landing_intake, "LANDING_BUDGET_SECONDS", 0.0)
     resources = dict(landing_defs(str(lake_root)).resources)
     result = run_sensor(instance, resources)
     assert result.skip_message == "2 landed file(s): 1 imported, 1 left for the next tick"

@@ -1,0 +1,69 @@
+"""Downstream layers follow new data: the automation conditions attached to every layer below raw,
+and the sensor that evaluates them."""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from b3_platform.assets import raw_portfolio
+
+#: A partition of a layer is rebuilt when one it reads was updated (any date, not only the latest:
+#: an import of 2021 files must flow down too), once its inputs exist and nothing is running on
+#: them. `since_last_handled` stops a second request for an update already handled, including when
+#: the capture job built the layer in the same run.
+FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follows new upstream data")
+
+#: Gold of D also reads silver of the previous trading day, which an archive with gaps may lack
+#: (gold then says "not compared"): only silver_header, which is built with silver_assets of the
+#: same day, must exist. Rebuilding silver of D-1 (a gap filled) rebuilds gold of D.
+GOLD_FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("silver_assets"))
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("follows new silver (same day and the day before)")
+
+#: The catalog covers every date of every table: `any_deps_missing` would count the dates never
+#: captured (back to 2015) and block it forever, so it waits only for runs in progress.
+CATALOG_FOLLOWS_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("refresh after new tables")
+
+CATALOG_ASSETS = {"athena_tables"}
+
+
+def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
+    if spec.key == raw_portfolio.key:
+        return spec  # raw comes from the schedule and from imports, never by itself
+    name = spec.key.to_user_string()
+    if name in CATALOG_ASSETS:
+        condition = CATALOG_FOLLOWS_UPSTREAM
+    elif spec.group_name == "gold":
+        condition = GOLD_FOLLOWS_UPSTREAM
+    else:
+        condition = FOLLOWS_UPSTREAM
+    return spec.replace_attributes(automation_condition=condition)
+
+
+def with_automation(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """The assets with the conditions above attached to every layer below raw."""
+    return [a.map_asset_specs(_condition) for a in assets]
+
+
+follow_upstream_sensor = dg.AutomationConditionSensorDefinition(
+    "follow_upstream",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description=(
+        "Evaluates the layers' automation conditions: after an import or a capture, bronze → silver → "
+        "gold → athena_tables materialize for the new dates (several dates: one single-run backfill)."
+    ),
+)
