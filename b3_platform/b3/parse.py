@@ -85,7 +85,6 @@ def parse_int(value: object, locale: Locale, *, field: str) -> int:
 
 #: B3 reductors carry exactly 8 decimals. One 2021 CSV download writes `18.296.80337677573`: the
 #: decimal comma is missing, and the last dot group holds 3 integer digits + the 8 decimals.
-REDUCTOR_DECIMALS = 8
 _REDUCTOR_NO_COMMA = re.compile(r"^(\d{1,3}(?:\.\d{3})*)\.(\d{3})(\d{8})$")
 
 

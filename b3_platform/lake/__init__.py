@@ -1,1 +1,1 @@
-"""The lake: one path scheme, byte storage on a local folder (or, later, S3), Parquet tables."""
+"""The lake: one path scheme, byte storage on a local folder or an S3 bucket, Parquet tables."""

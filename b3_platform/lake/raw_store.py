@@ -2,8 +2,9 @@
 
 A capture is its page bodies (`<stem>.json`, or `<stem>.csv` for a download, plus `<stem>.p2.json`…
 when B3 paged) and a metadata sidecar `<stem>.meta.json` written last: the sidecar is the commit
-marker, so a capture whose write was interrupted is never seen. The stem holds the sha256 of the
-bodies, so a capture identical to a stored one is recognised by name and not stored again.
+marker, so a capture whose write was interrupted is never seen. The stem is the capture's id and
+holds the sha256 of the bodies, so a capture identical to a stored one is recognised by name and not
+stored again.
 """
 
 from __future__ import annotations
@@ -21,20 +22,14 @@ from b3_platform.lake.storage import Storage
 class RawCapture:
     day: dt.date
     index: str
-    stem: str
+    #: The capture's file stem, `<fetched_at>-<sha256>` (paths.raw_stem): what bronze and silver
+    #: rows record as their origin.
+    capture_id: str
     meta: dict
-
-    @property
-    def capture_id(self) -> str:
-        return self.stem
 
     @property
     def sha256(self) -> str:
         return self.meta["sha256"]
-
-    @property
-    def fetched_at(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(self.meta["fetched_at"])
 
     @property
     def source_format(self) -> str:
@@ -64,12 +59,12 @@ class RawStore:
                 meta = json.loads(self.storage.read_bytes(key))
                 stem = key.rsplit("/", 1)[1][: -len(META_SUFFIX)]
                 found.append(RawCapture(day, index_in_key(key) or meta["index"], stem, meta))
-        return sorted(found, key=lambda c: (c.index, c.stem))
+        return sorted(found, key=lambda c: (c.index, c.capture_id))
 
     def by_index(self, day: dt.date) -> dict[str, list[RawCapture]]:
         """A date's captures per index, newest first (the order bronze tries them in)."""
         grouped: dict[str, list[RawCapture]] = {}
-        for capture in reversed(self.captures(day)):  # sorted by stem = fetched_at
+        for capture in reversed(self.captures(day)):  # sorted by capture_id, which starts with fetched_at
             grouped.setdefault(capture.index, []).append(capture)
         return dict(sorted(grouped.items()))
 
