@@ -1,4 +1,4 @@
-"""Data-quality rules for the lake's tables (DESIGN §6), as pure functions of one date's tables.
+"""Data-quality rules for the lake's tables, as pure functions of one date's tables.
 
 Each rule returns the problems it found (empty = passed). The assets run them on the tables they
 have just built and report them as Dagster asset checks; tests call them directly.

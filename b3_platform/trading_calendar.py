@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 TIMEZONE = "America/Sao_Paulo"
 SAO_PAULO = ZoneInfo(TIMEZONE)
 
-#: First partition of the lake: the calendar library is trusted from 2015 on (DESIGN §6), and the
+#: First partition of the lake: the calendar library agrees with B3 from 2015 on (see above), and the
 #: oldest archives users hold (e.g. the 2021 CSV downloads in demo_data/) are well after it.
 START_DATE = dt.date(2015, 1, 2)
 

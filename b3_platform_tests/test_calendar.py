@@ -1,9 +1,9 @@
 """B3 trading days (b3_platform.trading_calendar), the partitions definition built on them, and the
 configured index list.
 
-The closures pinned here are DAGSTER_NOTES §5.3 (exchange_calendars, pandas_market_calendars and
-holidays agree on every one of them for 2024–2026): if a calendar upgrade moves a holiday, these
-tests say so before a partition silently appears or disappears.
+The closures pinned here are the ones exchange_calendars, pandas_market_calendars and holidays all
+agree on for 2024–2026: if a calendar upgrade moves a holiday, these tests say so before a partition
+silently appears or disappears.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def test_partition_range_skips_holiday_and_weekend():
 
 
 def test_each_partition_is_one_day_window():
-    # Exclusions (not a weekdays-only cron) keep Friday's window one day long (DAGSTER_NOTES §3.5).
+    # Exclusions (not a weekdays-only cron) keep Friday's window one day long, not Friday to Monday.
     window = trading_days.time_window_for_partition_key("2025-07-11")
     assert window.start.isoformat() == "2025-07-11T00:00:00-03:00"
     assert window.end.isoformat() == "2025-07-12T00:00:00-03:00"

@@ -13,7 +13,7 @@ from b3_platform_tests.replay import SAMPLES
 
 CSV_DIR = SAMPLES / "csv"
 
-#: file -> (index, title date, component rows, footer total, footer reductor), from PROVENANCE.md
+#: file -> (index, title date, component rows, footer total, footer reductor), from demo_data/PROVENANCE.md
 #: and the files' last two lines.
 EXPECTED = {
     "IBOVDia_02-10-23.csv": ("IBOV", dt.date(2023, 10, 2), 86, "98.476.454.882", "17.486.930,35034135"),

@@ -1,4 +1,4 @@
-"""DESIGN §2: the B3 API code, the lake and the pure layers import and run without Dagster."""
+"""The B3 API code, the lake and the pure layers import and run without Dagster."""
 
 import subprocess
 import sys

@@ -1,5 +1,5 @@
 """The parse rules of `b3_platform.b3.parse`: locale numbers and dates, type codes, the reductor
-repair and language detection. Values are the ones B3 writes (samples/B3_API.md §3-§5)."""
+repair and language detection. Values are the ones B3 writes (demo_data/B3_API.md §3-§5)."""
 
 from __future__ import annotations
 
@@ -277,7 +277,7 @@ def test_detect_language_unknown_raises(text, text_reductor):
 # ---------------------------------------------------------------------------------------------
 # The `type` specification code
 
-#: Every `type` value in the samples (samples/B3_API.md §4), exactly as written, plus two more seen
+#: Every `type` value in the samples (demo_data/B3_API.md §4), exactly as written, plus two more seen
 #: in public code (findata-br docs, mercados' comment).
 ALL_TYPES = [
     "ON",

@@ -285,7 +285,7 @@ def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_roo
             float(sum(assets.column("weight").to_pylist()))
         )
     assert len(capture_ids) == len(days)
-    # The header total changes on 2025-07-03 (PROVENANCE.md): the per-date files really differ.
+    # The header total changes on 2025-07-03 (demo_data/PROVENANCE.md): the per-date files really differ.
     totals = {
         d: pq.read_table(path_of(lake_root, SILVER_HEADER, d)).column("theoretical_quantity_total")[0].as_py()
         for d in days
@@ -310,7 +310,7 @@ def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_roo
 
 
 def test_range_over_a_day_without_capture(lake_root, resources):
-    """2025-07-09 is a trading day with no sample. What the code does, by design (DESIGN §3):
+    """2025-07-09 is a trading day with no sample. What the code does, by design:
     raw_portfolio fails a past date with nothing captured, naming it and how to import, so a full
     graph run over the gap fails before writing anything; bronze+silver alone build the dates that
     are there and report the gap through the non-blocking `raw_capture_present` check (WARN)."""
@@ -569,7 +569,7 @@ def test_duplicate_ticker_fails_unique_tickers(lake_root, resources):
 
 def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(lake_root, resources):
     """totalRecords 85 over 84 rows in the newest capture: bronze uses the latest *valid* capture
-    and names the skipped one (DESIGN §3); raw keeps both."""
+    and names the skipped one; raw keeps both."""
     seed(lake_root, D)
     assert run(resources, day=D).success
     previous = lake_files(lake_root)

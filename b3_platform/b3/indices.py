@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 
-#: Codes seen in GetStockIndex (2025-04-07) plus IBBC/IBBE from public clients (samples/B3_API.md §8).
+#: Codes seen in GetStockIndex (2025-04-07) plus IBBC/IBBE from public clients (demo_data/B3_API.md §8).
 #: Used to recognise an index in a path segment of an imported file, never to refuse a code B3 serves.
 KNOWN_INDEX_CODES: frozenset[str] = frozenset(
     """AGFS BDRX GPTW IBBR IBEE IBEP IBEW IBHB IBLV IBOV IBRA IBSD IBXL IBXX ICO2 ICON IDIV IDVR IEEX
