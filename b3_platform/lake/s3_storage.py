@@ -2,18 +2,38 @@
 
 Each object is written with one PUT, which S3 applies atomically: a reader sees the previous
 version or the new one, never part of a file, so re-materializing a date replaces it exactly and a
-failure mid-run leaves the previous version readable. Every call goes through boto3 with
-credentials from the standard chain; errors become a StorageError that says what to check.
+failure mid-run leaves the previous version readable.
+
+The client is the process's S3 client for the region and endpoint (`aws.s3_client`: dagster-aws's
+S3Resource with timeouts, credentials from the standard chain), unless one is passed in. Every
+botocore error becomes a StorageError `<action> <s3 uri>: <what to check>` (aws_errors.explain);
+a key that holds no object is a MissingKey (read) or False (exists).
+
+Besides the Storage interface, the landing prefix needs what S3 knows of an object (its size
+before reading it, its ETag to see a replaced upload) and a content type for the reason files it
+writes: `read_object`, `etag` and `write_bytes(content_type=...)`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from botocore.exceptions import BotoCoreError, ClientError
 
-from b3_platform import aws
+from b3_platform import aws, aws_errors
 from b3_platform.lake.storage import MissingKey, Storage, StorageError, checked_key
 
-_MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+_FAILURES = (ClientError, BotoCoreError)
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """An object as S3 returned it."""
+
+    key: str  # relative to the storage's prefix
+    size: int
+    etag: str
+    body: bytes | None  # None: larger than the `max_bytes` asked for, so left unread
 
 
 class S3Storage(Storage):
@@ -30,56 +50,49 @@ class S3Storage(Storage):
         self.prefix = prefix.strip("/")
         self.region = region
         self.endpoint_url = endpoint_url
-        self.client = client or aws.client("s3", region, endpoint_url)
+        self.client = client if client is not None else aws.s3_client(region, endpoint_url)
 
     def _key(self, key: str) -> str:
         checked_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _error(self, exc: Exception, action: str, key: str = "") -> StorageError:
-        where = self.uri(key)
-        if isinstance(exc, ClientError):
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code == "NoSuchBucket":
-                return StorageError(
-                    f"{action} {where}: bucket {self.bucket!r} does not exist "
-                    f"(check {aws.BUCKET_VAR}, or deploy infra/b3_platform.yaml)"
-                )
-            if code in ("AccessDenied", "403", "Forbidden") or status == 403:
-                return StorageError(
-                    f"{action} {where}: access denied; the credentials in use lack the permission "
-                    "(the pipeline's IAM policy is in infra/b3_platform.yaml)"
-                )
-            message = exc.response.get("Error", {}).get("Message", "")
-            return StorageError(f"{action} {where}: {code or status} {message}".rstrip())
-        return StorageError(f"{action} {where}: {exc}")
+        return StorageError(f"{action} {self.uri(key)}: {aws_errors.explain(exc, bucket=self.bucket)}")
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        options = {"ContentType": content_type} if content_type else {}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-        except (ClientError, BotoCoreError) as exc:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **options)
+        except _FAILURES as exc:
             raise self._error(exc, "cannot write", key) from exc
 
     def read_bytes(self, key: str) -> bytes:
+        return self.read_object(key).body
+
+    def read_object(self, key: str, *, max_bytes: int | None = None) -> S3Object:
+        """The object with its size and ETag; its body is read only when it is at most `max_bytes`
+        long (any size without a limit). MissingKey when the key holds no object."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING_KEY:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            size = obj["ContentLength"]
+            with obj["Body"] as stream:
+                body = None if max_bytes is not None and size > max_bytes else stream.read()
+        except _FAILURES as exc:
+            if aws_errors.is_missing_key(exc):
                 raise MissingKey(f"{self.uri(key)} does not exist") from None
             raise self._error(exc, "cannot read", key) from exc
-        except BotoCoreError as exc:
-            raise self._error(exc, "cannot read", key) from exc
+        return S3Object(key, size, obj["ETag"], body)
 
     def exists(self, key: str) -> bool:
+        return self.etag(key) is not None
+
+    def etag(self, key: str) -> str | None:
+        """The object's ETag (one HEAD), or None when the key holds no object."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING_KEY:
-                return False
-            raise self._error(exc, "cannot look up", key) from exc
-        except BotoCoreError as exc:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
+        except _FAILURES as exc:
+            if aws_errors.is_missing_key(exc):
+                return None
             raise self._error(exc, "cannot look up", key) from exc
 
     def list_keys(self, prefix: str) -> list[str]:
@@ -91,14 +104,14 @@ class S3Storage(Storage):
                 Bucket=self.bucket, Prefix=full
             ):
                 keys.extend(obj["Key"][strip:] for obj in page.get("Contents", ()))
-        except (ClientError, BotoCoreError) as exc:
+        except _FAILURES as exc:
             raise self._error(exc, "cannot list", prefix) from exc
         return sorted(keys)
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-        except (ClientError, BotoCoreError) as exc:
+        except _FAILURES as exc:
             raise self._error(exc, "cannot delete", key) from exc
 
     def uri(self, key: str = "") -> str:
