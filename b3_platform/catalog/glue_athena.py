@@ -1,18 +1,10 @@
-"""The AWS catalog: Glue Data Catalog tables over the S3 lake, read with Athena.
+"""The AWS catalog: Glue Data Catalog tables over the S3 lake (`sync`), read with Athena (`query`).
 
-Tables are registered through the Glue API rather than Athena DDL: an API call costs no query and
-writes no result file, and comparing what Glue holds with what the lake declares makes `sync`
-idempotent (create when missing, update only when the definition changed, otherwise touch nothing).
-Columns and types come from the declared pyarrow schemas (`sql_type`), so Glue says exactly what
-the Parquet files hold; `date` is a partition key typed `date`, so SQL written with `DATE '…'`
-literals runs unchanged on DuckDB and Athena.
-
-Partitions are registered, not projected. `sync` lists the table's `date=` folders in S3, adds
-the dates Glue lacks and removes those whose file is gone, so Glue's partition list is exactly the
-dates the lake holds. Projection would save those calls, but its partitions exist for Athena only
-(Spark, Glue jobs and Redshift Spectrum read the same catalog and would see none), it needs a date
-range kept in the table's properties, and only real Athena could check it (moto runs no SQL). At
-one partition per trading day per table, registering costs a handful of Glue calls per sync.
+What Glue holds for a table and why (API rather than DDL, registered partitions rather than
+projection) is in catalog/glue.py; how Athena's text results become values, in catalog/athena.py.
+This module makes the calls: each Glue or Athena failure becomes a CatalogError naming the
+database, table or workgroup and what to check (aws_errors.explain: access denied points at the
+IAM policy), except SQL that Athena refuses or fails, which is a QueryError with Athena's reason.
 
 `raw_captures` is left out of Glue (`covers` is False for it). Athena reads every object under a
 table's location. Raw's folders hold B3's response bodies (`*.json`) next to the `.meta.json`
@@ -24,159 +16,51 @@ Glue keeps no row counts. Counting would need an Athena query per table (billed,
 read of every file's footer on every sync. So `sync` reports `rows=None` (not counted), with the
 dates it registered.
 
-Credentials come from the standard AWS chain (b3_platform.aws.client); the endpoint is explicit only
-for S3-compatible stand-ins such as moto.
+Clients come from aws.client (credentials from the standard AWS chain, cached per process); the
+endpoint is explicit only for stand-ins such as moto.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator, Sequence
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
-from b3_platform import aws
+from b3_platform import aws, aws_errors
 from b3_platform.catalog.base import (
-    PARTITION_COLUMN,
     CatalogError,
     CatalogResource,
     QueryError,
     QueryResult,
     RegisteredTable,
 )
+from b3_platform.catalog.athena import query_result
+from b3_platform.catalog.glue import (
+    ALREADY_EXISTS,
+    CREATE_BATCH,
+    DELETE_BATCH,
+    NOT_FOUND,
+    TABLE_PARAMETERS,
+    chunks,
+    descriptor_signature,
+    partition_input,
+    table_input,
+    table_signature,
+)
 from b3_platform.catalog.types import sql_type
-from b3_platform.lake.paths import date_dir
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import partition_dates
 
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-TABLE_PARAMETERS = {"classification": "parquet", "EXTERNAL": "TRUE"}
-PARTITION_KEYS = [
-    {"Name": PARTITION_COLUMN, "Type": "date", "Comment": "Trading date: the date=YYYY-MM-DD/ folder"}
-]
-#: Glue's limits: partitions per BatchCreatePartition / BatchUpdatePartition, per BatchDeletePartition.
-CREATE_BATCH = 100
-DELETE_BATCH = 25
-COMMENT_MAX = 255  # Glue rejects longer column comments
 MAX_POLL_INTERVAL = 5.0
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
-ALREADY_EXISTS = "AlreadyExistsException"
-NOT_FOUND = "EntityNotFoundException"
 #: Athena's words for a request its setup refuses; any other InvalidRequestException is about the SQL.
 _SETUP_WORDS = ("workgroup", "output location", "outputlocation")
-IAM_HINT = "the pipeline's IAM policy is in infra/b3_platform.yaml"
-
-
-# ------------------------------------------------------------------------------- Glue definitions
-
-
-def _comment(field: pa.Field) -> str:
-    return (field.metadata or {}).get(b"description", b"").decode()[:COMMENT_MAX]
-
-
-def storage_descriptor(table_def: TableDef, location: str) -> dict[str, Any]:
-    return {
-        "Columns": [
-            {"Name": f.name, "Type": sql_type(f.type), "Comment": _comment(f)} for f in table_def.schema
-        ],
-        "Location": location,
-        "InputFormat": PARQUET_INPUT_FORMAT,
-        "OutputFormat": PARQUET_OUTPUT_FORMAT,
-        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
-    }
-
-
-def table_input(table_def: TableDef, storage: Storage) -> dict[str, Any]:
-    return {
-        "Name": table_def.name,
-        "Description": table_def.description,
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": dict(TABLE_PARAMETERS),
-        "PartitionKeys": PARTITION_KEYS,
-        "StorageDescriptor": storage_descriptor(table_def, storage.uri(table_def.location)),
-    }
-
-
-def partition_input(table_def: TableDef, storage: Storage, day: dt.date) -> dict[str, Any]:
-    """A date's partition carries the table's columns, so Athena never sees two schemas disagree."""
-    location = storage.uri(f"{table_def.location}{date_dir(day)}/")
-    return {"Values": [day.isoformat()], "StorageDescriptor": storage_descriptor(table_def, location)}
-
-
-def _descriptor_signature(descriptor: dict[str, Any]) -> tuple:
-    """What sync owns in a storage descriptor. Glue may add fields of its own; those don't count."""
-    return (
-        tuple((c["Name"], c["Type"], c.get("Comment", "")) for c in descriptor.get("Columns", [])),
-        descriptor.get("Location"),
-        descriptor.get("InputFormat"),
-        descriptor.get("OutputFormat"),
-        descriptor.get("SerdeInfo", {}).get("SerializationLibrary"),
-    )
-
-
-def _table_signature(table: dict[str, Any]) -> tuple:
-    parameters = table.get("Parameters") or {}
-    return (
-        table.get("Description", ""),
-        table.get("TableType"),
-        tuple((k["Name"], k["Type"], k.get("Comment", "")) for k in table.get("PartitionKeys", [])),
-        tuple(parameters.get(k) for k in TABLE_PARAMETERS),
-        _descriptor_signature(table.get("StorageDescriptor", {})),
-    )
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-# ---------------------------------------------------------------------------- Athena result values
-
-
-def _timestamp_with_zone(text: str) -> dt.datetime:
-    """Athena writes `2025-07-10 12:00:00.000 UTC` (a zone name) or an offset."""
-    stamp, _, zone = text.rpartition(" ")
-    if zone in ("UTC", "Z"):
-        return dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.timezone.utc)
-    if zone[:1] in "+-":
-        return dt.datetime.fromisoformat(stamp + zone)
-    return dt.datetime.fromisoformat(stamp).replace(tzinfo=ZoneInfo(zone))
-
-
-_CONVERTERS: dict[str, Callable[[str], Any]] = {
-    **dict.fromkeys(("varchar", "char", "string"), str),
-    **dict.fromkeys(("tinyint", "smallint", "integer", "int", "bigint"), int),
-    **dict.fromkeys(("double", "real", "float"), float),
-    "decimal": Decimal,
-    "boolean": lambda text: text.lower() == "true",
-    "date": dt.date.fromisoformat,
-    "timestamp": dt.datetime.fromisoformat,
-    "timestamp with time zone": _timestamp_with_zone,
-}
-
-
-def _converter(athena_type: str) -> Callable[[str | None], Any]:
-    """How a column's text becomes a Python value; types without one (arrays, maps…) stay text."""
-    convert = _CONVERTERS.get(athena_type.lower(), str)
-    return lambda text: None if text is None else convert(text)
-
-
-def _type_name(info: dict[str, Any]) -> str:
-    if info["Type"] == "decimal" and "Precision" in info:
-        return f"decimal({info['Precision']},{info.get('Scale', 0)})"
-    return info["Type"]
-
-
-# ---------------------------------------------------------------------------------------- resource
 
 
 class GlueAthenaCatalogResource(CatalogResource):
@@ -205,6 +89,7 @@ class GlueAthenaCatalogResource(CatalogResource):
         return f"glue://{self.database} (Athena workgroup {self.workgroup}, region {self.region}{endpoint})"
 
     def covers(self, table_def: TableDef) -> bool:
+        """Parquet tables only: raw_captures' JSON sidecars are not one object per line."""
         return table_def.file_format == "parquet"
 
     def expected_type(self, type_: pa.DataType) -> str:
@@ -221,27 +106,23 @@ class GlueAthenaCatalogResource(CatalogResource):
         what = f"table {self.database}.{table}" if table else f"database {self.database}"
         if not isinstance(exc, ClientError):
             endpoint = f", endpoint {self.endpoint_url}" if self.endpoint_url else ""
-            return CatalogError(f"cannot reach Glue for {what} (region {self.region}{endpoint}): {exc}")
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code", ""), error.get("Message", "")
-        if code in ("AccessDeniedException", "AccessDenied"):
             return CatalogError(
-                f"Glue {exc.operation_name} on {what}: access denied; the credentials in use lack "
-                f"the permission ({IAM_HINT})"
+                f"cannot reach Glue for {what} (region {self.region}{endpoint}): {aws_errors.explain(exc)}"
             )
-        if code == NOT_FOUND:
+        if aws_errors.error_code(exc) == NOT_FOUND:
+            message = exc.response.get("Error", {}).get("Message", "")
             return CatalogError(
                 f"Glue {exc.operation_name} on {what}: not found ({message}); materialize "
                 "athena_tables to register the lake's tables"
             )
-        return CatalogError(f"Glue {exc.operation_name} on {what}: {code}: {message}")
+        return CatalogError(f"Glue {exc.operation_name} on {what}: {aws_errors.explain(exc)}")
 
     def _glue(self, glue, operation: str, table: str | None = None, *, missing_ok: bool = False, **kwargs):
         """One Glue call; with `missing_ok`, None when the entity does not exist."""
         try:
             return getattr(glue, operation)(**kwargs)
         except ClientError as exc:
-            if missing_ok and exc.response.get("Error", {}).get("Code") == NOT_FOUND:
+            if missing_ok and aws_errors.error_code(exc) == NOT_FOUND:
                 return None
             raise self._glue_error(exc, table) from exc
         except BotoCoreError as exc:
@@ -273,7 +154,7 @@ class GlueAthenaCatalogResource(CatalogResource):
         try:
             glue.create_database(DatabaseInput={"Name": self.database, "Description": description})
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != ALREADY_EXISTS:  # a concurrent sync's
+            if aws_errors.error_code(exc) != ALREADY_EXISTS:  # a concurrent sync's
                 raise self._glue_error(exc) from exc
         except BotoCoreError as exc:
             raise self._glue_error(exc) from exc
@@ -292,7 +173,7 @@ class GlueAthenaCatalogResource(CatalogResource):
         current = self._glue(glue, "get_table", name, missing_ok=True, DatabaseName=self.database, Name=name)
         if current is None:
             self._glue(glue, "create_table", name, DatabaseName=self.database, TableInput=wanted)
-        elif _table_signature(current["Table"]) != _table_signature(wanted):
+        elif table_signature(current["Table"]) != table_signature(wanted):
             # Keep parameters other tools set (statistics, Lake Formation); ours win.
             wanted["Parameters"] = {**(current["Table"].get("Parameters") or {}), **TABLE_PARAMETERS}
             self._glue(glue, "update_table", name, DatabaseName=self.database, TableInput=wanted)
@@ -316,15 +197,15 @@ class GlueAthenaCatalogResource(CatalogResource):
             {"PartitionValueList": [value], "PartitionInput": p}
             for value, p in wanted.items()
             if value in registered
-            and _descriptor_signature(registered[value].get("StorageDescriptor", {}))
-            != _descriptor_signature(p["StorageDescriptor"])
+            and descriptor_signature(registered[value].get("StorageDescriptor", {}))
+            != descriptor_signature(p["StorageDescriptor"])
         ]
         gone = [{"Values": [value]} for value in registered if value not in wanted]
-        for chunk in _chunks(missing, CREATE_BATCH):
+        for chunk in chunks(missing, CREATE_BATCH):
             self._batch(glue, "batch_create_partition", name, ALREADY_EXISTS, PartitionInputList=chunk)
-        for chunk in _chunks(stale, CREATE_BATCH):
+        for chunk in chunks(stale, CREATE_BATCH):
             self._batch(glue, "batch_update_partition", name, None, Entries=chunk)
-        for chunk in _chunks(gone, DELETE_BATCH):
+        for chunk in chunks(gone, DELETE_BATCH):
             self._batch(glue, "batch_delete_partition", name, NOT_FOUND, PartitionsToDelete=chunk)
 
     def describe(self, name: str) -> list[tuple[str, str]]:
@@ -340,15 +221,8 @@ class GlueAthenaCatalogResource(CatalogResource):
         where += f", endpoint {self.endpoint_url})" if self.endpoint_url else ")"
         query = f" (query {query_id})" if query_id else ""
         if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code, message = error.get("Code", ""), error.get("Message", "")
-            if code in ("AccessDeniedException", "AccessDenied"):
-                return CatalogError(
-                    f"cannot {action} in {where}{query}: access denied; the credentials in use lack the "
-                    f"permission ({IAM_HINT})"
-                )
-            return CatalogError(f"cannot {action} in {where}{query}: {code}: {message}")
-        return CatalogError(f"cannot reach {where} to {action}{query}: {exc}")
+            return CatalogError(f"cannot {action} in {where}{query}: {aws_errors.explain(exc)}")
+        return CatalogError(f"cannot reach {where} to {action}{query}: {aws_errors.explain(exc)}")
 
     def _athena(self, athena, operation: str, action: str, query_id: str | None = None, **kwargs):
         try:
@@ -415,25 +289,8 @@ class GlueAthenaCatalogResource(CatalogResource):
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
     def _results(self, athena, query_id: str, has_header: bool) -> QueryResult:
-        columns: list[str] = []
-        types: list[str] = []
-        rows: list[tuple] = []
-        converters: list[Callable[[str | None], Any]] = []
         try:
             pages = athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id)
-            for number, page in enumerate(pages):
-                result_set = page["ResultSet"]
-                if number == 0:
-                    info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
-                    columns = [c["Name"] for c in info]
-                    types = [_type_name(c) for c in info]
-                    converters = [_converter(c["Type"]) for c in info]
-                page_rows = result_set.get("Rows", [])
-                if number == 0 and has_header:
-                    page_rows = page_rows[1:]
-                for row in page_rows:
-                    data = row.get("Data", [])
-                    rows.append(tuple(conv(d.get("VarCharValue")) for conv, d in zip(converters, data)))
+            return query_result(pages, has_header)
         except (ClientError, BotoCoreError) as exc:
             raise self._athena_error(exc, "read the results", query_id) from exc
-        return QueryResult(columns, types, rows)
