@@ -2,7 +2,7 @@
 
 Everything is offline: a moto server on 127.0.0.1 stands in for S3 and Glue, and a counting proxy
 (b3_platform_tests/s3_proxy.py) sits between the pipeline and it, so every request the real boto3
-clients send is seen. For each history size N it builds the synthetic archive of benchmarks/run.py
+clients send is seen. For each history size N it builds the synthetic archive of benchmarks/archive.py
 (the real IBOV samples re-dated onto N+1 consecutive B3 trading days), imports N days and backfills
 them in one single run, then measures "a day": importing the next day's file, then one run of
 raw → bronze → silver → gold for that date followed by the catalog (athena_tables: Glue tables and
@@ -75,7 +75,7 @@ def _runner():
 
 
 def measure(history: int, repeat: int, workdir: Path) -> dict:
-    from run import build_archive
+    from archive import build_archive
 
     from b3_platform.importer import import_paths
     from b3_platform.resources import LakeResource
