@@ -13,8 +13,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from b3_platform import partitions
-from b3_platform import trading_calendar
+from b3_platform import partitions, trading_calendar
 from b3_platform.b3 import indices
 from b3_platform.trading_calendar import CalendarError
 

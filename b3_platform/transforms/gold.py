@@ -14,13 +14,13 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from b3_platform.trading_calendar import trading_days_held
 from b3_platform.lake.schemas import (
     GOLD_CHANGES,
     GOLD_COMPOSITION,
     GOLD_INDEX_SUMMARY,
     GOLD_TIME_IN_INDEX,
 )
+from b3_platform.trading_calendar import trading_days_held
 
 DIMENSIONS = ("sector", "share_class", "listing_segment", "company")
 NO_SECTOR = "no sector: captured without segment 2 (a CSV download or a segment-1 response)"
