@@ -149,7 +149,9 @@ def test_previous_trading_day_before_the_start_raises():
 
 
 @pytest.mark.parametrize(
-    "day", [trading_calendar.START_DATE - dt.timedelta(days=1), dt.date(2014, 6, 2), dt.date(2099, 1, 2)], ids=str
+    "day",
+    [trading_calendar.START_DATE - dt.timedelta(days=1), dt.date(2014, 6, 2), dt.date(2099, 1, 2)],
+    ids=str,
 )
 def test_outside_the_horizon_raises_calendar_error(day):
     with pytest.raises(CalendarError, match="outside the B3 calendar span"):

@@ -60,5 +60,3 @@ def bronze_table(items: Iterable[tuple[str, str, Portfolio]]) -> pa.Table:
             for name, value in values.items():
                 columns[name].append(value)
     return pa.Table.from_pydict(columns, schema=BRONZE_PORTFOLIO.schema)
-
-
