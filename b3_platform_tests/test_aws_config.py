@@ -10,10 +10,11 @@ import sys
 import dagster as dg
 import pytest
 
+from b3_platform import aws
 from b3_platform.aws import AwsSettings
 from b3_platform.definitions import build_defs
 from b3_platform.lake.s3_storage import S3Storage
-from b3_platform.resources import build_resources
+from b3_platform.resources import LakeResource, build_resources
 from b3_platform.settings_errors import ConfigError
 from b3_platform_tests.conftest import REPO
 
@@ -153,3 +154,67 @@ def test_no_credential_is_a_setting():
     for resource in build_resources(ENV).values():
         fields = {name.lower() for name in type(resource).model_fields}
         assert not {f for f in fields if "secret" in f or "access_key" in f or "token" in f}, resource
+
+
+def test_the_s3_client_is_dagster_aws_s3resource_with_timeouts_built_once_per_process(monkeypatch):
+    """Every storage the steps of a run open, and the S3 landing on the same bucket, share one client:
+    built once by dagster-aws's S3Resource (LakeS3Resource), with connect and read timeouts."""
+    from dagster_aws.s3 import S3Resource
+
+    assert issubclass(aws.LakeS3Resource, S3Resource)
+    aws.clear_s3_clients()
+    built = []
+    get_client = aws.LakeS3Resource.get_client
+
+    def counted(self):
+        built.append(self.model_dump())
+        return get_client(self)
+
+    monkeypatch.setattr(aws.LakeS3Resource, "get_client", counted)
+    clients = []
+
+    @dg.asset
+    def first(lake: LakeResource):
+        clients.extend([lake.storage().client, lake.storage().client, lake.raw().storage.client])
+
+    @dg.asset(deps=[first])
+    def second(lake: LakeResource):
+        clients.append(lake.storage().client)
+
+    resources = build_resources(ENV)
+    result = dg.materialize([first, second], resources={"lake": resources["lake"]})
+    assert result.success
+    assert len(result.get_step_success_events()) == 2
+    assert len(built) == 1 and len({id(c) for c in clients}) == 1
+    (settings,) = built
+    assert (settings["region_name"], settings["endpoint_url"]) == ("sa-east-1", None)
+    assert not any(settings[k] for k in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"))
+    client = clients[0]
+    assert client.meta.service_model.service_name == "s3"
+    assert client.meta.region_name == "sa-east-1"
+    config = client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (10.0, 60.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 6}  # max_attempts=5 retries
+    assert resources["landing"]._storage().client is client  # the S3 landing: the same client
+    assert len(built) == 1
+
+
+def test_s3resource_fields_and_timeouts_reach_the_client():
+    resource = aws.LakeS3Resource(
+        region_name="us-east-2",
+        endpoint_url="http://127.0.0.1:9000",
+        max_attempts=2,
+        connect_timeout_seconds=1.5,
+        read_timeout_seconds=7,
+    )
+    client = resource.get_client()
+    assert (client.meta.region_name, client.meta.endpoint_url) == ("us-east-2", "http://127.0.0.1:9000")
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (1.5, 7)
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert resource.get_client() is not client  # get_client builds; client() keeps one per process
+    assert resource.client() is resource.client()
+
+
+def test_s3_clients_come_from_the_s3_resource_only():
+    with pytest.raises(ValueError, match="aws.s3_client"):
+        aws.client("s3", "us-east-1")

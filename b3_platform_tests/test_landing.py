@@ -500,3 +500,79 @@ def test_a_replaced_upload_is_not_deleted_before_its_own_event(aws_target, insta
     assert result.skip_message == "1 landed file(s): 1 imported"
     assert [e.partition for e in result.asset_events] == ["2025-07-08"]
     assert aws_target.keys("landing/") == [] and first.endswith("latest.json")
+
+
+@pytest.fixture
+def s3_proxy(moto_server):
+    from b3_platform_tests.s3_proxy import S3FaultProxy
+
+    proxy = S3FaultProxy(moto_server.endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+def test_s3_failures_of_the_landing_are_storage_errors_that_say_what_to_check(aws_target, s3_proxy, caplog):
+    """The landed objects go through S3Storage: a key gone meanwhile is acknowledged, access denied
+    names the object and the IAM policy (on read the message stays queued; on settle it raises)."""
+    from b3_platform.importer import FileResult
+    from b3_platform.lake.storage import StorageError
+
+    landing = Landing(aws_target)
+    sqs_landing = landing.resource(s3_endpoint_url=s3_proxy.endpoint, visibility_timeout_seconds=1)
+    sqs_landing.receive(10)  # the s3:TestEvent
+    key = landing.upload("IBOV/2025-07-08.json", (IBOV_JSON / "2025-07-08.json").read_bytes())
+    uri = f"s3://{aws_target.bucket}/{key}"
+    iam = "access denied; the credentials in use lack the permission (the pipeline's IAM policy is in infra/b3_platform.yaml)"
+
+    s3_proxy.fail("GET", f"/{key}", status=403)
+    with caplog.at_level(logging.WARNING, logger="b3_platform.landing"):
+        assert sqs_landing.receive(10) == []
+    assert f"StorageError: cannot read {uri}: {iam}; left in the queue" in caplog.text
+    assert sum(landing.messages()) == 1  # not acknowledged: redelivered later
+    s3_proxy.heal()
+
+    landing.wait_until_visible(1)
+    (landed,) = sqs_landing.receive(10)
+    s3_proxy.fail("PUT", "/landing_rejected/", status=403)
+    with pytest.raises(StorageError) as raised:
+        sqs_landing.settle(landed, FileResult(landed.name, "rejected", "not a portfolio"))
+    rejected = f"s3://{aws_target.bucket}/{aws_target.prefix}/landing_rejected/IBOV/2025-07-08.json"
+    assert str(raised.value) == f"cannot write {rejected}: {iam}"
+    s3_proxy.heal()
+    s3_proxy.fail("HEAD", f"/{key}", status=403)
+    with pytest.raises(StorageError) as raised:
+        sqs_landing.settle(landed, FileResult(landed.name, "duplicate"))
+    assert str(raised.value) == f"cannot look up {uri}: {iam}"
+    assert aws_target.keys("landing/") == ["landing/IBOV/2025-07-08.json"]  # nothing removed
+    s3_proxy.heal()
+
+    # Deleted before its event is read: a MissingKey (a StorageError), the event acknowledged.
+    landing.wait_until_visible(1)
+    landing.s3.delete_object(Bucket=aws_target.bucket, Key=key)
+    with caplog.at_level(logging.INFO, logger="b3_platform.landing"):
+        assert sqs_landing.receive(10) == []
+    assert f"{uri} no longer exists (settled or deleted): acknowledged" in caplog.text
+    assert landing.messages() == (0, 0)
+
+
+def test_a_queue_that_does_not_exist_is_a_queue_error_naming_the_setting(aws_target):
+    from b3_platform.landing import QueueError
+
+    landing = Landing(aws_target)
+    missing = landing.queue_url.rsplit("/", 1)[0] + "/no-such-queue"
+    with pytest.raises(QueueError) as raised:
+        landing.resource(queue_url=missing).receive(10)
+    assert str(raised.value).startswith(f"cannot receive messages from {missing}: ")
+    assert "B3_PLATFORM_LANDING_QUEUE_URL" in str(raised.value)
+
+
+def test_a_key_with_a_dotdot_folder_is_ignored_saying_so(aws_target, caplog):
+    """Lake keys never hold '..' parts (S3Storage refuses them), so such an upload is not imported."""
+    landing = Landing(aws_target)
+    sqs_landing = landing.resource()
+    sqs_landing.receive(10)  # the s3:TestEvent
+    key = landing.upload("x/../IBOV/2025-07-08.json", (IBOV_JSON / "2025-07-08.json").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="b3_platform.landing"):
+        assert sqs_landing.receive(10) == []
+    assert f"ignored s3://{aws_target.bucket}/{key}: a '..' folder in its key" in caplog.text
+    assert landing.messages() == (0, 0)
