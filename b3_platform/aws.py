@@ -47,7 +47,7 @@ DEFAULT_WORKGROUP = "b3_platform"
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 60.0
 MAX_ATTEMPTS = 5
-#: Folder under the lake prefix where files dropped into S3 are picked up (see landing.py).
+#: Folder under the lake prefix where files dropped into S3 are picked up (see landing/sqs.py).
 LANDING_FOLDER = "landing"
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

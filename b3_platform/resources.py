@@ -3,7 +3,7 @@
 Asset code asks for `lake`, `catalog` and `b3` by key and never branches on the environment:
 `B3_PLATFORM_ENV=aws` swaps what stands behind the same keys (an S3 lake, the Glue Data Catalog
 with Athena) and nothing else. The landing sensor asks for `landing`: a local folder, or the S3
-landing prefix's event queue (landing.py).
+landing prefix's event queue (the landing package).
 """
 
 import os
