@@ -22,23 +22,37 @@ def client_error(code: str, message: str = "", status: int = 400, operation: str
 @pytest.mark.parametrize(
     ("error", "says"),
     [
-        (client_error("NoSuchBucket", "The specified bucket does not exist", 404),
-         "bucket 'my-lake' does not exist (check B3_PLATFORM_S3_BUCKET, or deploy infra/b3_platform.yaml)"),
+        (
+            client_error("NoSuchBucket", "The specified bucket does not exist", 404),
+            "bucket 'my-lake' does not exist (check B3_PLATFORM_S3_BUCKET, or deploy infra/b3_platform.yaml)",
+        ),
         (client_error("AccessDenied", "Access Denied", 403), IAM),
         (client_error("403", "Forbidden", 403, "HeadObject"), IAM),
         (client_error("", "", 403, "HeadObject"), IAM),
         (client_error("AccessDeniedException", "User is not authorized to perform glue:GetTable", 400), IAM),
-        (client_error("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist", 400),
-         "the queue does not exist (check B3_PLATFORM_LANDING_QUEUE_URL, or deploy infra/b3_platform.yaml)"),
-        (client_error("QueueDoesNotExist", "The specified queue does not exist.", 400),
-         "the queue does not exist (check B3_PLATFORM_LANDING_QUEUE_URL, or deploy infra/b3_platform.yaml)"),
-        (client_error("InternalError", "We encountered an internal error. Please try again.", 500),
-         "InternalError: We encountered an internal error. Please try again."),
-        (client_error("InvalidRequestException", "WorkGroup does not exist"),
-         "InvalidRequestException: WorkGroup does not exist"),
+        (
+            client_error(
+                "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist", 400
+            ),
+            "the queue does not exist (check B3_PLATFORM_LANDING_QUEUE_URL, or deploy infra/b3_platform.yaml)",
+        ),
+        (
+            client_error("QueueDoesNotExist", "The specified queue does not exist.", 400),
+            "the queue does not exist (check B3_PLATFORM_LANDING_QUEUE_URL, or deploy infra/b3_platform.yaml)",
+        ),
+        (
+            client_error("InternalError", "We encountered an internal error. Please try again.", 500),
+            "InternalError: We encountered an internal error. Please try again.",
+        ),
+        (
+            client_error("InvalidRequestException", "WorkGroup does not exist"),
+            "InvalidRequestException: WorkGroup does not exist",
+        ),
         (client_error("", "", 400, "HeadObject"), "400"),
-        (EndpointConnectionError(endpoint_url="http://127.0.0.1:9/my-lake"),
-         'Could not connect to the endpoint URL: "http://127.0.0.1:9/my-lake"'),
+        (
+            EndpointConnectionError(endpoint_url="http://127.0.0.1:9/my-lake"),
+            'Could not connect to the endpoint URL: "http://127.0.0.1:9/my-lake"',
+        ),
     ],
 )
 def test_each_error_says_what_to_check(error, says):
@@ -100,7 +114,9 @@ def test_s3_storage_errors_name_the_object_and_what_to_check():
     with pytest.raises(StorageError, match=r"^cannot delete s3://my-lake/prod/raw/a\.json: InternalError: "):
         failing.delete("raw/a.json")
     unreachable = storage(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
-    with pytest.raises(StorageError, match=r"^cannot list s3://my-lake/prod/raw: Could not connect to the endpoint"):
+    with pytest.raises(
+        StorageError, match=r"^cannot list s3://my-lake/prod/raw: Could not connect to the endpoint"
+    ):
         unreachable.list_keys("raw")
 
     missing = storage(client_error("NoSuchKey", "The specified key does not exist.", 404))

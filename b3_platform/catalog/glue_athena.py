@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import Field
 
 from b3_platform import aws, aws_errors
+from b3_platform.catalog.athena import query_result
 from b3_platform.catalog.base import (
     CatalogError,
     CatalogResource,
@@ -39,7 +40,6 @@ from b3_platform.catalog.base import (
     QueryResult,
     RegisteredTable,
 )
-from b3_platform.catalog.athena import query_result
 from b3_platform.catalog.glue import (
     ALREADY_EXISTS,
     CREATE_BATCH,
