@@ -153,7 +153,7 @@ def import_body(
     """Validate one file's bytes completely, then file them in raw under the header date.
 
     Needs no local path, so files that arrive elsewhere (the landing folder or S3 prefix, see
-    landing.py) go through exactly the checks of an import. `name` is where the file sits (a
+    landing/) go through exactly the checks of an import. `name` is where the file sits (a
     path, or a key relative to landing such as `IBOV/2025-07-08.json`): its suffix, a date it
     states and the nearest folder named for an index count as for a path. `file_name` is what the
     capture's metadata records as its origin (default: `name`)."""
