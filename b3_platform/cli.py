@@ -129,27 +129,11 @@ def cmd_query(args) -> int:
 
 
 def _definitions(args):
-    """The platform's definitions (`build_defs`) with the resources of this command's settings.
-
-    `build_defs` reads os.environ, which the CLI leaves alone: its assets, jobs, schedules and
-    sensors are kept and its resources replaced. Built on every call, so --data-dir holds on every
-    call in a process."""
-    import dagster as dg
-
+    """The platform's definitions with this command's settings (`--data-dir` included). Built on
+    every call, so a flag of one call holds for that call only."""
     from b3_platform.definitions import build_defs
 
-    deployed = build_defs()
-    return dg.Definitions(
-        assets=deployed.assets,
-        asset_checks=deployed.asset_checks,
-        jobs=deployed.jobs,
-        schedules=deployed.schedules,
-        sensors=deployed.sensors,
-        resources=_resources(args),
-        executor=deployed.executor,
-        loggers=deployed.loggers,
-        metadata=deployed.metadata,
-    )
+    return build_defs(_env(args))
 
 
 def _demo_import(store, samples: Path) -> list:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import dagster as dg
 
 from b3_platform.assets import ALL_ASSETS
+from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.automation import (
     daily_capture_job,
     daily_capture_schedule,
@@ -12,17 +15,33 @@ from b3_platform.automation import (
     landing_sensor,
     with_automation,
 )
+from b3_platform.lake.io_manager import check_lake_assets
 from b3_platform.resources import build_resources
 
 
-def build_defs() -> dg.Definitions:
-    """The definitions, with resources read from the environment now (the CLI's demo calls this)."""
+def with_catalog_kinds(assets: Sequence[dg.AssetsDefinition], kinds: set[str]) -> list:
+    """athena_tables shows the engine that runs it (duckdb locally, glue + athena on AWS): one
+    asset, whichever catalog stands behind the `catalog` key."""
+    return [
+        dg.map_asset_specs(lambda spec: spec.replace_attributes(kinds=kinds), [a])[0]
+        if a is athena_tables
+        else a
+        for a in assets
+    ]
+
+
+def build_defs(env: Mapping[str, str] | None = None) -> dg.Definitions:
+    """The definitions, with resources read from `env` (default: the process environment) now.
+
+    The CLI passes its own settings (e.g. --data-dir) as `env` rather than changing os.environ."""
+    check_lake_assets(ALL_ASSETS)
+    resources = build_resources(env)
     return dg.Definitions(
-        assets=with_automation(ALL_ASSETS),
+        assets=with_automation(with_catalog_kinds(ALL_ASSETS, resources["catalog"].kinds)),
         jobs=[daily_capture_job],
         schedules=[daily_capture_schedule],
         sensors=[follow_upstream_sensor, landing_sensor],
-        resources=build_resources(),
+        resources=resources,
     )
 
 

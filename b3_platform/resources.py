@@ -1,6 +1,7 @@
 """Resources, chosen per environment in one place (`build_resources`).
 
-Asset code asks for `lake`, `catalog` and `b3` by key and never branches on the environment:
+Asset code asks for `lake`, `catalog` and `b3` by key, and the Parquet layers are stored by the IO
+manager under `lake_io_manager` (which stands on `lake`); nothing branches on the environment:
 `B3_PLATFORM_ENV=aws` swaps what stands behind the same keys (an S3 lake, the Glue Data Catalog
 with Athena) and nothing else. The landing sensor asks for `landing`: a local folder, or the S3
 landing prefix's event queue (the landing package).
@@ -17,8 +18,8 @@ from b3_platform.aws import AwsSettings
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
-from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.storage import Storage, open_storage
+from b3_platform.lake.io_manager import LAKE_IO_MANAGER, LakeIOManager
+from b3_platform.lake.resource import DEFAULT_DATA_DIR, LakeResource
 from b3_platform.landing import LocalLandingResource, SqsLandingResource
 from b3_platform.settings_errors import ConfigError
 
@@ -26,36 +27,7 @@ ENV_VAR = "B3_PLATFORM_ENV"
 DATA_DIR_VAR = "B3_PLATFORM_DATA_DIR"
 B3_URL_VAR = "B3_PLATFORM_B3_URL"
 DUCKDB_VAR = "B3_PLATFORM_DUCKDB"
-DEFAULT_DATA_DIR = "data"
 CATALOG_FILE = "warehouse.duckdb"
-
-
-class LakeResource(dg.ConfigurableResource):
-    """Where the lake lives: a local folder (default `./data`) or `s3://bucket/prefix`.
-
-    On S3 the client comes from dagster-aws's S3Resource (aws.LakeS3Resource: S3Resource plus
-    connect and read timeouts), built from `region` and `endpoint_url` by `aws.s3_client` when
-    `storage()` opens the S3Storage, rather than nested here as a resource field: the lake's
-    configuration stays these three fields (S3Resource's credential and key fields would show up in
-    every run's config, and credentials come from the standard AWS chain only), and the client is
-    the process's one for that region and endpoint, so the several `storage()` / `raw()` calls of a
-    step and the S3 landing share one client instead of building one (0.15-0.3 s) each."""
-
-    root: str = Field(
-        default=DEFAULT_DATA_DIR,
-        description="Lake root folder (relative to the working directory) or s3://bucket/prefix",
-    )
-    region: str | None = Field(default=None, description="AWS region of an s3:// root")
-    endpoint_url: str | None = Field(
-        default=None, description="S3-compatible endpoint of an s3:// root (default: AWS's own)"
-    )
-
-    def storage(self) -> Storage:
-        """The lake's storage: LocalStorage, or S3Storage on the process's S3 client."""
-        return open_storage(self.root, region=self.region, endpoint_url=self.endpoint_url)
-
-    def raw(self) -> RawStore:
-        return RawStore(self.storage())
 
 
 class B3ApiResource(dg.ConfigurableResource):
@@ -89,6 +61,12 @@ class B3ApiResource(dg.ConfigurableResource):
         return [validate_index_code(c) for c in self.indices]
 
 
+def lake_resources(lake: LakeResource) -> dict[str, dg.ConfigurableResource]:
+    """`lake` and the IO manager that stores the Parquet layers on it: the two always travel
+    together, so a test or a script that points the lake somewhere gets both from here."""
+    return {"lake": lake, LAKE_IO_MANAGER: LakeIOManager(lake=lake)}
+
+
 def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources for the environment named by B3_PLATFORM_ENV: `local` (default) or `aws`.
 
@@ -104,7 +82,7 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
     if mode == "local":
         data_dir = env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
         return {
-            "lake": LakeResource(root=data_dir),
+            **lake_resources(LakeResource(root=data_dir)),
             "catalog": DuckDBCatalogResource(
                 duckdb=DuckDBResource(
                     database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}"
@@ -127,8 +105,10 @@ def aws_resources(settings: AwsSettings) -> dict[str, dg.ConfigurableResource]:
     from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
 
     return {
-        "lake": LakeResource(
-            root=settings.lake_root, region=settings.region, endpoint_url=settings.s3_endpoint_url
+        **lake_resources(
+            LakeResource(
+                root=settings.lake_root, region=settings.region, endpoint_url=settings.s3_endpoint_url
+            )
         ),
         "catalog": GlueAthenaCatalogResource(
             region=settings.region,

@@ -67,10 +67,10 @@ def replay_b3_resource(server, **overrides):
 @pytest.fixture
 def resources(lake_root, b3_server):
     """Resources for in-process runs: the temp lake, its DuckDB catalog, and the replay server."""
-    from b3_platform.resources import LakeResource
+    from b3_platform.resources import LakeResource, lake_resources
 
     return {
-        "lake": LakeResource(root=str(lake_root)),
+        **lake_resources(LakeResource(root=str(lake_root))),
         "catalog": duckdb_catalog(lake_root),
         "b3": replay_b3_resource(b3_server),
     }

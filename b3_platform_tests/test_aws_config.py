@@ -127,6 +127,11 @@ def test_the_asset_graph_is_the_same_in_both_environments(monkeypatch):
     assert sorted(s.name for s in aws.sensors) == sorted(s.name for s in local.sensors)
     assert sorted(s.name for s in aws.schedules) == sorted(s.name for s in local.schedules)
     assert sorted(aws.resources) == sorted(local.resources)
+    # What stands behind the same keys differs, and the catalog asset shows which engine runs it.
+    assert type(aws.resources["lake_io_manager"]) is type(local.resources["lake_io_manager"])
+    assert aws.resources["lake_io_manager"].lake.root.startswith("s3://")
+    kinds = lambda d: d.resolve_asset_graph().get(dg.AssetKey("athena_tables")).kinds  # noqa: E731
+    assert (kinds(local), kinds(aws)) == ({"duckdb"}, {"glue", "athena"})
 
 
 def _load_definitions(env: dict[str, str]) -> subprocess.CompletedProcess:

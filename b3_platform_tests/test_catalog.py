@@ -46,7 +46,7 @@ from b3_platform.lake.schemas import (
     TableDef,
 )
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.resources import B3ApiResource, LakeResource
+from b3_platform.resources import B3ApiResource, LakeResource, lake_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import ENV_VARS, REPO, duckdb_catalog
 
@@ -72,10 +72,10 @@ DESCRIBED = {
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def lake_resources(root: Path) -> dict:
+def platform_resources(root: Path) -> dict:
     """The lake, its catalog, and a B3 resource that is never called (every date is in the past)."""
     return {
-        "lake": LakeResource(root=str(root)),
+        **lake_resources(LakeResource(root=str(root))),
         "catalog": duckdb_catalog(root),
         "b3": B3ApiResource(
             base_url="http://127.0.0.1:9",
@@ -122,10 +122,10 @@ def sync(root: Path, catalog: DuckDBCatalogResource | None = None) -> list[Regis
 
 
 def run_catalog_asset(root: Path) -> dg.ExecuteInProcessResult:
-    resources = lake_resources(root)
+    resources = platform_resources(root)
     return dg.materialize(
         [athena_tables],
-        resources={"lake": resources["lake"], "catalog": resources["catalog"]},
+        resources={**lake_resources(resources["lake"]), "catalog": resources["catalog"]},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -161,7 +161,7 @@ def built(tmp_path_factory) -> Built:
         for var in ENV_VARS:
             mp.delenv(var, raising=False)
         import_days(root, *DAYS)
-        defs = dg.Definitions(assets=ALL_ASSETS, resources=lake_resources(root))
+        defs = dg.Definitions(assets=ALL_ASSETS, resources=platform_resources(root))
         runs = materialize_days(defs, DAYS, instance=dg.DagsterInstance.ephemeral(), quiet=True)
     assert [r.success for r in runs] == [True, True]
     return Built(root, runs)
@@ -277,7 +277,7 @@ def test_a_new_date_is_queryable_without_sync(lake_copy):
     import_days(lake_copy, NEW_DAY)
     result = dg.materialize(
         [a for a in ALL_ASSETS if a is not athena_tables],
-        resources=lake_resources(lake_copy),
+        resources=platform_resources(lake_copy),
         instance=dg.DagsterInstance.ephemeral(),
         partition_key=NEW_DAY.isoformat(),
         raise_on_error=False,

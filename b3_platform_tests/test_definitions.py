@@ -37,7 +37,7 @@ EXPECTED_SPECS = {
     "silver_header": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     "silver_assets": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     **{name: _GOLD_SPEC for name in GOLD},
-    "athena_tables": {"group": "catalog", "deps": sorted(TABLES), "kinds": {"duckdb", "glue", "athena"}},
+    "athena_tables": {"group": "catalog", "deps": sorted(TABLES), "kinds": {"duckdb"}},
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
@@ -84,7 +84,7 @@ def test_workspace_module_loads_one_definitions_object():
 
 def test_definitions_validate():
     dg.Definitions.validate_loadable(defs)
-    assert sorted(defs.resources) == ["b3", "catalog", "lake", "landing"]
+    assert sorted(defs.resources) == ["b3", "catalog", "lake", "lake_io_manager", "landing"]
     assert isinstance(defs.resources["lake"], LakeResource)
     assert isinstance(defs.resources["b3"], B3ApiResource)
     assert isinstance(defs.resources["catalog"], DuckDBCatalogResource)
@@ -313,7 +313,7 @@ def test_build_resources_default_env(monkeypatch):
     ):
         monkeypatch.delenv(var, raising=False)
     for built in (build_resources(), build_resources({})):
-        assert sorted(built) == ["b3", "catalog", "lake", "landing"]
+        assert sorted(built) == ["b3", "catalog", "lake", "lake_io_manager", "landing"]
         assert built["lake"].root == "data"
         assert built["b3"].base_url == B3_URL
         assert built["b3"].indices == ["IBOV", "IBXX", "IBXL", "SMLL", "IDIV"]

@@ -43,7 +43,7 @@ from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
 from b3_platform.lake.schemas import CATALOG_TABLES, RAW_CAPTURES, SILVER_ASSETS, TABLES
 from b3_platform.lake.storage import open_storage
-from b3_platform.resources import B3ApiResource
+from b3_platform.resources import B3ApiResource, lake_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.moto_aws import CREDENTIALS, REGION, AwsTarget
@@ -94,10 +94,10 @@ def glue_catalog(target: AwsTarget, **overrides) -> GlueAthenaCatalogResource:
     return target.catalog(**{"poll_interval_seconds": 0.01, "timeout_seconds": 10.0, **overrides})
 
 
-def lake_resources(target: AwsTarget) -> dict:
+def platform_resources(target: AwsTarget) -> dict:
     """The S3 lake, its Glue catalog, and a B3 resource that is never called (every date is past)."""
     return {
-        "lake": target.lake(),
+        **lake_resources(target.lake()),
         "catalog": glue_catalog(target),
         "b3": B3ApiResource(
             base_url=UNREACHABLE,
@@ -211,7 +211,7 @@ def built(moto_server, tmp_path_factory) -> Built:
         client(target, "s3").create_bucket(Bucket=target.bucket)
         results = import_paths(RawStore(storage(target)), [JSON_DIR / f"{d}.json" for d in DAYS])
         assert [r.status for r in results] == ["imported"] * len(DAYS), [r.reason for r in results]
-        defs = dg.Definitions(assets=ALL_ASSETS, resources=lake_resources(target))
+        defs = dg.Definitions(assets=ALL_ASSETS, resources=platform_resources(target))
         runs = materialize_days(defs, DAYS, instance=dg.DagsterInstance.ephemeral(), quiet=True)
     assert [r.success for r in runs] == [True, True]
     return Built(target, runs)
@@ -432,10 +432,10 @@ def test_the_check_on_glue_names_a_file_that_differs_from_the_declared_schema(la
     pq.write_table(table, sink)
     lake.write_bytes(key, sink.getvalue().to_pybytes())
 
-    resources = lake_resources(target)
+    resources = platform_resources(target)
     result = dg.materialize(
         [athena_tables],
-        resources={"lake": resources["lake"], "catalog": resources["catalog"]},
+        resources={**lake_resources(resources["lake"]), "catalog": resources["catalog"]},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -14,9 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from b3_platform.transforms import gold
+from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.gold import gold_tables as gold_asset
-from b3_platform.trading_calendar import previous_trading_day, trading_days_between, trading_days_held
 from b3_platform.lake.schemas import (
     GOLD_CHANGES,
     GOLD_COMPOSITION,
@@ -28,8 +27,10 @@ from b3_platform.lake.schemas import (
     TABLES,
 )
 from b3_platform.quality import GOLD_RULES
-from b3_platform.resources import B3ApiResource, LakeResource
+from b3_platform.resources import B3ApiResource, LakeResource, lake_resources
 from b3_platform.runs import QUIET, range_tags
+from b3_platform.trading_calendar import previous_trading_day, trading_days_between, trading_days_held
+from b3_platform.transforms import gold
 from b3_platform_tests.conftest import duckdb_catalog
 from b3_platform_tests.test_pipeline import (
     JSON_DAYS,
@@ -606,7 +607,7 @@ def silver_lake(tmp_path_factory):
 
 def _resources(root):
     return {
-        "lake": LakeResource(root=str(root)),
+        **lake_resources(LakeResource(root=str(root))),
         "catalog": duckdb_catalog(root),
         # raw is never selected here; were anything to call B3 it would fail at once
         "b3": B3ApiResource(base_url="http://127.0.0.1:9/indexProxy/indexCall", indices=["IBOV"]),
@@ -622,8 +623,9 @@ def lake(silver_lake, lake_root):
 def run_gold(lake, *, day=None, first=None, last=None, instance=None) -> dg.ExecuteInProcessResult:
     """One run of the gold multi-asset alone (silver is its input, already in the lake)."""
     return dg.materialize(
-        [gold_asset],
-        resources={"lake": LakeResource(root=str(lake))},
+        ALL_ASSETS,
+        selection=[*gold_asset.keys],
+        resources=_resources(lake),
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
         run_config=QUIET,  # console logs at WARNING: the per-date runs are many

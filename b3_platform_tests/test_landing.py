@@ -33,7 +33,7 @@ from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import TABLES
 from b3_platform.lake.storage import LocalStorage, open_storage
 from b3_platform.landing import LocalLandingResource, SqsLandingResource
-from b3_platform.resources import B3ApiResource, LakeResource, build_resources
+from b3_platform.resources import B3ApiResource, LakeResource, build_resources, lake_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import REPO, duckdb_catalog
 from b3_platform_tests.moto_aws import REGION, AwsTarget
@@ -65,7 +65,7 @@ def landing_defs(lake_root: str, **landing_config) -> dg.Definitions:
         assets=with_automation(ALL_ASSETS),
         sensors=[follow_upstream_sensor, landing_sensor],
         resources={
-            "lake": LakeResource(root=lake_root),
+            **lake_resources(LakeResource(root=lake_root)),
             "catalog": duckdb_catalog(lake_root),
             "b3": b3_never_called(),
             "landing": LocalLandingResource(
@@ -357,7 +357,7 @@ class Landing:
 
 def s3_resources(target: AwsTarget, landing: SqsLandingResource, **overrides) -> dict:
     return {
-        "lake": target.lake(),
+        **lake_resources(target.lake()),
         "landing": landing,
         **overrides,
     }

@@ -24,7 +24,7 @@ from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import TABLES
 from b3_platform.lake.storage import LocalStorage, StorageError
-from b3_platform.resources import LakeResource
+from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog, replay_b3_resource
 from b3_platform_tests.moto_aws import AwsTarget
@@ -47,7 +47,7 @@ def s3_lake(target: AwsTarget, endpoint: str | None = None) -> LakeResource:
 def aws_resources(target: AwsTarget, b3_server, endpoint: str | None = None) -> dict:
     """The AWS mode's resources on this target (the catalog is tested in test_glue_athena.py)."""
     return {
-        "lake": target.lake(endpoint),
+        **lake_resources(target.lake(endpoint)),
         "catalog": target.catalog(endpoint),
         "b3": replay_b3_resource(b3_server),
     }
@@ -113,7 +113,7 @@ def built(moto_server, tmp_path_factory, replay_server) -> Built:
         (local / key).parent.mkdir(parents=True, exist_ok=True)
         (local / key).write_bytes(body)
     local_resources = {
-        "lake": LakeResource(root=str(local)),
+        **lake_resources(LakeResource(root=str(local))),
         "catalog": duckdb_catalog(local),
         "b3": replay_b3_resource(replay_server),
     }

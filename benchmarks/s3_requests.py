@@ -78,7 +78,7 @@ def measure(history: int, repeat: int, workdir: Path) -> dict:
     from archive import build_archive
 
     from b3_platform.importer import import_paths
-    from b3_platform.resources import LakeResource
+    from b3_platform.resources import LakeResource, lake_resources
     from b3_platform_tests.conftest import duckdb_catalog, replay_b3_resource
     from b3_platform_tests.moto_aws import AwsTarget, MotoServer
     from b3_platform_tests.replay import ReplayServer
@@ -93,13 +93,13 @@ def measure(history: int, repeat: int, workdir: Path) -> dict:
     try:
         target = AwsTarget.create(server)
         s3 = {
-            "lake": target.lake(proxy.endpoint),
+            **lake_resources(target.lake(proxy.endpoint)),
             "catalog": target.catalog(proxy.endpoint),
             "b3": replay_b3_resource(replay),
         }
         local_root = workdir / f"local-{history}"
         local = {
-            "lake": LakeResource(root=str(local_root)),
+            **lake_resources(LakeResource(root=str(local_root))),
             "catalog": duckdb_catalog(local_root),
             "b3": replay_b3_resource(replay),
         }

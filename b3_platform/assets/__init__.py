@@ -1,7 +1,7 @@
 """Dagster assets, one module per layer; their checks are computed beside them."""
 
-from b3_platform.assets.bronze import bronze_portfolio
 from b3_platform.assets.athena_tables import athena_tables
+from b3_platform.assets.bronze import bronze_portfolio
 from b3_platform.assets.gold import gold_tables
 from b3_platform.assets.raw import raw_portfolio
 from b3_platform.assets.silver import silver

@@ -69,8 +69,8 @@ def _schema_problems(catalog: CatalogResource, tables: list[TableDef]) -> list[s
     # (raw, then every layer below it) refreshes the catalog once, after the layers, not twice.
     deps=list(TABLES),
     group_name="catalog",
-    # The catalog is DuckDB locally and Glue + Athena on AWS: one asset, whichever is active.
-    kinds={"duckdb", "glue", "athena"},
+    # The catalog is DuckDB locally and Glue + Athena on AWS: one asset, whichever is active; the
+    # definitions set its kinds to the active catalog's (definitions.with_catalog_kinds).
     pool="duckdb",
     # Unpartitioned, so a policy changes nothing for it; declared so that `dagster asset materialize
     # --partition-range` accepts a selection reaching the catalog (it requires single_run on all).

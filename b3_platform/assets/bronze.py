@@ -6,19 +6,12 @@ import datetime as dt
 
 import dagster as dg
 
-from b3_platform.assets.common import (
-    PARTITIONED,
-    CheckBook,
-    check_spec,
-    check_specs,
-    log_progress,
-    table_metadata,
-)
+from b3_platform.assets.common import PARTITIONED, CheckBook, check_spec, check_specs, table_metadata
 from b3_platform.assets.raw import IMPORT_HINT, raw_portfolio
 from b3_platform.b3.contract import ContractError, Portfolio
+from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateStream, DateTables, NoInput
 from b3_platform.lake.raw_store import RawCapture, RawStore
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO
-from b3_platform.lake.tables import delete_partition, write_partition
 from b3_platform.partitions import partition_days
 from b3_platform.quality import BRONZE_RULES
 from b3_platform.resources import LakeResource
@@ -67,40 +60,28 @@ def choose_captures(
     check_specs=SPECS,
     description=__doc__,
     metadata=table_metadata(BRONZE_PORTFOLIO),
+    io_manager_key=LAKE_IO_MANAGER,
     **PARTITIONED,
 )
 def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
-    storage, store = lake.storage(), lake.raw()
+    store = lake.raw()
     book = CheckBook(SPECS, context)
-    days = partition_days(context)
-    built = 0
-    for done, day in enumerate(days, start=1):
-        log_progress(context, done, len(days), "bronze_portfolio")
+
+    def build(day: dt.date) -> DateTables | NoInput:
         captures = store.by_index(day)
         book.record(RAW_PRESENT.name, day, [] if captures else ["no raw capture"])
         if not captures:
-            removed = delete_partition(storage, BRONZE_PORTFOLIO, day)
-            context.log.warning(
-                f"{day}: no raw capture{'; removed the stale bronze file' if removed else ''}"
-            )
-            context.add_asset_metadata(
-                {"dagster/row_count": 0, "status": "no raw capture"}, partition_key=day.isoformat()
-            )
-            continue
+            return NoInput("no raw capture")
         items, skipped = choose_captures(store, day, captures)
         for note in skipped:
             context.log.warning(f"{day}: skipped {note}")
         table = bronze_table(items)
         for rule in BRONZE_RULES:
             book.record(rule.name, day, rule.fn(table, day))
-        key = write_partition(storage, BRONZE_PORTFOLIO, day, table)
-        built += 1
-        rows = {index: len(p.results) for index, _, p in items}
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": table.num_rows,
-                "dagster/uri": storage.uri(key),
-                **{f"rows_{index}": n for index, n in rows.items()},
+        return DateTables(
+            {BRONZE_PORTFOLIO.name: table},
+            shared={
+                **{f"rows_{index}": len(p.results) for index, _, p in items},
                 "capture_ids": dg.MetadataValue.json({index: cid for index, cid, _ in items}),
                 "captures_available": sum(len(c) for c in captures.values()),
                 **(
@@ -109,10 +90,16 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
                     else {}
                 ),
             },
-            partition_key=day.isoformat(),
         )
-    if not built:
-        raise dg.Failure(
-            f"bronze_portfolio: no raw capture for {', '.join(map(str, days[:10]))}. {IMPORT_HINT}"
-        )
-    return dg.MaterializeResult(check_results=book.results())
+
+    stream = DateStream(
+        context,
+        [BRONZE_PORTFOLIO],
+        partition_days(context),
+        build,
+        name="bronze_portfolio",
+        nothing_built_hint=IMPORT_HINT,
+    )
+    yield dg.Output(stream)
+    stream.finish()
+    yield from book.results()

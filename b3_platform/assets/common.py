@@ -65,11 +65,9 @@ class CheckBook:
     own evaluation, so the UI shows a backfill's bad days. Passing dates get none: at ~2 ms per
     event, eight checks would cost more than building the date itself."""
 
-    def __init__(
-        self, specs: Sequence[dg.AssetCheckSpec], context: dg.AssetExecutionContext | None = None
-    ) -> None:
+    def __init__(self, specs: Sequence[dg.AssetCheckSpec], context: dg.AssetExecutionContext) -> None:
         self._context = context
-        self._per_partition = context is not None and len(context.partition_keys) > 1
+        self._per_partition = len(context.partition_keys) > 1
         self._specs = {s.name: s for s in specs}
         self._problems: dict[str, list[str]] = {name: [] for name in self._specs}
         self._dates: dict[str, list[str]] = {name: [] for name in self._specs}
@@ -125,11 +123,3 @@ class CheckBook:
                 )
             )
         return results
-
-
-def log_progress(
-    context: dg.AssetExecutionContext, done: int, total: int, what: str, every: int = 50
-) -> None:
-    """A log line every `every` dates of a long range, so a backfill shows it is moving."""
-    if total > every and (done % every == 0 or done == total):
-        context.log.info(f"{what}: {done}/{total} dates")

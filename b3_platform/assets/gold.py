@@ -17,21 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import dagster as dg
 import pyarrow as pa
 
-from b3_platform.transforms import gold
-from b3_platform.assets.common import (
-    PARTITIONED,
-    CheckBook,
-    check_specs,
-    log_progress,
-    table_metadata,
-)
-from b3_platform.trading_calendar import SAO_PAULO, previous_trading_day
+from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
-from b3_platform.lake.storage import Storage
-from b3_platform.lake.tables import delete_partition, partition_dates, read_partition, write_partition
 from b3_platform.partitions import partition_days
 from b3_platform.quality import GOLD_RULES
-from b3_platform.resources import LakeResource
+from b3_platform.trading_calendar import SAO_PAULO, previous_trading_day
+from b3_platform.transforms import gold
 
 PREVIOUS_AND_SAME_DAY = dg.TimeWindowPartitionMapping(start_offset=-1)
 SPECS = [spec for table_def in GOLD_TABLES for spec in check_specs(GOLD_RULES, table_def.name)]
@@ -40,11 +32,6 @@ SPECS = [spec for table_def in GOLD_TABLES for spec in check_specs(GOLD_RULES, t
 FRESHNESS = dg.FreshnessPolicy.cron(
     deadline_cron="0 21 * * 1-5", lower_bound_delta=dt.timedelta(hours=13), timezone=str(SAO_PAULO)
 )
-
-
-def _tickers(storage: Storage, day: dt.date) -> dict[str, list[str]]:
-    """One date's tickers per index, reading only those two columns (the stays' walk back)."""
-    return gold.tickers_by_index(read_partition(storage, SILVER_ASSETS, day, columns=["index", "ticker"]))
 
 
 #: Silver files the stays' walk back reads ahead of the one it is on. The walk reads one file per
@@ -81,12 +68,12 @@ class _ReadAhead:
         return self._pending.pop(day).result()
 
 
-def _read_day(storage: Storage, day: dt.date) -> dict[str, gold.IndexDay] | None:
-    assets = read_partition(storage, SILVER_ASSETS, day)
-    header = read_partition(storage, SILVER_HEADER, day)
-    if assets is None or header is None:
+def _read_day(header: DateReader, assets: DateReader, day: dt.date) -> dict[str, gold.IndexDay] | None:
+    """One date's portfolios from its silver header and assets (None when either is missing)."""
+    assets_table, header_table = assets.read(day), header.read(day)
+    if assets_table is None or header_table is None:
         return None
-    return gold.index_days(assets, header)
+    return gold.index_days(assets_table, header_table)
 
 
 def _metadata(summary: pa.Table) -> dict[str, float | int]:
@@ -106,46 +93,49 @@ def _metadata(summary: pa.Table) -> dict[str, float | int]:
     specs=[
         dg.AssetSpec(
             table_def.name,
+            # Dagster takes the partition mapping from the dependency; the inputs below only name
+            # the parameters silver is loaded into.
             deps=[
-                dg.AssetDep("silver_header"),
-                dg.AssetDep("silver_assets", partition_mapping=PREVIOUS_AND_SAME_DAY),
+                dg.AssetDep(SILVER_HEADER.name),
+                dg.AssetDep(SILVER_ASSETS.name, partition_mapping=PREVIOUS_AND_SAME_DAY),
             ],
             group_name="gold",
             kinds={"parquet"},
             description=table_def.description,
             metadata=table_metadata(table_def),
             freshness_policy=FRESHNESS,
-        )
+        ).with_io_manager_key(LAKE_IO_MANAGER)
         for table_def in GOLD_TABLES
     ],
+    ins={
+        "silver_header": dg.AssetIn(SILVER_HEADER.name, input_manager_key=LAKE_IO_MANAGER),
+        "silver_assets": dg.AssetIn(SILVER_ASSETS.name, input_manager_key=LAKE_IO_MANAGER),
+    },
     check_specs=SPECS,
     **PARTITIONED,
 )
-def gold_tables(context: dg.AssetExecutionContext, lake: LakeResource):
-    storage = lake.storage()
+def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, silver_assets: DateReader):
     book = CheckBook(SPECS, context)
-    days = partition_days(context)
-    lake_dates = partition_dates(storage, SILVER_ASSETS)
-    stays = gold.StayTracker(lake_dates, _ReadAhead(lambda d: _tickers(storage, d), lake_dates))
+    lake_dates = silver_assets.stored_dates()
+
+    def tickers(day: dt.date) -> dict[str, list[str]]:
+        """One date's tickers per index, reading only those two columns (the stays' walk back)."""
+        return gold.tickers_by_index(silver_assets.read(day, columns=["index", "ticker"]))
+
+    stays = gold.StayTracker(lake_dates, _ReadAhead(tickers, lake_dates))
     cached: tuple[dt.date, dict[str, gold.IndexDay]] | None = None
-    built, compared, not_compared = 0, 0, 0
-    for done, day in enumerate(days, start=1):
-        log_progress(context, done, len(days), "gold")
-        key = day.isoformat()
-        today = _read_day(storage, day)
+    tally = {"compared": 0, "not_compared": 0}
+
+    def build(day: dt.date) -> DateTables | NoInput:
+        nonlocal cached
+        today = _read_day(silver_header, silver_assets, day)
         if today is None:
-            for table_def in GOLD_TABLES:
-                delete_partition(storage, table_def, day)
-                context.add_asset_metadata(
-                    {"dagster/row_count": 0, "status": "no silver partition"},
-                    asset_key=table_def.name,
-                    partition_key=key,
-                )
-            context.log.warning(f"{day}: no silver partition; no gold")
-            continue
+            return NoInput("no silver partition")
         previous_date = previous_trading_day(day)
-        previous = cached[1] if cached and cached[0] == previous_date else _read_day(storage, previous_date)
-        previous = previous or {}
+        if cached and cached[0] == previous_date:
+            previous = cached[1]
+        else:
+            previous = _read_day(silver_header, silver_assets, previous_date) or {}
         summary = gold.index_summary(today, previous, previous_date)
         tables = {
             "gold_composition": gold.composition(today),
@@ -156,43 +146,39 @@ def gold_tables(context: dg.AssetExecutionContext, lake: LakeResource):
         for rule in GOLD_RULES:
             book.record(rule.name, day, rule.fn(tables[rule.source], day))
         missing = [i for i in today if i not in previous]
-        compared += len(today) - len(missing)
-        not_compared += len(missing)
+        tally["compared"] += len(today) - len(missing)
+        tally["not_compared"] += len(missing)
         if missing:
             # Expected over archives with gaps; the previous_trading_day_in_lake check warns.
             context.log.info(
                 f"{day}: previous trading day {previous_date} not in the lake for {', '.join(missing)}; "
                 "not compared"
             )
-        numbers = _metadata(summary)
-        for table_def in GOLD_TABLES:
-            table = tables[table_def.name]
-            written = write_partition(storage, table_def, day, table)
-            context.add_asset_metadata(
-                {
-                    "dagster/row_count": table.num_rows,
-                    "dagster/uri": storage.uri(written),
-                    "previous_date": previous_date.isoformat(),
-                    "not_compared": ", ".join(missing) or "none",
-                    **numbers,
-                },
-                asset_key=table_def.name,
-                partition_key=key,
-            )
-        built += 1
         cached = (day, today)
-    if not built:
-        raise dg.Failure(
-            f"gold: no silver partition for {', '.join(map(str, days[:10]))}; materialize silver first"
+        return DateTables(
+            tables,
+            shared={
+                "previous_date": previous_date.isoformat(),
+                "not_compared": ", ".join(missing) or "none",
+                **_metadata(summary),
+            },
         )
-    context.log.info(
-        f"gold: {built} date(s); {compared} index-days compared with the previous trading day, "
-        f"{not_compared} not (previous day not in the lake); {stays.dates_read} earlier date(s) read "
-        "for time in index"
+
+    stream = DateStream(
+        context,
+        GOLD_TABLES,
+        partition_days(context),
+        build,
+        name="gold",
+        nothing_built_hint="materialize silver first",
     )
-    results = book.results()
+    # One stream for the four outputs: the first writes every gold table of each date together.
     for table_def in GOLD_TABLES:
-        yield dg.MaterializeResult(
-            asset_key=table_def.name,
-            check_results=[r for r in results if r.asset_key == dg.AssetKey(table_def.name)],
-        )
+        yield dg.Output(stream, output_name=table_def.name)
+    stream.finish()
+    context.log.info(
+        f"gold: {len(stream.built)} date(s); {tally['compared']} index-days compared with the previous "
+        f"trading day, {tally['not_compared']} not (previous day not in the lake); {stays.dates_read} "
+        "earlier date(s) read for time in index"
+    )
+    yield from book.results()

@@ -7,20 +7,13 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_platform.assets.bronze import bronze_portfolio
-from b3_platform.assets.common import (
-    PARTITIONED,
-    CheckBook,
-    check_specs,
-    log_progress,
-    table_metadata,
-)
-from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS, SILVER_HEADER
-from b3_platform.lake.tables import delete_partition, read_partition, write_partition
-from b3_platform.partitions import partition_days
+from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
+from b3_platform.lake.schemas import SILVER_ASSETS, SILVER_HEADER
 from b3_platform.quality import SILVER_ASSET_RULES
-from b3_platform.resources import LakeResource
 from b3_platform.transforms.silver import silver_tables
 
+SILVER_TABLES = (SILVER_HEADER, SILVER_ASSETS)
 SPECS = check_specs(SILVER_ASSET_RULES, "silver_assets")
 TOP_N = 10
 
@@ -61,63 +54,48 @@ def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
             kinds={"parquet"},
             description=table_def.description,
             metadata=table_metadata(table_def),
-        )
-        for table_def in (SILVER_HEADER, SILVER_ASSETS)
+        ).with_io_manager_key(LAKE_IO_MANAGER)
+        for table_def in SILVER_TABLES
     ],
+    ins={"bronze": dg.AssetIn(bronze_portfolio.key, input_manager_key=LAKE_IO_MANAGER)},
     check_specs=SPECS,
     **PARTITIONED,
 )
-def silver(context: dg.AssetExecutionContext, lake: LakeResource):
-    storage = lake.storage()
+def silver(context: dg.AssetExecutionContext, bronze: DateReader):
     book = CheckBook(SPECS, context)
-    days = partition_days(context)
-    built = 0
-    for done, day in enumerate(days, start=1):
-        log_progress(context, done, len(days), "silver")
-        key = day.isoformat()
-        bronze = read_partition(storage, BRONZE_PORTFOLIO, day)
-        if bronze is None:
-            for table_def in (SILVER_HEADER, SILVER_ASSETS):
-                delete_partition(storage, table_def, day)
-            context.log.warning(f"{day}: no bronze partition; nothing to type")
-            for asset_key in ("silver_header", "silver_assets"):
-                context.add_asset_metadata(
-                    {"dagster/row_count": 0, "status": "no bronze partition"},
-                    asset_key=asset_key,
-                    partition_key=key,
-                )
-            continue
-        header, assets = silver_tables(bronze, day)
+
+    def build(day) -> DateTables | NoInput:
+        table = bronze.read(day)
+        if table is None:
+            return NoInput("no bronze partition")
+        header, assets = silver_tables(table, day)
         for rule in SILVER_ASSET_RULES:
             extra = {"header": header} if rule.name == "quantities_sum_to_header_total" else {}
             book.record(rule.name, day, rule.fn(assets, day, **extra))
-        header_key = write_partition(storage, SILVER_HEADER, day, header)
-        assets_key = write_partition(storage, SILVER_ASSETS, day, assets)
-        built += 1
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": header.num_rows,
-                "dagster/uri": storage.uri(header_key),
-                "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
-                or "none",
+        return DateTables(
+            {SILVER_HEADER.name: header, SILVER_ASSETS.name: assets},
+            metadata={
+                SILVER_HEADER.name: {
+                    "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
+                    or "none",
+                },
+                SILVER_ASSETS.name: {
+                    **per_index_metadata(assets),
+                    "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
+                },
             },
-            asset_key="silver_header",
-            partition_key=key,
         )
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": assets.num_rows,
-                "dagster/uri": storage.uri(assets_key),
-                **per_index_metadata(assets),
-                "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
-            },
-            asset_key="silver_assets",
-            partition_key=key,
-        )
-    if not built:
-        raise dg.Failure(
-            f"silver: no bronze partition for {', '.join(map(str, days[:10]))}; "
-            "materialize bronze_portfolio first"
-        )
-    yield dg.MaterializeResult(asset_key="silver_header")
-    yield dg.MaterializeResult(asset_key="silver_assets", check_results=book.results())
+
+    stream = DateStream(
+        context,
+        SILVER_TABLES,
+        bronze.days,
+        build,
+        name="silver",
+        nothing_built_hint="materialize bronze_portfolio first",
+    )
+    # One stream for both outputs: the first writes header and assets of each date together.
+    for table_def in SILVER_TABLES:
+        yield dg.Output(stream, output_name=table_def.name)
+    stream.finish()
+    yield from book.results()

@@ -46,6 +46,11 @@ class CatalogResource(dg.ConfigurableResource):
     def location(self) -> str:
         raise NotImplementedError
 
+    @property
+    def kinds(self) -> set[str]:
+        """The engines behind this catalog, shown as athena_tables' kinds in the UI."""
+        raise NotImplementedError
+
     def covers(self, table_def: TableDef) -> bool:
         """Whether this catalog registers `table_def`: athena_tables syncs and checks only those."""
         return True

@@ -85,6 +85,10 @@ class DuckDBCatalogResource(CatalogResource):
     duckdb: DuckDBResource
 
     @property
+    def kinds(self) -> set[str]:
+        return {"duckdb"}
+
+    @property
     def location(self) -> str:
         return str(Path(self.duckdb.database).expanduser().resolve())
 

@@ -73,6 +73,11 @@ class GlueAthenaCatalogResource(CatalogResource):
     database: str = Field(description="Glue database holding the lake's tables (created if missing)")
     workgroup: str = Field(description="Athena workgroup queries run in")
     output_location: str = Field(description="s3://bucket/prefix/ where Athena writes query results")
+
+    @property
+    def kinds(self) -> set[str]:
+        return {"glue", "athena"}
+
     poll_interval_seconds: float = Field(
         default=0.5, description="First wait between query status polls; grows to 5 s for long queries"
     )

@@ -23,14 +23,23 @@ def to_parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def schema_problem(table_def: TableDef, day: dt.date, table: pa.Table) -> str | None:
+    """How `table` differs from the declared schema (None when it matches), said so a reader
+    sees both: a wrong column is refused before anything of the date is written."""
+    if table.schema.equals(table_def.schema, check_metadata=False):
+        return None
+    return (
+        f"{table_def.name} {day}: schema differs from the declared one:\n"
+        f"got      {table.schema.to_string(show_field_metadata=False)}\n"
+        f"expected {table_def.schema.to_string(show_field_metadata=False)}"
+    )
+
+
 def write_partition(storage: Storage, table_def: TableDef, day: dt.date, table: pa.Table) -> str:
     """Replace the table's file for `day` with `table` (exactly; atomically). Returns the key."""
-    if not table.schema.equals(table_def.schema, check_metadata=False):
-        raise SchemaMismatch(
-            f"{table_def.name} {day}: schema differs from the declared one:\n"
-            f"got      {table.schema.to_string(show_field_metadata=False)}\n"
-            f"expected {table_def.schema.to_string(show_field_metadata=False)}"
-        )
+    problem = schema_problem(table_def, day, table)
+    if problem:
+        raise SchemaMismatch(problem)
     key = table_partition_key(table_def.location, day)
     storage.write_bytes(key, to_parquet_bytes(table.replace_schema_metadata(None).cast(table_def.schema)))
     return key
