@@ -7,6 +7,7 @@ one DAGSTER_HOME (a sqlite instance built from the repo's dagster.yaml)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.conftest import REPO, duckdb_catalog
+from b3_platform_tests.replay import sample_bytes, with_changes
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 #: Raw and everything downstream, as the README shows it: every layer and the (unpartitioned) catalog.
@@ -154,3 +156,47 @@ def test_definitions_validate_loads_workspace(cli_env):
     proc = dagster(env, "definitions", "validate", "-w", "workspace.yaml")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "All code locations passed validation" in proc.stderr + proc.stdout
+
+
+def test_a_mid_range_parse_error_reads_as_its_cause_in_the_cli(cli_env, tmp_path):
+    """A value that does not parse on the third date of a range: the CLI's output names the asset,
+    the date, the field and the value (not only Dagster's "Error occurred while handling output"),
+    and the dates before it were built. On a copy of the module's lake, which stays untouched."""
+    env, home, lake = cli_env
+    own_lake, own_home = tmp_path / "lake", tmp_path / "home"
+    shutil.copytree(lake, own_lake)
+    own_home.mkdir()
+    shutil.copy(home / "dagster.yaml", own_home / "dagster.yaml")
+    body = with_changes(
+        sample_bytes("GetPortfolioDay/IBOV/2025-07-02.json"),
+        lambda data: data["results"][3].update(part="1,2,3"),
+    )
+    RawStore(LocalStorage(own_lake)).store(
+        dt.date(2025, 7, 2),
+        "IBOV",
+        [body],
+        fetched_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5),
+        source_format="json",
+        meta={"source": "test"},
+    )
+    for day in ("2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03"):
+        shutil.rmtree(own_lake / "silver" / "assets" / f"date={day}", ignore_errors=True)
+    proc = dagster(
+        {**env, "DAGSTER_HOME": str(own_home), "B3_PLATFORM_DATA_DIR": str(own_lake)},
+        "asset",
+        "materialize",
+        "-m",
+        "b3_platform.definitions",
+        "--select",
+        "bronze_portfolio*",
+        "--partition-range",
+        "2025-06-30...2025-07-03",
+        "--config-json",
+        IN_PROCESS,
+    )
+    assert proc.returncode != 0
+    assert "silver 2025-07-02: IBOV 2025-07-02 row 4 (AURE3): field 'part' = '1,2,3'" in proc.stderr, (
+        proc.stderr[-3000:]
+    )
+    built = sorted(p.parent.name for p in (own_lake / "silver" / "assets").glob("date=*/data.parquet"))
+    assert "date=2025-07-01" in built and "date=2025-07-02" not in built

@@ -110,6 +110,22 @@ def test_asset_specs_snapshot():
     assert snapshot == EXPECTED_SPECS
 
 
+def test_the_parquet_layers_are_stored_by_the_lake_io_manager():
+    """Bronze, silver and gold under one IO manager key; raw (append-only, written by import and
+    the landing sensor) and the catalog store nothing through an IO manager."""
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string(): graph.get(k).io_manager_key for k in graph.get_all_asset_keys()}
+    assert {name for name, key in keys.items() if key == "lake_io_manager"} == {
+        "bronze_portfolio",
+        "silver_header",
+        "silver_assets",
+        *GOLD,
+    }
+    assert keys["raw_portfolio"] == keys["athena_tables"] == "io_manager"
+    # The IO manager stands on the very lake the other assets and the CLI use.
+    assert defs.resources["lake_io_manager"].lake == defs.resources["lake"]
+
+
 def test_asset_graph_lineage():
     graph = defs.resolve_asset_graph()
     down = {

@@ -1,0 +1,162 @@
+"""What the Dagster UI shows of a range stored by the lake IO manager, read the way the UI reads it:
+the real `dagster-webserver` in a subprocess on 127.0.0.1, asked over its GraphQL endpoint.
+
+A single-run range is one step per layer, yet every date gets its own materialization with its own
+row count and file (the IO manager reports each written date back to the asset); a date without
+input shows 0 rows and why; and the catalog asset shows the engine that runs it."""
+
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from b3_platform.definitions import build_defs
+from b3_platform.importer import import_paths
+from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS
+from b3_platform.lake.storage import LocalStorage
+from b3_platform.runs import range_tags
+from b3_platform_tests.conftest import REPO
+
+WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
+JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
+#: Trading days with a sample, around 2025-07-09 (a trading day without one).
+DAYS = [dt.date(2025, 7, 7), dt.date(2025, 7, 8), dt.date(2025, 7, 10)]
+FIRST, LAST = dt.date(2025, 7, 7), dt.date(2025, 7, 10)
+STARTUP_SECONDS = 120
+
+MATERIALIZATIONS = """
+query ($path: [String!]!, $partitions: [String!]) {
+  assetOrError(assetKey: {path: $path}) {
+    ... on Asset {
+      assetMaterializations(partitions: $partitions) {
+        partition
+        runId
+        metadataEntries {
+          label
+          ... on IntMetadataEntry { intValue }
+          ... on TextMetadataEntry { text }
+          ... on PathMetadataEntry { path }
+          ... on UrlMetadataEntry { url }
+        }
+      }
+    }
+  }
+}
+"""
+KINDS = "{ assetNodes { assetKey { path } kinds } }"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """A DAGSTER_HOME holding one single-run range of bronze → gold, and the webserver on it."""
+    base = tmp_path_factory.mktemp("ui")
+    home, lake = base / "home", base / "lake"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    results = import_paths(RawStore(LocalStorage(lake)), [JSON_DIR / f"{d}.json" for d in DAYS])
+    assert [r.status for r in results] == ["imported"] * len(DAYS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
+    env.update(
+        DAGSTER_HOME=str(home),
+        B3_PLATFORM_DATA_DIR=str(lake),
+        B3_PLATFORM_B3_URL="http://127.0.0.1:9/indexProxy/indexCall",
+    )
+    defs = build_defs(env)
+    # The repo's dagster.yaml names its folders by $DAGSTER_HOME, as it does for the webserver.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            job = defs.resolve_implicit_global_asset_job_def()
+            graph = defs.resolve_asset_graph()
+            layers = [
+                k for k in graph.get_all_asset_keys() if k.path[0] not in ("raw_portfolio", "athena_tables")
+            ]
+            result = job.execute_in_process(
+                instance=instance, asset_selection=layers, tags=range_tags(FIRST, LAST)
+            )
+            assert result.success
+            run_id = result.run_id
+    port = free_port()
+    server = subprocess.Popen(
+        [WEBSERVER, "-m", "b3_platform.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/graphql"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        try:
+            if requests.post(url, json={"query": KINDS}, timeout=10).json().get("data", {}).get("assetNodes"):
+                break
+        except (requests.ConnectionError, ValueError):
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"dagster-webserver did not come up: {server.stderr.read()[-3000:]}")
+        time.sleep(0.5)
+    yield url, lake, run_id
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def graphql(url: str, query: str, **variables) -> dict:
+    response = requests.post(url, json={"query": query, "variables": variables}, timeout=30)
+    response.raise_for_status()
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def metadata(materialization: dict) -> dict:
+    values = {}
+    for entry in materialization["metadataEntries"]:
+        value = next((entry[k] for k in ("intValue", "text", "path", "url") if k in entry), None)
+        values[entry["label"]] = value
+    return values
+
+
+def test_each_date_of_a_single_run_range_has_its_own_row_count_and_file(ui):
+    url, lake, run_id = ui
+    partitions = [d.isoformat() for d in [FIRST, dt.date(2025, 7, 8), dt.date(2025, 7, 9), LAST]]
+    data = graphql(url, MATERIALIZATIONS, path=[SILVER_ASSETS.name], partitions=partitions)
+    found = {m["partition"]: m for m in data["assetOrError"]["assetMaterializations"]}
+    assert sorted(found) == partitions
+    assert {m["runId"] for m in found.values()} == {run_id}  # one run for the range
+    for day in DAYS:
+        shown = metadata(found[day.isoformat()])
+        path = lake / SILVER_ASSETS.location / f"date={day}" / "data.parquet"
+        assert shown["dagster/row_count"] == pq.read_metadata(path).num_rows > 50
+        assert shown["dagster/uri"] == str(path.resolve())
+    assert metadata(found["2025-07-09"])["dagster/row_count"] == 0
+    assert metadata(found["2025-07-09"])["status"] == "no bronze partition"
+
+    bronze = graphql(url, MATERIALIZATIONS, path=[BRONZE_PORTFOLIO.name], partitions=["2025-07-09"])
+    (gap,) = bronze["assetOrError"]["assetMaterializations"]
+    assert metadata(gap)["status"] == "no raw capture"
+    assert metadata(gap)["dagster/row_count"] == 0
+
+
+def test_the_catalog_asset_shows_the_engine_that_runs_it(ui):
+    url, _lake, _run = ui
+    kinds = {"/".join(n["assetKey"]["path"]): set(n["kinds"]) for n in graphql(url, KINDS)["assetNodes"]}
+    assert kinds["athena_tables"] == {"duckdb"}
+    assert kinds["silver_assets"] == {"parquet"}
