@@ -115,15 +115,17 @@ def layer_progress(lake: Path, n: int) -> str:
     return ", ".join(counts)
 
 
-def run_child(spec: dict, env: dict[str, str], scratch: Path, heartbeat=None) -> ChildRun:
-    """Run `run.py --child` and read its result; its peak RSS comes from wait4 (this child only).
-    `heartbeat()` is called about once a minute while the child runs."""
+def run_child(
+    spec: dict, env: dict[str, str], scratch: Path, heartbeat=None, entry_point: Path = ENTRY_POINT
+) -> ChildRun:
+    """Run `run.py --child` (this checkout's, or `entry_point`) and read its result; its peak RSS
+    comes from wait4 (this child only). `heartbeat()` is called about once a minute while it runs."""
     scratch.mkdir(parents=True, exist_ok=True)
     spec_file, result_file = scratch / "spec.json", scratch / "result.json"
     spec_file.write_text(json.dumps({**spec, "result": str(result_file)}), encoding="utf-8")
     with open(scratch / "stdout.txt", "wb") as out, open(scratch / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, str(ENTRY_POINT), "--child", str(spec_file)],
+            [sys.executable, str(entry_point), "--child", str(spec_file)],
             env=env,
             stdout=out,
             stderr=err,
