@@ -1,7 +1,7 @@
 """The single-run backfill of this checkout against a baseline checkout, interleaved: A, B, A, B, …
 
 On a shared machine two back-to-back `run.py` sessions drift apart by more than most changes cost
-(the naive pandas baseline alone moved 25 % between two sessions here). This script runs the same
+(the naive pandas baseline alone moved ~20 % between two sessions here). This script runs the same
 child backfill (`run.py --child`, the (b) measure) from each checkout in turn, on copies of one raw
 lake, so both see the same load; it prints each round and the medians of wall and CPU seconds per
 date, and the ratio this ÷ baseline.
