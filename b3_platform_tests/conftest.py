@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,26 @@ from b3_platform_tests.replay import ReplayServer, sample_bytes
 SAMPLE_DAY = dt.date(2025, 7, 10)
 SAMPLE_JSON = "GetPortfolioDay/IBOV/2025-07-10.json"
 REPO = Path(__file__).resolve().parent.parent
+#: Where nothing listens: a subprocess that tried to call B3 would fail at once.
+UNREACHABLE_B3_URL = "http://127.0.0.1:9/indexProxy/indexCall"
+
+
+def dagster_home_and_lake(base: Path, raw: Sequence[Path]) -> tuple[dict[str, str], Path, Path]:
+    """For a `dagster` subprocess: a DAGSTER_HOME with the repo's dagster.yaml, a lake with `raw`
+    (sample files or folders) imported, and the environment to run in, holding none of the caller's
+    DAGSTER_/B3_PLATFORM_ variables. Returns (env, home, lake)."""
+    from b3_platform.importer import import_paths
+    from b3_platform.lake.raw_store import RawStore
+    from b3_platform.lake.storage import LocalStorage
+
+    home, lake = base / "home", base / "lake"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    results = import_paths(RawStore(LocalStorage(lake)), list(raw))
+    assert results and {r.status for r in results} == {"imported"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
+    env.update(DAGSTER_HOME=str(home), B3_PLATFORM_DATA_DIR=str(lake), B3_PLATFORM_B3_URL=UNREACHABLE_B3_URL)
+    return env, home, lake
 
 
 @pytest.fixture(scope="session")

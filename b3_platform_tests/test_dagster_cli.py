@@ -8,7 +8,6 @@ one DAGSTER_HOME (a sqlite instance built from the repo's dagster.yaml)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 import subprocess
 import sys
@@ -17,11 +16,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import TABLES
 from b3_platform.lake.storage import LocalStorage
-from b3_platform_tests.conftest import REPO, duckdb_catalog
+from b3_platform_tests.conftest import REPO, dagster_home_and_lake, duckdb_catalog
 from b3_platform_tests.replay import sample_bytes, with_changes
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -36,20 +34,9 @@ TIMEOUT = 180
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory):
     """DAGSTER_HOME with the repo's dagster.yaml, and a lake seeded with the IBOV JSON samples."""
-    base = tmp_path_factory.mktemp("dagster_cli")
-    home, lake = base / "home", base / "lake"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    results = import_paths(RawStore(LocalStorage(lake)), [REPO / "demo_data/GetPortfolioDay/IBOV"])
-    assert {r.status for r in results} == {"imported"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
-    env.update(
-        DAGSTER_HOME=str(home),
-        B3_PLATFORM_DATA_DIR=str(lake),
-        # past dates are never fetched; were anything to call B3, it would fail at once
-        B3_PLATFORM_B3_URL="http://127.0.0.1:9/indexProxy/indexCall",
+    return dagster_home_and_lake(
+        tmp_path_factory.mktemp("dagster_cli"), [REPO / "demo_data/GetPortfolioDay/IBOV"]
     )
-    return env, home, lake
 
 
 def dagster(env, *args: str) -> subprocess.CompletedProcess:

@@ -6,8 +6,6 @@ row count and file (the IO manager reports each written date back to the asset);
 input shows 0 rows and why; and the catalog asset shows the engine that runs it."""
 
 import datetime as dt
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,12 +18,9 @@ import pytest
 import requests
 
 from b3_platform.definitions import build_defs
-from b3_platform.importer import import_paths
-from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS
-from b3_platform.lake.storage import LocalStorage
 from b3_platform.runs import range_tags
-from b3_platform_tests.conftest import REPO
+from b3_platform_tests.conftest import REPO, dagster_home_and_lake
 
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
@@ -65,17 +60,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """A DAGSTER_HOME holding one single-run range of bronze → gold, and the webserver on it."""
-    base = tmp_path_factory.mktemp("ui")
-    home, lake = base / "home", base / "lake"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    results = import_paths(RawStore(LocalStorage(lake)), [JSON_DIR / f"{d}.json" for d in DAYS])
-    assert [r.status for r in results] == ["imported"] * len(DAYS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
-    env.update(
-        DAGSTER_HOME=str(home),
-        B3_PLATFORM_DATA_DIR=str(lake),
-        B3_PLATFORM_B3_URL="http://127.0.0.1:9/indexProxy/indexCall",
+    env, home, lake = dagster_home_and_lake(
+        tmp_path_factory.mktemp("ui"), [JSON_DIR / f"{d}.json" for d in DAYS]
     )
     defs = build_defs(env)
     # The repo's dagster.yaml names its folders by $DAGSTER_HOME, as it does for the webserver.

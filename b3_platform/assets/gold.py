@@ -173,9 +173,7 @@ def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, si
         nothing_built_hint="materialize silver first",
     )
     # One stream for the four outputs: the first writes every gold table of each date together.
-    for table_def in GOLD_TABLES:
-        yield dg.Output(stream, output_name=table_def.name)
-    stream.finish()
+    yield from stream.outputs()
     context.log.info(
         f"gold: {len(stream.built)} date(s); {tally['compared']} index-days compared with the previous "
         f"trading day, {tally['not_compared']} not (previous day not in the lake); {stays.dates_read} "

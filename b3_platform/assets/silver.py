@@ -95,7 +95,5 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
         nothing_built_hint="materialize bronze_portfolio first",
     )
     # One stream for both outputs: the first writes header and assets of each date together.
-    for table_def in SILVER_TABLES:
-        yield dg.Output(stream, output_name=table_def.name)
-    stream.finish()
+    yield from stream.outputs()
     yield from book.results()

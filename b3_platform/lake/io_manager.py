@@ -151,6 +151,17 @@ class DateStream:
                 partition_key=day.isoformat(),
             )
 
+    def outputs(self) -> Iterator[dg.Output]:
+        """What a layer's asset function yields: one Output per table, all carrying this stream.
+
+        The IO manager writes every table of a date on the first output and only checks the others
+        (see `LakeIOManager.handle_output`); after the last one, `finish` fails the step if no date
+        was built.
+        """
+        for table_def in self.tables:
+            yield dg.Output(self, output_name=table_def.name)
+        self.finish()
+
     def finish(self) -> None:
         """After the outputs are stored: fail the step when no date of the run was built."""
         if not self.consumed:
