@@ -240,9 +240,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     f"this output covers {len(keys)} partition(s) (yield a DateStream for a range)"
                 )
             day = dt.date.fromisoformat(keys[0])
-            key = self._write_date(storage, {table_def.name: table_def}, day, {table_def.name: obj})
+            uris = self._write_date(storage, {table_def.name: table_def}, day, {table_def.name: obj})
             context.add_output_metadata(
-                {"dagster/row_count": obj.num_rows, "dagster/uri": key[table_def.name]}
+                {"dagster/row_count": obj.num_rows, "dagster/uri": uris[table_def.name]}
             )
         else:
             raise dg.Failure(
@@ -309,7 +309,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             raise dg.Failure(f"{table_def.name} is partitioned by trading date: ask for a partition")
         days = _days(keys)
         wanted = context.dagster_type.typing_type if context.dagster_type else None
-        if wanted in (pa.Table,) or _is_dataframe(wanted):
+        if wanted is pa.Table or _is_dataframe(wanted):
             table = self._load_table(storage, table_def, days)
             return table.to_pandas() if _is_dataframe(wanted) else table
         return DateReader(storage, table_def, days)
@@ -338,12 +338,11 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
 
 def _is_dataframe(wanted) -> bool:
-    if wanted is None or wanted in (pa.Table,):
+    # pandas is imported only when an input may want it: loading the definitions stays lighter.
+    if wanted is None or wanted is pa.Table:
         return False
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return False
+    import pandas as pd
+
     return wanted is pd.DataFrame
 
 
