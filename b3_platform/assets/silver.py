@@ -1,6 +1,7 @@
 """silver_header and silver_assets: bronze typed by the parse rules, one row per (date, index) and
 per (date, index, ticker). Built together because both come from one parse of the same bronze file."""
 
+import datetime as dt
 from decimal import Decimal
 
 import dagster as dg
@@ -64,7 +65,7 @@ def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
 def silver(context: dg.AssetExecutionContext, bronze: DateReader):
     book = CheckBook(SPECS, context)
 
-    def build(day) -> DateTables | NoInput:
+    def build(day: dt.date) -> DateTables | NoInput:
         table = bronze.read(day)
         if table is None:
             return NoInput("no bronze partition")
