@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,14 @@ SAMPLE_JSON = "GetPortfolioDay/IBOV/2025-07-10.json"
 REPO = Path(__file__).resolve().parent.parent
 #: Where nothing listens: a subprocess that tried to call B3 would fail at once.
 UNREACHABLE_B3_URL = "http://127.0.0.1:9/indexProxy/indexCall"
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listened on a moment ago: for a server a test starts, or
+    for a connection that must be refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def dagster_home_and_lake(base: Path, raw: Sequence[Path]) -> tuple[dict[str, str], Path, Path]:

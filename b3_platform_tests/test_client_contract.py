@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from b3_platform.b3.client import (
 from b3_platform.b3.contract import ContractError, WrongDateError, decode_portfolio_json
 from b3_platform.transforms.bronze import bronze_table
 from b3_platform.transforms.silver import silver_tables
-from b3_platform_tests.conftest import SAMPLE_DAY, SAMPLE_JSON
+from b3_platform_tests.conftest import SAMPLE_DAY, SAMPLE_JSON, unused_port
 from b3_platform_tests.replay import (
     HTML_PAGE,
     SAMPLES,
@@ -55,12 +54,6 @@ def client_for(server, **kwargs) -> B3Client:
     kwargs.setdefault("timeout", 2.0)
     kwargs.setdefault("connect_timeout", 2.0)
     return B3Client(server.base_url, **kwargs)
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- URL building ---------------------------------------------------------------------------------
@@ -206,7 +199,7 @@ def test_hang_every_time_gives_up_mentioning_a_timeout(b3_server):
 def test_connection_refused_is_retried_then_reported():
     sleeps = Sleeps()
     client = B3Client(
-        f"http://127.0.0.1:{closed_port()}/indexProxy/indexCall",
+        f"http://127.0.0.1:{unused_port()}/indexProxy/indexCall",
         max_attempts=3,
         backoff_seconds=1.5,
         connect_timeout=1.0,

@@ -6,7 +6,6 @@ row count and file (the IO manager reports each written date back to the asset);
 input shows 0 rows and why; and the catalog asset shows the engine that runs it."""
 
 import datetime as dt
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import requests
 from b3_platform.definitions import build_defs
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS
 from b3_platform.runs import range_tags
-from b3_platform_tests.conftest import REPO, dagster_home_and_lake
+from b3_platform_tests.conftest import REPO, dagster_home_and_lake, unused_port
 
 WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
@@ -51,12 +50,6 @@ query ($path: [String!]!, $partitions: [String!]) {
 KINDS = "{ assetNodes { assetKey { path } kinds } }"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """A DAGSTER_HOME holding one single-run range of bronze → gold, and the webserver on it."""
@@ -78,7 +71,7 @@ def ui(tmp_path_factory):
             )
             assert result.success
             run_id = result.run_id
-    port = free_port()
+    port = unused_port()
     server = subprocess.Popen(
         [WEBSERVER, "-m", "b3_platform.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO,

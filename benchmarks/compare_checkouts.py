@@ -3,8 +3,8 @@
 On a shared machine two back-to-back `run.py` sessions drift apart by more than most changes cost
 (the naive pandas baseline alone moved ~20 % between two sessions here). This script runs the same
 child backfill (`run.py --child`, the (b) measure) from each checkout in turn, on copies of one raw
-lake, so both see the same load; it prints each round and the medians of wall and CPU seconds per
-date, and the ratio this ÷ baseline.
+lake, so both see the same load; it prints each round and the medians of wall and CPU milliseconds
+per date, and the ratio this ÷ baseline.
 
     git worktree add /tmp/baseline <commit>
     python benchmarks/compare_checkouts.py --baseline /tmp/baseline --dates 250 --rounds 5
