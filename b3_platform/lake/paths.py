@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-RAW_DATASET = "raw/GetPortfolioDay"
+#: The B3 method whose responses raw holds by default (the day portfolio). Every method's captures
+#: live under `raw/<Method>/`, e.g. `raw/GetStockIndex/`, `raw/GetTheoricalPortfolio/`.
+PORTFOLIO_DAY = "GetPortfolioDay"
+RAW_DATASET = f"raw/{PORTFOLIO_DAY}"
 PARQUET_FILE = "data.parquet"
 META_SUFFIX = ".meta.json"  # a raw capture's sidecar, written last: its presence commits the capture
 
@@ -22,9 +25,9 @@ def date_dir(day: dt.date) -> str:
     return f"date={day.isoformat()}"
 
 
-def raw_prefix(day: dt.date | None = None, index: str | None = None) -> str:
-    """`raw/GetPortfolioDay/[date=D/[index=X/]]`."""
-    prefix = f"{RAW_DATASET}/"
+def raw_prefix(day: dt.date | None = None, index: str | None = None, *, method: str = PORTFOLIO_DAY) -> str:
+    """`raw/<method>/[date=D/[index=X/]]` (method: the B3 API method, GetPortfolioDay by default)."""
+    prefix = f"raw/{method}/"
     if day is not None:
         prefix += f"{date_dir(day)}/"
         if index is not None:

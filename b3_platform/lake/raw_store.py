@@ -14,7 +14,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from b3_platform.lake.paths import META_SUFFIX, date_in_key, index_in_key, raw_prefix, raw_stem
+from b3_platform.lake.paths import (
+    META_SUFFIX,
+    PORTFOLIO_DAY,
+    date_in_key,
+    index_in_key,
+    raw_prefix,
+    raw_stem,
+)
 from b3_platform.lake.storage import Storage
 
 
@@ -48,13 +55,16 @@ def capture_sha256(bodies: list[bytes]) -> str:
 
 
 class RawStore:
-    def __init__(self, storage: Storage) -> None:
+    """The captures of one B3 method (`raw/<method>/`); GetPortfolioDay unless told otherwise."""
+
+    def __init__(self, storage: Storage, method: str = PORTFOLIO_DAY) -> None:
         self.storage = storage
+        self.method = method
 
     def captures(self, day: dt.date, index: str | None = None) -> list[RawCapture]:
         """Committed captures of a date (optionally one index), oldest first."""
         found = []
-        for key in self.storage.list_keys(raw_prefix(day, index)):
+        for key in self.storage.list_keys(raw_prefix(day, index, method=self.method)):
             if key.endswith(META_SUFFIX):
                 meta = json.loads(self.storage.read_bytes(key))
                 stem = key.rsplit("/", 1)[1][: -len(META_SUFFIX)]
@@ -79,7 +89,7 @@ class RawStore:
         return sorted(
             {
                 d
-                for k in self.storage.list_keys(raw_prefix())
+                for k in self.storage.list_keys(raw_prefix(method=self.method))
                 if k.endswith(META_SUFFIX) and (d := date_in_key(k))
             }
         )
@@ -110,7 +120,7 @@ class RawStore:
         if existing is not None:
             return existing, False
         stem = raw_stem(fetched_at, sha)
-        prefix = raw_prefix(day, index)
+        prefix = raw_prefix(day, index, method=self.method)
         pages = []
         try:
             for number, body in enumerate(bodies, start=1):

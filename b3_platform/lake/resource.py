@@ -6,6 +6,7 @@ resource, and the resource assembly can both import it."""
 import dagster as dg
 from pydantic import Field
 
+from b3_platform.lake.paths import PORTFOLIO_DAY
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import Storage, open_storage
 
@@ -36,5 +37,6 @@ class LakeResource(dg.ConfigurableResource):
         """The lake's storage: LocalStorage, or S3Storage on the process's S3 client."""
         return open_storage(self.root, region=self.region, endpoint_url=self.endpoint_url)
 
-    def raw(self) -> RawStore:
-        return RawStore(self.storage())
+    def raw(self, method: str = PORTFOLIO_DAY) -> RawStore:
+        """The raw captures of one B3 method (the day portfolio by default)."""
+        return RawStore(self.storage(), method)
