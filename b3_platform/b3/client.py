@@ -131,6 +131,16 @@ class B3Client:
                 self._sleep(delay)
         raise B3RequestError(f"{what}: gave up after {self.max_attempts} attempts; last: {last_problem}")
 
+    def fetch_page(self, method: str, params: dict, what: str) -> FetchedPage:
+        """One GET of `method` with `params`, with the client's timeouts and retries; the body is
+        returned as received (validating it is the caller's contract). `what` names the call in
+        errors and logs, e.g. "GetPortfolioDay IBOV for 2025-07-10"."""
+        url = build_url(self.base_url, method, params)
+        response = self._get(url, what)
+        return FetchedPage(
+            url, params, response.status_code, response.content, dt.datetime.now(dt.timezone.utc)
+        )
+
     def fetch_portfolio_day(
         self,
         index: str,
@@ -150,11 +160,9 @@ class B3Client:
             params = portfolio_day_params(
                 index, page=page_number, page_size=self.page_size, segment=segment, language=language
             )
-            url = build_url(self.base_url, "GetPortfolioDay", params)
-            response = self._get(url, what)
-            fetched_at = dt.datetime.now(dt.timezone.utc)
+            page = self.fetch_page("GetPortfolioDay", params, what)
             portfolio = decode_portfolio_json(
-                response.content,
+                page.body,
                 index=index,
                 requested_date=requested_date,
                 check_total_records=False,
@@ -166,7 +174,7 @@ class B3Client:
                     index=index,
                     requested_date=requested_date,
                 )
-            pages.append(FetchedPage(url, params, response.status_code, response.content, fetched_at))
+            pages.append(page)
             portfolios.append(portfolio)
             if page_number == 1:
                 total_pages = portfolio.total_pages
