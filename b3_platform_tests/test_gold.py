@@ -773,7 +773,10 @@ def test_a_missing_previous_trading_day_is_never_compared_with_an_older_one(lake
         previous.description
         == "2025-07-10: IBOV: the previous trading day 2025-07-09 is not in the lake; not compared"
     )
-    assert partition_evaluations(result, "previous_trading_day_in_lake") == {"2025-07-10": False}
+    assert partition_evaluations(result, "previous_trading_day_in_lake") == {
+        "2025-07-08": True,
+        "2025-07-10": False,
+    }
     assert [n for n, e in checks.items() if not e.passed] == ["previous_trading_day_in_lake"]
 
     mats = materializations(result)

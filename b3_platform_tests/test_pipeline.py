@@ -337,10 +337,14 @@ def test_range_over_a_day_without_capture(lake_root, resources):
         assert not path_of(lake_root, table_def, dt.date(2025, 7, 9)).parent.exists()
 
     checks = check_evaluations(result)
-    # The failing date also has its own evaluation, so the UI shows the gap on 2025-07-09 itself;
-    # passing dates are covered by the run-level result only.
-    assert partition_evaluations(result, "raw_capture_present") == {"2025-07-09": False}
-    assert partition_evaluations(result, "weights_sum_to_100") == {}
+    # Every date has its own evaluation, so the UI shows the gap on 2025-07-09 itself and the
+    # dates that passed as passed; a rule with nothing to judge on the gap is not evaluated there.
+    assert partition_evaluations(result, "raw_capture_present") == {
+        "2025-07-08": True,
+        "2025-07-09": False,
+        "2025-07-10": True,
+    }
+    assert partition_evaluations(result, "weights_sum_to_100") == {"2025-07-08": True, "2025-07-10": True}
     gap = checks["raw_capture_present"]
     assert not gap.passed
     assert gap.severity == dg.AssetCheckSeverity.WARN

@@ -139,3 +139,58 @@ def test_the_catalog_asset_shows_the_engine_that_runs_it(ui):
     kinds = {"/".join(n["assetKey"]["path"]): set(n["kinds"]) for n in graphql(url, KINDS)["assetNodes"]}
     assert kinds["athena_tables"] == {"duckdb"}
     assert kinds["silver_assets"] == {"parquet"}
+
+
+CHECK_STATUSES = """
+query ($path: [String!]!) {
+  assetNodes(assetKeys: [{path: $path}]) {
+    assetChecksOrError {
+      ... on AssetChecks {
+        checks {
+          name
+          executionForLatestMaterialization { status }
+          partitionStatuses {
+            ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def check_statuses(url: str, asset: str) -> dict[str, dict[str, str]]:
+    """Per check of `asset`, the status the UI shows for each date (its Partitions tab)."""
+    (node,) = graphql(url, CHECK_STATUSES, path=[asset])["assetNodes"]
+    shown: dict[str, dict[str, str]] = {}
+    partitions = build_defs().resolve_asset_graph().get(dg.AssetKey(asset)).partitions_def
+    for check in node["assetChecksOrError"]["checks"]:
+        per_date: dict[str, str] = {}
+        for r in check["partitionStatuses"]["ranges"]:
+            for key in partitions.get_partition_keys_in_range(
+                dg.PartitionKeyRange(r["startKey"], r["endKey"])
+            ):
+                per_date[key] = r["status"]
+        shown[check["name"]] = per_date
+    return shown
+
+
+def test_after_a_range_run_every_date_shows_its_own_check_result(ui):
+    """A single-run range records a result per date: the dates that passed read Passed (not
+    "Skipped", as they did when only failing dates were recorded), a date that failed reads Failed
+    — bronze's raw_capture_present on 2025-07-09, a trading day without a capture — and the rules
+    that had nothing to judge on that date read Skipped."""
+    url, _lake, _run = ui
+    built = [d.isoformat() for d in DAYS]
+    gap = "2025-07-09"
+    expected = {**dict.fromkeys(built, "SUCCEEDED"), gap: "SKIPPED"}
+    for asset in (SILVER_ASSETS.name, "gold_composition", "gold_index_summary", "gold_time_in_index"):
+        checks = check_statuses(url, asset)
+        assert checks, asset
+        for name, per_date in checks.items():
+            assert {k: per_date.get(k) for k in expected} == expected, (asset, name)
+    bronze = check_statuses(url, BRONZE_PORTFOLIO.name)
+    assert {k: bronze["raw_capture_present"].get(k) for k in expected} == {**expected, gap: "FAILED"}
+    for name in ("header_date_matches_partition", "row_count_matches_total_records"):
+        assert {k: bronze[name].get(k) for k in expected} == expected, name

@@ -4,6 +4,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from b3_platform.catalog.types import sql_type
 from b3_platform.lake.schemas import TableDef
@@ -58,12 +61,15 @@ def _severity(spec: dg.AssetCheckSpec) -> dg.AssetCheckSeverity:
 
 
 class CheckBook:
-    """Collects each check's problems date by date, then reports one result per check for the run.
+    """Collects each check's problems date by date, then reports them when the dates are stored.
 
-    A single-partition run's result is that partition's evaluation. In a range run the run-level
-    result covers every date and gates the layers below; a date that fails a check also gets its
-    own evaluation, so the UI shows a backfill's bad days. Passing dates get none: at ~2 ms per
-    event, eight checks would cost more than building the date itself."""
+    A single-partition run's result is that partition's evaluation. In a range run (a single-run
+    backfill) Dagster plans one check row per date, so every date gets its own evaluation — passed
+    or failed — or the UI would show the dates that passed as "Skipped". Those evaluations are
+    logged by `results()`, which the asset calls after its materializations were recorded: an
+    evaluation counts in the UI only when it targets the partition's latest materialization, so
+    each one names it. The run-level result, one per check covering every date, is what gates the
+    layers below (a failed blocking check stops them)."""
 
     def __init__(self, specs: Sequence[dg.AssetCheckSpec], context: dg.AssetExecutionContext) -> None:
         self._context = context
@@ -71,6 +77,8 @@ class CheckBook:
         self._specs = {s.name: s for s in specs}
         self._problems: dict[str, list[str]] = {name: [] for name in self._specs}
         self._dates: dict[str, list[str]] = {name: [] for name in self._specs}
+        #: Per check, each evaluated date's problems (range runs only; logged by `results()`).
+        self._by_date: dict[str, dict[str, list[str]]] = {name: {} for name in self._specs}
         self.evaluated: dict[str, int] = {name: 0 for name in self._specs}
 
     def record(self, name: str, day: dt.date, problems: list[str]) -> None:
@@ -78,24 +86,56 @@ class CheckBook:
         if problems:
             self._dates[name].append(day.isoformat())
             self._problems[name].extend(f"{day}: {p}" for p in problems)
-        if problems and self._per_partition:
-            spec = self._specs[name]
-            self._context.log_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=spec.asset_key,
-                    check_name=name,
-                    passed=not problems,
-                    partition=day.isoformat(),
-                    severity=_severity(spec),
-                    blocking=spec.blocking,
-                    description="; ".join(problems)[:1000] or None,
-                    metadata={
-                        "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")
-                    },
+        if self._per_partition:
+            self._by_date[name][day.isoformat()] = list(problems)
+
+    def _targets(self, asset_key: dg.AssetKey, keys: Sequence[str]) -> dict[str, object]:
+        """The latest materialization of each of `keys` (one query per asset), as check targets."""
+        records = self._context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(keys)), limit=len(keys)
+        ).records
+        targets: dict[str, object] = {}
+        for record in records:  # newest first: keep each partition's latest
+            key = record.partition_key
+            if key is not None and key not in targets:
+                targets[key] = AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id,
+                    run_id=record.run_id,
+                    timestamp=record.timestamp,
                 )
-            )
+        return targets
+
+    def _log_per_date(self) -> None:
+        keys_by_asset: dict[dg.AssetKey, set[str]] = {}
+        for name, spec in self._specs.items():
+            keys_by_asset.setdefault(spec.asset_key, set()).update(self._by_date[name])
+        targets_by_asset = {
+            asset: self._targets(asset, sorted(keys)) for asset, keys in keys_by_asset.items() if keys
+        }
+        for name, spec in self._specs.items():
+            targets = targets_by_asset.get(spec.asset_key, {})
+            for key, problems in self._by_date[name].items():
+                self._context.log_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=spec.asset_key,
+                        check_name=name,
+                        passed=not problems,
+                        partition=key,
+                        severity=_severity(spec),
+                        blocking=spec.blocking,
+                        target_materialization_data=targets.get(key),
+                        description="; ".join(problems)[:1000] or None,
+                        metadata={
+                            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")
+                        },
+                    )
+                )
 
     def results(self) -> list[dg.AssetCheckResult]:
+        """The run's check results; in a range run, first logs every date's own evaluation. Call
+        it after the asset's materializations (after its outputs, or after `MaterializeResult`)."""
+        if self._per_partition:
+            self._log_per_date()
         results = []
         for name, spec in self._specs.items():
             problems = self._problems[name]
