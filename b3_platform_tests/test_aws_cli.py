@@ -19,7 +19,6 @@ from b3_platform_tests.conftest import REPO
 from b3_platform_tests.moto_aws import CREDENTIALS, AwsTarget
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-IN_PROCESS = '{"execution":{"config":{"in_process":{}}}}'
 DATES = ["2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03"]
 
 
@@ -77,8 +76,6 @@ def test_dagster_materializes_a_range_on_s3_and_registers_glue_in_one_run(import
         "raw_portfolio*",
         "--partition-range",
         f"{DATES[0]}...{DATES[-1]}",
-        "--config-json",
-        IN_PROCESS,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("RUN_SUCCESS") == 1

@@ -25,9 +25,6 @@ from b3_platform_tests.replay import sample_bytes, with_changes
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 #: Raw and everything downstream, as the README shows it: every layer and the (unpartitioned) catalog.
 SELECT = "raw_portfolio*"
-#: The in-process executor: the default multiprocess one costs ~5 s more per call on 2 cores and
-#: tests Dagster's machinery rather than ours.
-IN_PROCESS = '{"execution":{"config":{"in_process":{}}}}'
 TIMEOUT = 180
 
 
@@ -73,8 +70,6 @@ def test_materialize_one_partition(cli_env):
         SELECT,
         "--partition",
         "2025-07-10",
-        "--config-json",
-        IN_PROCESS,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("RUN_SUCCESS") == 1
@@ -101,8 +96,6 @@ def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
         SELECT,
         "--partition-range",
         "2025-06-30...2025-07-03",
-        "--config-json",
-        IN_PROCESS,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("RUN_SUCCESS") == 1  # one single run for the whole range
@@ -129,8 +122,6 @@ def test_materialize_partition_range_then_refuse_a_holiday(cli_env):
         SELECT,
         "--partition",
         "2025-11-20",
-        "--config-json",
-        IN_PROCESS,
     )
     assert holiday.returncode != 0
     assert "2025-11-20" in holiday.stderr
@@ -178,8 +169,6 @@ def test_a_mid_range_parse_error_reads_as_its_cause_in_the_cli(cli_env, tmp_path
         "bronze_portfolio*",
         "--partition-range",
         "2025-06-30...2025-07-03",
-        "--config-json",
-        IN_PROCESS,
     )
     assert proc.returncode != 0
     assert "silver 2025-07-02: IBOV 2025-07-02 row 4 (AURE3): field 'part' = '1,2,3'" in proc.stderr, (
