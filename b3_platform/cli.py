@@ -2,6 +2,7 @@
 every layer."""
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
@@ -128,6 +129,60 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_coverage(args) -> int:
+    """Per index, the trading days captured in raw and the ones missing."""
+    from b3_platform import coverage, trading_calendar
+    from b3_platform.catalog.base import QueryResult
+    from b3_platform.catalog.output import render
+
+    resources = _resources(args)
+    storage = resources["lake"].storage()
+    found = coverage.captured_days(storage)
+    expected = [i for i in resources["b3"].capture_list() if not args.index or i in args.index]
+    if args.index:
+        found = {i: d for i, d in found.items() if i in args.index}
+    if not found and not args.since:
+        print(f"no captures in {storage.uri()}: import files or let the schedule capture", file=sys.stderr)
+        return 1
+    today = trading_calendar.today_sao_paulo()
+    first = args.since or min(min(d) for d in found.values())
+    last = args.until or today
+    if first > last:
+        print(f"--since {first} is after --until {last}", file=sys.stderr)
+        return 2
+    report = coverage.coverage(found, expected, first, last)
+    if args.days:
+        rows = [
+            (c.index, day, "captured" if day in set(c.captured) else "missing")
+            for c in report
+            for day in sorted([*c.captured, *c.missing])
+        ]
+        result = QueryResult(["index", "date", "status"], ["VARCHAR", "DATE", "VARCHAR"], rows)
+    else:
+        rows = [
+            (
+                c.index,
+                c.expected,
+                c.first,
+                c.last,
+                c.days,
+                len(c.captured),
+                len(c.missing),
+                coverage.describe_ranges(c.missing),
+            )
+            for c in report
+        ]
+        result = QueryResult(
+            ["index", "expected", "first", "last", "trading_days", "captured", "missing", "missing_days"],
+            ["VARCHAR", "BOOLEAN", "DATE", "DATE", "INTEGER", "INTEGER", "INTEGER", "VARCHAR"],
+            rows,
+        )
+    if args.format == "table":
+        print(f"Coverage of {storage.uri()}, trading days {first}..{last} (expected: the capture list)")
+    print(render(result, args.format))
+    return 0
+
+
 def _definitions(args):
     """The platform's definitions with this command's settings (`--data-dir` included). Built on
     every call, so a flag of one call holds for that call only."""
@@ -229,7 +284,7 @@ def cmd_demo(args) -> int:
     _demo_summary(store, catalog, days, runs, failed, started)
     if not failed:
         _demo_query(catalog)
-    print('Open the UI:  export DAGSTER_HOME="$PWD" && .venv/bin/dagster dev   (then http://127.0.0.1:3000)')
+    print('Open the UI:  export DAGSTER_HOME="$PWD" && .venv/bin/dg dev   (then http://127.0.0.1:3000)')
     if failed:
         _print_failures(failed)
         return 1
@@ -262,6 +317,22 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--file", "-f", help="a file holding the SQL")
     p_query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
     p_query.set_defaults(func=cmd_query)
+    p_coverage = sub.add_parser(
+        "coverage",
+        help="per index, which trading days are captured in raw and which are missing",
+        description=(
+            "Per index (the capture list, then any other index found in raw): trading days captured "
+            "and missing between --since (default: the first capture) and --until (default: today)."
+        ),
+    )
+    p_coverage.add_argument("--since", type=dt.date.fromisoformat, help="first date (YYYY-MM-DD)")
+    p_coverage.add_argument("--until", type=dt.date.fromisoformat, help="last date (YYYY-MM-DD)")
+    p_coverage.add_argument("--index", type=str.upper, action="append", help="only this index (repeatable)")
+    p_coverage.add_argument("--days", action="store_true", help="one row per index and trading day")
+    p_coverage.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+    p_coverage.set_defaults(func=cmd_coverage)
     p_demo = sub.add_parser("demo", help="import the bundled samples and build every layer")
     p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")
     p_demo.set_defaults(func=cmd_demo)
