@@ -17,13 +17,13 @@ Dagster-free, so `import` uses it as it is.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from b3_platform.b3.contract import ContractError, Portfolio
 from b3_platform.b3.parse import ParseError
 from b3_platform.lake.raw_store import RawCapture, RawStore
-from b3_platform.quality import PUBLISH_RULES
+from b3_platform.quality import PUBLISH_RULES, Rule
 from b3_platform.transforms.bronze import bronze_table, decode_capture
 from b3_platform.transforms.silver import silver_tables
 
@@ -43,7 +43,7 @@ def audit_portfolio(index: str, capture_id: str, portfolio: Portfolio, day: dt.d
     return [*problems, *_broken(PUBLISH_RULES, tables, day, layer="silver_assets")]
 
 
-def _broken(rules, tables: Mapping, day: dt.date, *, layer: str) -> list[str]:
+def _broken(rules: Iterable[Rule], tables: Mapping, day: dt.date, *, layer: str) -> list[str]:
     return [f"{rule.name}: {p}" for rule in rules if rule.table == layer for p in rule.evaluate(tables, day)]
 
 
@@ -103,17 +103,20 @@ def choose_capture(
     return IndexChoice(index, None, None, tuple(refused))
 
 
-@dataclass
+@dataclass(frozen=True)
 class DayChoice:
     """Every index's choice on one date."""
 
-    day: dt.date
-    choices: list[IndexChoice] = field(default_factory=list)
+    choices: tuple[IndexChoice, ...]
 
     @property
     def items(self) -> list[tuple[str, str, Portfolio]]:
         """(index, capture_id, portfolio) of every published index: what bronze is built from."""
-        return [(c.index, c.capture_id, c.portfolio) for c in self.choices if c.published]  # type: ignore[misc]
+        return [
+            (c.index, c.capture_id, c.portfolio)
+            for c in self.choices
+            if c.capture_id is not None and c.portfolio is not None
+        ]
 
     @property
     def left_out(self) -> list[str]:
@@ -127,5 +130,5 @@ class DayChoice:
 def choose_captures(store: RawStore, day: dt.date, captures: Mapping[str, Sequence[RawCapture]]) -> DayChoice:
     """For each index (captures newest first, as `RawStore.by_index` gives them) its choice."""
     return DayChoice(
-        day, [choose_capture(store, day, index, found) for index, found in sorted(captures.items())]
+        tuple(choose_capture(store, day, index, found) for index, found in sorted(captures.items()))
     )

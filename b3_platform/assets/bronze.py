@@ -61,26 +61,20 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
         book.record(AUDIT.name, day, choice.problems)
         for problem in choice.problems:
             context.log.warning(f"{day}: {problem}")
-        audit = {
-            "captures_available": sum(len(c) for c in captures.values()),
-            **(
-                {"refused_captures": dg.MetadataValue.md("\n".join(f"- {p}" for p in choice.problems))}
-                if choice.problems
-                else {}
-            ),
-            **({"left_out_indices": ", ".join(choice.left_out)} if choice.left_out else {}),
-        }
         if not choice.items:
             return NoInput(f"no capture passes the audit ({'; '.join(choice.problems)})")
         table = bronze_table(choice.items)
         for rule in BRONZE_RULES:
             book.record(rule.name, day, rule.fn(table, day))
+        refused = "\n".join(f"- {p}" for p in choice.problems)
         return DateTables(
             {BRONZE_PORTFOLIO.name: table},
             shared={
                 **{f"rows_{index}": len(p.results) for index, _, p in choice.items},
                 "capture_ids": dg.MetadataValue.json({index: cid for index, cid, _ in choice.items}),
-                **audit,
+                "captures_available": sum(len(c) for c in captures.values()),
+                **({"refused_captures": dg.MetadataValue.md(refused)} if refused else {}),
+                **({"left_out_indices": ", ".join(choice.left_out)} if choice.left_out else {}),
             },
         )
 
