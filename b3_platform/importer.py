@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
 from b3_platform import trading_calendar
+from b3_platform.audit import audit_portfolio
 from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json
 from b3_platform.b3.csv_reader import looks_like_portfolio_csv, read_portfolio_csv
 from b3_platform.b3.indices import KNOWN_INDEX_CODES, validate_index_code
 from b3_platform.b3.parse import ParseError
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.transforms.bronze import bronze_table
-from b3_platform.transforms.silver import silver_tables
 
 SUFFIXES = (".json", ".csv")
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
@@ -125,8 +124,10 @@ def validate_portfolio(path: PurePath, index: str, portfolio: Portfolio) -> None
         raise ImportRejected(f"header date {day} is not a B3 trading day")
     if day > trading_calendar.today_sao_paulo():
         raise ImportRejected(f"header date {day} is in the future")
-    # Type every value now, so a file that would fail in silver is refused before it is stored.
-    silver_tables(bronze_table([(index, "19700101T000000000000Z-check", portfolio)]), day)
+    # The publish audit bronze runs: a file bronze would refuse is not stored.
+    problems = audit_portfolio(index, "19700101T000000000000Z-check", portfolio, day)
+    if problems:
+        raise ImportRejected(f"would not be published: {'; '.join(problems)}")
 
 
 def import_file(store: RawStore, path: Path, *, index: str | None = None) -> FileResult:

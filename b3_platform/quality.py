@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pyarrow as pa
 
-from b3_platform.b3.parse import ParseError, parse_date
+from b3_platform.b3.parse import ParseError, parse_date, split_type
 
 TICKER = re.compile(r"^[A-Z][A-Z0-9]{3}\d{1,2}$")
 #: B3 rounds each weight to 3 decimals, so n weights may miss 100 by up to n × 0.0005.
@@ -30,10 +30,17 @@ class Rule:
     description: str
     fn: Callable[..., list[str]]
     reads: str | None = None  # the table the rule reads, when not the asset it is attached to
+    #: The rule also needs the date's silver header (passed as `header=`).
+    with_header: bool = False
 
     @property
     def source(self) -> str:
         return self.reads or self.table
+
+    def evaluate(self, tables: Mapping[str, pa.Table], day: dt.date) -> list[str]:
+        """The rule on one date's tables, by table name (its source, and silver_header if needed)."""
+        extra = {"header": tables["silver_header"]} if self.with_header else {}
+        return self.fn(tables[self.source], day, **extra)
 
 
 def _by_index(table: pa.Table, *columns: str) -> dict[str, list[tuple]]:
@@ -117,6 +124,19 @@ def quantities_sum_to_header_total(assets: pa.Table, day: dt.date, header: pa.Ta
     return problems
 
 
+def type_codes_recognised(assets: pa.Table, day: dt.date) -> list[str]:
+    """Codes no rule of `split_type` recognises: kept verbatim in `type_code`, split as far as the
+    layout allows, and only reported (a descriptive field never refuses a capture)."""
+    problems = []
+    for index, rows in _by_index(assets, "type_code", "ticker").items():
+        unknown: dict[str, list[str]] = {}
+        for code, ticker in rows:
+            if reason := split_type(code).unrecognised:
+                unknown.setdefault(f"{code!r} ({reason})", []).append(ticker)
+        problems.extend(f"{index}: type code {code} of {', '.join(t)}" for code, t in sorted(unknown.items()))
+    return problems
+
+
 def configured_indices_present(present: Iterable[str], configured: Iterable[str]) -> list[str]:
     missing = sorted(set(configured) - set(present))
     return [f"not captured: {', '.join(missing)}"] if missing else []
@@ -164,8 +184,22 @@ SILVER_ASSET_RULES = (
         True,
         "Σ component theoretical quantities = the header's total.",
         quantities_sum_to_header_total,
+        with_header=True,
+    ),
+    Rule(
+        "type_codes_recognised",
+        "silver_assets",
+        False,
+        "Every type code is one the parse rules recognise; an unknown one is kept verbatim in "
+        "type_code, split as far as the fixed-width layout allows, and only reported here.",
+        type_codes_recognised,
     ),
 )
+
+#: The rules that decide whether a capture of (date, index) may be published: every blocking rule
+#: of bronze and silver. `b3_platform.audit` runs them before bronze takes a capture and before
+#: `import` stores a file, so a capture that would fail them never replaces published data.
+PUBLISH_RULES = tuple(r for r in (*BRONZE_RULES, *SILVER_ASSET_RULES) if r.blocking)
 
 
 def composition_covers_every_component(composition: pa.Table, day: dt.date) -> list[str]:

@@ -7,6 +7,7 @@ one DAGSTER_HOME (a sqlite instance built from the repo's dagster.yaml)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import subprocess
@@ -17,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import TABLES
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO, TABLES
 from b3_platform.lake.storage import LocalStorage
+from b3_platform.lake.tables import write_partition
+from b3_platform.transforms.bronze import bronze_table, decode_capture
 from b3_platform_tests.conftest import REPO, dagster_home_and_lake, duckdb_catalog
-from b3_platform_tests.replay import sample_bytes, with_changes
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 #: Raw and everything downstream, as the README shows it: every layer and the (unpartitioned) catalog.
@@ -139,24 +141,26 @@ def test_definitions_validate_loads_workspace(cli_env):
 def test_a_mid_range_parse_error_reads_as_its_cause_in_the_cli(cli_env, tmp_path):
     """A value that does not parse on the third date of a range: the CLI's output names the asset,
     the date, the field and the value (not only Dagster's "Error occurred while handling output"),
-    and the dates before it were built. On a copy of the module's lake, which stays untouched."""
+    and the dates before it were built. On a copy of the module's lake, which stays untouched.
+    The value sits in bronze as if written under an older rule (the publish audit keeps a capture
+    like it out of a freshly built bronze), so silver is the step that meets it."""
     env, home, lake = cli_env
     own_lake, own_home = tmp_path / "lake", tmp_path / "home"
     shutil.copytree(lake, own_lake)
     own_home.mkdir()
     shutil.copy(home / "dagster.yaml", own_home / "dagster.yaml")
-    body = with_changes(
-        sample_bytes("GetPortfolioDay/IBOV/2025-07-02.json"),
-        lambda data: data["results"][3].update(part="1,2,3"),
-    )
-    RawStore(LocalStorage(own_lake)).store(
-        dt.date(2025, 7, 2),
-        "IBOV",
-        [body],
-        fetched_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5),
-        source_format="json",
-        meta={"source": "test"},
-    )
+    storage = LocalStorage(own_lake)
+    store = RawStore(storage)
+    for day in (dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3)):
+        capture = store.latest_by_index(day)["IBOV"]
+        portfolio = decode_capture(store.read_bodies(capture), source_format="json", index="IBOV", day=day)
+        results = list(portfolio.results)
+        if day == dt.date(2025, 7, 2):
+            results[3] = results[3].model_copy(update={"part": "1,2,3"})
+        portfolio = dataclasses.replace(portfolio, results=results)
+        write_partition(
+            storage, BRONZE_PORTFOLIO, day, bronze_table([("IBOV", capture.capture_id, portfolio)])
+        )
     for day in ("2025-06-30", "2025-07-01", "2025-07-02", "2025-07-03"):
         shutil.rmtree(own_lake / "silver" / "assets" / f"date={day}", ignore_errors=True)
     proc = dagster(
@@ -166,7 +170,7 @@ def test_a_mid_range_parse_error_reads_as_its_cause_in_the_cli(cli_env, tmp_path
         "-m",
         "b3_platform.definitions",
         "--select",
-        "bronze_portfolio*",
+        "silver_header,silver_assets",
         "--partition-range",
         "2025-06-30...2025-07-03",
     )

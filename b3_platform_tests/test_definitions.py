@@ -56,6 +56,8 @@ EXPECTED_CHECKS = {
     "concentration_within_bounds": ("gold_index_summary", True),
     "time_in_index_consistent": ("gold_time_in_index", True),
     "tables_match_schemas": ("athena_tables", True),
+    "captures_pass_audit": ("bronze_portfolio", False),
+    "type_codes_recognised": ("silver_assets", False),
 }
 
 

@@ -20,6 +20,7 @@ DAGSTER_FREE = [
     "b3_platform.transforms.gold",
     "b3_platform.quality",
     "b3_platform.importer",
+    "b3_platform.audit",
 ]
 
 

@@ -343,6 +343,7 @@ def test_type_list_is_the_documented_51():
 @pytest.mark.parametrize("code", ALL_TYPES + EXTRA_TYPES)
 def test_split_type_fixed_width(code):
     parts = split_type(code)
+    assert parts.unrecognised is None
     padded = code.ljust(10)
     assert parts.share_class == padded[0:3].strip()
     assert parts.event_flag == (padded[4:7].strip() or None)
@@ -369,25 +370,105 @@ def test_split_type_examples(code, expected):
     assert split_type(code) == expected
 
 
+#: Codes of real B3 portfolios of every kind (IBBR, BDRX, IFIX, IFIL, IEEX, …), exactly as written,
+#: and what they split into. BDR classes carry a digit (DR1-DR3); a single letter in a BDR's flag
+#: slot is the class of the underlying share (GOGL34 `DRN A`, GOGL35 `DRN C`) and belongs to the
+#: share class; fund quotas are `CI`.
+REAL_TYPES = {
+    "DRN": TypeCode("DRN", None, None),
+    "DR1": TypeCode("DR1", None, None),
+    "DR2": TypeCode("DR2", None, None),
+    "DR3": TypeCode("DR3", None, None),
+    "DRN A": TypeCode("DRN A", None, None),
+    "DRN C": TypeCode("DRN C", None, None),
+    "DR3 EDB": TypeCode("DR3", "EDB", None),
+    "DRN EJ": TypeCode("DRN", "EJ", None),
+    "CI": TypeCode("CI", None, None),
+    "CI  EB": TypeCode("CI", "EB", None),
+    "CI  ER": TypeCode("CI", "ER", None),
+    "CI  ERS": TypeCode("CI", "ERS", None),
+    "CI  ES": TypeCode("CI", "ES", None),
+    "PNA": TypeCode("PNA", None, None),
+    "ON  EDB NM": TypeCode("ON", "EDB", "NM"),
+    "ON  EJB N2": TypeCode("ON", "EJB", "N2"),
+    "ON  EG  NM": TypeCode("ON", "EG", "NM"),
+    "ON  ER  NM": TypeCode("ON", "ER", "NM"),
+    "PN  EB  N1": TypeCode("PN", "EB", "N1"),
+    "UNT EJS N2": TypeCode("UNT", "EJS", "N2"),
+    "ON  ES  NM": TypeCode("ON", "ES", "NM"),
+    "PNB EDJ N1": TypeCode("PNB", "EDJ", "N1"),
+    "UNT EX  N2": TypeCode("UNT", "EX", "N2"),
+    "PNA ATZ N1": TypeCode("PNA", "ATZ", "N1"),
+    "ON  ATZ": TypeCode("ON", "ATZ", None),
+    "ON      MA": TypeCode("ON", None, "MA"),
+}
+
+
+@pytest.mark.parametrize(("code", "expected"), REAL_TYPES.items(), ids=list(REAL_TYPES))
+def test_split_type_real_codes_of_every_kind(code, expected):
+    parts = split_type(code)
+    assert parts == expected
+    assert parts.unrecognised is None
+
+
 @pytest.mark.parametrize(
-    "code",
+    ("code", "share_class", "event_flag", "listing_segment", "why"),
     [
-        "",
-        "   ",
-        None,
-        10,
-        "O",  # share class of one letter
-        "on      nm",  # lower case
-        "ONXX    NM",  # no blank after the share class
-        "ON  EDJNM",  # no blank after the event flag
-        "ON  EDJ NM1",  # longer than 10
-        "    ED  NM",  # no share class
-        "ON  E1  NM",  # digit in the flag
-        "ON  ED  N-",
-        "O1      NM",
+        ("", "", None, None, "fixed-width layout"),
+        ("   ", "", None, None, "fixed-width layout"),
+        ("ONXX    NM", "ONXX    NM", None, None, "fixed-width layout"),  # no blank after the class
+        ("ON  EDJNM", "ON  EDJNM", None, None, "fixed-width layout"),  # no blank after the flag
+        ("ON  EDJ NM1", "ON  EDJ NM1", None, None, "fixed-width layout"),  # longer than 10
+        ("    ED  NM", "ED  NM", None, None, "fixed-width layout"),  # no share class
+        ("O", "O", None, None, "unknown share class 'O'"),
+        ("XYZ EDJ NM", "XYZ", "EDJ", "NM", "unknown share class 'XYZ'"),
+        ("on      nm", "on", None, "nm", "unknown share class 'on'"),
+        ("ON  E1  NM", "ON", "E1", "NM", "unknown event flag 'E1'"),
+        ("ON  A   NM", "ON", "A", "NM", "unknown event flag 'A'"),  # a class letter only on BDRs
+        ("ON  ED  N-", "ON", "ED", "N-", "unknown listing segment 'N-'"),
+        ("DR4", "DR4", None, None, "unknown share class 'DR4'"),
     ],
 )
-def test_split_type_malformed_is_an_error(code):
+def test_split_type_unknown_codes_are_kept_and_say_why(code, share_class, event_flag, listing_segment, why):
+    """Descriptive, not a gate: never an error for a string; split as far as the layout allows."""
+    parts = split_type(code)
+    assert (parts.share_class, parts.event_flag, parts.listing_segment) == (
+        share_class,
+        event_flag,
+        listing_segment,
+    )
+    assert parts.unrecognised and why in parts.unrecognised
+
+
+@pytest.mark.parametrize("code", [None, 10, b"ON"])
+def test_split_type_non_string_is_an_error(code):
     with pytest.raises(ParseError) as err:
         split_type(code, field="type")
     assert err.value.field == "type" and err.value.value == code
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny and huge numbers of real portfolios
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("36,84861823", Decimal("36.84861823")),  # IEEX
+        ("2.437.340.002,15461000", Decimal("2437340002.15461000")),  # IBBR
+    ],
+)
+def test_reductors_of_small_and_large_indices_fit_the_declared_type(text, expected):
+    import pyarrow as pa
+
+    from b3_platform.lake.schemas import SILVER_HEADER
+
+    reductor = parse_reductor(text, "pt-br", field="header.reductor")
+    assert reductor == Reductor(expected)
+    declared = SILVER_HEADER.schema.field("reductor").type
+    assert pa.array([reductor.value], type=declared).to_pylist() == [expected]
+
+
+def test_small_quantities_parse():
+    assert parse_int("4.500", "pt-br", field="theoricalQty") == 4500  # IEEX
+    assert parse_int("4,500", "en-us", field="theoricalQty") == 4500

@@ -53,13 +53,19 @@ GOLD_NAMES = [t.name for t in GOLD_TABLES]
 #: The steps of a run of the whole graph: silver and gold are one multi-asset each.
 ALL_STEPS = ["raw_portfolio", "bronze_portfolio", "silver", "gold_tables", "athena_tables"]
 CATALOG_FILE = "warehouse.duckdb"
-BRONZE_CHECKS = {"header_date_matches_partition", "row_count_matches_total_records", "raw_capture_present"}
+BRONZE_CHECKS = {
+    "header_date_matches_partition",
+    "row_count_matches_total_records",
+    "raw_capture_present",
+    "captures_pass_audit",
+}
 SILVER_CHECKS = {
     "unique_tickers",
     "ticker_format",
     "weights_sum_to_100",
     "quantities_positive",
     "quantities_sum_to_header_total",
+    "type_codes_recognised",
 }
 GOLD_CHECKS = {
     "composition_covers_every_component",
@@ -503,35 +509,46 @@ def test_failed_write_leaves_previous_version_and_no_temp_file(lake_root, resour
     assert set(pq.read_table(bronze_path).column("source_format").to_pylist()) == {"csv"}
 
 
-def test_value_that_does_not_parse_fails_silver_and_keeps_its_files(lake_root, resources):
+def test_value_that_does_not_parse_is_refused_by_the_audit_and_keeps_every_file(lake_root, resources):
+    """A newer capture with a weight no rule reads is refused before bronze takes it: the older
+    capture stays published, every layer byte-identical, and the refusal is named."""
     seed(lake_root, D)
     assert run(resources, day=D).success
-    kept = (SILVER_HEADER, SILVER_ASSETS, *GOLD_TABLES)
-    silver_before = {t.name: path_of(lake_root, t, D).read_bytes() for t in kept}
+    previous = lake_files(lake_root)
 
     def bad_weight(data):
         assert data["results"][3]["cod"] == "AURE3"
         data["results"][3]["part"] = "1,2,3"
 
-    store_json(lake_root, D, bad_weight)
+    bad_id = store_json(lake_root, D, bad_weight)
     result = run(resources, day=D)
-    assert not result.success
-    message = failure_text(result, "silver")
-    for part in ("'part'", "'1,2,3'", "IBOV", "2025-07-10", "row 4", "AURE3"):
-        assert part in message, (part, message)
-    assert {a for a, _ in materializations(result)} == {"raw_portfolio", "bronze_portfolio"}
-    assert "gold_tables" not in steps(result, "STEP_START")
-    for table_def in kept:
-        assert path_of(lake_root, table_def, D).read_bytes() == silver_before[table_def.name]
-    # Bronze keeps B3's strings, so it took the new capture as it is.
-    assert "1,2,3" in pq.read_table(path_of(lake_root, BRONZE_PORTFOLIO, D)).column("part").to_pylist()
+    assert result.success
+    audit = check_evaluations(result)["captures_pass_audit"]
+    assert not audit.passed and audit.severity == dg.AssetCheckSeverity.WARN
+    for part in (bad_id, "'part'", "'1,2,3'", "IBOV 2025-07-10 row 4 (AURE3)", "published the older capture"):
+        assert part in audit.description, (part, audit.description)
+    assert bad_id in materializations(result)["bronze_portfolio", D.isoformat()]["refused_captures"]
+    for key, data in previous.items():
+        if not key.startswith("raw/"):
+            assert (lake_root / key).read_bytes() == data, key
     assert temp_files(lake_root) == []
 
 
 # ------------------------------------------------------------------------------- blocking checks
+# The publish audit runs these rules before bronze takes a capture (test_write_audit_publish.py), so
+# the checks on the written tables can only fail on a bug: the audit's rules are switched off here to
+# prove the checks still stop the layers below.
 
 
-def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources):
+@pytest.fixture
+def audit_without_rules(monkeypatch):
+    """The audit keeps the contract and the parse rules but not the blocking rules."""
+    import b3_platform.audit as audit_module
+
+    monkeypatch.setattr(audit_module, "PUBLISH_RULES", ())
+
+
+def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources, audit_without_rules):
     def heavier(data):
         assert data["results"][0]["part"] == "0,493"
         data["results"][0]["part"] = "5,493"
@@ -555,7 +572,7 @@ def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources):
     assert materializations(result)["silver_assets", "2025-07-10"]["weight_sum_IBOV"] == pytest.approx(105.0)
 
 
-def test_duplicate_ticker_fails_unique_tickers(lake_root, resources):
+def test_duplicate_ticker_fails_unique_tickers(lake_root, resources, audit_without_rules):
     def duplicate(data):
         data["results"][1]["cod"] = data["results"][0]["cod"]
 
@@ -584,36 +601,37 @@ def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(l
     meta = materializations(result)[("bronze_portfolio", D.isoformat())]
     assert meta["capture_ids"]["IBOV"] != bad_id
     assert meta["captures_available"] == 2
-    assert bad_id in meta["skipped_captures"]
-    assert "page.totalRecords is 85 but the body holds 84 rows" in meta["skipped_captures"]
+    assert bad_id in meta["refused_captures"]
+    assert "page.totalRecords is 85 but the body holds 84 rows" in meta["refused_captures"]
     for key, data in previous.items():  # same capture chosen: every layer byte-identical, gold too
         assert (lake_root / key).read_bytes() == data, key
 
 
 def test_date_whose_only_capture_fails_the_contract_is_refused_before_bronze_writes(lake_root, resources):
     """With no valid capture left, the clear error is the contract's, and nothing is written."""
-    store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
+    bad_id = store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
 
     result = run(resources, day=D, selection=["bronze_portfolio", "silver_header", "silver_assets"])
     assert not result.success
     message = failure_text(result, "bronze_portfolio")
-    assert "B3 response for IBOV 2025-07-10: no valid capture among 1" in message
-    assert "page.totalRecords is 85 but the body holds 84 rows" in message
+    assert "bronze_portfolio: no capture passes the audit (IBOV: left out of the date" in message
+    assert f"capture {bad_id}: B3 response for IBOV 2025-07-10: page.totalRecords is 85" in message
+    assert not check_evaluations(result)["captures_pass_audit"].passed
     assert "silver" not in steps(result, "STEP_START")
     assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
 
 
-def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeypatch):
-    """Should a capture get past the contract with totalRecords ≠ rows, the blocking bronze check
-    fails and silver does not run (the contract is bypassed here to reach the check)."""
-    import b3_platform.assets.bronze as bronze_module
+def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeypatch, audit_without_rules):
+    """Should a capture get past the contract and the audit with totalRecords ≠ rows, the blocking
+    bronze check fails and silver does not run (both are bypassed here to reach the check)."""
+    import b3_platform.audit as audit_module
 
-    real = bronze_module.decode_capture
+    real = audit_module.decode_capture
 
     def decode_past_contract(*args, **kwargs):
         return dataclasses.replace(real(*args, **kwargs), total_records=85)
 
-    monkeypatch.setattr(bronze_module, "decode_capture", decode_past_contract)
+    monkeypatch.setattr(audit_module, "decode_capture", decode_past_contract)
     seed(lake_root, D)
     result = run(resources, day=D)
     assert not result.success

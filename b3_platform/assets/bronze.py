@@ -1,6 +1,8 @@
-"""bronze_portfolio: the latest valid raw capture of each index, as one table per date, still in
-B3's strings. Every capture was valid when it arrived; should a newer one fail today's contract, the
-next older one is used and the skipped one is named in the metadata."""
+"""bronze_portfolio: for each index, the newest raw capture that passes the publish audit (contract,
+parse rules, the blocking rules of bronze and silver; `b3_platform.audit`), as one table per date,
+still in B3's strings. A refused capture is skipped for the next older one; an index none of whose
+captures pass is left out of the date while the other indices build. Either way the capture is
+named in the run log, the partition metadata and the `captures_pass_audit` check."""
 
 import datetime as dt
 
@@ -8,49 +10,32 @@ import dagster as dg
 
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_spec, check_specs, table_metadata
 from b3_platform.assets.raw import IMPORT_HINT, raw_portfolio
-from b3_platform.b3.contract import ContractError, Portfolio
+from b3_platform.audit import choose_captures
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateStream, DateTables, NoInput
-from b3_platform.lake.raw_store import RawCapture, RawStore
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO
 from b3_platform.partitions import partition_days
 from b3_platform.quality import BRONZE_RULES
 from b3_platform.resources import LakeResource
-from b3_platform.transforms.bronze import bronze_table, decode_capture
+from b3_platform.transforms.bronze import bronze_table
 
+AUDIT = check_spec(
+    "captures_pass_audit",
+    "bronze_portfolio",
+    blocking=False,
+    description=(
+        "The newest capture of every index passed the publish audit (contract, parse rules, the "
+        "blocking rules of bronze and silver). Fails naming each refused capture and why, and "
+        "whether an older capture was published instead or the index was left out of the date. "
+        "Not blocking: the indices that pass still reach silver and gold."
+    ),
+)
 RAW_PRESENT = check_spec(
     "raw_capture_present",
     "bronze_portfolio",
     blocking=False,
     description="Every date of the run had a raw capture to build from (warns on gaps in a range).",
 )
-SPECS = check_specs(BRONZE_RULES, "bronze_portfolio", [RAW_PRESENT])
-
-
-def choose_captures(
-    store: RawStore, day: dt.date, captures: dict[str, list[RawCapture]]
-) -> tuple[list[tuple[str, str, Portfolio]], list[str]]:
-    """For each index the newest capture that decodes; returns (items, notes on skipped ones)."""
-    items, skipped = [], []
-    for index, candidates in captures.items():
-        problems = []
-        for capture in candidates:
-            try:
-                portfolio = decode_capture(
-                    store.read_bodies(capture), source_format=capture.source_format, index=index, day=day
-                )
-            except ContractError as exc:
-                problems.append(f"{index} capture {capture.capture_id}: {exc}")
-                continue
-            items.append((index, capture.capture_id, portfolio))
-            break
-        else:
-            raise ContractError(
-                f"no valid capture among {len(candidates)}: " + " | ".join(problems),
-                index=index,
-                requested_date=day,
-            )
-        skipped.extend(problems)
-    return items, skipped
+SPECS = check_specs(BRONZE_RULES, "bronze_portfolio", [RAW_PRESENT, AUDIT])
 
 
 @dg.asset(
@@ -72,23 +57,24 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
         book.record(RAW_PRESENT.name, day, [] if captures else ["no raw capture"])
         if not captures:
             return NoInput("no raw capture")
-        items, skipped = choose_captures(store, day, captures)
-        for note in skipped:
-            context.log.warning(f"{day}: skipped {note}")
-        table = bronze_table(items)
+        choice = choose_captures(store, day, captures)
+        book.record(AUDIT.name, day, choice.problems)
+        for problem in choice.problems:
+            context.log.warning(f"{day}: {problem}")
+        if not choice.items:
+            return NoInput(f"no capture passes the audit ({'; '.join(choice.problems)})")
+        table = bronze_table(choice.items)
         for rule in BRONZE_RULES:
             book.record(rule.name, day, rule.fn(table, day))
+        refused = "\n".join(f"- {p}" for p in choice.problems)
         return DateTables(
             {BRONZE_PORTFOLIO.name: table},
             shared={
-                **{f"rows_{index}": len(p.results) for index, _, p in items},
-                "capture_ids": dg.MetadataValue.json({index: cid for index, cid, _ in items}),
+                **{f"rows_{index}": len(p.results) for index, _, p in choice.items},
+                "capture_ids": dg.MetadataValue.json({index: cid for index, cid, _ in choice.items}),
                 "captures_available": sum(len(c) for c in captures.values()),
-                **(
-                    {"skipped_captures": dg.MetadataValue.md("\n".join(f"- {n}" for n in skipped))}
-                    if skipped
-                    else {}
-                ),
+                **({"refused_captures": dg.MetadataValue.md(refused)} if refused else {}),
+                **({"left_out_indices": ", ".join(choice.left_out)} if choice.left_out else {}),
             },
         )
 
@@ -101,5 +87,6 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
         nothing_built_hint=IMPORT_HINT,
     )
     yield dg.Output(stream)
-    stream.finish()
+    # The checks first: when no date could be built (every capture refused), they say why.
     yield from book.results()
+    stream.finish()

@@ -70,11 +70,21 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
         if table is None:
             return NoInput("no bronze partition")
         header, assets = silver_tables(table, day)
-        for rule in SILVER_ASSET_RULES:
-            extra = {"header": header} if rule.name == "quantities_sum_to_header_total" else {}
-            book.record(rule.name, day, rule.fn(assets, day, **extra))
+        tables = {SILVER_HEADER.name: header, SILVER_ASSETS.name: assets}
+        problems = {rule.name: rule.evaluate(tables, day) for rule in SILVER_ASSET_RULES}
+        for name, found in problems.items():
+            book.record(name, day, found)
+        # Kept verbatim and only reported: a descriptive field never stops a date.
+        unrecognised = problems["type_codes_recognised"]
+        if unrecognised:
+            context.log.warning(f"{day}: type codes no rule recognises: {'; '.join(unrecognised)}")
         return DateTables(
-            {SILVER_HEADER.name: header, SILVER_ASSETS.name: assets},
+            tables,
+            shared={
+                "capture_ids": dg.MetadataValue.json(
+                    dict(zip(header.column("index").to_pylist(), header.column("capture_id").to_pylist()))
+                ),
+            },
             metadata={
                 SILVER_HEADER.name: {
                     "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
@@ -83,6 +93,15 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
                 SILVER_ASSETS.name: {
                     **per_index_metadata(assets),
                     "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
+                    **(
+                        {
+                            "unrecognised_type_codes": dg.MetadataValue.md(
+                                "\n".join(f"- {p}" for p in unrecognised)
+                            )
+                        }
+                        if unrecognised
+                        else {}
+                    ),
                 },
             },
         )

@@ -161,33 +161,55 @@ def detect_language(header_text: str | None, text_reductor: str | None) -> Local
 
 @dataclass(frozen=True)
 class TypeCode:
-    """B3's `type` specification code split into its three fixed-width parts."""
+    """B3's `type` specification code split into its three fixed-width parts.
+
+    `unrecognised` says why no rule recognises the code (None when one does). Such a code is still
+    split as far as the layout allows, never refused: the verbatim code stays in `type_code`."""
 
     share_class: str
     event_flag: str | None
     listing_segment: str | None
+    unrecognised: str | None = None
 
 
-_SHARE_CLASS = re.compile(r"^[A-Z]{2,3}$")
-_EVENT_FLAG = re.compile(r"^[A-Z]{1,3}$")
-_LISTING_SEGMENT = re.compile(r"^[A-Z0-9]{1,2}$")
+#: Share classes: ON, PN, PNA…PNH, UNT, fund quotas (CI) and BDR classes (DRN, DR1, DR2, DR3, DRE).
+_SHARE_CLASS = re.compile(r"^(?:ON|PN[A-H]?|UNT|CI|DR[N123E])$")
+#: BDR classes, whose flag slot may hold the class of the underlying share (`DRN A`: GOGL34).
+_BDR_CLASS = re.compile(r"^DR[N123E]$")
+_BDR_LETTER = re.compile(r"^[A-Z]$")
+#: Event flags: `E` (ex-) and one or two events — D dividend, J interest on equity, B bonus shares,
+#: S subscription, G reverse split, R income (funds), X ex- otherwise — (ED, EDJ, EJS, ERS, EX, …),
+#: or ATZ.
+_EVENT_FLAG = re.compile(r"^(?:E[BDGJRSX]{1,2}|ATZ)$")
+#: Listing segments: Novo Mercado, Nível 1 and 2, Bovespa Mais (and its Nível 2), organised OTC.
+_LISTING_SEGMENT = re.compile(r"^(?:NM|N1|N2|MA|M2|MB)$")
 
 
 def split_type(value: object, *, field: str = "type") -> TypeCode:
-    """`"PNA ATZ N1"` → (PNA, ATZ, N1); `"ON      NM"` → (ON, None, NM); `"UNT EDJ"` → (UNT, EDJ, None).
+    """`"PNA ATZ N1"` → (PNA, ATZ, N1); `"ON      NM"` → (ON, None, NM); `"UNT EDJ"` → (UNT, EDJ, None);
+    `"DR2"` → (DR2, None, None); `"DRN A"` → (DRN A, None, None); `"CI  ERS"` → (CI, ERS, None).
 
     The code is fixed width 10 with trailing blanks trimmed: [0:3] share class, [4:7] event flag,
-    [8:10] listing segment, separated by blanks. The flag changes around ex-dates: never a key."""
+    [8:10] listing segment, separated by blanks. The flag changes around ex-dates: never a key.
+    A BDR's flag slot may hold a single letter, the class of the underlying share (GOGL34 `DRN A`,
+    GOGL35 `DRN C`): it is part of the share class (`DRN A`), not an event flag.
+
+    Descriptive, not a gate: a code no rule recognises is split as far as the layout allows (or kept
+    whole as the share class when the layout does not hold) and `unrecognised` says why. Only a
+    value that is not a string at all is an error."""
     if not isinstance(value, str):
         raise ParseError(field, value, "expected a string")
     text = value.rstrip()
-    if not text or len(text) > 10 or (len(text) > 3 and text[3] != " ") or (len(text) > 7 and text[7] != " "):
-        raise ParseError(field, value, "is not a B3 type code (fixed width: 'CCC FFF SS')")
+    layout = 0 < len(text) <= 10 and text[3:4] in ("", " ") and text[7:8] in ("", " ")
     share_class, flag, segment = text[0:3].strip(), text[4:7].strip(), text[8:10].strip()
-    if not _SHARE_CLASS.match(share_class):
-        raise ParseError(field, value, f"share class {share_class!r} is not 2-3 capital letters")
+    if not layout or not share_class:
+        return TypeCode(text.strip(), None, None, unrecognised="not in the fixed-width layout 'CCC FFF SS'")
+    if _BDR_CLASS.match(share_class) and _BDR_LETTER.match(flag):
+        share_class, flag = f"{share_class} {flag}", ""
+    elif not _SHARE_CLASS.match(share_class):
+        return TypeCode(share_class, flag or None, segment or None, f"unknown share class {share_class!r}")
     if flag and not _EVENT_FLAG.match(flag):
-        raise ParseError(field, value, f"event flag {flag!r} is not 1-3 capital letters")
+        return TypeCode(share_class, flag, segment or None, f"unknown event flag {flag!r}")
     if segment and not _LISTING_SEGMENT.match(segment):
-        raise ParseError(field, value, f"listing segment {segment!r} is not a 2-character code")
+        return TypeCode(share_class, flag or None, segment, f"unknown listing segment {segment!r}")
     return TypeCode(share_class, flag or None, segment or None)

@@ -1,5 +1,7 @@
-"""Bronze → silver: B3's strings typed by the parse rules of `b3.parse`, so a value that does not
-parse stops the date with an error naming the field, the value, the index and the date."""
+"""Bronze → silver: B3's strings typed by the parse rules of `b3.parse`; a value that does not parse
+is an error naming the field, the value, the index and the date. The publish audit
+(`b3_platform.audit`) runs this very typing on each capture before bronze takes it, so bronze only
+holds captures that type: the error here can only come from bronze written under older rules."""
 
 from __future__ import annotations
 

@@ -1,0 +1,134 @@
+"""Write-audit-publish: may this capture of (date, index) be published?
+
+One answer for every place that decides it: bronze (which capture of each index a date publishes),
+`import` and the landing sensor (which files are stored at all), and the tests. A capture passes
+when it satisfies the contract, every parse rule types it exactly as silver will, and it passes every
+blocking rule of bronze and silver (`quality.PUBLISH_RULES`: unique tickers, ticker format, weights
+summing to 100, positive quantities summing to the header's total, …). Those rules used to run as
+checks after silver was written, so a bad capture replaced good data before anything said so; run
+here, before bronze takes a capture, they gate the publish instead, and the checks on the written
+tables become a safety net that can only fail on a bug.
+
+Decisions are per (date, index): a capture that fails is skipped for the next older one, and an
+index none of whose captures pass is left out of the date, while the other indices still build.
+Dagster-free, so `import` uses it as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from b3_platform.b3.contract import ContractError, Portfolio
+from b3_platform.b3.parse import ParseError
+from b3_platform.lake.raw_store import RawCapture, RawStore
+from b3_platform.quality import PUBLISH_RULES, Rule
+from b3_platform.transforms.bronze import bronze_table, decode_capture
+from b3_platform.transforms.silver import silver_tables
+
+
+def audit_portfolio(index: str, capture_id: str, portfolio: Portfolio, day: dt.date) -> list[str]:
+    """Why this decoded portfolio may not be published as `index` on `day` (empty: it may).
+
+    Builds the very bronze rows and silver tables the layers would, so the parse rules and the
+    blocking rules see exactly what they will see after publishing."""
+    bronze = bronze_table([(index, capture_id, portfolio)])
+    tables = {"bronze_portfolio": bronze}
+    problems = _broken(PUBLISH_RULES, tables, day, layer="bronze_portfolio")
+    try:
+        tables["silver_header"], tables["silver_assets"] = silver_tables(bronze, day)
+    except ParseError as exc:
+        return [*problems, str(exc)]
+    return [*problems, *_broken(PUBLISH_RULES, tables, day, layer="silver_assets")]
+
+
+def _broken(rules: Iterable[Rule], tables: Mapping, day: dt.date, *, layer: str) -> list[str]:
+    return [f"{rule.name}: {p}" for rule in rules if rule.table == layer for p in rule.evaluate(tables, day)]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A capture the audit kept out, and why."""
+
+    capture_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IndexChoice:
+    """What one index publishes on a date: the newest capture that passes (None: the index is left
+    out of the date), and the newer captures refused on the way, newest first."""
+
+    index: str
+    capture_id: str | None
+    portfolio: Portfolio | None
+    refused: tuple[Refused, ...]
+
+    @property
+    def published(self) -> bool:
+        return self.capture_id is not None
+
+    def problem(self) -> str | None:
+        """The line the failing check and the run log show for this index (None: nothing refused)."""
+        if not self.refused:
+            return None
+        reasons = " | ".join(f"capture {r.capture_id}: {r.reason}" for r in self.refused)
+        if self.published:
+            return f"{self.index}: published the older capture {self.capture_id}; refused {reasons}"
+        return f"{self.index}: left out of the date, no capture passes the audit; refused {reasons}"
+
+
+def audit_capture(store: RawStore, capture: RawCapture, day: dt.date) -> tuple[Portfolio | None, list[str]]:
+    """A raw capture decoded again (contract) and audited: (its portfolio, problems)."""
+    try:
+        portfolio = decode_capture(
+            store.read_bodies(capture), source_format=capture.source_format, index=capture.index, day=day
+        )
+    except ContractError as exc:
+        return None, [str(exc)]
+    return portfolio, audit_portfolio(capture.index, capture.capture_id, portfolio, day)
+
+
+def choose_capture(
+    store: RawStore, day: dt.date, index: str, newest_first: Sequence[RawCapture]
+) -> IndexChoice:
+    """The newest capture of (day, index) that passes the audit; older ones are not even read."""
+    refused = []
+    for capture in newest_first:
+        portfolio, problems = audit_capture(store, capture, day)
+        if not problems:
+            return IndexChoice(index, capture.capture_id, portfolio, tuple(refused))
+        refused.append(Refused(capture.capture_id, "; ".join(problems)))
+    return IndexChoice(index, None, None, tuple(refused))
+
+
+@dataclass(frozen=True)
+class DayChoice:
+    """Every index's choice on one date."""
+
+    choices: tuple[IndexChoice, ...]
+
+    @property
+    def items(self) -> list[tuple[str, str, Portfolio]]:
+        """(index, capture_id, portfolio) of every published index: what bronze is built from."""
+        return [
+            (c.index, c.capture_id, c.portfolio)
+            for c in self.choices
+            if c.capture_id is not None and c.portfolio is not None
+        ]
+
+    @property
+    def left_out(self) -> list[str]:
+        return [c.index for c in self.choices if not c.published]
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for c in self.choices if (p := c.problem())]
+
+
+def choose_captures(store: RawStore, day: dt.date, captures: Mapping[str, Sequence[RawCapture]]) -> DayChoice:
+    """For each index (captures newest first, as `RawStore.by_index` gives them) its choice."""
+    return DayChoice(
+        tuple(choose_capture(store, day, index, found) for index, found in sorted(captures.items()))
+    )
