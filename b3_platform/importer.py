@@ -146,12 +146,6 @@ def index_hints(name: PurePath, index_option: str | None) -> dict[str, str]:
     return hints
 
 
-def index_from_path(path: PurePath) -> str | None:
-    """The index a path names (folder or file-name prefix), when its hints agree."""
-    codes = set(index_hints(path, None).values())
-    return codes.pop() if len(codes) == 1 else None
-
-
 def agreed_index(hints: dict[str, str], title: str | None) -> str | None:
     """The one index every hint names; ImportRejected, naming each, when they disagree. A CSV's
     title is the payload's own word: every other hint must match it."""
@@ -197,14 +191,6 @@ def dates_in_name(name: str) -> list[tuple[str, set[dt.date]]]:
                 taken.append(span)
                 found.append((match.group(0), readings))  # type: ignore[arg-type]
     return found
-
-
-def date_from_name(name: str) -> dt.date | None:
-    """The date a file name states, when it states exactly one date with one reading."""
-    found = dates_in_name(name)
-    if len(found) == 1 and len(found[0][1]) == 1:
-        return next(iter(found[0][1]))
-    return None
 
 
 def _date_or_none(year: int, month: int, day: int) -> dt.date | None:
