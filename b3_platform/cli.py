@@ -78,24 +78,46 @@ def _status_counts(results) -> dict[str, int]:
     return {s: sum(r.status == s for r in results) for s in ("imported", "duplicate", "rejected")}
 
 
+#: `import` exit codes (README, "Importing saved files"): 0 every file imported or a duplicate;
+#: 1 a file was rejected (or none found); 2 the command could not start (a setting, the lake's
+#: root); 3 the lake failed while storing (disk full, read-only, S3 refused): the import stopped
+#: there, and what was done before is kept and summed up.
+EXIT_REJECTED, EXIT_STORAGE_FAILED = 1, 3
+
+
 def cmd_import(args) -> int:
-    from b3_platform.importer import import_paths
+    from b3_platform.importer import ImportStopped, import_paths
 
     store = _resources(args)["lake"].raw()
     print(f"Importing into {store.storage.uri()}:")
-    results = import_paths(store, args.paths, index=args.index, progress=_print_result)
-    if not results:
+    stopped = None
+    try:
+        results = import_paths(store, args.paths, index=args.index, progress=_print_result)
+    except ImportStopped as exc:
+        results, stopped = exc.results, exc
+    if not results and stopped is None:
         print("  no .json or .csv files found", file=sys.stderr)
-        return 1
+        return EXIT_REJECTED
     counts = _status_counts(results)
-    print(
+    summary = (
         f"{len(results)} file(s): {counts['imported']} imported, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected"
     )
+    if stopped is not None:
+        summary += f"; stopped at {stopped.path}, {stopped.not_attempted} file(s) not attempted"
+    print(summary)
     if counts["imported"] and os.environ.get("DAGSTER_HOME"):
         instance, _ = _instance()
         _report_imports(results, instance)
-    return 1 if counts["rejected"] else 0
+    if stopped is not None:
+        print(
+            f"error: stopped: {stopped}. Nothing of {stopped.path} was stored; the files above are "
+            f"kept. Fix the lake ({store.storage.uri()}) and run the same import again: what is "
+            "already stored comes back as duplicate.",
+            file=sys.stderr,
+        )
+        return EXIT_STORAGE_FAILED
+    return EXIT_REJECTED if counts["rejected"] else 0
 
 
 def cmd_query(args) -> int:

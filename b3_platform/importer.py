@@ -3,27 +3,52 @@
 This is how history is backfilled: B3 serves only the current portfolio. Each file is validated
 completely (contract and every parse rule) before a byte is stored, filed under its own header
 date, and reported as imported, duplicate or rejected with the reason.
+
+A file is judged on its own: a bad one is rejected and the next one goes on. The lake failing
+(disk full, read-only, S3 refusing) is not the file's fault and would fail every later file too,
+so the import stops there (`ImportStopped`, carrying what was done so far).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
 from b3_platform import trading_calendar
 from b3_platform.audit import audit_portfolio
-from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json
+from b3_platform.b3.contract import MAX_BODY_BYTES, ContractError, Portfolio, decode_portfolio_json
 from b3_platform.b3.csv_reader import looks_like_portfolio_csv, read_portfolio_csv
 from b3_platform.b3.indices import KNOWN_INDEX_CODES, validate_index_code
 from b3_platform.b3.parse import ParseError
 from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.storage import StorageError
 
 SUFFIXES = (".json", ".csv")
-_ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-_B3_NAME = re.compile(r"^([A-Z][A-Z0-9]{3})Dia_(\d{2})-(\d{2})-(\d{2})\.csv$", re.I)
+#: An index code opening a file name: `IBOV_2025-07-08.json`, `IBOV-…`, B3's `IBOVDia_10-07-25.csv`.
+_NAME_INDEX = re.compile(r"^([A-Z][A-Z0-9]{3})(?:Dia)?[_\-.]", re.I)
+_Y4, _MD = r"(?P<y>(?:19|20)\d{2})", r"(?P<{}>\d{{2}})"
+#: The dates a file name may state (its stem, suffix excluded), each form with its separator `-`,
+#: `_` or `.` used twice, or none for the compact 8-digit forms. Separated forms must not touch
+#: other digits; compact forms must not touch letters or digits either (so the digits of a sha256
+#: or of a `20250710T120000Z` time stamp are not read as a date).
+_DATE_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (form, re.compile(pattern))
+    for form, pattern in (
+        # B3's own download name (`IBOVDia_10-07-25.csv`) is day-first by definition.
+        ("XXXXDia_DD-MM-YY", r"(?<=Dia_)(?P<d>\d{2})-(?P<m>\d{2})-(?P<yy>\d{2})(?!\d)"),
+        ("YYYY-MM-DD", rf"(?<!\d){_Y4}(?P<s>[-_.]){_MD.format('m')}(?P=s){_MD.format('d')}(?!\d)"),
+        ("DD-MM-YYYY", rf"(?<!\d){_MD.format('a')}(?P<s>[-_.]){_MD.format('b')}(?P=s){_Y4}(?!\d)"),
+        ("DD-MM-YY", rf"(?<!\d){_MD.format('a')}(?P<s>[-_.]){_MD.format('b')}(?P=s)(?P<yy>\d{{2}})(?!\d)"),
+        ("YYYYMMDD", rf"(?<![0-9A-Za-z]){_Y4}{_MD.format('m')}{_MD.format('d')}(?![0-9A-Za-z])"),
+        ("DDMMYYYY", rf"(?<![0-9A-Za-z]){_MD.format('a')}{_MD.format('b')}{_Y4}(?![0-9A-Za-z])"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -41,44 +66,130 @@ class ImportRejected(ValueError):
     pass
 
 
-def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files named directly, and every .json/.csv below named folders (sorted, hidden ones skipped)."""
+class ImportStopped(StorageError):
+    """The lake failed while a file was being stored: the import stopped there. Carries the files
+    settled before (`results`), the file it stopped at and how many were not attempted."""
+
+    def __init__(self, path: PurePath, cause: BaseException, results: list[FileResult], not_attempted: int):
+        self.path, self.cause, self.results, self.not_attempted = path, cause, results, not_attempted
+        super().__init__(f"{path}: {describe_storage_failure(cause)}")
+
+
+def describe_storage_failure(exc: BaseException) -> str:
+    """What failed and where: an OSError names its errno text and file, a StorageError (S3) says
+    `cannot write s3://…: <what to check>` already."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"cannot write to the lake: {exc.strerror}{where}"
+    return str(exc)
+
+
+def too_large(size: int) -> str:
+    """The reason a file of `size` bytes is rejected unread (imports and landing alike)."""
+    return f"{size} bytes: larger than {MAX_BODY_BYTES} bytes, not a B3 portfolio file (not read)"
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A file to import, and what its hints are read from."""
+
+    path: Path
+    #: The path the folder and file-name hints are read from: relative to the parent of the folder
+    #: named on the command line (`IBOV/2025-07-08.json` for `import ~/archive/IBOV`), or the
+    #: file's own folder and name when the file was named itself. Folders above what the user
+    #: named (a home directory that happens to be called `smll`) are no hint.
+    name: PurePath
+    #: The folder named on the command line that the file was found in; None for a file named itself.
+    root: Path | None = None
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[FoundFile]:
+    """Files named directly, and every .json/.csv below named folders (sorted, hidden ones skipped).
+
+    Links to folders are not followed; links to files are yielded and judged by `import_file`."""
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for found in sorted(path.rglob("*")):
-                rel = found.relative_to(path).parts
-                if (
-                    found.is_file()
-                    and found.suffix.lower() in SUFFIXES
-                    and not any(p.startswith(".") for p in rel)
-                ):
-                    yield found
+            for dirpath, dirs, files in os.walk(path, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for file in sorted(files):
+                    found = Path(dirpath, file)
+                    if found.suffix.lower() in SUFFIXES and not file.startswith("."):
+                        yield FoundFile(found, found.relative_to(path.parent), path)
         else:
-            yield path
+            yield FoundFile(path, PurePath(path.parent.name, path.name))
 
 
-def index_from_path(path: PurePath) -> str | None:
-    """The nearest folder (or file-name prefix) that is a known index code, e.g. IBOV/2025-07-08.json."""
-    for part in reversed(path.parts[:-1]):
-        if part.upper() in KNOWN_INDEX_CODES:
-            return part.upper()
-    match = re.match(r"^([A-Z][A-Z0-9]{3})[_-]", path.name)
-    if match and match.group(1) in KNOWN_INDEX_CODES:
-        return match.group(1)
-    return None
+def outside_link(path: Path, root: Path) -> str | None:
+    """Why `path` is not read: it is a symbolic link (or lies under one) leading out of `root`. A
+    link inside the folder is followed like the file it points at."""
+    target = path.resolve()
+    if target.is_relative_to(root.resolve()):
+        return None
+    return f"a symbolic link to {target}, outside {root}: not followed"
 
 
-def date_from_name(name: str) -> dt.date | None:
-    """A date the file name states: ISO (2025-07-10) or B3's download name (IBOVDia_10-07-25.csv)."""
-    b3 = _B3_NAME.match(name)
-    if b3:
-        day, month, year = (int(g) for g in b3.groups()[1:])
-        return _date_or_none(2000 + year, month, day)
-    iso = _ISO_DATE.search(name)
-    if iso:
-        return _date_or_none(*(int(g) for g in iso.groups()))
-    return None
+def index_hints(name: PurePath, index_option: str | None) -> dict[str, str]:
+    """Every index the file's path and the command name: `--index`, the nearest folder named for a
+    known index (`IBOV/2025-07-08.json`), and a known code opening the file name
+    (`IBOV_2025-07-08.json`, `IBOVDia_08-07-25.csv`)."""
+    hints = {}
+    if index_option:
+        hints["--index"] = index_option
+    folder = next((p.upper() for p in reversed(name.parts[:-1]) if p.upper() in KNOWN_INDEX_CODES), None)
+    if folder:
+        hints["folder"] = folder
+    named = _NAME_INDEX.match(name.name)
+    if named and named.group(1).upper() in KNOWN_INDEX_CODES:
+        hints["file name"] = named.group(1).upper()
+    return hints
+
+
+def agreed_index(hints: dict[str, str], title: str | None) -> str | None:
+    """The one index every hint names; ImportRejected, naming each, when they disagree. A CSV's
+    title is the payload's own word: every other hint must match it."""
+    if title is not None:
+        problems = []
+        for source, code in hints.items():
+            if code == title:
+                continue
+            if source == "--index":
+                problems.append(f"the CSV title names {title}, not --index {code}")
+            else:
+                problems.append(f"{source} says {code} but the CSV title names {title}")
+        if problems:
+            raise ImportRejected("; ".join(problems))
+        return title
+    codes = set(hints.values())
+    if len(codes) > 1:
+        said = ", ".join(f"{source} says {code}" for source, code in hints.items())
+        raise ImportRejected(f"the index hints disagree ({said}): which index is it? Fix the name or folder")
+    return codes.pop() if codes else None
+
+
+def dates_in_name(name: str) -> list[tuple[str, set[dt.date]]]:
+    """Every date the file name states, as (the text, its possible readings). Day-first forms are
+    read either way round (`11-08-2025`: 11 Aug or 8 Nov), since a name does not say its locale."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    found: list[tuple[str, set[dt.date]]] = []
+    taken: list[range] = []
+    for _form, pattern in _DATE_FORMS:
+        for match in pattern.finditer(stem):
+            span = range(*match.span())
+            if any(span.start < t.stop and t.start < span.stop for t in taken):
+                continue  # part of a longer date already read
+            groups = match.groupdict()
+            year = int(groups["y"]) if groups.get("y") else 2000 + int(groups["yy"])
+            if groups.get("m"):
+                readings = {_date_or_none(year, int(groups["m"]), int(groups["d"]))}
+            else:
+                a, b = int(groups["a"]), int(groups["b"])
+                readings = {_date_or_none(year, b, a), _date_or_none(year, a, b)}
+            readings.discard(None)
+            if readings:
+                taken.append(span)
+                found.append((match.group(0), readings))  # type: ignore[arg-type]
+    return found
 
 
 def _date_or_none(year: int, month: int, day: int) -> dt.date | None:
@@ -89,34 +200,34 @@ def _date_or_none(year: int, month: int, day: int) -> dt.date | None:
 
 
 def read_file(path: PurePath, body: bytes, index_option: str | None) -> tuple[str, Portfolio]:
-    """Validate one file's bytes; returns (index, portfolio) or raises ImportRejected."""
+    """Validate one file's bytes; returns (index, portfolio) or raises ImportRejected.
+
+    Contract messages quote no bytes of the file: a file that is not a B3 response (a link to
+    /etc/passwd, say) must not have its content printed or written to a `.reason.txt`."""
+    hints = index_hints(path, index_option)
     if path.suffix.lower() == ".csv" or looks_like_portfolio_csv(body):
         portfolio = read_portfolio_csv(body)
-        index = portfolio.index
-        if index is None:
+        if portfolio.index is None:
             raise ImportRejected("the CSV title names no index")
-        if index_option and index_option != index:
-            raise ImportRejected(f"the CSV title names {index}, not --index {index_option}")
-        named = _B3_NAME.match(path.name)
-        if named and named.group(1).upper() != index:
-            raise ImportRejected(f"file name says {named.group(1).upper()} but the CSV title names {index}")
-        return index, portfolio
-    index = index_option or index_from_path(path)
+        return agreed_index(hints, portfolio.index), portfolio
+    index = agreed_index(hints, None)
     if index is None:
         # A body that is no day's portfolio at all (e.g. GetStockIndex) says so, not "pass --index".
-        decode_portfolio_json(body, index=None)
+        decode_portfolio_json(body, index=None, quote_body=False)
         raise ImportRejected(
             "a JSON response does not name its index: pass --index CODE or keep the file under a "
             "folder named for it (e.g. IBOV/2025-07-08.json)"
         )
-    return index, decode_portfolio_json(body, index=index)
+    return index, decode_portfolio_json(body, index=index, quote_body=False)
 
 
 def validate_portfolio(path: PurePath, index: str, portfolio: Portfolio) -> None:
     day = portfolio.reference_date
-    named = date_from_name(path.name)
-    if named is not None and named != day:
-        raise ImportRejected(f"file name says {named} but the portfolio's header date is {day}")
+    for text, readings in dates_in_name(path.name):
+        if day not in readings:
+            read_as = " or ".join(str(d) for d in sorted(readings))
+            said = read_as if len(readings) == 1 else f"{text} ({read_as})"
+            raise ImportRejected(f"file name says {said} but the portfolio's header date is {day}")
     start, end = trading_calendar.horizon()
     if not start <= day <= end:
         raise ImportRejected(f"header date {day} is outside the lake's span {start}..{end}")
@@ -130,17 +241,50 @@ def validate_portfolio(path: PurePath, index: str, portfolio: Portfolio) -> None
         raise ImportRejected(f"would not be published: {'; '.join(problems)}")
 
 
-def import_file(store: RawStore, path: Path, *, index: str | None = None) -> FileResult:
-    """Import one saved file (a path on this machine); `import_body` does the work."""
+def import_file(
+    store: RawStore,
+    path: Path,
+    *,
+    index: str | None = None,
+    name: PurePath | None = None,
+    root: Path | None = None,
+) -> FileResult:
+    """Import one saved file (a path on this machine); `import_body` does the work.
+
+    `name` is what hints are read from (default: the file's folder and name), `root` the folder
+    it was found in: a link leading out of it is not followed. A file larger than the cap is
+    refused unread, and at most cap + 1 bytes are ever read (a file growing meanwhile)."""
     try:
         if index is not None:
             validate_index_code(index)
-        if not path.is_file():
-            raise ImportRejected("no such file")
         _check_suffix(path)
+        if root is not None and (reason := outside_link(path, root)):
+            raise ImportRejected(reason)
+        body = _read_capped(path)
     except (ImportRejected, ValueError) as exc:
         return FileResult(path, "rejected", str(exc))
-    return import_body(store, path, path.read_bytes(), index=index, file_name=str(path))
+    hint_name = name if name is not None else PurePath(path.parent.name, path.name)
+    result = import_body(store, hint_name, body, index=index, file_name=str(path))
+    return dataclasses.replace(result, path=path)
+
+
+def _read_capped(path: Path) -> bytes:
+    """The file's bytes, never more than the cap + 1 of them (stat first: a FIFO would block)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ImportRejected("not a regular file")
+        if info.st_size > MAX_BODY_BYTES:
+            raise ImportRejected(too_large(info.st_size))
+        with open(path, "rb") as fh:
+            body = fh.read(MAX_BODY_BYTES + 1)
+    except FileNotFoundError:
+        raise ImportRejected("no such file") from None
+    except OSError as exc:
+        raise ImportRejected(f"cannot read it: {exc.strerror}") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise ImportRejected(too_large(len(body)))
+    return body
 
 
 def import_body(
@@ -168,6 +312,8 @@ def import_body(
     except (ImportRejected, ContractError, ParseError, ValueError, UnicodeDecodeError) as exc:
         return FileResult(path, "rejected", str(exc))
     day = portfolio.reference_date
+    # Storing may raise OSError (local disk) or StorageError (S3): the lake's failure, not the
+    # file's; import_paths stops on it, the landing sensor leaves the file for a later tick.
     capture, new = store.store(
         day,
         file_index,
@@ -201,9 +347,14 @@ def _check_suffix(path: PurePath) -> None:
 def import_paths(
     store: RawStore, paths: Iterable[str | Path], *, index: str | None = None, progress=None
 ) -> list[FileResult]:
-    results = []
-    for path in iter_files(paths):
-        result = import_file(store, path, index=index)
+    """Import every file; ImportStopped (with the results so far) when the lake fails."""
+    results: list[FileResult] = []
+    found = list(iter_files(paths))
+    for position, file in enumerate(found):
+        try:
+            result = import_file(store, file.path, index=index, name=file.name, root=file.root)
+        except (OSError, StorageError) as exc:
+            raise ImportStopped(file.path, exc, results, len(found) - position - 1) from exc
         results.append(result)
         if progress:
             progress(result)

@@ -3,6 +3,11 @@
 B3's CDN answers 5xx (often 520) at times and its WAF may hang: every call has a timeout, and
 connection errors, timeouts and 5xx are retried with exponential backoff. 4xx and invalid bodies
 are not retried: asking again would not change them.
+
+requests' timeouts bound each socket operation, not a call: a server sending a byte a second
+never trips them. So each attempt also has a total deadline and a cap on the body (the import's
+own, b3.contract.MAX_BODY_BYTES): the body is streamed and the attempt stops at either. A URL is
+recorded (raw sidecars, run metadata, logs) without any `user:password@` it was configured with.
 """
 
 from __future__ import annotations
@@ -11,14 +16,23 @@ import base64
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3.exceptions
 
 from b3_platform import __version__
-from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json, merge_pages
+from b3_platform.b3.contract import (
+    MAX_BODY_BYTES,
+    ContractError,
+    Portfolio,
+    decode_portfolio_json,
+    merge_pages,
+)
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br/indexProxy/indexCall"
 USER_AGENT = f"b3_platform/{__version__} (index portfolio archiver; python-requests)"
@@ -28,8 +42,32 @@ DEFAULT_PAGE_SIZE = 9999
 log = logging.getLogger(__name__)
 
 
+#: The default total time one attempt may take, headers and body (each read also has its timeout).
+DEFAULT_DEADLINE_SECONDS = 60.0
+#: Bytes read from the body per socket read: read1 returns what has arrived, up to this.
+_CHUNK = 64 * 1024
+_USERINFO = re.compile(r"(?<=//)[^/@\s]*@")
+
+
 class B3RequestError(RuntimeError):
     """B3 could not be reached or refused the request; names the index and what happened."""
+
+
+class _Overdue(Exception):
+    """The attempt passed its total deadline (retried like a timeout)."""
+
+
+def public_url(url: str) -> str:
+    """The URL without the `user:password@` of its authority: what may be stored or logged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _without_credentials(text: str) -> str:
+    """Any `//user:password@` inside a message (an exception's text may quote a URL)."""
+    return _USERINFO.sub("", text)
 
 
 def encode_params(params: dict) -> str:
@@ -95,11 +133,15 @@ class B3Client:
         page_size: int = DEFAULT_PAGE_SIZE,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        max_response_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.base_url = base_url
         self.timeout = (connect_timeout, timeout)
+        self.deadline = deadline
+        self.max_response_bytes = max_response_bytes
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.page_size = page_size
@@ -107,22 +149,25 @@ class B3Client:
         self._session = session or requests.Session()
         self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
 
-    def _get(self, url: str, what: str) -> requests.Response:
+    def _get(self, url: str, what: str) -> tuple[int, bytes]:
+        """(status, body) of a GET, retried on connection errors, timeouts and 5xx."""
         last_problem = ""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = self._session.get(url, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
+                status, body = self._get_once(url, what)
+            except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError) as exc:
+                last_problem = _without_credentials(f"{type(exc).__name__}: {exc}")
+            except _Overdue as exc:
+                last_problem = str(exc)
             else:
-                if response.status_code < 400:
-                    return response
-                if response.status_code < 500:
+                if status < 400:
+                    return status, body
+                if status < 500:
                     raise B3RequestError(
-                        f"{what}: HTTP {response.status_code} from B3 (not retried: a client error "
-                        f"does not go away by asking again); body starts with {response.content[:120]!r}"
+                        f"{what}: HTTP {status} from B3 (not retried: a client error "
+                        f"does not go away by asking again); body starts with {body[:120]!r}"
                     )
-                last_problem = f"HTTP {response.status_code}"
+                last_problem = f"HTTP {status}"
             if attempt < self.max_attempts:
                 delay = self.backoff_seconds * 2 ** (attempt - 1)
                 log.warning(
@@ -131,15 +176,50 @@ class B3Client:
                 self._sleep(delay)
         raise B3RequestError(f"{what}: gave up after {self.max_attempts} attempts; last: {last_problem}")
 
+    def _get_once(self, url: str, what: str) -> tuple[int, bytes]:
+        """One attempt, its body streamed: stops at the total deadline (_Overdue) or past
+        `max_response_bytes` (B3RequestError, not retried: a portfolio is never that large).
+        `read1` returns whatever has arrived, so a dripping server is seen between reads."""
+        started = time.monotonic()
+        deadline = started + self.deadline
+
+        def overdue(received: int) -> _Overdue:
+            return _Overdue(
+                f"no complete answer within the {self.deadline:g} s deadline "
+                f"({received} bytes received in {time.monotonic() - started:.1f} s)"
+            )
+
+        def too_large(size: str) -> B3RequestError:
+            return B3RequestError(
+                f"{what}: the response is {size} bytes, more than the {self.max_response_bytes} "
+                "allowed: refused (not retried; no B3 portfolio is that large)"
+            )
+
+        with self._session.get(url, timeout=self.timeout, stream=True) as response:
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > self.max_response_bytes:
+                raise too_large(length)
+            chunks: list[bytes] = []
+            received = 0
+            while True:
+                if time.monotonic() > deadline:
+                    raise overdue(received)
+                chunk = response.raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                received += len(chunk)
+                if received > self.max_response_bytes:
+                    raise too_large(f"over {self.max_response_bytes}")
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks)
+
     def fetch_page(self, method: str, params: dict, what: str) -> FetchedPage:
         """One GET of `method` with `params`, with the client's timeouts and retries; the body is
         returned as received (validating it is the caller's contract). `what` names the call in
         errors and logs, e.g. "GetPortfolioDay IBOV for 2025-07-10"."""
         url = build_url(self.base_url, method, params)
-        response = self._get(url, what)
-        return FetchedPage(
-            url, params, response.status_code, response.content, dt.datetime.now(dt.timezone.utc)
-        )
+        status, body = self._get(url, what)
+        return FetchedPage(public_url(url), params, status, body, dt.datetime.now(dt.timezone.utc))
 
     def fetch_portfolio_day(
         self,

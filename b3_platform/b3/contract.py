@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from b3_platform.b3.parse import Locale, ParseError, detect_language, parse_date
 
+#: The most bytes one response or saved file may have. B3's day portfolios are ~20-300 KB; this
+#: is far above any of them and far below what would strain memory. The import, the landing and
+#: the HTTP client all refuse a larger body without reading it whole.
+MAX_BODY_BYTES = 20 * 1024 * 1024
+
 
 class ContractError(ValueError):
     """A response that breaks the contract; says which index, which date and what was wrong."""
@@ -102,7 +107,13 @@ def _describe_validation(exc: ValidationError) -> str:
     return "; ".join(problems) + (f" (+{more} more)" if more > 0 else "")
 
 
-def _load_json(body: bytes, fail) -> object:
+def _load_json(body: bytes, fail, *, quote_body: bool = True) -> object:
+    """The parsed body, or `fail(reason)`. `quote_body`: whether the reason may quote the start of
+    the body (useful for what B3's server sent; never for a saved file, which may be anything).
+
+    Python's parser recurses once per nested array or object and raises RecursionError near the
+    interpreter's limit (~1,000 levels): such a body is refused like any invalid one, rather than
+    escaping as an error no caller expects. B3's responses nest 3 levels."""
     if not body.strip():
         fail("empty body")
     try:
@@ -111,20 +122,23 @@ def _load_json(body: bytes, fail) -> object:
         fail(f"body is not UTF-8 ({exc.reason} at byte {exc.start})")
     stripped = text.lstrip()
     if stripped.startswith("<"):
-        fail(f"got HTML instead of JSON; body starts with {stripped[:120]!r}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        fail(
-            f"invalid or truncated JSON ({exc.msg} at char {exc.pos} of {len(text)}); "
-            f"body starts with {stripped[:80]!r}"
-        )
-    # Some B3 responses are a JSON string that itself holds the JSON document: unwrap it once.
-    if isinstance(data, str):
+        fail("got HTML instead of JSON" + (f"; body starts with {stripped[:120]!r}" if quote_body else ""))
+    for attempt in ("body", "string"):
         try:
-            data = json.loads(data)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            fail(f"body is a JSON string that does not hold valid JSON ({exc.msg})")
+            if attempt == "string":
+                fail(f"body is a JSON string that does not hold valid JSON ({exc.msg})")
+            fail(
+                f"invalid or truncated JSON ({exc.msg} at char {exc.pos} of {len(text)})"
+                + (f"; body starts with {stripped[:80]!r}" if quote_body else "")
+            )
+        except RecursionError:
+            fail(f"JSON nested too deeply to parse ({len(text)} chars); B3's responses nest 3 levels")
+        # Some B3 responses are a JSON string that itself holds the JSON document: unwrap it once.
+        if not isinstance(data, str):
+            break
+        text = data
     return data
 
 
@@ -134,25 +148,25 @@ def decode_portfolio_json(
     index: str | None,
     requested_date: dt.date | None = None,
     check_total_records: bool = True,
+    quote_body: bool = True,
 ) -> Portfolio:
     """Validate a GetPortfolioDay body and return its portfolio.
 
     `requested_date` (the partition) must equal the response's own `header.date`. With
     `check_total_records`, a single-page body must hold exactly `page.totalRecords` rows (the
-    client checks the total itself when it merges several pages)."""
+    client checks the total itself when it merges several pages). Without `quote_body`, errors
+    quote nothing of the body (its start, its keys): for saved files, which may be anything."""
 
     def fail(reason: str, error: type[ContractError] = ContractError):
         raise error(reason, index=index, requested_date=requested_date)
 
-    data = _load_json(body, fail)
+    data = _load_json(body, fail, quote_body=quote_body)
     if not isinstance(data, dict):
         fail(f"expected a JSON object, got {type(data).__name__}")
     missing = [k for k in ("page", "header", "results") if k not in data]
     if missing:
-        fail(
-            f"not a GetPortfolioDay response: no {', '.join(missing)} "
-            f"(top-level keys: {', '.join(sorted(data)[:8]) or 'none'})"
-        )
+        keys = f" (top-level keys: {', '.join(sorted(data)[:8]) or 'none'})" if quote_body else ""
+        fail(f"not a GetPortfolioDay response: no {', '.join(missing)}{keys}")
     if data["results"] is None:
         fail('"results" is null: B3 has no portfolio for this index (unknown code or not published)')
     if data.get("results") == []:

@@ -21,6 +21,7 @@ from b3_platform.b3.parse import ParseError, parse_date
 
 ENCODING = "iso-8859-1"
 _TITLE = re.compile(r"^([A-Z][A-Z0-9]{3}) - Carteira do Dia (\d{2}/\d{2}/\d{2,4})$")
+_B3_TITLE_LIKE = re.compile(r"^[A-Z][A-Z0-9]{3} - ")
 _COLUMNS = ["Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)"]
 
 
@@ -44,7 +45,10 @@ def read_portfolio_csv(body: bytes, *, requested_date: dt.date | None = None) ->
         fail(f"only {len(lines)} lines; expected title, column header, rows and 2 footer lines")
     title = _TITLE.match(lines[0].strip())
     if not title:
-        fail(f"first line {lines[0][:80]!r} is not '<INDEX> - Carteira do Dia DD/MM/YY'", 1)
+        # Quoted only when it reads like a B3 title ("IBOV - Carteira Teórica …"): a file whose first
+        # line is no B3 title may be anything (a link to /etc/passwd), and is not echoed.
+        first = repr(lines[0][:80]) if _B3_TITLE_LIKE.match(lines[0]) else "the first line"
+        fail(f"{first} is not '<INDEX> - Carteira do Dia DD/MM/YY': not a Carteira do Dia download", 1)
     index = title.group(1)
     try:
         reference_date = parse_date(title.group(2), "pt-br", field="title date")

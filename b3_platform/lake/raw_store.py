@@ -5,6 +5,15 @@ when B3 paged) and a metadata sidecar `<stem>.meta.json` written last: the sidec
 marker, so a capture whose write was interrupted is never seen. The stem is the capture's id and
 holds the sha256 of the bodies, so a capture identical to a stored one is recognised by name and not
 stored again.
+
+"Store unless an identical capture exists" must hold between processes too (two `import`s over
+the same folder, an import beside the landing sensor): the look-up and the write are separate
+steps, so they run under a lease on the content, `<sha256>.lease` in the capture's folder, created
+with create-exclusive semantics (`Storage.create_bytes`: link(2) locally, a conditional PUT
+`If-None-Match: *` on S3). The holder looks again, then writes and deletes the lease; a second
+writer of the same bytes waits for the lease, then finds the capture and stores nothing. The lease
+is transient, so the layout stays bodies + sidecar and raw written before it stays valid. A lease
+left by a crashed process is broken once older than `LEASE_STALE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -12,6 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from b3_platform.lake.paths import (
@@ -22,7 +37,17 @@ from b3_platform.lake.paths import (
     raw_prefix,
     raw_stem,
 )
-from b3_platform.lake.storage import Storage
+from b3_platform.lake.storage import Storage, StorageError
+
+LEASE_SUFFIX = ".lease"
+#: A store holds its lease for the time of a few writes (milliseconds locally, under a second on
+#: S3); one older than this was left by a process that died holding it, and is broken.
+LEASE_STALE_SECONDS = 300.0
+#: How long a writer waits for another writer's lease before giving up (a bit past stale).
+LEASE_WAIT_SECONDS = LEASE_STALE_SECONDS + 30.0
+LEASE_POLL_SECONDS = 0.05
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,13 +139,69 @@ class RawStore:
         meta: dict,
         pages_meta: list[dict] | None = None,
     ) -> tuple[RawCapture, bool]:
-        """Store a capture unless an identical one exists. Returns (capture, stored_now)."""
+        """Store a capture unless an identical one exists. Returns (capture, stored_now).
+
+        Safe between processes: the second look-up and the write run under the content's lease."""
         sha = capture_sha256(bodies)
         existing = self.find_sha(day, index, sha)
         if existing is not None:
             return existing, False
-        stem = raw_stem(fetched_at, sha)
         prefix = raw_prefix(day, index, method=self.method)
+        with self._lease(f"{prefix}{sha}{LEASE_SUFFIX}"):
+            existing = self.find_sha(day, index, sha)  # stored by the lease's previous holder?
+            if existing is not None:
+                return existing, False
+            return self._write(
+                day, index, bodies, sha, prefix, fetched_at, source_format, meta, pages_meta
+            ), True
+
+    @contextmanager
+    def _lease(self, key: str) -> Iterator[None]:
+        """Hold `key` (created exclusively) for the block; wait while another writer holds it."""
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        give_up = time.monotonic() + LEASE_WAIT_SECONDS
+        while not self.storage.create_bytes(key, json.dumps(holder).encode("utf-8")):
+            held = self.storage.read_if_exists(key)
+            if held is None:
+                continue  # released between the two calls: try again at once
+            try:
+                since = float(json.loads(held)["since"])
+            except (ValueError, KeyError, TypeError):
+                since = 0.0  # not a lease this code wrote: as good as stale
+            if time.time() - since > LEASE_STALE_SECONDS:
+                log.warning(
+                    "%s: breaking a lease left %.0f s ago (%r)",
+                    self.storage.uri(key),
+                    time.time() - since,
+                    held[:200],
+                )
+                self.storage.delete(key)
+                continue
+            if time.monotonic() > give_up:
+                raise StorageError(
+                    f"{self.storage.uri(key)}: another process has been storing the same bytes for "
+                    f"{time.time() - since:.0f} s ({held[:200].decode('utf-8', 'replace')}); try again later"
+                )
+            time.sleep(LEASE_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            self.storage.delete(key)
+
+    def _write(
+        self,
+        day: dt.date,
+        index: str,
+        bodies: list[bytes],
+        sha: str,
+        prefix: str,
+        fetched_at: dt.datetime,
+        source_format: str,
+        meta: dict,
+        pages_meta: list[dict] | None,
+    ) -> RawCapture:
+        """Bodies first, the sidecar last (the commit); on any failure the bodies written go."""
+        stem = raw_stem(fetched_at, sha)
         pages = []
         try:
             for number, body in enumerate(bodies, start=1):
@@ -148,4 +229,4 @@ class RawStore:
             for page in pages:
                 self.storage.delete(page["key"])
             raise
-        return RawCapture(day, index, stem, full_meta), True
+        return RawCapture(day, index, stem, full_meta)

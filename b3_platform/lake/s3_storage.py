@@ -130,3 +130,18 @@ class S3Storage(Storage):
             parsed = urlparse(self.endpoint_url)
             options.update(endpoint_override=parsed.netloc, scheme=parsed.scheme)
         return pafs.S3FileSystem(**options)
+
+    #: A conditional create refused because the key exists (412) or is being created (409).
+    CREATE_CONFLICT_CODES = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """One conditional PUT (`If-None-Match: *`): S3 refuses it with 412 PreconditionFailed when
+        the key holds an object, and with 409 ConditionalRequestConflict while another conditional
+        write of the key is in flight; both mean "someone else has (or is creating) it"."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except _FAILURES as exc:
+            if aws_errors.error_code(exc) in self.CREATE_CONFLICT_CODES:
+                return False
+            raise self._error(exc, "cannot create", key) from exc
+        return True

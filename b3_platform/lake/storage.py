@@ -59,6 +59,12 @@ class Storage(abc.ABC):
     def uri(self, key: str = "") -> str:
         """Where a key lives, for people and for readers such as DuckDB."""
 
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """Write `key` only if it holds no object yet, in one step no other writer can interleave
+        with: True when written, False when the key already held an object (left untouched).
+        What makes "store unless it exists" safe between processes (lake.raw_store)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot create a key exclusively")
+
 
 TEMP_PREFIX = ".tmp-"
 
@@ -109,6 +115,26 @@ class LocalStorage(Storage):
 
     def uri(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
+
+    def create_bytes(self, key: str, data: bytes) -> bool:
+        """The complete bytes go to a temp file first, then are hard-linked under their name:
+        link(2) fails with EEXIST when the name exists, atomically, so of two processes creating
+        the same key exactly one succeeds, and no reader ever sees a partial file."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}.partial")
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def open_storage(root: str, *, region: str | None = None, endpoint_url: str | None = None) -> Storage:

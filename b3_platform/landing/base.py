@@ -8,14 +8,16 @@ from typing import Any
 
 import dagster as dg
 
-from b3_platform.importer import FileResult
+from b3_platform.b3.contract import MAX_BODY_BYTES
+from b3_platform.importer import FileResult, too_large
 
 #: Written next to a rejected file in landing_rejected/: why it was refused.
 REASON_SUFFIX = ".reason.txt"
 #: Folder (or key prefix) beside landing that keeps rejected files: `landing` → `landing_rejected`.
 REJECTED_SUFFIX = "_rejected"
-#: B3's files are ~100 KB; anything far larger is no portfolio and is not read into memory.
-MAX_BYTES = 20 * 1024 * 1024
+#: B3's files are ~100 KB; anything far larger is no portfolio and is not read into memory. The
+#: cap is the import's own (b3.contract.MAX_BODY_BYTES), named here for the landing backends.
+MAX_BYTES = MAX_BODY_BYTES
 #: Names of files still being written by common tools (rsync, browsers, editors, our own storage).
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", "~")
 
@@ -53,6 +55,12 @@ class LandingResource(dg.ConfigurableResource):
         raise NotImplementedError
 
 
-def too_large(size: int) -> str:
-    """The reason a file of `size` bytes is rejected unread."""
-    return f"{size} bytes: larger than {MAX_BYTES} bytes, not a B3 portfolio file"
+__all__ = [
+    "MAX_BYTES",
+    "REASON_SUFFIX",
+    "REJECTED_SUFFIX",
+    "TEMP_SUFFIXES",
+    "LandedFile",
+    "LandingResource",
+    "too_large",
+]

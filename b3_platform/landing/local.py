@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from b3_platform.importer import FileResult
+from b3_platform.importer import FileResult, outside_link
 from b3_platform.landing.base import (
     MAX_BYTES,
     REASON_SUFFIX,
@@ -30,7 +30,9 @@ class LocalLandingResource(LandingResource):
     tool that restores an old mtime when it finishes (cp -p, tar, unzip, curl -R) moves ctime
     doing so; no state is kept between ticks (unlike a size-stable check, which needs two looks).
     Hidden files and folders (rsync writes `.name.XXXXXX`) and usual temp names are ignored.
-    Listing a local folder is cheap, so no event source is needed here."""
+    Listing a local folder is cheap, so no event source is needed here. Links to folders are not
+    followed; a link to a file outside landing is rejected unread (the link itself is moved to
+    landing_rejected/), so nothing outside landing is read or echoed."""
 
     folder: str = Field(description="The landing folder (relative to the working directory or absolute)")
     min_age_seconds: float = Field(
@@ -61,7 +63,7 @@ class LocalLandingResource(LandingResource):
                     continue
                 path = Path(dirpath, file)
                 try:
-                    stat = path.stat()
+                    stat = path.lstat()  # a link's own times: its target is not looked at yet
                 except FileNotFoundError:
                     continue  # removed meanwhile
                 if max(stat.st_mtime, stat.st_ctime) > quiet_since:
@@ -69,10 +71,13 @@ class LocalLandingResource(LandingResource):
                 found.append((stat.st_mtime, path.relative_to(root).as_posix(), path, stat))
         landed = []
         for _, name, path, stat in sorted(found)[:max_files]:
-            oversized = stat.st_size > MAX_BYTES
+            problem = outside_link(path, root)
             try:
-                body = b"" if oversized else path.read_bytes()
-            except OSError as exc:  # unreadable (permissions) or gone: skipped, the others go on
+                size = path.stat().st_size if problem is None else 0
+                if problem is None and size > MAX_BYTES:
+                    problem = too_large(size)
+                body = b"" if problem else path.read_bytes()
+            except OSError as exc:  # unreadable (permissions), gone, a broken link: skipped
                 (log or logger).warning(f"{path}: cannot read ({exc.strerror}); left in landing")
                 continue
             landed.append(
@@ -81,7 +86,7 @@ class LocalLandingResource(LandingResource):
                     body=body,
                     origin=str(path),
                     handle=(path, stat.st_mtime_ns, stat.st_size),
-                    problem=too_large(stat.st_size) if oversized else None,
+                    problem=problem,
                 )
             )
         return landed
@@ -90,7 +95,7 @@ class LocalLandingResource(LandingResource):
         log = log or logger
         path, mtime_ns, size = landed.handle
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except FileNotFoundError:
             return
         if (stat.st_mtime_ns, stat.st_size) != (mtime_ns, size):
