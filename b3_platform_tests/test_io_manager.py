@@ -8,6 +8,7 @@ loses its stale file, a range is written one date at a time, a mid-range error n
 date, field and value, and a multi-asset that breaks the one-stream convention fails.
 """
 
+import dataclasses
 import datetime as dt
 import shutil
 import weakref
@@ -30,15 +31,15 @@ from b3_platform.lake.io_manager import (
     NoInput,
     check_lake_assets,
 )
-from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TableDef
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TableDef
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.lake.tables import read_partition
+from b3_platform.lake.tables import read_partition, write_partition
 from b3_platform.partitions import partition_days, trading_days
 from b3_platform.resources import B3ApiResource, LakeResource, lake_resources
 from b3_platform.runs import range_tags
+from b3_platform.transforms.bronze import bronze_table, decode_capture
 from b3_platform_tests.conftest import REPO, duckdb_catalog
 from b3_platform_tests.moto_aws import AwsTarget
-from b3_platform_tests.replay import sample_bytes, with_changes
 
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 #: Consecutive trading days with an IBOV sample, a day without one (2025-07-09), then one more.
@@ -374,29 +375,29 @@ def test_a_range_is_written_one_date_at_a_time(tmp_path, templates):
 def test_a_mid_range_parse_error_names_asset_date_field_and_value(tmp_path):
     """The real silver asset over a bronze range whose middle date holds a value that does not
     parse: the message a user reads first names the asset, the date, the field and the value;
-    the dates before it have their new version, the date itself and those after keep theirs."""
+    the dates before it have their new version, the date itself and those after keep theirs.
+    The value sits in bronze as if written under an older rule (the publish audit keeps a capture
+    like it out of a freshly built bronze), so silver is the step that meets it."""
     lake = LakeResource(root=str(tmp_path))
     days = [dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3)]
     results = import_paths(lake.raw(), [JSON_DIR / f"{d}.json" for d in days])
     assert all(r.status == "imported" for r in results)
     bad_day = days[2]
-
-    def bad_weight(data):
-        data["results"][3]["part"] = "1,2,3"
-
-    body = with_changes(sample_bytes(f"GetPortfolioDay/IBOV/{bad_day}.json"), bad_weight)
-    lake.raw().store(
-        bad_day,
-        "IBOV",
-        [body],
-        fetched_at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5),
-        source_format="json",
-        meta={"source": "test"},
-    )
+    store, storage = lake.raw(), lake.storage()
+    for day in days:
+        capture = store.latest_by_index(day)["IBOV"]
+        portfolio = decode_capture(store.read_bodies(capture), source_format="json", index="IBOV", day=day)
+        rows = list(portfolio.results)
+        if day == bad_day:
+            rows[3] = rows[3].model_copy(update={"part": "1,2,3"})
+        portfolio = dataclasses.replace(portfolio, results=rows)
+        write_partition(
+            storage, BRONZE_PORTFOLIO, day, bronze_table([("IBOV", capture.capture_id, portfolio)])
+        )
     resources = graph_resources(lake, duckdb_catalog(tmp_path))
     result = dg.materialize(
         ALL_ASSETS,
-        selection=["bronze_portfolio", "silver_header", "silver_assets"],
+        selection=["silver_header", "silver_assets"],
         resources=resources,
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

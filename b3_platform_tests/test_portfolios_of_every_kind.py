@@ -236,7 +236,7 @@ def test_malformed_number_in_one_index_fails_only_that_index(lake_root, resource
     assert set(summary) == {"IBOV", "IBXX"}
     assert all(r["previous_in_lake"] for r in summary.values())
 
-    assert partition_evaluations(result, "captures_pass_audit") == {"2025-07-08": False}
+    assert partition_evaluations(result, "captures_pass_audit") == {"2025-07-07": True, "2025-07-08": False}
     audit = check_evaluations(result)["captures_pass_audit"]
     assert not audit.passed
     assert audit.description.startswith(
