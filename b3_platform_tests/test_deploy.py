@@ -27,6 +27,7 @@ import yaml
 from b3_platform.lake.schemas import SILVER_ASSETS
 from b3_platform_tests.conftest import REPO, UNREACHABLE_B3_URL, dagster_home_and_lake, unused_port
 from b3_platform_tests.postgres import PASSWORD
+from b3_platform_tests.test_alerts import SlackStandIn
 
 COMPOSE = REPO / "deploy" / "compose.yaml"
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
@@ -43,6 +44,7 @@ MACHINE_SPECIFIC = {
     "DAGSTER_CODE_SERVER_HOST",
     "B3_PLATFORM_DATA_DIR",
 }
+SLACK_TOKEN = "xoxb-deploy-test-token"
 LAYERS = ["raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets"]
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
@@ -124,8 +126,12 @@ def deployment(postgres_server, tmp_path_factory):
     shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     database = postgres_server.create_database()
     web_port, code_port = unused_port(), unused_port()
+    slack = SlackStandIn()
     shell = {
         "DAGSTER_PG_PASSWORD": PASSWORD,
+        "B3_PLATFORM_SLACK_TOKEN": SLACK_TOKEN,
+        "B3_PLATFORM_SLACK_CHANNEL": "#b3-alerts",
+        "B3_PLATFORM_UI_URL": "https://dagster.example.com",
         "DAGSTER_LISTEN_HOST": "127.0.0.1",
         "DAGSTER_WEBSERVER_PORT": str(web_port),
         "DAGSTER_CODE_SERVER_PORT": str(code_port),
@@ -150,6 +156,8 @@ def deployment(postgres_server, tmp_path_factory):
                 and environment["DAGSTER_PG_PASSWORD"] == PASSWORD
             )
             process_env = {**env, **environment, **here, "B3_PLATFORM_B3_URL": UNREACHABLE_B3_URL}
+            # Where Slack's API is: the one alert setting a deployment never changes.
+            process_env["B3_PLATFORM_SLACK_API_URL"] = slack.url
             # The image has the package's console scripts on PATH; here they are in this venv.
             process_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
             command = interpolate(service["command"], shell)
@@ -176,8 +184,9 @@ def deployment(postgres_server, tmp_path_factory):
             if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
                 pytest.fail(f"the deployment did not come up: {tail(logs)}")
             time.sleep(1)
-        yield url, lake, database, logs
+        yield url, lake, database, logs, slack
     finally:
+        slack.close()
         for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -207,8 +216,7 @@ def wait_for_run(url: str, run_id: str, logs: Path) -> str:
     pytest.fail(f"run {run_id} still {status} after {RUN_SECONDS} s: {tail(logs)}")
 
 
-def test_a_partition_run_launched_through_graphql_succeeds(deployment, postgres_server):
-    url, lake, database, logs = deployment
+def launch(url: str, day: str) -> str:
     params = {
         "selector": {
             "repositoryLocationName": "b3_platform",
@@ -216,11 +224,16 @@ def test_a_partition_run_launched_through_graphql_succeeds(deployment, postgres_
             "jobName": "__ASSET_JOB",
             "assetSelection": selection(),
         },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2025-07-10"}]},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": day}]},
     }
     launched = graphql(url, LAUNCH_RUN, params=params)["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
+
+
+def test_a_partition_run_launched_through_graphql_succeeds(deployment, postgres_server):
+    url, lake, database, logs, _slack = deployment
+    run_id = launch(url, "2025-07-10")
     assert wait_for_run(url, run_id, logs) == "SUCCESS", tail(logs)
     assert (lake / SILVER_ASSETS.location / "date=2025-07-10" / "data.parquet").is_file()
     # Queued by the webserver, dequeued by the daemon: both wrote to PostgreSQL.
@@ -236,7 +249,7 @@ def test_a_partition_run_launched_through_graphql_succeeds(deployment, postgres_
 
 
 def test_a_backfill_launched_through_graphql_completes(deployment, postgres_server):
-    url, lake, database, logs = deployment
+    url, lake, database, logs, _slack = deployment
     params = {"partitionNames": DAYS[:2], "assetSelection": selection(), "fromFailure": False}
     launched = graphql(url, LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
@@ -258,3 +271,23 @@ def test_a_backfill_launched_through_graphql_completes(deployment, postgres_serv
     assert postgres_server.query(database, f"SELECT status FROM bulk_actions WHERE key = '{backfill}'") == [
         (status,)
     ]
+
+
+def test_a_failed_run_is_posted_to_slack_by_the_daemons_sensor(deployment):
+    """2025-07-09 has no capture: the run fails, and the daemon's run_failure_alert sensor posts
+    it through the compose file's alert settings (the Slack API stood in for on 127.0.0.1)."""
+    url, _lake, _database, logs, slack = deployment
+    run_id = launch(url, "2025-07-09")
+    assert wait_for_run(url, run_id, logs) == "FAILURE"
+    deadline = time.monotonic() + 120  # the sensor ticks every 30 s
+    while not any(run_id in r["body"]["text"] for r in slack.requests):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no Slack message for run {run_id}: {slack.requests} {tail(logs)}")
+        time.sleep(1)
+    (posted,) = [r for r in slack.requests if run_id in r["body"]["text"]]
+    assert posted["auth"] == f"Bearer {SLACK_TOKEN}" and posted["body"]["channel"] == "#b3-alerts"
+    text = posted["body"]["text"]
+    assert text.startswith("[b3_platform] run failed: __ASSET_JOB 2025-07-09\n")
+    assert "nothing captured" in text
+    assert f"Open: https://dagster.example.com/runs/{run_id}" in text
+    assert SLACK_TOKEN not in text and SLACK_TOKEN not in tail(logs)
