@@ -291,3 +291,30 @@ def test_a_failed_run_is_posted_to_slack_by_the_daemons_sensor(deployment):
     assert "nothing captured" in text
     assert f"Open: https://dagster.example.com/runs/{run_id}" in text
     assert SLACK_TOKEN not in text and SLACK_TOKEN not in tail(logs)
+
+
+def test_the_image_holds_what_the_compose_file_and_the_stack_use():
+    """Without Docker, the Dockerfile read as text: every file it copies exists and is in the build
+    context (its .dockerignore lets exactly those through), and the workspace the compose commands
+    name is copied where they run (WORKDIR)."""
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
+    copies = re.findall(r"^COPY (.+) (\S+)$", dockerfile, flags=re.M)
+    sources = {src for group, _dest in copies for src in group.split()}
+    assert sources == {
+        "pyproject.toml", "README.md", "b3_platform", "workspace.yaml", "deploy/dagster.yaml",
+        "deploy/workspace.yaml", "deploy/aws/dagster.yaml",
+    }  # fmt: skip
+    assert all((REPO / src).exists() for src in sources)
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO / "deploy" / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert allowed == sources
+    (workdir,) = re.findall(r"^WORKDIR (\S+)$", dockerfile, flags=re.M)
+    assert ("deploy/workspace.yaml", "./deploy/workspace.yaml") in copies and workdir == "/opt/dagster/app"
+    compose = yaml.safe_load(COMPOSE.read_text())
+    for name in ("webserver", "daemon"):
+        command = compose["services"][name]["command"]
+        assert command[command.index("-w") + 1] == "deploy/workspace.yaml"
+    assert "USER dagster" in dockerfile  # not root
