@@ -26,6 +26,7 @@ from b3_platform.alerts import (
     FailedStep,
     check_failed,
     deadline_key,
+    describe_dates,
     due_deadline,
     missed_capture,
     run_failed,
@@ -104,6 +105,13 @@ def test_messages_name_the_date_the_subject_what_failed_and_a_link():
         ui_url=UI, day=DAY, deadline="21:00", missing=[f"I{i:03d}" for i in range(40)], captured=[]
     )
     assert len(many.subject) == 100 and many.subject.endswith("…")
+
+
+def test_a_run_names_its_date_or_range():
+    assert describe_dates("2025-07-10", None, None) == "2025-07-10"
+    assert describe_dates(None, "2025-07-01", "2025-07-08") == "2025-07-01...2025-07-08"
+    assert describe_dates(None, "2025-07-08", "2025-07-08") == "2025-07-08"
+    assert describe_dates(None, None, None) == "no date (unpartitioned)"
 
 
 def test_deadlines_are_10_and_21_on_trading_days_only_each_judged_once():

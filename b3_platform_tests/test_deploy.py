@@ -95,6 +95,12 @@ mutation ($params: ExecutionParams!) {
   }
 }
 """
+#: A run failure sensor starts from the runs that fail after its first tick.
+SENSOR_TICKS = """
+query ($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { ticks(limit: 1) { status } } } }
+}
+"""
 RUN = "query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status tags { key value } } } }"
 LAUNCH_BACKFILL = """
 mutation ($params: LaunchBackfillParams!) {
@@ -118,7 +124,8 @@ query ($id: String!) {
 
 @pytest.fixture(scope="module")
 def deployment(postgres_server, tmp_path_factory):
-    """The compose file's code server, webserver and daemon, on this machine."""
+    """The compose file's code server, webserver and daemon, on this machine; ready once the code
+    location is loaded and the daemon has ticked the run failure sensor."""
     compose = yaml.safe_load(COMPOSE.read_text())
     env, home, lake = dagster_home_and_lake(
         tmp_path_factory.mktemp("deploy"), [JSON_DIR / f"{d}.json" for d in DAYS]
@@ -178,7 +185,14 @@ def deployment(postgres_server, tmp_path_factory):
             try:
                 entries = graphql(url, LOCATION)["workspaceOrError"]["locationEntries"]
                 if entries and entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
-                    break
+                    selector = {
+                        "repositoryLocationName": "b3_platform",
+                        "repositoryName": "__repository__",
+                        "sensorName": "run_failure_alert",
+                    }
+                    sensor = graphql(url, SENSOR_TICKS, selector=selector)["sensorOrError"]
+                    if sensor["sensorState"]["ticks"]:
+                        break
             except (requests.ConnectionError, ValueError, KeyError, TypeError):
                 pass
             if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
