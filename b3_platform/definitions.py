@@ -9,10 +9,13 @@ import dagster as dg
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.automation import (
+    AlertsResource,
     daily_capture_job,
     daily_capture_schedule,
     follow_upstream_sensor,
     landing_sensor,
+    missed_capture_alert,
+    run_failure_alert,
     with_automation,
 )
 from b3_platform.lake.io_manager import check_lake_assets
@@ -36,11 +39,12 @@ def build_defs(env: Mapping[str, str] | None = None) -> dg.Definitions:
     The CLI passes its own settings (e.g. --data-dir) as `env` rather than changing os.environ."""
     check_lake_assets(ALL_ASSETS)
     resources = build_resources(env)
+    resources["alerts"] = AlertsResource.from_env(env)
     return dg.Definitions(
         assets=with_automation(with_catalog_kinds(ALL_ASSETS, resources["catalog"].kinds)),
         jobs=[daily_capture_job],
         schedules=[daily_capture_schedule],
-        sensors=[follow_upstream_sensor, landing_sensor],
+        sensors=[follow_upstream_sensor, landing_sensor, run_failure_alert, missed_capture_alert],
         resources=resources,
         # One process per run: the graph is a chain (raw → bronze → silver → gold → catalog), so a
         # process per step (the multiprocess default) buys no parallelism on 2 cores and costs each

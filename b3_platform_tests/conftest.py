@@ -178,3 +178,15 @@ def moto_server():
 def aws_target(moto_server) -> AwsTarget:
     """This test's own bucket (created), Glue database and workgroup names on the moto server."""
     return AwsTarget.create(moto_server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for this test session (b3_platform_tests/postgres.py); each test
+    takes its own database with `create_database()`. Never skipped: without the binaries the
+    tests that need it fail, saying how to install them."""
+    from b3_platform_tests.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()

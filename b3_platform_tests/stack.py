@@ -39,6 +39,10 @@ TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "b3_platform.yaml"
 MOTO_CFN_SKIPPED_TYPES = frozenset(
     {"AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::Glue::Database", "AWS::Athena::WorkGroup"}
 )
+#: Of the RunDagster=true part (ECS, RDS, VPC, roles, alert topic), the types moto's CloudFormation
+#: does not create: the database secret. Everything referring to it (the RDS master user and
+#: password dynamic references, the task definitions' `secrets`) stays an unresolved string on moto.
+MOTO_CFN_SKIPPED_DAGSTER_TYPES = frozenset({"AWS::SecretsManager::Secret"})
 #: AWS::S3::Bucket properties moto's CloudFormation applies (moto/s3/models.py
 #: FakeBucket.create_from_cloudformation_json); any other property is ignored by it.
 MOTO_CFN_BUCKET_PROPERTIES = frozenset({"BucketName", "BucketEncryption", "Tags"})
@@ -172,12 +176,14 @@ def apply_what_moto_cfn_skips(server, stack: Stack) -> None:
             props = resolver.resolve(resource.get("Properties", {}))
             _apply_bucket_properties(server, stack, stack.physical_ids[logical_id], props)
         elif kind in stack.skipped_types:
+            if "Condition" in resource and not resolver.condition(resource["Condition"]):
+                continue
             if kind in NOT_APPLIED:
                 stack.applied.append(f"{logical_id} ({kind}) not applied: {NOT_APPLIED[kind]}")
                 continue
             props = resolver.resolve(resource.get("Properties", {}))
-            _APPLY_RESOURCE[kind](server, props)
-            stack.applied.append(f"{logical_id} ({kind})")
+            applied = _APPLY_RESOURCE[kind](server, props)
+            stack.applied.append(f"{logical_id} ({kind})" + (f": {applied}" if applied else ""))
 
 
 def _apply_bucket_properties(server, stack: Stack, bucket: str, props: dict[str, Any]) -> None:
@@ -271,7 +277,26 @@ def _apply_workgroup(server, props: dict[str, Any]) -> None:
     )
 
 
+def _apply_secret(server, props: dict[str, Any]) -> str:
+    """The secret with a value generated as GenerateSecretString says (Secrets Manager's own
+    GetRandomPassword); returns its ARN. Named like CloudFormation names it: no Name property."""
+    secrets = client(server, "secretsmanager")
+    generate = props["GenerateSecretString"]
+    value = json.loads(generate["SecretStringTemplate"])
+    value[generate["GenerateStringKey"]] = secrets.get_random_password(
+        PasswordLength=generate["PasswordLength"],
+        ExcludePunctuation=generate.get("ExcludePunctuation", False),
+    )["RandomPassword"]
+    created = secrets.create_secret(
+        Name=props.get("Name", f"DagsterDbSecret-{uuid.uuid4().hex[:12]}"),
+        Description=props.get("Description", ""),
+        SecretString=json.dumps(value),
+    )
+    return created["ARN"]
+
+
 _APPLY_RESOURCE = {
+    "AWS::SecretsManager::Secret": _apply_secret,
     "AWS::SQS::QueuePolicy": _apply_queue_policy,
     "AWS::Glue::Database": _apply_glue_database,
     "AWS::Athena::WorkGroup": _apply_workgroup,
@@ -293,7 +318,8 @@ def _typed_parameters(template: dict[str, Any], given: dict[str, Any]) -> dict[s
 
 class Resolver:
     """Resolves the intrinsic functions this template uses (Ref, Fn::GetAtt, Fn::Sub, Fn::If,
-    Fn::Equals, Fn::Join, Fn::Select, Fn::Split) against a created stack; anything else raises."""
+    Fn::Equals, Fn::Not, Fn::Or, Fn::And, Condition, Fn::Join, Fn::Select, Fn::Split) against a
+    created stack; anything else raises."""
 
     def __init__(self, template: dict[str, Any], refs: dict[str, Any], attrs: dict[tuple[str, str], str]):
         self.template = template
@@ -347,6 +373,14 @@ class Resolver:
                 return self.resolve(if_true if self.condition(name) else if_false)
             if key == "Fn::Equals":
                 return self.resolve(arg[0]) == self.resolve(arg[1])
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Condition":
+                return self.condition(arg)
             if key == "Fn::Join":
                 return arg[0].join(str(v) for v in self.resolve(arg[1]))
             if key == "Fn::Select":

@@ -80,13 +80,18 @@ def test_workspace_module_loads_one_definitions_object():
     repo.load_all_definitions()
     assert {j.name for j in repo.get_all_jobs()} >= {"daily_capture"}
     assert [s.name for s in repo.schedule_defs] == ["daily_capture_schedule"]
-    assert sorted(s.name for s in repo.sensor_defs) == ["follow_upstream", "landing_sensor"]
+    assert sorted(s.name for s in repo.sensor_defs) == [
+        "follow_upstream",
+        "landing_sensor",
+        "missed_capture_alert",
+        "run_failure_alert",
+    ]
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == ASSETS
 
 
 def test_definitions_validate():
     dg.Definitions.validate_loadable(defs)
-    assert sorted(defs.resources) == ["b3", "catalog", "lake", "lake_io_manager", "landing"]
+    assert sorted(defs.resources) == ["alerts", "b3", "catalog", "lake", "lake_io_manager", "landing"]
     assert isinstance(defs.resources["lake"], LakeResource)
     assert isinstance(defs.resources["b3"], B3ApiResource)
     assert isinstance(defs.resources["catalog"], DuckDBCatalogResource)
@@ -270,7 +275,12 @@ def test_follow_upstream_sensor_is_on_by_default_over_every_asset():
     assert sensor.minimum_interval_seconds == 30
     targeted = sensor.asset_selection.resolve(defs.resolve_asset_graph())
     assert sorted(k.to_user_string() for k in targeted) == ASSETS
-    assert sorted(s.name for s in defs.sensors) == ["follow_upstream", "landing_sensor"]
+    assert sorted(s.name for s in defs.sensors) == [
+        "follow_upstream",
+        "landing_sensor",
+        "missed_capture_alert",
+        "run_failure_alert",
+    ]
 
 
 def test_landing_sensor_is_on_by_default_and_targets_no_job():

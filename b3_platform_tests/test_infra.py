@@ -291,6 +291,7 @@ NOT_AWS_CALLS = {
     "glue:DeletePartition",  # b3_platform.lake.tables.delete_partition (a lake file)
     "glue:GetConnection",  # DuckDB connections
     "athena:GetDatabase",  # the Glue call of the same name
+    "sqs:SendMessage",  # smtplib's send_message (alert e-mails)
 }
 #: S3 operations authorized under another action name.
 S3_ACTION_OF = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket"}

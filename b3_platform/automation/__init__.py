@@ -1,11 +1,13 @@
 """Automation: the daily capture (a job and its schedule, schedule.py), downstream layers that
 follow new data (their automation conditions and the sensor evaluating them, conditions.py), and
 the landing sensor that imports files dropped into the landing folder / S3 prefix
-(landing_intake.py).
+(landing_intake.py), and the alerts on failed runs, failed blocking checks and missed captures
+(alerts.py).
 
 Every name other code uses is re-exported here: import from `b3_platform.automation`.
 """
 
+from b3_platform.automation.alerts import AlertsResource, missed_capture_alert, run_failure_alert
 from b3_platform.automation.conditions import (
     CATALOG_ASSETS,
     CATALOG_FOLLOWS_UPSTREAM,
@@ -36,4 +38,7 @@ __all__ = [
     "follow_upstream_sensor",
     "landing_sensor",
     "with_automation",
+    "AlertsResource",
+    "missed_capture_alert",
+    "run_failure_alert",
 ]
