@@ -22,7 +22,10 @@ def quantities_sum_to_stated_total(table: pa.Table, day: dt.date) -> list[str]:
     totals: dict[str, int] = {}
     stated: dict[str, set[int]] = {}
     for index, quantity, total in zip(
-        *(table.column(c).to_pylist() for c in ("index", "theoretical_quantity", "theoretical_quantity_total"))
+        *(
+            table.column(c).to_pylist()
+            for c in ("index", "theoretical_quantity", "theoretical_quantity_total")
+        )
     ):
         totals[index] = totals.get(index, 0) + quantity
         stated.setdefault(index, set()).add(total)

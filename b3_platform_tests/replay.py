@@ -147,7 +147,6 @@ class ReplayServer:
             ).encode()
         )
 
-
     def _answer_method(self, method: str, index: str) -> Reply:
         key = (method, index)
         if self.method_scripts.get(key):

@@ -12,7 +12,6 @@ reported (a warning check, metadata), not failed: a backfill of the day portfoli
 stopped by them.
 """
 
-
 import datetime as dt
 import json
 
@@ -87,7 +86,9 @@ def period_of(method: AnnouncedMethod, current: StatedPeriod) -> StatedPeriod:
     """The theoretical portfolio is the current quadrimester's; the preview, the next one's."""
     if method is THEORETICAL_METHOD:
         return current
-    return StatedPeriod(current.quadrimester.following(), f"the quadrimester after the current one, {current.source}")
+    return StatedPeriod(
+        current.quadrimester.following(), f"the quadrimester after the current one, {current.source}"
+    )
 
 
 # --- raw ------------------------------------------------------------------------------------------
@@ -274,7 +275,11 @@ def _silver_asset(method: AnnouncedMethod, raw_asset: dg.AssetsDefinition, table
                 book.record(rule.name, day, rule.fn(table, day))
             unpublished = sorted(i.index for i in items if not i.portfolio.published)
             if method is PREVIEW_METHOD:
-                book.record(PREVIEW_PUBLISHED.name, day, [f"no preview published: {', '.join(unpublished)}"] if unpublished else [])
+                book.record(
+                    PREVIEW_PUBLISHED.name,
+                    day,
+                    [f"no preview published: {', '.join(unpublished)}"] if unpublished else [],
+                )
             notes = [f"{i.index}: {n}" for i in items for n in i.portfolio.notes]
             return DateTables(
                 {table_def.name: table},
@@ -288,7 +293,12 @@ def _silver_asset(method: AnnouncedMethod, raw_asset: dg.AssetsDefinition, table
             )
 
         stream = DateStream(
-            context, [table_def], partition_days(context), build, name=table_def.name, nothing_built_hint=NOT_IMPORTABLE
+            context,
+            [table_def],
+            partition_days(context),
+            build,
+            name=table_def.name,
+            nothing_built_hint=NOT_IMPORTABLE,
         )
         # No `finish`: a range without captures (the day portfolio's history) is not an error here.
         yield dg.Output(stream)
@@ -337,7 +347,10 @@ def announced_changes(context: dg.AssetExecutionContext, theoretical: DateReader
         for index, change in zip(table.column("index").to_pylist(), table.column("change").to_pylist()):
             if change != transform.STAYING:
                 counts[f"{change}_{index}"] = counts.get(f"{change}_{index}", 0) + 1
-        return DateTables({ANNOUNCED_CHANGES.name: table}, shared={**counts, "not_compared": "; ".join(not_compared) or "none"})
+        return DateTables(
+            {ANNOUNCED_CHANGES.name: table},
+            shared={**counts, "not_compared": "; ".join(not_compared) or "none"},
+        )
 
     stream = DateStream(
         context,
@@ -367,7 +380,15 @@ def announced_accuracy(context: dg.AssetExecutionContext, day_portfolio: DateRea
     """Partitioned by the rebalance date; reads the previews of the quadrimester before it from the
     lake (every stored date since the previous rebalance), so a preview captured later than its
     date's run is counted once this date is rebuilt."""
-    columns = ["index", "ticker", "weight", "theoretical_quantity", "period_year", "period_start_month", "capture_id"]
+    columns = [
+        "index",
+        "ticker",
+        "weight",
+        "theoretical_quantity",
+        "period_year",
+        "period_start_month",
+        "capture_id",
+    ]
 
     def build(day: dt.date) -> DateTables | NoInput:
         if not transform.is_rebalance_date(day):

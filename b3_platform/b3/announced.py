@@ -239,7 +239,9 @@ class Quadrimester:
 
     def __post_init__(self) -> None:
         if self.start_month not in (1, 5, 9):
-            raise ValueError(f"a quadrimester starts in January, May or September, not month {self.start_month}")
+            raise ValueError(
+                f"a quadrimester starts in January, May or September, not month {self.start_month}"
+            )
 
     @property
     def end_month(self) -> int:

@@ -372,7 +372,12 @@ ANNOUNCED_CHANGES = TableDef(
             _f("company", pa.string(), "Company (the preview's, or the current one for a leaving ticker)"),
             _f("change", pa.string(), "entering, leaving or staying at the next rebalance"),
             _f("rebalance_date", pa.date32(), "First trading day of the preview's quadrimester"),
-            _f("current_weight", WEIGHT, "Weight in the current theoretical portfolio, % (null if entering)", True),
+            _f(
+                "current_weight",
+                WEIGHT,
+                "Weight in the current theoretical portfolio, % (null if entering)",
+                True,
+            ),
             _f("preview_weight", WEIGHT, "Weight in the preview, % (null if leaving)", True),
             _f("weight_change_pp", WEIGHT_CHANGE, "preview − current weight, percentage points (null as 0)"),
             _f("current_quantity", pa.int64(), "Current theoretical quantity (null if entering)", True),
@@ -402,7 +407,11 @@ ANNOUNCED_ACCURACY = TableDef(
             _f("actual_components", pa.int32(), "Tickers in the day portfolio of the rebalance date"),
             _f("tickers_matched", pa.int32(), "Tickers in both"),
             _f("missing_tickers", pa.string(), "In the preview, not in the day portfolio (comma-separated)"),
-            _f("unexpected_tickers", pa.string(), "In the day portfolio, not in the preview (comma-separated)"),
+            _f(
+                "unexpected_tickers",
+                pa.string(),
+                "In the day portfolio, not in the preview (comma-separated)",
+            ),
             _f("quantities_equal", pa.int32(), "Tickers in both whose theoretical quantity is the same"),
             _f(
                 "weight_max_abs_error_pp",

@@ -69,7 +69,9 @@ def announced_table(items: Iterable[AnnouncedItem], period: StatedPeriod, day: d
         where = f"{portfolio.method} {item.index} {day}"
         try:
             shared = {
-                "theoretical_quantity_total": parse_int(header.theoricalQty, locale, field="header.theoricalQty"),
+                "theoretical_quantity_total": parse_int(
+                    header.theoricalQty, locale, field="header.theoricalQty"
+                ),
                 "part_total": parse_decimal(header.part, locale, field="header.part"),
                 "reductor": parse_reductor(header.reductor, locale, field="header.reductor").value,
             }
@@ -106,7 +108,9 @@ def announced_table(items: Iterable[AnnouncedItem], period: StatedPeriod, day: d
     try:
         return pa.Table.from_pydict(columns, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ParseError("(table)", None, f"does not fit the declared schema: {exc}", where=str(day)) from None
+        raise ParseError(
+            "(table)", None, f"does not fit the declared schema: {exc}", where=str(day)
+        ) from None
 
 
 def _by_index(table: pa.Table) -> dict[str, dict[str, dict]]:
@@ -203,7 +207,9 @@ def accuracy(day: dt.date, actual: pa.Table, previews: Sequence[tuple[dt.date, p
         )
         for preview_date, predicted in seen:
             both = predicted.keys() & real.keys()
-            equal = sum(1 for t in both if predicted[t]["theoretical_quantity"] == real[t]["theoretical_quantity"])
+            equal = sum(
+                1 for t in both if predicted[t]["theoretical_quantity"] == real[t]["theoretical_quantity"]
+            )
             errors = [abs(real[t]["weight"] - predicted[t]["weight"]) for t in both]
             row = {
                 "index": index,
