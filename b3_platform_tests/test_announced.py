@@ -37,8 +37,9 @@ from b3_platform.lake.schemas import (
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.transforms.announced import is_rebalance_date, next_rebalance_date, rebalance_date
-from b3_platform_tests.conftest import SAMPLE_DAY, SAMPLE_JSON, duckdb_catalog, replay_b3_resource
+from b3_platform_tests.conftest import REPO, SAMPLE_DAY, SAMPLE_JSON, duckdb_catalog, replay_b3_resource
 from b3_platform_tests.replay import HTML_PAGE, Reply, as_announced, sample_bytes, with_changes
+from b3_platform_tests.test_raw_capture import failure_text
 
 THEORETICAL_DIR = "GetTheoricalPortfolio/IBOV"
 STOCK_INDEX_SAMPLE = "GetStockIndex/2025-04-07_vcr.json"
@@ -457,13 +458,92 @@ def test_preview_failing_loses_neither_the_theoretical_portfolio_nor_the_day_por
     assert [r["change"] for r in read(lake_root, ANNOUNCED_CHANGES, day)] == ["staying"] * 84
 
 
-def failure_text(result) -> str:
-    texts = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            if data.user_failure_data is not None:
-                texts.append(data.user_failure_data.description or "")
-            if data.error is not None:
-                texts.append(data.error.message)
-    return "\n".join(texts)
+# --- the example query ----------------------------------------------------------------------------
+
+
+def test_next_rebalance_query_over_captured_announcements(b3_server, today, lake_root):
+    """queries/next_rebalance.sql through the CLI (a subprocess, CSV output) on a lake with two
+    capture dates: IBOV's preview unchanged on 2022-12-08 and the synthetic one on 2022-12-09 (the
+    latest counts); IBXX captured only on 2022-12-08, with the synthetic preview."""
+    import csv
+    import io
+    import os
+    import subprocess
+    import sys
+
+    first, second = dt.date(2022, 12, 8), dt.date(2022, 12, 9)
+    for index in ("IBOV", "IBXX"):
+        b3_server.serve_method(THEORETICAL, index, REAL)
+    b3_server.serve_method(PREVIEW, "IBOV", REAL)
+    b3_server.serve_method(PREVIEW, "IBXX", synthetic_preview(REAL))
+    today(first)
+    result = materialize(
+        graph_resources(lake_root, b3_server, indices=["IBOV", "IBXX"]), ANNOUNCED_SUBGRAPH, first
+    )
+    assert result.success, failure_text(result)
+    b3_server.serve_method(PREVIEW, "IBOV", synthetic_preview(REAL))
+    today(second)
+    resources = graph_resources(lake_root, b3_server)
+    assert materialize(resources, ANNOUNCED_SUBGRAPH, second).success
+    assert dg.materialize(ALL_ASSETS, selection=["athena_tables"], resources=resources).success
+
+    # What the query must say, from the Parquet files.
+    expected = []
+    for index, day in (("IBOV", second), ("IBXX", first)):
+        rows = [r for r in read(lake_root, ANNOUNCED_CHANGES, day) if r["index"] == index]
+        entering = [r for r in rows if r["change"] == "entering"]
+        leaving = [r for r in rows if r["change"] == "leaving"]
+        expected.append(
+            [
+                index,
+                str(day),
+                "2023-01-02",
+                str((dt.date(2023, 1, 2) - day).days),
+                str(len(entering)),
+                str(len(leaving)),
+                str(sum(r["preview_weight"] for r in entering)),
+                str(sum(r["current_weight"] for r in leaving)),
+                str(max(abs(r["weight_change_pp"]) for r in rows)),
+            ]
+        )
+    assert [e[4:6] for e in expected] == [["1", "2"], ["1", "2"]]
+    assert read(lake_root, ANNOUNCED_CHANGES, first)[0]["index"] == "IBOV"  # IBOV on 12-08: all staying
+    assert {r["change"] for r in read(lake_root, ANNOUNCED_CHANGES, first) if r["index"] == "IBOV"} == {
+        "staying"
+    }
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
+    query = REPO / "queries" / "next_rebalance.sql"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "b3_platform",
+            "--data-dir",
+            str(lake_root),
+            "query",
+            "--file",
+            str(query),
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    header, *rows = list(csv.reader(io.StringIO(done.stdout)))
+    assert header == [
+        "index",
+        "captured_on",
+        "rebalance_date",
+        "days_to_go",
+        "entering",
+        "leaving",
+        "entering_weight",
+        "leaving_weight",
+        "largest_weight_change_pp",
+    ]
+    assert rows == expected

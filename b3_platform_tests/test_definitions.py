@@ -46,7 +46,11 @@ EXPECTED_SPECS = {
     "silver_theoretical": {"group": "silver", "deps": ["raw_theoretical_portfolio"], "kinds": {"parquet"}},
     "silver_preview": {"group": "silver", "deps": ["raw_preview_portfolio"], "kinds": {"parquet"}},
     "announced_changes": {"group": "gold", "deps": ANNOUNCED_SILVER[::-1], "kinds": {"parquet"}},
-    "announced_accuracy": {"group": "gold", "deps": ["silver_assets", "silver_preview"], "kinds": {"parquet"}},
+    "announced_accuracy": {
+        "group": "gold",
+        "deps": ["silver_assets", "silver_preview"],
+        "kinds": {"parquet"},
+    },
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.

@@ -16,18 +16,20 @@ import pytest
 
 import b3_platform.lake.storage as storage_module
 from b3_platform.assets import ALL_ASSETS
+from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
+    ANNOUNCED_TABLES,
     BRONZE_PORTFOLIO,
     CATALOG_TABLES,
     GOLD_TABLES,
     GOLD_TIME_IN_INDEX,
     SILVER_ASSETS,
     SILVER_HEADER,
-    TABLES,
     TableDef,
 )
+from b3_platform.lake.schemas import TABLES as LAKE_TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog
@@ -46,7 +48,11 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
-#: Every table of the lake, bronze to gold (one Parquet file per table per date).
+#: The day portfolio's tables, bronze to gold (one Parquet file per table per date); the announced
+#: portfolios' own graph is tested in test_announced.py.
+TABLES = {name: t for name, t in LAKE_TABLES.items() if t not in ANNOUNCED_TABLES}
+#: Runs here build the day portfolio's graph and the catalog.
+DAY_PORTFOLIO_GRAPH = [key for a in ALL_ASSETS if a not in ANNOUNCED_ASSETS for key in a.keys]
 TABLE_DEFS = tuple(TABLES.values())
 SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
 GOLD_NAMES = [t.name for t in GOLD_TABLES]
@@ -109,7 +115,7 @@ def run(
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
-        selection=selection,
+        selection=selection or DAY_PORTFOLIO_GRAPH,
         **kwargs,
     )
 
