@@ -413,15 +413,21 @@ def test_accuracy_on_a_rebalance_date(today, lake_root, tmp_path, b3_server):
 # --- one method failing ---------------------------------------------------------------------------
 
 
-def test_preview_failing_loses_neither_the_theoretical_portfolio_nor_the_day_portfolio(
-    b3_server, today, lake_root
+#: Each method's raw and silver assets, by B3 method.
+KIND = {THEORETICAL: "theoretical", PREVIEW: "preview"}
+
+
+@pytest.mark.parametrize(("failing", "working"), [(PREVIEW, THEORETICAL), (THEORETICAL, PREVIEW)])
+def test_one_method_failing_loses_neither_the_other_nor_the_day_portfolio(
+    failing, working, b3_server, today, lake_root
 ):
-    """The daily job's selection, in-process, with B3 answering 520 then HTML to every preview call."""
+    """The daily job, in-process, with B3 answering 520 (until retries run out), then HTML, to every
+    call of one method; the other method and the day portfolio are served as usual."""
     from b3_platform.automation.schedule import daily_capture_job
 
     day = today(SAMPLE_DAY)
     b3_server.script_method(
-        PREVIEW, "IBOV", *[Reply(520, b"")] * 3, Reply(body=HTML_PAGE, content_type="text/html")
+        failing, "IBOV", *[Reply(520, b"")] * 3, Reply(body=HTML_PAGE, content_type="text/html")
     )
     defs = dg.Definitions(
         assets=ALL_ASSETS, jobs=[daily_capture_job], resources=graph_resources(lake_root, b3_server)
@@ -431,30 +437,31 @@ def test_preview_failing_loses_neither_the_theoretical_portfolio_nor_the_day_por
     )
     assert not result.success
     failed = {e.step_key for e in result.all_events if e.is_step_failure}
-    assert failed == {"raw_preview_portfolio"}
-    assert "gave up after 3 attempts; last: HTTP 520" in failure_text(result)
+    assert failed == {f"raw_{KIND[failing]}_portfolio"}
+    assert f"{failing} IBOV for {day}: gave up after 3 attempts; last: HTTP 520" in failure_text(result)
     materialized = {
         m.asset_key.to_user_string()
         for m in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
     }
-    assert {
-        "raw_portfolio",
-        "bronze_portfolio",
-        "silver_assets",
-        "gold_changes",
-        "raw_theoretical_portfolio",
-        "silver_theoretical",
-    } <= materialized
-    assert not materialized & {"raw_preview_portfolio", "silver_preview", "announced_changes"}
-    assert len(read(lake_root, SILVER_ASSETS, day)) == len(read(lake_root, SILVER_THEORETICAL, day)) == 84
-    assert not (lake_root / "raw" / PREVIEW).exists()
+    day_portfolio = {"raw_portfolio", "bronze_portfolio", "silver_header", "silver_assets", "gold_changes"}
+    assert day_portfolio | {f"raw_{KIND[working]}_portfolio", f"silver_{KIND[working]}"} <= materialized
+    assert not materialized & {
+        f"raw_{KIND[failing]}_portfolio",
+        f"silver_{KIND[failing]}",
+        "announced_changes",
+    }
+    working_table = SILVER_THEORETICAL if working == THEORETICAL else SILVER_PREVIEW
+    assert len(read(lake_root, SILVER_ASSETS, day)) == len(read(lake_root, working_table, day)) == 84
+    assert not (lake_root / "raw" / failing).exists()
 
-    # The evening: B3 answers again (the next script reply is HTML, a contract error, then the default).
-    again = materialize(graph_resources(lake_root, b3_server), ["raw_preview_portfolio"], day)
+    # A later run: the next reply is HTML (a contract error, nothing stored), then B3 answers.
+    again = materialize(graph_resources(lake_root, b3_server), [f"raw_{KIND[failing]}_portfolio"], day)
     assert not again.success and "got HTML instead of JSON" in failure_text(again)
+    assert not (lake_root / "raw" / failing).exists()
     again = materialize(graph_resources(lake_root, b3_server), ANNOUNCED_SUBGRAPH, day)
     assert again.success, failure_text(again)
-    assert len(list((lake_root / f"raw/{THEORETICAL}/date={day}/index=IBOV").glob("*.meta.json"))) == 1
+    # The working method's capture was not stored twice (identical bytes); both are compared now.
+    assert len(list((lake_root / f"raw/{working}/date={day}/index=IBOV").glob("*.meta.json"))) == 1
     assert [r["change"] for r in read(lake_root, ANNOUNCED_CHANGES, day)] == ["staying"] * 84
 
 
