@@ -392,8 +392,7 @@ def announced_accuracy(context: dg.AssetExecutionContext, day_portfolio: DateRea
 
     def build(day: dt.date) -> DateTables | NoInput:
         if not transform.is_rebalance_date(day):
-            empty = ANNOUNCED_ACCURACY.schema.empty_table()
-            return DateTables({ANNOUNCED_ACCURACY.name: empty}, shared={"rebalance_date": "no"})
+            return NoInput("not a rebalance date (first trading day of January, May or September)")
         actual = day_portfolio.read(day)
         if actual is None:
             return NoInput("rebalance date without a silver_assets partition")

@@ -396,7 +396,7 @@ ANNOUNCED_ACCURACY = TableDef(
     description=(
         "On a rebalance date (first trading day of January, May, September): for each index and each "
         "preview captured for this rebalance, how the day portfolio of the date matched it, and since "
-        "when the preview was stable. Empty on other dates."
+        "when the preview was stable. Other dates hold no file."
     ),
     schema=pa.schema(
         [
