@@ -206,6 +206,9 @@ def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3
     )
     for table_def in TABLES.values():
         path = lake_root / table_def.location / f"date={day}" / "data.parquet"
+        if table_def.name == "announced_accuracy":  # 2025-07-10 is not a rebalance date: no file
+            assert not path.exists()
+            continue
         assert pq.read_schema(path).equals(table_def.schema, check_metadata=False), table_def.name
     # The day before (2025-07-09) was never captured: gold is not compared, which only warns.
     failed = {e.check_name: e.severity for e in result.get_asset_check_evaluations() if not e.passed}
