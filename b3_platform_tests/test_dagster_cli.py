@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import ANNOUNCED_TABLES
-from b3_platform.lake.schemas import TABLES as LAKE_TABLES
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.conftest import REPO, dagster_home_and_lake, duckdb_catalog
 from b3_platform_tests.replay import sample_bytes, with_changes
@@ -26,9 +25,6 @@ from b3_platform_tests.replay import sample_bytes, with_changes
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 #: Raw and everything downstream, as the README shows it: every layer and the (unpartitioned) catalog.
 SELECT = "raw_portfolio*"
-#: The day portfolio's tables: what `raw_portfolio*` builds (besides announced_accuracy, which reads
-#: silver_assets on rebalance dates; the announced portfolios are tested in test_announced.py).
-TABLES = {name: t for name, t in LAKE_TABLES.items() if t not in ANNOUNCED_TABLES}
 #: The in-process executor: the default multiprocess one costs ~5 s more per call on 2 cores and
 #: tests Dagster's machinery rather than ours.
 IN_PROCESS = '{"execution":{"config":{"in_process":{}}}}'

@@ -41,16 +41,20 @@ from b3_platform.cli import main
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
-from b3_platform.lake.schemas import ANNOUNCED_TABLES, CATALOG_TABLES, RAW_CAPTURES, SILVER_ASSETS, TABLES
+from b3_platform.lake.schemas import (
+    ANNOUNCED_TABLES,
+    CATALOG_TABLES,
+    RAW_CAPTURES,
+    SILVER_ASSETS,
+    TABLES,
+)
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as DAY_TABLES
 from b3_platform.lake.storage import open_storage
 from b3_platform.resources import B3ApiResource, lake_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.moto_aws import CREDENTIALS, REGION, AwsTarget
 from b3_platform_tests.test_catalog import DAYS, JSON_DIR, check_evaluation
-
-#: The day portfolio's tables: the samples fill them (the announced portfolios are captured live only).
-DAY_TABLES = {name: t for name, t in TABLES.items() if t not in ANNOUNCED_TABLES}
 
 NEW_DAY = dt.date(2025, 7, 3)
 ACCOUNT = "123456789012"  # moto's default account

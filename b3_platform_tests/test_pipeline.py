@@ -20,7 +20,6 @@ from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
-    ANNOUNCED_TABLES,
     BRONZE_PORTFOLIO,
     CATALOG_TABLES,
     GOLD_TABLES,
@@ -29,7 +28,7 @@ from b3_platform.lake.schemas import (
     SILVER_HEADER,
     TableDef,
 )
-from b3_platform.lake.schemas import TABLES as LAKE_TABLES
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog
@@ -48,10 +47,8 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
-#: The day portfolio's tables, bronze to gold (one Parquet file per table per date); the announced
-#: portfolios' own graph is tested in test_announced.py.
-TABLES = {name: t for name, t in LAKE_TABLES.items() if t not in ANNOUNCED_TABLES}
-#: Runs here build the day portfolio's graph and the catalog.
+#: The day portfolio's tables, bronze to gold (one Parquet file per table per date), and the graph the
+#: runs here build (with the catalog); the announced portfolios are tested in test_announced.py.
 DAY_PORTFOLIO_GRAPH = [key for a in ALL_ASSETS if a not in ANNOUNCED_ASSETS for key in a.keys]
 TABLE_DEFS = tuple(TABLES.values())
 SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)

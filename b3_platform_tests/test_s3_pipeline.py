@@ -23,7 +23,7 @@ from b3_platform.importer import import_paths
 from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import ANNOUNCED_TABLES
-from b3_platform.lake.schemas import TABLES as LAKE_TABLES
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import LocalStorage, StorageError
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.runs import range_tags
@@ -37,8 +37,6 @@ JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 RANGE = [dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3)]
 SINGLE = dt.date(2025, 7, 10)
 DAYS = [*RANGE, SINGLE]
-#: The day portfolio's graph and tables (the announced portfolios are tested in test_announced.py).
-TABLES = {name: t for name, t in LAKE_TABLES.items() if t not in ANNOUNCED_TABLES}
 PARTITIONED = dg.AssetSelection.assets("raw_portfolio", *TABLES)
 QUERIES = [
     q

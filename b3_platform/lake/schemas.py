@@ -437,5 +437,7 @@ ANNOUNCED_ACCURACY = TableDef(
 )
 
 ANNOUNCED_TABLES = (SILVER_THEORETICAL, SILVER_PREVIEW, ANNOUNCED_CHANGES, ANNOUNCED_ACCURACY)
+#: The day portfolio's tables, bronze to gold: what an import of saved files fills.
+DAY_PORTFOLIO_TABLES: dict[str, TableDef] = dict(TABLES)
 TABLES.update({t.name: t for t in ANNOUNCED_TABLES})
 CATALOG_TABLES.update({t.name: t for t in ANNOUNCED_TABLES})
