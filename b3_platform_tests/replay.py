@@ -38,6 +38,7 @@ class Request:
     method: str
     params: dict | None
     headers: dict
+    b3_method: str = "GetPortfolioDay"  # the indexProxy method named in the path
 
 
 @dataclass
@@ -46,6 +47,11 @@ class ReplayServer:
     pages: dict[str, dict[int, bytes]] = field(default_factory=dict)
     scripts: dict[str, deque] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    #: Other indexProxy methods (GetTheoricalPortfolio, GetQuartelyPreview): bodies and scripts per
+    #: (method, index). Without either, an index served for GetPortfolioDay answers with that day
+    #: portfolio in the announced shape (`as_announced`); any other gets B3's null results.
+    method_defaults: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    method_scripts: dict[tuple[str, str], deque] = field(default_factory=dict)
 
     def start(self) -> "ReplayServer":
         server = self
@@ -84,6 +90,7 @@ class ReplayServer:
 
     def reset(self) -> None:
         self.defaults.clear(), self.pages.clear(), self.scripts.clear(), self.requests.clear()
+        self.method_defaults.clear(), self.method_scripts.clear()
 
     def serve(self, index: str, body: bytes) -> None:
         """Answer every request for `index` with `body` (after any scripted replies)."""
@@ -96,21 +103,33 @@ class ReplayServer:
         """Answer the next requests for `index` with these replies, in order."""
         self.scripts.setdefault(index, deque()).extend(replies)
 
-    def requests_for(self, index: str) -> list[Request]:
-        return [r for r in self.requests if r.params and r.params.get("index") == index]
+    def serve_method(self, method: str, index: str, body: bytes) -> None:
+        """Answer every `method` request for `index` with `body` (after any scripted replies)."""
+        self.method_defaults[(method, index)] = body
+
+    def script_method(self, method: str, index: str, *replies: Reply) -> None:
+        self.method_scripts.setdefault((method, index), deque()).extend(replies)
+
+    def requests_for(self, index: str, method: str = "GetPortfolioDay") -> list[Request]:
+        return [
+            r for r in self.requests if r.params and r.params.get("index") == index and r.b3_method == method
+        ]
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> Reply:
-        match = re.match(r"^/indexProxy/indexCall/GetPortfolioDay/([A-Za-z0-9+/=]+)$", handler.path)
+        match = re.match(r"^/indexProxy/indexCall/([A-Za-z]+)/([A-Za-z0-9+/=]+)$", handler.path)
         params = None
         if match:
             try:
-                params = json.loads(base64.b64decode(match.group(1)))
+                params = json.loads(base64.b64decode(match.group(2)))
             except ValueError:
                 params = None
-        self.requests.append(Request(handler.path, handler.command, params, dict(handler.headers)))
+        b3_method = match.group(1) if match else ""
+        self.requests.append(Request(handler.path, handler.command, params, dict(handler.headers), b3_method))
         if params is None:
             return Reply(404, b"<html><body>Not Found</body></html>", "text/html")
         index = params.get("index")
+        if b3_method != "GetPortfolioDay":
+            return self._answer_method(b3_method, index)
         if self.scripts.get(index):
             return self.scripts[index].popleft()
         if index in self.pages:
@@ -127,6 +146,30 @@ class ReplayServer:
                 }
             ).encode()
         )
+
+    def _answer_method(self, method: str, index: str) -> Reply:
+        key = (method, index)
+        if self.method_scripts.get(key):
+            return self.method_scripts[key].popleft()
+        if key in self.method_defaults:
+            return Reply(body=self.method_defaults[key])
+        if index in self.defaults:
+            return Reply(body=as_announced(self.defaults[index]))
+        return Reply(body=json.dumps({"page": {"pageNumber": 1}, "header": None, "results": None}).encode())
+
+
+def as_announced(day_body: bytes) -> bytes:
+    """A GetPortfolioDay body in the shape of GetTheoricalPortfolio's (header of totals only, rows
+    {cod, asset, type, theoricalQty, part, cont}, sorted by cod), as B3 announces a quadrimester."""
+    data = json.loads(day_body)
+    header = {k: data["header"][k] for k in ("part", "theoricalQty", "reductor")}
+    rows = sorted(data["results"], key=lambda r: r["cod"])
+    results = [
+        {k: r[k] for k in ("cod", "asset", "type", "theoricalQty", "part")} | {"cont": n}
+        for n, r in enumerate(rows, start=1)
+    ]
+    page = {"pageNumber": 1, "pageSize": 9999, "totalRecords": len(results), "totalPages": 1}
+    return json.dumps({"page": page, "header": header, "results": results}, ensure_ascii=False).encode()
 
 
 # --- misbehaving bodies, derived from a real sample -----------------------------------------------

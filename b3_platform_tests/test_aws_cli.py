@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from b3_platform.lake.schemas import TABLES
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform_tests.conftest import REPO
 from b3_platform_tests.moto_aws import CREDENTIALS, AwsTarget
 

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import BRONZE_PORTFOLIO, TABLES
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.lake.tables import write_partition
 from b3_platform.transforms.bronze import bronze_table, decode_capture

@@ -24,8 +24,12 @@ from b3_platform.settings_errors import ConfigError
 REPO = Path(__file__).resolve().parent.parent
 B3_URL = "https://sistemaswebb3-listados.b3.com.br/indexProxy/indexCall"
 GOLD = ["gold_changes", "gold_composition", "gold_index_summary", "gold_time_in_index"]
-TABLES = ["bronze_portfolio", "silver_header", "silver_assets", *GOLD]
-ASSETS = sorted(["raw_portfolio", *TABLES, "athena_tables"])
+#: The announced portfolios (theoretical and preview): their raw assets and their lake tables.
+ANNOUNCED_RAW = ["raw_theoretical_portfolio", "raw_preview_portfolio"]
+ANNOUNCED_SILVER = ["silver_theoretical", "silver_preview"]
+ANNOUNCED_GOLD = ["announced_changes", "announced_accuracy"]
+TABLES = ["bronze_portfolio", "silver_header", "silver_assets", *GOLD, *ANNOUNCED_SILVER, *ANNOUNCED_GOLD]
+ASSETS = sorted(["raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"])
 #: Every asset but the catalog is partitioned by trading day.
 PARTITIONED = [a for a in ASSETS if a != "athena_tables"]
 
@@ -38,6 +42,15 @@ EXPECTED_SPECS = {
     "silver_assets": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     **{name: _GOLD_SPEC for name in GOLD},
     "athena_tables": {"group": "catalog", "deps": sorted(TABLES), "kinds": {"duckdb"}},
+    **{name: {"group": "raw", "deps": [], "kinds": {"json"}} for name in ANNOUNCED_RAW},
+    "silver_theoretical": {"group": "silver", "deps": ["raw_theoretical_portfolio"], "kinds": {"parquet"}},
+    "silver_preview": {"group": "silver", "deps": ["raw_preview_portfolio"], "kinds": {"parquet"}},
+    "announced_changes": {"group": "gold", "deps": ANNOUNCED_SILVER[::-1], "kinds": {"parquet"}},
+    "announced_accuracy": {
+        "group": "gold",
+        "deps": ["silver_assets", "silver_preview"],
+        "kinds": {"parquet"},
+    },
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
@@ -58,6 +71,22 @@ EXPECTED_CHECKS = {
     "tables_match_schemas": ("athena_tables", True),
     "captures_pass_audit": ("bronze_portfolio", False),
     "type_codes_recognised": ("silver_assets", False),
+}
+
+#: The announced portfolios' checks, (asset, check) -> blocking: their silver tables run the day
+#: portfolio's own rules under the same names.
+_SILVER_RULES = [
+    "unique_tickers",
+    "ticker_format",
+    "weights_sum_to_100",
+    "quantities_positive",
+    "quantities_sum_to_header_total",
+]
+EXPECTED_ANNOUNCED_CHECKS = {
+    **{(name, "all_configured_indices_captured"): False for name in ANNOUNCED_RAW},
+    **{(name, rule): True for name in ANNOUNCED_SILVER for rule in _SILVER_RULES},
+    ("silver_preview", "preview_published"): False,
+    ("announced_changes", "theoretical_and_preview_captured"): False,
 }
 
 
@@ -127,6 +156,8 @@ def test_the_parquet_layers_are_stored_by_the_lake_io_manager():
         "silver_header",
         "silver_assets",
         *GOLD,
+        *ANNOUNCED_SILVER,
+        *ANNOUNCED_GOLD,
     }
     assert keys["raw_portfolio"] == keys["athena_tables"] == "io_manager"
     # The IO manager stands on the very lake the other assets and the CLI use.
@@ -143,9 +174,14 @@ def test_asset_graph_lineage():
         "raw_portfolio": ["bronze_portfolio"],
         "bronze_portfolio": ["athena_tables", "silver_assets", "silver_header"],
         "silver_header": ["athena_tables", *GOLD],
-        "silver_assets": ["athena_tables", *GOLD],
+        "silver_assets": ["announced_accuracy", "athena_tables", *GOLD],
         **{name: ["athena_tables"] for name in GOLD},
         "athena_tables": [],
+        "raw_theoretical_portfolio": ["silver_theoretical"],
+        "raw_preview_portfolio": ["silver_preview"],
+        "silver_theoretical": ["announced_changes", "athena_tables"],
+        "silver_preview": ["announced_accuracy", "announced_changes", "athena_tables"],
+        **{name: ["athena_tables"] for name in ANNOUNCED_GOLD},
     }
 
 
@@ -240,15 +276,24 @@ def test_catalog_has_no_table_schema():
 
 def test_check_specs_and_blocking():
     checks = {}
+    announced = {}
     for assets_def in defs.assets:
         for spec in assets_def.check_specs:
+            if spec.asset_key.to_user_string() in ANNOUNCED_RAW + ANNOUNCED_SILVER + ANNOUNCED_GOLD:
+                announced[(spec.asset_key.to_user_string(), spec.name)] = spec.blocking
+                assert spec.partitions_def is partitions.trading_days, spec.name
+                continue
             assert spec.name not in checks, f"duplicate check {spec.name}"
             checks[spec.name] = (spec.asset_key.to_user_string(), spec.blocking)
             # Checks are partitioned like their asset (the catalog's is not partitioned).
             expected = None if spec.asset_key.to_user_string() == "athena_tables" else partitions.trading_days
             assert spec.partitions_def is expected, spec.name
     assert checks == EXPECTED_CHECKS
-    assert {k.name for k in defs.resolve_asset_graph().asset_check_keys} == set(EXPECTED_CHECKS)
+    assert announced == EXPECTED_ANNOUNCED_CHECKS
+    assert {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys} == {
+        *((asset, name) for name, (asset, _) in EXPECTED_CHECKS.items()),
+        *EXPECTED_ANNOUNCED_CHECKS,
+    }
 
 
 # --- automation, freshness, pools -----------------------------------------------------------------
@@ -258,6 +303,7 @@ def test_every_asset_below_raw_follows_upstream_and_raw_does_not():
     conditions = {name: spec.automation_condition for name, spec in _specs().items()}
     # Raw comes from the capture schedule and from imports, never from a condition.
     assert conditions.pop("raw_portfolio") is None
+    assert [conditions.pop(name) for name in ANNOUNCED_RAW] == [None, None]
     assert all(c is not None for c in conditions.values()), conditions
     assert conditions == {
         "bronze_portfolio": automation.FOLLOWS_UPSTREAM,
@@ -265,6 +311,8 @@ def test_every_asset_below_raw_follows_upstream_and_raw_does_not():
         "silver_assets": automation.FOLLOWS_UPSTREAM,
         **{name: automation.GOLD_FOLLOWS_UPSTREAM for name in GOLD},
         "athena_tables": automation.CATALOG_FOLLOWS_UPSTREAM,
+        **{name: automation.FOLLOWS_UPSTREAM for name in ANNOUNCED_SILVER},
+        **{name: automation.GOLD_FOLLOWS_UPSTREAM for name in ANNOUNCED_GOLD},
     }
 
 

@@ -41,7 +41,14 @@ from b3_platform.cli import main
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
-from b3_platform.lake.schemas import CATALOG_TABLES, RAW_CAPTURES, SILVER_ASSETS, TABLES
+from b3_platform.lake.schemas import (
+    ANNOUNCED_TABLES,
+    CATALOG_TABLES,
+    RAW_CAPTURES,
+    SILVER_ASSETS,
+    TABLES,
+)
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as DAY_TABLES
 from b3_platform.lake.storage import open_storage
 from b3_platform.resources import B3ApiResource, lake_resources
 from b3_platform.runs import materialize_days
@@ -251,7 +258,7 @@ def test_glue_columns_are_the_parquet_files_schemas_and_date_is_a_date_partition
     target = built.target
     catalog = glue_catalog(target)
     filesystem = storage(target).arrow_filesystem()
-    for table_def in TABLES.values():
+    for table_def in DAY_TABLES.values():
         table = glue_table(target, table_def.name)
         columns = [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
         dates = parquet_dates(target, table_def)
@@ -274,7 +281,12 @@ def test_glue_columns_are_the_parquet_files_schemas_and_date_is_a_date_partition
 def test_locations_are_the_s3_folders_that_hold_data_parquet(built):
     target = built.target
     s3 = client(target, "s3")
-    for table_def in TABLES.values():
+    for table_def in ANNOUNCED_TABLES:  # registered, no partitions: the samples hold no announcements
+        assert glue_table(target, table_def.name)["StorageDescriptor"]["Location"].endswith(
+            table_def.location
+        )
+        assert glue_partitions(target, table_def.name) == {}
+    for table_def in DAY_TABLES.values():
         table = glue_table(target, table_def.name)
         base = f"s3://{target.bucket}/{target.prefix}/{table_def.location}"
         assert table["StorageDescriptor"]["Location"] == base
@@ -297,7 +309,10 @@ def test_sync_again_registers_nothing_new(built, calls):
 
     assert set(operations(calls)) == {"GetDatabase", "GetTable", "GetPartitions"}  # reads only
     assert {n: (glue_table(target, n), glue_partitions(target, n)) for n in TABLES} == before
-    assert registered == [RegisteredTable(n, None, 2, *DAYS) for n in TABLES]
+    assert registered == [
+        RegisteredTable(n, None, 2, *DAYS) if n in DAY_TABLES else RegisteredTable(n, None, 0, None, None)
+        for n in TABLES
+    ]
 
 
 def test_a_new_date_adds_one_partition_and_a_deleted_file_removes_its_partition(lake_copy, calls):

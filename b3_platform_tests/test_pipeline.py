@@ -16,6 +16,7 @@ import pytest
 
 import b3_platform.lake.storage as storage_module
 from b3_platform.assets import ALL_ASSETS
+from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
@@ -25,9 +26,9 @@ from b3_platform.lake.schemas import (
     GOLD_TIME_IN_INDEX,
     SILVER_ASSETS,
     SILVER_HEADER,
-    TABLES,
     TableDef,
 )
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog
@@ -46,7 +47,9 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
-#: Every table of the lake, bronze to gold (one Parquet file per table per date).
+#: The day portfolio's tables, bronze to gold (one Parquet file per table per date), and the graph the
+#: runs here build (with the catalog); the announced portfolios are tested in test_announced.py.
+DAY_PORTFOLIO_GRAPH = [key for a in ALL_ASSETS if a not in ANNOUNCED_ASSETS for key in a.keys]
 TABLE_DEFS = tuple(TABLES.values())
 SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
 GOLD_NAMES = [t.name for t in GOLD_TABLES]
@@ -115,7 +118,7 @@ def run(
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
-        selection=selection,
+        selection=selection or DAY_PORTFOLIO_GRAPH,
         **kwargs,
     )
 

@@ -193,6 +193,14 @@ EXPECTATIONS: dict[str, Callable[[QueryResult, Lake, object], None]] = {
 }
 
 
+#: Queries over tables the demo lake does not fill (B3's announced portfolios are captured live and
+#: cannot be imported): on the demo lake they must run and return nothing; their results are
+#: asserted on a lake captured for them, by the named test.
+ASSERTED_ELSEWHERE = {
+    "next_rebalance": "test_announced.py::test_next_rebalance_query_over_captured_announcements",
+}
+
+
 # -------------------------------------------------------------------------------------------- tests
 
 
@@ -203,6 +211,11 @@ def test_there_are_queries_and_every_expectation_has_its_file():
 
 @pytest.mark.parametrize("path", QUERY_FILES, ids=lambda p: p.name)
 def test_query_returns_what_the_samples_hold(path, results, lake, bvmf):
+    if path.stem in ASSERTED_ELSEWHERE:
+        module, test = ASSERTED_ELSEWHERE[path.stem].split("::")
+        assert f"def {test}(" in (Path(__file__).parent / module).read_text(encoding="utf-8")
+        assert results[path.stem].rows == [], "the demo lake holds no announced portfolios"
+        return
     check = EXPECTATIONS.get(path.stem)
     assert check is not None, (
         f"queries/{path.name} has no expectations: add a check of its result on the demo lake to "

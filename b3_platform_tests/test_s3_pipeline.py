@@ -22,7 +22,8 @@ from b3_platform.catalog.base import PARTITION_COLUMN
 from b3_platform.importer import import_paths
 from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import TABLES
+from b3_platform.lake.schemas import ANNOUNCED_TABLES
+from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import LocalStorage, StorageError
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.runs import range_tags
@@ -36,8 +37,12 @@ JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 RANGE = [dt.date(2025, 6, 30), dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3)]
 SINGLE = dt.date(2025, 7, 10)
 DAYS = [*RANGE, SINGLE]
-PARTITIONED = dg.AssetSelection.all() - dg.AssetSelection.assets("athena_tables")
-QUERIES = sorted((REPO / "queries").glob("*.sql"))
+PARTITIONED = dg.AssetSelection.assets("raw_portfolio", *TABLES)
+QUERIES = [
+    q
+    for q in sorted((REPO / "queries").glob("*.sql"))
+    if not any(t.name in q.read_text(encoding="utf-8") for t in ANNOUNCED_TABLES)
+]
 
 
 def s3_lake(target: AwsTarget, endpoint: str | None = None) -> LakeResource:

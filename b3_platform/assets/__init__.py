@@ -1,9 +1,10 @@
 """Dagster assets, one module per layer; their checks are computed beside them."""
 
+from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.assets.bronze import bronze_portfolio
 from b3_platform.assets.gold import gold_tables
 from b3_platform.assets.raw import raw_portfolio
 from b3_platform.assets.silver import silver
 
-ALL_ASSETS = [raw_portfolio, bronze_portfolio, silver, gold_tables, athena_tables]
+ALL_ASSETS = [raw_portfolio, bronze_portfolio, silver, gold_tables, athena_tables, *ANNOUNCED_ASSETS]

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from b3_platform.assets import raw_portfolio
+from b3_platform.assets.announced import ANNOUNCED_RAW_ASSETS
 
 #: A partition of a layer is rebuilt when one it reads was updated (any date, not only the latest:
 #: an import of 2021 files must flow down too), once its inputs exist and nothing is running on
@@ -40,7 +41,7 @@ CATALOG_ASSETS = {"athena_tables"}
 
 
 def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
-    if spec.key == raw_portfolio.key:
+    if spec.key == raw_portfolio.key or any(spec.key == a.key for a in ANNOUNCED_RAW_ASSETS):
         return spec  # raw comes from the schedule and from imports, never by itself
     name = spec.key.to_user_string()
     if name in CATALOG_ASSETS:

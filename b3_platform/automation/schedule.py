@@ -9,6 +9,7 @@ the evening attempt is skipped when the morning one already stored every configu
 import dagster as dg
 
 from b3_platform.assets import raw_portfolio
+from b3_platform.assets.announced import ANNOUNCED_RAW_ASSETS
 from b3_platform.resources import B3ApiResource, LakeResource
 from b3_platform.trading_calendar import SAO_PAULO, TIMEZONE, is_trading_day
 
@@ -16,7 +17,9 @@ CAPTURE_HOURS = (9, 20)  # morning attempt, evening retry (São Paulo time)
 
 daily_capture_job = dg.define_asset_job(
     "daily_capture",
-    selection=dg.AssetSelection.assets(raw_portfolio).downstream(),
+    selection=dg.AssetSelection.assets(raw_portfolio).downstream()
+    # The announced portfolios (theoretical, preview) are captured in the same run, as their own steps.
+    | dg.AssetSelection.assets(*ANNOUNCED_RAW_ASSETS).downstream(),
     description="Capture the day's portfolios from B3 and build bronze and silver for that day.",
 )
 

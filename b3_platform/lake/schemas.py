@@ -294,3 +294,150 @@ TABLES: dict[str, TableDef] = {
 
 #: What the catalog registers: every Parquet table, and raw's captures read from their sidecars.
 CATALOG_TABLES: dict[str, TableDef] = {RAW_CAPTURES.name: RAW_CAPTURES, **TABLES}
+
+
+# --- announced portfolios (GetTheoricalPortfolio, GetQuartelyPreview) -----------------------------
+
+
+def _announced_schema() -> pa.Schema:
+    """silver_theoretical and silver_preview hold the same columns: the two are compared row by row."""
+    return pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("ticker", pa.string(), "Ticker, e.g. PETR4"),
+            _f("company", pa.string(), "Company name as B3 writes it"),
+            _f("share_class", pa.string(), "Share class: ON, PN, PNA, PNB, UNT, …"),
+            _f("event_flag", pa.string(), "Event/ex-right flag (changes around ex-dates)", True),
+            _f("listing_segment", pa.string(), "Listing segment (NM, N1, N2, …)", True),
+            _f("type_code", pa.string(), "B3's type code as written"),
+            _f("weight", WEIGHT, "Weight in the announced portfolio, %"),
+            _f("theoretical_quantity", pa.int64(), "Theoretical quantity"),
+            _f("cont", pa.int32(), "results[].cont as B3 sends it (null when absent)", True),
+            _f("row_number", pa.int32(), "Position in the response"),
+            _f("theoretical_quantity_total", pa.int64(), "header.theoricalQty: the portfolio's total"),
+            _f("part_total", WEIGHT, "header.part: the weights' total as B3 states it (100.000)"),
+            _f("reductor", REDUCTOR, "header.reductor: the reductor announced with the portfolio"),
+            _f("period_year", pa.int32(), "Year of the quadrimester the portfolio is for"),
+            _f("period_start_month", pa.int32(), "First month of that quadrimester: 1, 5 or 9"),
+            _f("period_end_month", pa.int32(), "Last month of that quadrimester: 4, 8 or 12"),
+            _f(
+                "period_source",
+                pa.string(),
+                "Where the quadrimester comes from: GetStockIndex's header (its capture named), or "
+                "derived from the capture's trading date when no GetStockIndex capture of the date exists",
+            ),
+            _f("language", pa.string(), "pt-br or en-us: how B3 wrote the numbers"),
+            _f("capture_id", pa.string(), "Raw capture the row comes from"),
+            _f("fetched_at", pa.timestamp("us", tz="UTC"), "When the capture was fetched"),
+        ]
+    )
+
+
+SILVER_THEORETICAL = TableDef(
+    name="silver_theoretical",
+    layer="silver",
+    short="theoretical",
+    description=(
+        "The quadrimester's theoretical portfolio (GetTheoricalPortfolio) as served on the date, one typed "
+        "row per (date, index, ticker). The response has no date: the partition is the capture's B3 "
+        "trading day."
+    ),
+    schema=_announced_schema(),
+)
+
+SILVER_PREVIEW = TableDef(
+    name="silver_preview",
+    layer="silver",
+    short="preview",
+    description=(
+        "The preview of the next quadrimester's portfolio (GetQuartelyPreview) as served on the date, one "
+        "typed row per (date, index, ticker); an index whose preview was not published has no rows."
+    ),
+    schema=_announced_schema(),
+)
+
+ANNOUNCED_CHANGES = TableDef(
+    name="announced_changes",
+    layer="gold",
+    short="announced_changes",
+    description=(
+        "Per (date, index, ticker): what the next rebalance will change according to the preview captured "
+        "on the date, against the theoretical portfolio in force: entering, leaving or staying, expected "
+        "weight and quantity changes."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("ticker", pa.string(), "Ticker"),
+            _f("company", pa.string(), "Company (the preview's, or the current one for a leaving ticker)"),
+            _f("change", pa.string(), "entering, leaving or staying at the next rebalance"),
+            _f("rebalance_date", pa.date32(), "First trading day of the preview's quadrimester"),
+            _f(
+                "current_weight",
+                WEIGHT,
+                "Weight in the current theoretical portfolio, % (null if entering)",
+                True,
+            ),
+            _f("preview_weight", WEIGHT, "Weight in the preview, % (null if leaving)", True),
+            _f("weight_change_pp", WEIGHT_CHANGE, "preview − current weight, percentage points (null as 0)"),
+            _f("current_quantity", pa.int64(), "Current theoretical quantity (null if entering)", True),
+            _f("preview_quantity", pa.int64(), "Preview's theoretical quantity (null if leaving)", True),
+            _f("quantity_change", pa.int64(), "preview − current quantity (null as 0)"),
+            _f("theoretical_capture_id", pa.string(), "Raw capture of the theoretical portfolio compared"),
+            _f("preview_capture_id", pa.string(), "Raw capture of the preview compared"),
+        ]
+    ),
+)
+
+ANNOUNCED_ACCURACY = TableDef(
+    name="announced_accuracy",
+    layer="gold",
+    short="announced_accuracy",
+    description=(
+        "On a rebalance date (first trading day of January, May, September): for each index and each "
+        "preview captured for this rebalance, how the day portfolio of the date matched it, and since "
+        "when the preview was stable. Other dates hold no file."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("preview_date", pa.date32(), "Trading day the preview was captured"),
+            _f("trading_days_before", pa.int32(), "Trading days from preview_date to the rebalance date"),
+            _f("predicted_components", pa.int32(), "Tickers in the preview"),
+            _f("actual_components", pa.int32(), "Tickers in the day portfolio of the rebalance date"),
+            _f("tickers_matched", pa.int32(), "Tickers in both"),
+            _f("missing_tickers", pa.string(), "In the preview, not in the day portfolio (comma-separated)"),
+            _f(
+                "unexpected_tickers",
+                pa.string(),
+                "In the day portfolio, not in the preview (comma-separated)",
+            ),
+            _f("quantities_equal", pa.int32(), "Tickers in both whose theoretical quantity is the same"),
+            _f(
+                "weight_max_abs_error_pp",
+                WEIGHT_CHANGE,
+                "Largest |day weight − preview weight| over tickers in both, percentage points (null if none)",
+                True,
+            ),
+            _f("exact", pa.bool_(), "Same tickers and every theoretical quantity equal"),
+            _f(
+                "tickers_stable_since",
+                pa.date32(),
+                "First preview date from which every later preview had the final preview's tickers",
+            ),
+            _f(
+                "quantities_stable_since",
+                pa.date32(),
+                "First preview date from which every later preview had the final preview's tickers and "
+                "quantities",
+            ),
+            _f("preview_capture_id", pa.string(), "Raw capture of the preview"),
+        ]
+    ),
+)
+
+ANNOUNCED_TABLES = (SILVER_THEORETICAL, SILVER_PREVIEW, ANNOUNCED_CHANGES, ANNOUNCED_ACCURACY)
+#: The day portfolio's tables, bronze to gold: what an import of saved files fills.
+DAY_PORTFOLIO_TABLES: dict[str, TableDef] = dict(TABLES)
+TABLES.update({t.name: t for t in ANNOUNCED_TABLES})
+CATALOG_TABLES.update({t.name: t for t in ANNOUNCED_TABLES})
