@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -235,8 +235,17 @@ class GlueAthenaCatalogResource(CatalogResource):
         except (ClientError, BotoCoreError) as exc:
             raise self._athena_error(exc, action, query_id) from exc
 
-    def query(self, sql: str) -> QueryResult:
-        """Run `sql` on Athena over the Glue database, wait for it, and return its rows typed."""
+    def query(
+        self,
+        sql: str,
+        *,
+        wait_seconds: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> QueryResult:
+        """Run `sql` on Athena over the Glue database, wait for it, and return its rows typed.
+
+        Glue has no lock a reader waits for (`wait_seconds`, `on_wait` are unused): a sync changes
+        tables and partitions one API call at a time while queries run."""
         athena = self._client("athena")
         query_id = self._start(athena, sql)
         execution = self._wait(athena, query_id)
