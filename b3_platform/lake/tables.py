@@ -17,7 +17,6 @@ file's one atomic write is its publication.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Mapping
 
@@ -125,7 +124,8 @@ def write_date(
     `defs` must be the whole layer when it has several tables. Every table is encoded (its schema
     checked) before anything is touched; the manifest is deleted first when the date was published
     (`was_published`: False saves that request when the caller's listing showed none), then each
-    file is replaced, then the manifest is written."""
+    file is replaced, then the manifest is written. When a write fails, `_settle` publishes the
+    date again if its files are still one whole version."""
     layer = publish_unit(defs.values())
     encoded = {name: _encode(defs[name], day, tables[name]) for name in defs}
     keys = {name: table_partition_key(defs[name].location, day) for name in defs}
@@ -136,20 +136,43 @@ def write_date(
     manifest = manifest_key(layer, day)
     if was_published:
         storage.delete(manifest)
-    for name, data in encoded.items():
-        storage.write_bytes(keys[name], data)
-    entries = {
-        name: {
-            "key": keys[name],
-            "rows": tables[name].num_rows,
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-        for name, data in sorted(encoded.items())
-    }
-    body = {"layer": layer, "date": day.isoformat(), "tables": entries}
-    storage.write_bytes(manifest, json.dumps(body, indent=1, sort_keys=True).encode())
+    try:
+        for name, data in encoded.items():
+            storage.write_bytes(keys[name], data)
+    except Exception:
+        _settle(storage, layer, day, keys, encoded, was_published)
+        raise
+    storage.write_bytes(manifest, manifest_bytes(layer, day, defs))
     return keys
+
+
+def manifest_bytes(layer: str, day: dt.date, defs) -> bytes:
+    """A date's manifest: what it publishes. Deterministic, so rebuilding a date rewrites the same
+    bytes and a date whose write failed early can be published again without reading anything."""
+    body = {"layer": layer, "date": day.isoformat(), "tables": sorted(defs)}
+    return json.dumps(body, indent=1).encode()
+
+
+def _settle(
+    storage: Storage,
+    layer: str,
+    day: dt.date,
+    keys: Mapping[str, str],
+    encoded: Mapping[str, bytes],
+    was_published: bool,
+) -> None:
+    """After a failed write of a date: publish it again if its files are one whole version, either
+    every new file (a write reported failed that S3 had applied) or, for a date that was published,
+    none of them (the first write failed: the previous version is intact). A mix stays unpublished
+    until the date is rebuilt. Best effort: a failure here must not hide the write's own error."""
+    try:
+        stored = {name: storage.read_if_exists(key) for name, key in keys.items()}
+        new = [name for name, data in stored.items() if data == encoded[name]]
+        whole = len(new) == len(keys) or (was_published and not new and None not in stored.values())
+        if whole:
+            storage.write_bytes(manifest_key(layer, day), manifest_bytes(layer, day, keys))
+    except Exception:  # noqa: BLE001 - the date stays unpublished; the caller raises the real cause
+        pass
 
 
 def delete_date(
@@ -214,11 +237,7 @@ class PublishedReader:
         self._published: set[dt.date] | None = None
 
     def dates(self) -> list[dt.date]:
-        """Every published date of the table (one listing)."""
-        if published_together(self.table_def):
-            dates = published_dates(self.storage, self.table_def.layer)
-            self._published = set(dates)
-            return dates
+        """Every published date of the table that has its file (`partition_dates`)."""
         return partition_dates(self.storage, self.table_def)
 
     def is_published(self, day: dt.date) -> bool:
@@ -244,10 +263,12 @@ def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> boo
 
 
 def partition_dates(storage: Storage, table_def: TableDef) -> list[dt.date]:
-    """The table's published dates (one listing): what the catalogs register and readers walk."""
+    """The table's dates that have a file and are published: what the catalogs register and gold's
+    walk back reads (one listing, and one of the layer's manifests when it is published together)."""
+    files = {d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))}
     if published_together(table_def):
-        return published_dates(storage, table_def.layer)
-    return sorted({d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))})
+        files &= set(published_dates(storage, table_def.layer))
+    return sorted(files)
 
 
 def file_schema_problems(storage: Storage, table_def: TableDef, day: dt.date) -> list[str]:
