@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -238,7 +238,9 @@ class PublishedReader:
 
     def dates(self) -> list[dt.date]:
         """Every published date of the table that has its file (`partition_dates`)."""
-        return partition_dates(self.storage, self.table_def)
+        if published_together(self.table_def) and self._published is None:
+            self._published = set(published_dates(self.storage, self.table_def.layer))
+        return partition_dates(self.storage, self.table_def, self._published)
 
     def is_published(self, day: dt.date) -> bool:
         if not published_together(self.table_def):
@@ -262,12 +264,15 @@ def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> boo
     return False
 
 
-def partition_dates(storage: Storage, table_def: TableDef) -> list[dt.date]:
+def partition_dates(
+    storage: Storage, table_def: TableDef, published: Collection[dt.date] | None = None
+) -> list[dt.date]:
     """The table's dates that have a file and are published: what the catalogs register and gold's
-    walk back reads (one listing, and one of the layer's manifests when it is published together)."""
+    walk back reads. One listing of the table, and one of its layer's manifests when it is
+    published together, unless the caller listed them already (`published`)."""
     files = {d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))}
     if published_together(table_def):
-        files &= set(published_dates(storage, table_def.layer))
+        files &= set(published_dates(storage, table_def.layer) if published is None else published)
     return sorted(files)
 
 
