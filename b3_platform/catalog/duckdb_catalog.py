@@ -123,7 +123,7 @@ class DuckDBCatalogResource(CatalogResource):
     def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
         """Create or replace one view per table, in one transaction; returns what each now holds."""
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
-        present = {t.name: bool(_has_files(storage, t)) for t in tables}
+        present = {t.name: _has_files(storage, t) for t in tables}
         # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
         # must not keep the file locked for as long as the process (or its traceback) lives.
         with self.duckdb.get_connection() as conn, closing(conn):

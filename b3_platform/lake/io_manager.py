@@ -50,6 +50,7 @@ from b3_platform.lake.tables import (
     layer_tables,
     publish_unit,
     published_dates,
+    published_together,
     schema_problem,
     write_date,
 )
@@ -248,7 +249,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     f"this output covers {len(keys)} partition(s) (yield a DateStream for a range)"
                 )
             day = dt.date.fromisoformat(keys[0])
-            if len(layer_tables(table_def.layer)) > 1:
+            if published_together(table_def):
                 names = ", ".join(t.name for t in layer_tables(table_def.layer))
                 raise dg.Failure(
                     f"{table_def.name}: a date of {table_def.layer} is published whole ({names}), so "

@@ -5,7 +5,7 @@ the dates of a layer published together.
 written one file after another, and no storage replaces several files in one step (S3 has no
 multi-object transaction; locally a rename moves one file). So a layer of several tables publishes
 each date with one more atomic write, its manifest `<layer>/_published/date=D/manifest.json`,
-written after every table of the date (it names each file with its sha256 and rows), and deleted
+written after every table of the date (it names the layer, the date and the tables) and deleted
 before the first of them is replaced or removed. Readers see only published dates: the IO
 manager's loads and the DateReaders gold walks silver with (one listing of the manifests per
 reader), the DuckDB views (at query time, a glob of the manifests) and the Glue partitions
