@@ -21,10 +21,10 @@ from b3_platform.assets import ALL_ASSETS
 from b3_platform.catalog.base import PARTITION_COLUMN
 from b3_platform.importer import import_paths
 from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
-from b3_platform.lake.tables import manifest_key
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import TABLES
 from b3_platform.lake.storage import LocalStorage, StorageError
+from b3_platform.lake.tables import manifest_key
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog, replay_b3_resource
