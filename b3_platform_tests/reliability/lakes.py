@@ -7,8 +7,10 @@ adds the same portfolios filed as IBXX, so every gold table of v2 has other rows
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -146,3 +148,30 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subpr
 def manifest(root: Path, layer: str, day: dt.date) -> dict | None:
     path = root / layer / "_published" / f"date={day}" / "manifest.json"
     return json.loads(path.read_bytes()) if path.is_file() else None
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str = "2m"):
+    """A tmpfs of `size` mounted at `mount` (a disk that fills up for real), unmounted afterwards."""
+    if os.geteuid() != 0:
+        import pytest
+
+        pytest.skip("mounting a tmpfs needs root")
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(folder: Path, name: str = "filler") -> Path:
+    """Write `folder/name` until the disk is full (ENOSPC)."""
+    path = folder / name
+    with open(path, "wb", buffering=0) as fh:  # unbuffered: nothing left to flush on close
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+    return path

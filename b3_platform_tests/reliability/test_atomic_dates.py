@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -27,7 +28,7 @@ import pytest
 
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.definitions import build_defs
-from b3_platform.lake.schemas import GOLD_COMPOSITION, GOLD_TABLES, TABLES
+from b3_platform.lake.schemas import GOLD_COMPOSITION, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.lake.tables import manifest_key
 from b3_platform.runs import range_tags
@@ -264,6 +265,67 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def old_paths(lake: Path, day: dt.date) -> list[Path]:
+    return [file_of(lake, t, day) for t in (SILVER_HEADER, SILVER_ASSETS)]
+
+
+def test_a_disk_filling_up_between_silvers_two_tables_leaves_the_date_unpublished(lakes, tmp_path):
+    """Silver writes its header, then its assets. The lake sits on a tmpfs with room for the new
+    header only: the assets write fails with ENOSPC, so the date holds a new header beside the old
+    assets. Nobody sees it so; once there is room a re-run completes."""
+    from b3_platform_tests.reliability.lakes import fill, small_tmpfs
+
+    day = DAYS[4]
+    new_header = file_of(lakes["v2"], SILVER_HEADER, day).read_bytes()
+    with small_tmpfs(tmp_path / "disk", "8m") as disk:
+        lake = copy_lake(lakes["v2_silver"], disk / "lake")
+        # v1's silver of the date, with v2's bronze under it: the rebuild replaces both tables.
+        for table_def in (SILVER_HEADER, SILVER_ASSETS):
+            shutil.copy(file_of(lakes["v1"], table_def, day), file_of(lake, table_def, day))
+        catalog = sync_catalog(lake)
+        old = {t.name: file_of(lake, t, day).read_bytes() for t in (SILVER_HEADER, SILVER_ASSETS)}
+        # Pinned by a second name, the old files' pages stay in use when the rebuild replaces them,
+        # so the free space is exactly the reserve: the new header's pages.
+        pinned = disk / "pinned"
+        pinned.mkdir()
+        for number, path in enumerate([*old_paths(lake, day), lake / manifest_key("silver", day)]):
+            os.link(path, pinned / str(number))
+        reserve = disk / "reserve"
+        reserve.write_bytes(b"\0" * (-(-len(new_header) // 4096) * 4096))
+        filler = fill(disk)
+        reserve.unlink()
+        env = cli_env(dagster_home(tmp_path), lake)
+        args = [*materialize_args(SILVER_STEP[1:], day, day)]
+        proc = run_cli(args, env)
+        assert proc.returncode == 1
+        assert "No space left on device" in proc.stderr
+        assert file_of(lake, SILVER_HEADER, day).read_bytes() == new_header  # half written ...
+        assert file_of(lake, SILVER_ASSETS, day).read_bytes() == old["silver_assets"]
+        assert not (lake / manifest_key("silver", day)).exists()
+        # ... and invisible: the loads and the views leave the date out, all of it.
+        defs = build_defs({"B3_PLATFORM_DATA_DIR": str(lake)})
+        for table_def in (SILVER_HEADER, SILVER_ASSETS):
+            with pytest.raises(dg.Failure, match=f"{table_def.name} has no partition {day}"):
+                defs.load_asset_value(table_def.name, partition_key=day.isoformat(), python_type=pa.Table)
+            dates = [d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {table_def.name}').rows]
+            assert sorted(dates) == [d for d in DAYS if d != day], table_def.name
+        for path in lake.rglob("*.parquet"):
+            pq.read_table(path)
+        filler.unlink()
+        shutil.rmtree(pinned)
+        proc = run_cli(args, env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        for table_def in (SILVER_HEADER, SILVER_ASSETS):
+            assert (
+                file_of(lake, table_def, day).read_bytes()
+                == file_of(lakes["v2"], table_def, day).read_bytes()
+            )
+        assert (lake / manifest_key("silver", day)).read_bytes() == (
+            lakes["v2"] / manifest_key("silver", day)
+        ).read_bytes()
+        assert not list(lake.rglob(f"{TEMP_PREFIX}*"))
 
 
 # ------------------------------------------------------------------------------------------ on S3

@@ -9,7 +9,6 @@ lock"); it waits a bounded time now, saying so.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -25,10 +24,12 @@ from b3_platform_tests.reliability.lakes import (
     build,
     cli_env,
     dagster_home,
+    fill,
     import_archive,
     local_lake,
     redated_archive,
     run_cli,
+    small_tmpfs,
     sync_catalog,
     trading_days,
 )
@@ -50,24 +51,8 @@ def lake(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 2 MiB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
-def fill(folder: Path) -> None:
-    with open(folder / "filler", "wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError as exc:
-            assert exc.errno == 28, exc  # ENOSPC
+    with small_tmpfs(tmp_path / "small") as mount:
+        yield mount
 
 
 def test_a_full_disk_during_the_catalog_sync_reports_no_space_left(lake, small_disk, tmp_path):
