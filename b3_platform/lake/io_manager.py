@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from b3_platform.lake.resource import LakeResource
 from b3_platform.lake.schemas import TABLES, TableDef
-from b3_platform.lake.storage import Storage
+from b3_platform.lake.storage import Storage, StorageError
 from b3_platform.lake.tables import (
     PublishedReader,
     SchemaMismatch,
@@ -322,6 +322,13 @@ class LakeIOManager(dg.ConfigurableIOManager):
             return {name: storage.uri(key) for name, key in keys.items()}
         except SchemaMismatch as exc:  # checked above; kept so a race cannot write a wrong file
             raise dg.Failure(description=str(exc)) from exc
+        except (StorageError, OSError) as exc:
+            # The cause first (a full disk, S3 refusing a write), not "Error occurred while handling
+            # output"; dates before this one keep their new version.
+            raise dg.Failure(
+                description=f"{where or ', '.join(defs)} {day}: {exc}",
+                metadata={"date": day.isoformat(), "error": f"{type(exc).__name__}: {exc}"},
+            ) from exc
 
     # --- loading -------------------------------------------------------------------------------
 

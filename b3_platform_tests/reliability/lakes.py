@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
@@ -17,8 +16,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
@@ -103,10 +100,6 @@ def gold_files(root: Path) -> dict[str, bytes]:
     }
 
 
-def read_file(path: Path) -> pa.Table:
-    return pq.read_table(path)
-
-
 def dagster_home(base: Path) -> Path:
     home = base / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
@@ -117,8 +110,6 @@ def dagster_home(base: Path) -> Path:
 def cli_env(home: Path, lake: Path, **extra: str) -> dict[str, str]:
     """The environment of a `dagster`/`python -m b3_platform` subprocess on `lake`: none of the
     caller's DAGSTER_/B3_PLATFORM_ variables, B3 unreachable."""
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
     env.update(DAGSTER_HOME=str(home), B3_PLATFORM_DATA_DIR=str(lake), B3_PLATFORM_B3_URL=UNREACHABLE_B3_URL)
     env.update(extra)
@@ -143,11 +134,6 @@ def materialize_args(selection: list[str], first: dt.date, last: dt.date) -> lis
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def manifest(root: Path, layer: str, day: dt.date) -> dict | None:
-    path = root / layer / "_published" / f"date={day}" / "manifest.json"
-    return json.loads(path.read_bytes()) if path.is_file() else None
 
 
 @contextlib.contextmanager

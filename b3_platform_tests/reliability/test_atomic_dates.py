@@ -41,6 +41,7 @@ from b3_platform_tests.reliability.lakes import (
     copy_lake,
     dagster_home,
     file_of,
+    fill,
     gold_files,
     import_archive,
     local_lake,
@@ -48,6 +49,7 @@ from b3_platform_tests.reliability.lakes import (
     redated_archive,
     resources,
     run_cli,
+    small_tmpfs,
     sync_catalog,
     trading_days,
 )
@@ -275,8 +277,6 @@ def test_a_disk_filling_up_between_silvers_two_tables_leaves_the_date_unpublishe
     """Silver writes its header, then its assets. The lake sits on a tmpfs with room for the new
     header only: the assets write fails with ENOSPC, so the date holds a new header beside the old
     assets. Nobody sees it so; once there is room a re-run completes."""
-    from b3_platform_tests.reliability.lakes import fill, small_tmpfs
-
     day = DAYS[4]
     new_header = file_of(lakes["v2"], SILVER_HEADER, day).read_bytes()
     with small_tmpfs(tmp_path / "disk", "8m") as disk:
@@ -368,7 +368,15 @@ def test_on_s3_a_put_failing_mid_date_leaves_the_date_unpublished_for_loads_and_
     deletes = [p for kind, p in proxy.log if kind == "DELETE" and "/gold/" in p]
     assert len(deletes) == 3  # the two dates before the cut, and the cut date's unpublishing
     assert len([p for p in puts if "manifest.json" in p]) == 2
+    error = result.get_step_failure_events()[0].event_specific_data.error
+    assert error.message.startswith(f"dagster._core.definitions.events.Failure: gold {cut}: cannot write ")
+    assert (
+        f"cannot write {target.root}/gold/index_summary/date={cut}/data.parquet: InternalError"
+        in error.message
+    )
     # The cut date: two tables new, two old, and unpublished.
+    cut_keys = [f"{t.location}date={cut}/data.parquet" for t in GOLD_TABLES]
+    assert [after[k] == before[k] for k in cut_keys] == [False, False, True, True]
     assert manifest_key("gold", cut) not in after
     for key, body in after.items():
         if key.endswith(".parquet"):
