@@ -9,6 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
+from b3_platform.catalog.base import LOCK_WAIT_SECONDS
 from b3_platform.catalog.output import FORMATS
 from b3_platform.resources import DATA_DIR_VAR, DEFAULT_DATA_DIR
 
@@ -140,7 +141,9 @@ def cmd_query(args) -> int:
         return 2
     catalog = _resources(args)["catalog"]
     try:
-        result = catalog.query(sql)
+        result = catalog.query(
+            sql, wait_seconds=args.wait, on_wait=lambda notice: print(notice, file=sys.stderr, flush=True)
+        )
     except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -338,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("sql", nargs="?", help="the SQL to run")
     source.add_argument("--file", "-f", help="a file holding the SQL")
     p_query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: table)")
+    p_query.add_argument(
+        "--wait",
+        type=float,
+        default=LOCK_WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait while another process updates the local catalog (default: {LOCK_WAIT_SECONDS:g})",
+    )
     p_query.set_defaults(func=cmd_query)
     p_coverage = sub.add_parser(
         "coverage",

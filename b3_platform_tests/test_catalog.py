@@ -453,19 +453,25 @@ def test_sync_waits_for_another_writer_then_succeeds(lake_copy):
     assert catalog.query("SELECT count(*) FROM silver_assets").rows == [(168,)]
 
 
-def test_query_while_another_process_writes_is_a_catalog_error(lake_copy, capsys):
+def test_query_while_another_process_writes_waits_then_is_a_catalog_error(lake_copy, capsys):
     catalog = duckdb_catalog(lake_copy)
     sync(lake_copy, catalog)
+    notices: list[str] = []
     with lock_held(Path(catalog.location)):
         with pytest.raises(CatalogError) as caught:
-            catalog.query("SELECT 1")
+            catalog.query("SELECT 1", wait_seconds=0.5, on_wait=notices.append)
         # The command says so and exits 2, without a traceback.
-        assert main(["--data-dir", str(lake_copy), "query", "SELECT 1"]) == 2
+        assert main(["--data-dir", str(lake_copy), "query", "--wait", "0.5", "SELECT 1"]) == 2
     message = str(caught.value)
-    assert message.startswith(f"cannot open the catalog {catalog.location}: ")
-    assert "lock" in message
+    assert message.startswith(
+        f"the catalog {catalog.location} is still locked by another process after 0.5 s"
+    )
+    assert "Could not set lock" in message
+    assert notices == [
+        f"the catalog {catalog.location} is being updated by another process; waiting up to 0.5 s for it"
+    ]
     err = capsys.readouterr().err
-    assert err.startswith(f"error: cannot open the catalog {catalog.location}: ") and "Traceback" not in err
+    assert err.startswith(notices[0] + "\nerror: the catalog ") and "Traceback" not in err
     assert catalog.query("SELECT 1 AS x").rows == [(1,)]  # and it works again once the writer is gone
 
 

@@ -50,6 +50,7 @@ from b3_platform.lake.schemas import (
 )
 from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as DAY_TABLES
 from b3_platform.lake.storage import open_storage
+from b3_platform.lake.tables import manifest_key
 from b3_platform.resources import B3ApiResource, lake_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import ENV_VARS
@@ -315,6 +316,16 @@ def test_sync_again_registers_nothing_new(built, calls):
     ]
 
 
+def publish(target, s3, layer: str, day: dt.date) -> None:
+    """Publish a date of a layer as its writer does: with the layer's manifest for that date (a
+    copy of an existing one: only its presence counts)."""
+    s3.copy_object(
+        Bucket=target.bucket,
+        Key=f"{target.prefix}/{manifest_key(layer, day)}",
+        CopySource={"Bucket": target.bucket, "Key": f"{target.prefix}/{manifest_key(layer, DAYS[0])}"},
+    )
+
+
 def test_a_new_date_adds_one_partition_and_a_deleted_file_removes_its_partition(lake_copy, calls):
     target, s3, catalog = lake_copy, client(lake_copy, "s3"), glue_catalog(lake_copy)
     sync(target, catalog=catalog)
@@ -324,6 +335,7 @@ def test_a_new_date_adds_one_partition_and_a_deleted_file_removes_its_partition(
         Key=f"{location}date={NEW_DAY}/data.parquet",
         CopySource={"Bucket": target.bucket, "Key": f"{location}date={DAYS[1]}/data.parquet"},
     )
+    publish(target, s3, "silver", NEW_DAY)
     calls.clear()
 
     by_name = {t.name: t for t in sync(target, catalog=catalog)}
@@ -357,6 +369,7 @@ def test_many_dates_are_registered_and_removed_within_glues_batch_limits(lake_co
             Key=f"{location}date={day}/data.parquet",
             CopySource={"Bucket": target.bucket, "Key": f"{location}date={DAYS[0]}/data.parquet"},
         )
+        publish(target, s3, "silver", day)
     only = {"silver_assets": SILVER_ASSETS}
     assert sync(target, only, catalog)[0].dates == 132
     sizes = [len(c.params["PartitionInputList"]) for c in calls if c.operation == "BatchCreatePartition"]

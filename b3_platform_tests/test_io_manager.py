@@ -33,7 +33,7 @@ from b3_platform.lake.io_manager import (
 )
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TableDef
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.lake.tables import read_partition, write_partition
+from b3_platform.lake.tables import MANIFEST_FILE, read_partition, write_partition
 from b3_platform.partitions import partition_days, trading_days
 from b3_platform.resources import B3ApiResource, LakeResource, lake_resources
 from b3_platform.runs import range_tags
@@ -326,7 +326,10 @@ def test_a_date_is_replaced_exactly_and_a_date_without_input_loses_its_stale_fil
     assert result.success
     assert parquet_file(tmp_path, SILVER_ASSETS, D).num_rows == 3
     assert parquet_file(tmp_path, SILVER_HEADER, D).equals(templates["silver_header"])
-    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "data.parquet"]
+    # Nothing but the two files and the date's manifest (what publishes them together).
+    assert not [
+        p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("data.parquet", MANIFEST_FILE)
+    ]
     rows = {
         e.asset_key.to_user_string(): e.metadata["dagster/row_count"].value
         for e in result.asset_materializations_for_node("silver")
@@ -452,14 +455,27 @@ def test_an_asset_stored_in_the_lake_must_be_a_declared_table():
     check_lake_assets(ALL_ASSETS)  # the project's own assets are all declared tables
 
 
-def test_one_date_may_be_stored_as_a_table_a_range_may_not(tmp_path, templates):
+def test_one_date_may_be_stored_as_a_table_a_range_may_not(tmp_path, local_lake, templates):
+    bronze = read_partition(LocalStorage(local_lake), BRONZE_PORTFOLIO, D)
+
+    @dg.asset(name="bronze_portfolio", io_manager_key=LAKE_IO_MANAGER, **PARTITIONED)
+    def bronze_table() -> pa.Table:
+        return bronze
+
+    result = materialize(bronze_table, tmp_path, partition_key=D.isoformat())
+    assert result.success
+    assert parquet_file(tmp_path, BRONZE_PORTFOLIO, D).equals(bronze)
+    result = materialize(bronze_table, tmp_path, tags=range_tags(dt.date(2025, 7, 7), dt.date(2025, 7, 8)))
+    assert not result.success
+    assert "a table is stored for exactly one date; this output covers 2 partition(s)" in failure(result)[0]
+
+    # One table of a layer published together cannot be stored alone: the date would be half new.
     @dg.asset(name="silver_header", io_manager_key=LAKE_IO_MANAGER, **PARTITIONED)
     def header_table() -> pa.Table:
         return templates["silver_header"]
 
+    before = files(tmp_path)
     result = materialize(header_table, tmp_path, partition_key=D.isoformat())
-    assert result.success
-    assert parquet_file(tmp_path, SILVER_HEADER, D).equals(templates["silver_header"])
-    result = materialize(header_table, tmp_path, tags=range_tags(dt.date(2025, 7, 7), dt.date(2025, 7, 8)))
     assert not result.success
-    assert "a table is stored for exactly one date; this output covers 2 partition(s)" in failure(result)[0]
+    assert "a date of silver is published whole (silver_header, silver_assets)" in failure(result)[0]
+    assert files(tmp_path) == before

@@ -25,6 +25,7 @@ from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import ANNOUNCED_TABLES
 from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import LocalStorage, StorageError
+from b3_platform.lake.tables import manifest_key
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog, replay_b3_resource
@@ -93,7 +94,9 @@ def local_files(root: Path) -> dict[str, bytes]:
 
 
 def table_keys(days) -> set[str]:
-    return {f"{t.location}date={d}/{PARQUET_FILE}" for t in TABLES.values() for d in days}
+    """Each table's file of each date, and the manifest publishing each date of silver and gold."""
+    files = {f"{t.location}date={d}/{PARQUET_FILE}" for t in TABLES.values() for d in days}
+    return files | {manifest_key(layer, d) for layer in ("silver", "gold") for d in days}
 
 
 class Built:
@@ -246,12 +249,18 @@ def test_a_missing_bucket_fails_clearly_and_writes_nothing(moto_server, replay_s
 
 def test_access_denied_fails_clearly_and_leaves_stored_data_untouched(seeded, proxy, replay_server):
     before = s3_objects(seeded)
+    # Credentials that may not write silver: neither replace (PUT) nor unpublish (DELETE) it.
     proxy.fail("PUT", "/silver/", status=403)
+    proxy.fail("DELETE", "/silver/", status=403)
     resources = aws_resources(seeded, replay_server, proxy.endpoint)
     result = run(resources, first=RANGE[0], last=RANGE[-1])
     assert not result.success
     assert "access denied" in failure_text(result)
-    assert "silver/header/date=2025-06-30/data.parquet" in failure_text(result)
+    # The first write of a published silver date is its unpublishing (lake.tables.write_date).
+    assert (
+        f"cannot delete s3://{seeded.bucket}/{seeded.prefix}/silver/_published/date=2025-06-30/manifest.json"
+        in (failure_text(result))
+    )
     # bronze was rewritten with identical bytes; silver refused; gold never ran.
     assert s3_objects(seeded) == before
     assert not [
@@ -279,12 +288,13 @@ def test_a_put_failing_mid_range_leaves_no_partial_partition_and_a_rerun_complet
     puts = [path for kind, path in proxy.log if kind == "PUT" and failing in unquote(path)]
     assert len(puts) >= 2, "boto3 retried the failing PUT before giving up"
     after = s3_objects(seeded)
-    assert after.keys() == before.keys()
+    # The failed date is unpublished (its header is new, its assets old: never visible together).
+    assert after.keys() == before.keys() - {manifest_key("silver", RANGE[2])}
     for key, body in after.items():
         if key.endswith(".parquet"):
             pq.read_table(pa.BufferReader(body))  # every object is whole and readable
     silver = f"silver/assets/date={RANGE[2]}/{PARQUET_FILE}"
-    assert after[silver] == before[silver], "the failed date keeps its previous version"
+    assert after[silver] == before[silver], "the failed file was not replaced"
     rebuilt = f"silver/assets/date={RANGE[1]}/{PARQUET_FILE}"
     assert after[rebuilt] != before[rebuilt], "dates before the failure hold their new version"
     proxy.heal()

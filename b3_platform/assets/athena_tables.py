@@ -10,10 +10,10 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
-from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource
+from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource, RegisteredTable
 from b3_platform.lake.schemas import CATALOG_TABLES, TABLES, TableDef
 from b3_platform.lake.storage import Storage
-from b3_platform.lake.tables import file_schema_problems, partition_dates
+from b3_platform.lake.tables import file_schema_problems
 from b3_platform.resources import LakeResource
 
 TABLES_REGISTERED = dg.AssetCheckSpec(
@@ -27,19 +27,21 @@ TABLES_REGISTERED = dg.AssetCheckSpec(
 )
 
 
-def _file_problems(storage: Storage, tables: list[TableDef]) -> list[str]:
+def _file_problems(storage: Storage, tables: list[TableDef], registered: list[RegisteredTable]) -> list[str]:
     """The oldest and newest file of each table against the declared schema.
 
     Every write checks the schema, so a mismatch means a file written by an older release (a schema
     change not yet backfilled) or by hand; the catalog's types come from one file, so such a file
     would break queries. The two ends are where either shows first; reading every footer would
-    cost a second per thousand dates on each refresh."""
+    cost a second per thousand dates on each refresh. The ends are the registered (published)
+    dates the sync just reported, so this lists nothing again."""
+    spans = {t.name: t for t in registered}
     problems = []
     for table_def in tables:
-        if table_def.file_format != "parquet":
+        span = spans.get(table_def.name)
+        if table_def.file_format != "parquet" or span is None or not span.dates:
             continue
-        dates = partition_dates(storage, table_def)
-        for day in sorted({dates[0], dates[-1]}) if dates else []:
+        for day in sorted({span.first_date, span.last_date}):
             problems += file_schema_problems(storage, table_def, day)
     return problems
 
@@ -86,7 +88,7 @@ def athena_tables(context: dg.AssetExecutionContext, lake: LakeResource, catalog
         span = f"{table.first_date} … {table.last_date}" if table.dates else "no dates yet"
         rows = "rows not counted" if table.rows is None else f"{table.rows} rows"
         context.log.info(f"{table.name}: {rows} over {table.dates} date(s) ({span})")
-    problems = _file_problems(storage, tables) + _schema_problems(catalog, tables)
+    problems = _file_problems(storage, tables, registered) + _schema_problems(catalog, tables)
     return dg.MaterializeResult(
         metadata={
             "catalog": catalog.location,

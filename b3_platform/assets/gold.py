@@ -8,6 +8,12 @@ lake does not hold it, the index is not compared (never with an older day) and a
 Gold of D reads silver of D and of the trading day before, and says so to Dagster (a
 `TimeWindowPartitionMapping(start_offset=-1)` on silver_assets): when D-1 arrives late, an import
 of a gap in the archive, gold of D is rebuilt by automation and compared at last.
+
+A silver file that cannot be read (truncated, damaged) fails only the gold dates that read it
+directly, D and the next trading day, with a message naming the file and how to rebuild it. The
+stays' walk back over older history skips such a date as it skips a date the lake lacks (one
+observed day fewer, which `observed_days` shows) and says so in a warning and in the metadata of
+each date built after it, so one damaged old file does not stop gold of every later day.
 """
 
 import datetime as dt
@@ -20,6 +26,7 @@ import pyarrow as pa
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
+from b3_platform.lake.tables import UnreadableFile
 from b3_platform.partitions import partition_days
 from b3_platform.quality import GOLD_RULES
 from b3_platform.trading_calendar import SAO_PAULO, previous_trading_day
@@ -118,13 +125,22 @@ def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, si
     book = CheckBook(SPECS, context)
     lake_dates = silver_assets.stored_dates()
 
+    unreadable: dict[dt.date, str] = {}  # history the walk back skipped, with why
+
     def tickers(day: dt.date) -> dict[str, list[str]]:
-        """One date's tickers per index, reading only those two columns (the stays' walk back)."""
-        return gold.tickers_by_index(silver_assets.read(day, columns=["index", "ticker"]))
+        """One date's tickers per index, reading only those two columns (the stays' walk back).
+        An unreadable file reads as a date the lake lacks (module docstring)."""
+        try:
+            return gold.tickers_by_index(silver_assets.read(day, columns=["index", "ticker"]))
+        except UnreadableFile as exc:
+            unreadable[day] = str(exc)
+            return {}
 
     stays = gold.StayTracker(lake_dates, _ReadAhead(tickers, lake_dates))
     cached: tuple[dt.date, dict[str, gold.IndexDay]] | None = None
     tally = {"compared": 0, "not_compared": 0}
+
+    warned: set[dt.date] = set()
 
     def build(day: dt.date) -> DateTables | NoInput:
         nonlocal cached
@@ -154,6 +170,12 @@ def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, si
                 f"{day}: previous trading day {previous_date} not in the lake for {', '.join(missing)}; "
                 "not compared"
             )
+        for skipped in sorted(unreadable.keys() - warned):
+            warned.add(skipped)
+            context.log.warning(
+                f"time in index: skipped silver of {skipped}, which cannot be read, as a date the lake "
+                f"lacks: {unreadable[skipped]}"
+            )
         cached = (day, today)
         return DateTables(
             tables,
@@ -161,6 +183,7 @@ def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, si
                 "previous_date": previous_date.isoformat(),
                 "not_compared": ", ".join(missing) or "none",
                 **_metadata(summary),
+                **({"unreadable_history": ", ".join(map(str, sorted(unreadable)))} if unreadable else {}),
             },
         )
 

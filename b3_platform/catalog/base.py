@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -13,6 +13,8 @@ from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
 
 PARTITION_COLUMN = "date"
+#: How long a query waits for a catalog another process is updating (the local DuckDB file's lock).
+LOCK_WAIT_SECONDS = 30.0
 
 
 class CatalogError(RuntimeError):
@@ -58,7 +60,15 @@ class CatalogResource(dg.ConfigurableResource):
     def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
         raise NotImplementedError
 
-    def query(self, sql: str) -> QueryResult:
+    def query(
+        self,
+        sql: str,
+        *,
+        wait_seconds: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> QueryResult:
+        """Run `sql`. A catalog another process is updating is waited for up to `wait_seconds`
+        (its default when None), and `on_wait` is told once, with a sentence, when that wait starts."""
         raise NotImplementedError
 
     def describe(self, name: str) -> list[tuple[str, str]]:

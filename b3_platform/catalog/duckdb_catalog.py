@@ -3,14 +3,18 @@
 Views read the files at query time (`read_parquet` over the table's `date=*/` folders, the `date`
 partition typed DATE), so a materialized date is queryable at once; `sync` only has to run when
 tables or schemas change, and the `athena_tables` asset runs it after every materialization anyway.
+A table of a layer published together (silver, gold: lake.tables) shows only the dates whose
+manifest exists, also read at query time: a date being rewritten, or left half-written by a killed
+run, is absent from the view rather than partly there.
 Only one process may hold a DuckDB file for writing: writers go through dagster-duckdb's
 `DuckDBResource` (which retries on the lock) inside the `duckdb` pool (limit 1 in dagster.yaml);
-readers open the file read-only.
+readers open the file read-only, and wait (a bounded time, saying so) while a writer holds it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from b3_platform.catalog.base import (
+    LOCK_WAIT_SECONDS,
     PARTITION_COLUMN,
     CatalogError,
     CatalogResource,
@@ -29,6 +34,14 @@ from b3_platform.catalog.base import (
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
+from b3_platform.lake.tables import manifest_pattern, partition_dates, published_together
+
+_LOCK_POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    return "Could not set lock" in str(exc)
+
 
 #: How DESCRIBE names the types the lake declares (decimals are DECIMAL(p,s) already).
 _DUCKDB_NAMES = {
@@ -60,11 +73,18 @@ def view_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
     pattern = f"{storage.uri(table_def.location).rstrip('/')}/{table_def.file_pattern}"
     if table_def.file_format == "json":
         return f"CREATE OR REPLACE VIEW {name} AS {_SIDECAR_SELECT.format(pattern=_quote_literal(pattern))}"
-    return (
+    sql = (
         f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(columns)}, {PARTITION_COLUMN} "
         f"FROM read_parquet({_quote_literal(pattern)}, hive_partitioning = true, "
         f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
     )
+    if published_together(table_def):
+        manifests = storage.uri(manifest_pattern(table_def.layer))
+        sql += (
+            f" WHERE {PARTITION_COLUMN} IN (SELECT CAST(regexp_extract(file, "
+            f"'date=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})/', 1) AS DATE) FROM glob({_quote_literal(manifests)}))"
+        )
+    return sql
 
 
 #: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
@@ -77,6 +97,14 @@ FROM read_json({pattern}, format = 'auto', hive_partitioning = false, columns = 
     'index': 'VARCHAR', 'source': 'VARCHAR', 'format': 'VARCHAR', 'fetched_at': 'VARCHAR',
     'sha256': 'VARCHAR', 'http_status': 'INTEGER', 'url': 'VARCHAR', 'file_name': 'VARCHAR',
     'header_date': 'VARCHAR', 'language': 'VARCHAR', 'date': 'VARCHAR', 'pages': 'JSON'}})"""
+
+
+def _has_files(storage: Storage, table_def: TableDef) -> bool:
+    """Whether the view has files to read (its glob must match one): any file, and for a table
+    published together also a published date."""
+    if not storage.list_keys(table_def.location):
+        return False
+    return not published_together(table_def) or bool(partition_dates(storage, table_def))
 
 
 class DuckDBCatalogResource(CatalogResource):
@@ -95,7 +123,7 @@ class DuckDBCatalogResource(CatalogResource):
     def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
         """Create or replace one view per table, in one transaction; returns what each now holds."""
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
-        present = {t.name: bool(storage.list_keys(t.location)) for t in tables}
+        present = {t.name: _has_files(storage, t) for t in tables}
         # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
         # must not keep the file locked for as long as the process (or its traceback) lives.
         with self.duckdb.get_connection() as conn, closing(conn):
@@ -108,8 +136,14 @@ class DuckDBCatalogResource(CatalogResource):
                         f"{_quote_literal(table_def.description)}"
                     )
                 conn.execute("COMMIT")
+            except duckdb.Error as exc:
+                _rollback(conn)
+                raise CatalogError(
+                    f"cannot update the catalog {self.location}: {exc}; its views are as they were "
+                    "before this sync"
+                ) from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             registered = []
             for table_def in tables:
@@ -127,17 +161,20 @@ class DuckDBCatalogResource(CatalogResource):
     def expected_type(self, type_: pa.DataType) -> str:
         return _DUCKDB_NAMES.get(duckdb_type(type_), duckdb_type(type_).upper())
 
-    def query(self, sql: str) -> QueryResult:
+    def query(
+        self,
+        sql: str,
+        *,
+        wait_seconds: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> QueryResult:
         path = Path(self.location)
         if not path.is_file():
             raise CatalogError(
                 f"no catalog at {path}: build it with `python -m b3_platform demo`, or materialize "
                 "the athena_tables asset"
             )
-        try:
-            conn = duckdb.connect(str(path), read_only=True)
-        except duckdb.Error as exc:
-            raise CatalogError(f"cannot open the catalog {path}: {exc}") from exc
+        conn = _open_read_only(path, LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds, on_wait)
         try:
             cursor = conn.execute(sql)
             if cursor.description is None:
@@ -155,3 +192,40 @@ class DuckDBCatalogResource(CatalogResource):
             raise QueryError(message) from exc
         finally:
             conn.close()
+
+
+def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
+    """Undo an open transaction, if there still is one: a COMMIT that failed (a full disk) has
+    already ended it, and the ROLLBACK's own "no transaction is active" would hide the real cause."""
+    try:
+        conn.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _open_read_only(
+    path: Path, wait_seconds: float, on_wait: Callable[[str], None] | None
+) -> duckdb.DuckDBPyConnection:
+    """The catalog opened read-only. While another process writes it (a sync holds DuckDB's file
+    lock for a moment), wait up to `wait_seconds`, telling `on_wait` once, instead of failing."""
+    deadline = time.monotonic() + wait_seconds
+    attempt = 0
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise CatalogError(f"cannot open the catalog {path}: {exc}") from exc
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CatalogError(
+                    f"the catalog {path} is still locked by another process after {wait_seconds:g} s "
+                    f"(a materialization updating it?); try again when it finishes. DuckDB: {exc}"
+                ) from exc
+            if attempt == 0 and on_wait is not None:
+                on_wait(
+                    f"the catalog {path} is being updated by another process; waiting up to "
+                    f"{wait_seconds:g} s for it"
+                )
+            time.sleep(min(_LOCK_POLL_SECONDS[min(attempt, len(_LOCK_POLL_SECONDS) - 1)], remaining))
+            attempt += 1

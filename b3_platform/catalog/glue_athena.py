@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -55,7 +55,7 @@ from b3_platform.catalog.glue import (
 from b3_platform.catalog.types import sql_type
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
-from b3_platform.lake.tables import partition_dates
+from b3_platform.lake.tables import partition_dates, published_dates, published_together
 
 MAX_POLL_INTERVAL = 5.0
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -170,9 +170,12 @@ class GlueAthenaCatalogResource(CatalogResource):
         Tables it does not cover (see `covers`) are skipped. `rows` is None: Glue has no counts."""
         glue = self._client("glue")
         self._ensure_database(glue)
-        return [self._sync_table(glue, storage, t) for t in tables if self.covers(t)]
+        published: dict[str, list[dt.date]] = {}  # each layer's manifests, listed once per sync
+        return [self._sync_table(glue, storage, t, published) for t in tables if self.covers(t)]
 
-    def _sync_table(self, glue, storage: Storage, table_def: TableDef) -> RegisteredTable:
+    def _sync_table(
+        self, glue, storage: Storage, table_def: TableDef, published: dict[str, list[dt.date]]
+    ) -> RegisteredTable:
         name = table_def.name
         wanted = table_input(table_def, storage)
         current = self._glue(glue, "get_table", name, missing_ok=True, DatabaseName=self.database, Name=name)
@@ -182,7 +185,13 @@ class GlueAthenaCatalogResource(CatalogResource):
             # Keep parameters other tools set (statistics, Lake Formation); ours win.
             wanted["Parameters"] = {**(current["Table"].get("Parameters") or {}), **TABLE_PARAMETERS}
             self._glue(glue, "update_table", name, DatabaseName=self.database, TableInput=wanted)
-        dates = partition_dates(storage, table_def)
+        layer_dates = None
+        if published_together(table_def):
+            if table_def.layer not in published:
+                published[table_def.layer] = published_dates(storage, table_def.layer)
+            layer_dates = published[table_def.layer]
+        # Only published dates are registered: a date left half-written is not (lake.tables).
+        dates = partition_dates(storage, table_def, layer_dates)
         self._sync_partitions(glue, storage, table_def, dates)
         first, last = (dates[0], dates[-1]) if dates else (None, None)
         return RegisteredTable(name, None, len(dates), first, last)
@@ -235,8 +244,17 @@ class GlueAthenaCatalogResource(CatalogResource):
         except (ClientError, BotoCoreError) as exc:
             raise self._athena_error(exc, action, query_id) from exc
 
-    def query(self, sql: str) -> QueryResult:
-        """Run `sql` on Athena over the Glue database, wait for it, and return its rows typed."""
+    def query(
+        self,
+        sql: str,
+        *,
+        wait_seconds: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> QueryResult:
+        """Run `sql` on Athena over the Glue database, wait for it, and return its rows typed.
+
+        Glue has no lock a reader waits for (`wait_seconds`, `on_wait` are unused): a sync changes
+        tables and partitions one API call at a time while queries run."""
         athena = self._client("athena")
         query_id = self._start(athena, sql)
         execution = self._wait(athena, query_id)

@@ -15,6 +15,9 @@ Storing (`handle_output`):
 Every table of a date is checked against its declared schema before any of them is written, a date
 without input has its stale files deleted, and each written date is reported back to the stream,
 which puts `dagster/row_count`, `dagster/uri` and the asset's own metadata on that partition.
+A layer of several tables (silver, gold) is published date by date through its manifests
+(lake.tables): a date is visible to every reader whole or not at all, and loads see only
+published dates.
 
 **Multi-assets** (silver's header + assets, gold's four tables) come from one pass over their
 input, so one pass writes every table of a date. The convention: the multi-asset yields an `Output`
@@ -38,14 +41,18 @@ import pyarrow as pa
 
 from b3_platform.lake.resource import LakeResource
 from b3_platform.lake.schemas import TABLES, TableDef
-from b3_platform.lake.storage import Storage
+from b3_platform.lake.storage import Storage, StorageError
 from b3_platform.lake.tables import (
+    PublishedReader,
     SchemaMismatch,
-    delete_partition,
-    partition_dates,
-    read_partition,
+    UnreadableFile,
+    delete_date,
+    layer_tables,
+    publish_unit,
+    published_dates,
+    published_together,
     schema_problem,
-    write_partition,
+    write_date,
 )
 
 #: The resource key the Parquet layers are stored under (in every environment).
@@ -179,19 +186,21 @@ class DateStream:
 
 class DateReader:
     """A lazy reader of one lake table: the dates an input asked for (`days`), and any other date
-    of the table (`read`), each read only when asked. Missing dates read as None."""
+    of the table (`read`), each read only when asked. Dates missing or not published read as None;
+    a file that is not readable Parquet raises lake.tables.UnreadableFile naming it."""
 
     def __init__(self, storage: Storage, table_def: TableDef, days: Sequence[dt.date]) -> None:
         self.storage = storage
         self.table_def = table_def
         self.days = list(days)
+        self._reader = PublishedReader(storage, table_def)
 
     def read(self, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
-        return read_partition(self.storage, self.table_def, day, columns=columns)
+        return self._reader.read(day, columns=columns)
 
     def stored_dates(self) -> list[dt.date]:
-        """Every date the table holds in the lake (one listing)."""
-        return partition_dates(self.storage, self.table_def)
+        """Every date the table has published in the lake (one listing)."""
+        return self._reader.dates()
 
     def __iter__(self) -> Iterator[tuple[dt.date, pa.Table | None]]:
         for day in self.days:
@@ -240,6 +249,12 @@ class LakeIOManager(dg.ConfigurableIOManager):
                     f"this output covers {len(keys)} partition(s) (yield a DateStream for a range)"
                 )
             day = dt.date.fromisoformat(keys[0])
+            if published_together(table_def):
+                names = ", ".join(t.name for t in layer_tables(table_def.layer))
+                raise dg.Failure(
+                    f"{table_def.name}: a date of {table_def.layer} is published whole ({names}), so "
+                    "its tables are stored together: yield one DateStream holding all of them"
+                )
             uris = self._write_date(storage, {table_def.name: table_def}, day, {table_def.name: obj})
             context.add_output_metadata(
                 {"dagster/row_count": obj.num_rows, "dagster/uri": uris[table_def.name]}
@@ -268,12 +283,20 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 f"{sorted(outputs)}; it holds {sorted(stream.table_names)}"
             )
         defs = {t.name: t for t in stream.tables}
+        try:
+            layer = publish_unit(defs.values())
+        except ValueError as exc:
+            raise dg.Failure(f"{stream.name}: {exc}") from exc
+        # One listing per run tells which dates must be unpublished before they are replaced.
+        published = set(published_dates(storage, layer)) if layer else set()
         for day, result in stream:
             if isinstance(result, NoInput):
-                removed = [name for name, t in defs.items() if delete_partition(storage, t, day)]
+                removed = delete_date(storage, defs, day, was_published=day in published)
                 stream.skipped(day, result.reason, removed)
                 continue
-            uris = self._write_date(storage, defs, day, result.tables, where=stream.name)
+            uris = self._write_date(
+                storage, defs, day, result.tables, where=stream.name, was_published=day in published
+            )
             stream.written(day, result, uris)
 
     @staticmethod
@@ -283,8 +306,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         day: dt.date,
         tables: Mapping[str, pa.Table],
         where: str | None = None,
+        was_published: bool = True,
     ) -> dict[str, str]:
-        """Every table of one date: all schemas checked first, then each written atomically."""
+        """Every table of one date: all schemas checked first, then each written atomically and the
+        date published (lake.tables.write_date)."""
         if set(tables) != set(defs):
             raise dg.Failure(
                 f"{where or ', '.join(defs)} {day}: built tables {sorted(tables)}, expected {sorted(defs)}"
@@ -293,11 +318,17 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if problems:
             raise dg.Failure(description="\n".join(problems))
         try:
-            return {
-                name: storage.uri(write_partition(storage, defs[name], day, tables[name])) for name in defs
-            }
+            keys = write_date(storage, defs, day, tables, was_published=was_published)
+            return {name: storage.uri(key) for name, key in keys.items()}
         except SchemaMismatch as exc:  # checked above; kept so a race cannot write a wrong file
             raise dg.Failure(description=str(exc)) from exc
+        except (StorageError, OSError) as exc:
+            # The cause first (a full disk, S3 refusing a write), not "Error occurred while handling
+            # output"; dates before this one keep their new version.
+            raise dg.Failure(
+                description=f"{where or ', '.join(defs)} {day}: {exc}",
+                metadata={"date": day.isoformat(), "error": f"{type(exc).__name__}: {exc}"},
+            ) from exc
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -316,8 +347,16 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     @staticmethod
     def _load_table(storage: Storage, table_def: TableDef, days: list[dt.date]) -> pa.Table:
+        reader = DateReader(storage, table_def, days)
+        try:
+            return LakeIOManager._concat(storage, table_def, reader, days)
+        except UnreadableFile as exc:
+            raise dg.Failure(str(exc)) from exc
+
+    @staticmethod
+    def _concat(storage: Storage, table_def: TableDef, reader: DateReader, days: list[dt.date]) -> pa.Table:
         if len(days) == 1:
-            table = read_partition(storage, table_def, days[0])
+            table = reader.read(days[0])
             if table is None:
                 raise dg.Failure(
                     f"{table_def.name} has no partition {days[0]} in {storage.uri()}: materialize it first"
@@ -325,7 +364,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
             return table
         parts = []
         for day in days:
-            table = read_partition(storage, table_def, day)
+            table = reader.read(day)
             if table is not None:
                 dates = pa.array([day] * table.num_rows, type=pa.date32())
                 parts.append(table.add_column(0, pa.field("date", pa.date32(), nullable=False), dates))

@@ -91,7 +91,7 @@ class RawStore:
         found = []
         for key in self.storage.list_keys(raw_prefix(day, index, method=self.method)):
             if key.endswith(META_SUFFIX):
-                meta = json.loads(self.storage.read_bytes(key))
+                meta = read_sidecar(self.storage, key)
                 stem = key.rsplit("/", 1)[1][: -len(META_SUFFIX)]
                 found.append(RawCapture(day, index_in_key(key) or meta["index"], stem, meta))
         return sorted(found, key=lambda c: (c.index, c.capture_id))
@@ -230,3 +230,26 @@ class RawStore:
                 self.storage.delete(page["key"])
             raise
         return RawCapture(day, index, stem, full_meta)
+
+
+class DamagedSidecar(ValueError):
+    """A capture's sidecar that is not the JSON object raw_store wrote (truncated, edited)."""
+
+
+def read_sidecar(storage: Storage, key: str) -> dict:
+    """A capture's sidecar, or DamagedSidecar naming the file and what to do: raw is append-only
+    and never rewritten, so the fix is the file's backup (or its previous S3 version)."""
+    data = storage.read_bytes(key)
+    try:
+        meta = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = f"not valid JSON ({exc})"
+    else:
+        if isinstance(meta, dict) and {"sha256", "format", "pages"} <= meta.keys():
+            return meta
+        problem = "not a capture sidecar (no sha256, format and pages)"
+    raise DamagedSidecar(
+        f"raw capture sidecar {storage.uri(key)} is damaged: {problem}, {len(data)} bytes. Restore it "
+        "from a backup (on S3: its previous object version), or move the capture's files out of raw "
+        "and import the response again"
+    )

@@ -3,12 +3,22 @@
 
 Every write is atomic: locally a temp file in the same folder then `os.replace`, so a crash
 mid-write leaves the previous version readable; on S3 a single PUT per object has the same property.
+
+A temp file is never read: its name starts with `.tmp-` and ends with `.partial`, so no listing
+returns it and no reader's glob (`data.parquet`, `*.meta.json`) matches it. A process killed
+mid-write (SIGKILL, power loss) cannot remove its own; the next write into the same folder does
+(`remove_stale_temp_files`), once it is sure no live writer owns it: the name carries the writer's
+pid and host, so a temp file of a process that no longer runs on this host goes at once, and any
+other (another host's, or a name without an owner) after STALE_TEMP_SECONDS.
 """
 
 from __future__ import annotations
 
 import abc
 import os
+import re
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -67,6 +77,12 @@ class Storage(abc.ABC):
 
 
 TEMP_PREFIX = ".tmp-"
+TEMP_SUFFIX = ".partial"
+#: A temp file whose writer cannot be shown dead is left this long: far longer than any one write
+#: (a file of at most tens of MB, written and renamed at once), so a slow live writer never loses it.
+STALE_TEMP_SECONDS = 3600.0
+#: `.tmp-<pid>@<host>-<uuid>-<name>.partial`: who writes it, so a dead writer's file goes at once.
+_TEMP_OWNER = re.compile(r"^\.tmp-(\d+)@([^/]+?)-[0-9a-f]{32}-")
 
 
 class LocalStorage(Storage):
@@ -79,7 +95,8 @@ class LocalStorage(Storage):
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}.partial")
+        self.remove_stale_temp_files(path.parent)
+        tmp = path.with_name(f"{TEMP_PREFIX}{_temp_owner()}-{uuid.uuid4().hex}-{path.name}{TEMP_SUFFIX}")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -135,6 +152,47 @@ class LocalStorage(Storage):
             return True
         finally:
             tmp.unlink(missing_ok=True)
+
+    def remove_stale_temp_files(self, folder: Path) -> list[Path]:
+        """Remove the temp files in `folder` that no live writer owns (see the module docstring).
+
+        Called before every write into the folder: one scandir of a folder that holds a date's one
+        file (or a capture's few), so it costs microseconds. Returns what it removed."""
+        removed = []
+        try:
+            entries = [e for e in os.scandir(folder) if e.name.startswith(TEMP_PREFIX)]
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if _temp_is_stale(entry):
+                Path(entry.path).unlink(missing_ok=True)
+                removed.append(Path(entry.path))
+        return removed
+
+
+def _temp_owner() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _temp_is_stale(entry: os.DirEntry) -> bool:
+    match = _TEMP_OWNER.match(entry.name)
+    if match and match.group(2) == socket.gethostname():
+        return not _pid_alive(int(match.group(1)))
+    try:
+        age = time.time() - entry.stat().st_mtime
+    except FileNotFoundError:  # its writer renamed or removed it meanwhile
+        return False
+    return age > STALE_TEMP_SECONDS
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def open_storage(root: str, *, region: str | None = None, endpoint_url: str | None = None) -> Storage:

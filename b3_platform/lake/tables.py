@@ -1,19 +1,79 @@
-"""Parquet tables in the lake: one file per table per date, written whole in one atomic put."""
+"""Parquet tables in the lake: one file per table per date, written whole in one atomic put, and
+the dates of a layer published together.
+
+**A date of a layer is visible whole or not at all.** Silver's two tables and gold's four are
+written one file after another, and no storage replaces several files in one step (S3 has no
+multi-object transaction; locally a rename moves one file). So a layer of several tables publishes
+each date with one more atomic write, its manifest `<layer>/_published/date=D/manifest.json`,
+written after every table of the date (it names the layer, the date and the tables) and deleted
+before the first of them is replaced or removed. Readers see only published dates: the IO
+manager's loads and the DateReaders gold walks silver with (one listing of the manifests per
+reader), the DuckDB views (at query time, a glob of the manifests) and the Glue partitions
+(`partition_dates`). A run killed or failed mid-date leaves that date unpublished, not half
+visible; its next build publishes it again. A one-table layer (bronze) needs no manifest: its
+file's one atomic write is its publication.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Collection, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from b3_platform.lake.paths import date_in_key, table_partition_key
-from b3_platform.lake.schemas import TableDef
+from b3_platform.lake.paths import date_dir, date_in_key, table_partition_key
+from b3_platform.lake.schemas import TABLES, TableDef
 from b3_platform.lake.storage import Storage
+
+PUBLISHED_DIR = "_published"
+MANIFEST_FILE = "manifest.json"
 
 
 class SchemaMismatch(ValueError):
     pass
+
+
+class UnreadableFile(RuntimeError):
+    """A stored file that cannot be read as what it should be (truncated, overwritten by hand).
+    The message names the file and how to rebuild it."""
+
+
+def layer_tables(layer: str) -> tuple[TableDef, ...]:
+    """The Parquet tables of a layer, in declaration order (gold: its four tables)."""
+    return tuple(t for t in TABLES.values() if t.layer == layer and t.file_format == "parquet")
+
+
+def published_together(table_def: TableDef) -> bool:
+    """Whether the table's dates are published by its layer's manifests (a layer of several tables)."""
+    return len(layer_tables(table_def.layer)) > 1
+
+
+def manifest_key(layer: str, day: dt.date) -> str:
+    return f"{layer}/{PUBLISHED_DIR}/{date_dir(day)}/{MANIFEST_FILE}"
+
+
+def manifest_pattern(layer: str) -> str:
+    """The manifests of a layer as a glob under the lake root (what the DuckDB views read)."""
+    return f"{layer}/{PUBLISHED_DIR}/date=*/{MANIFEST_FILE}"
+
+
+def published_dates(storage: Storage, layer: str) -> list[dt.date]:
+    """The dates of a layer whose manifest exists (one listing)."""
+    prefix = f"{layer}/{PUBLISHED_DIR}/"
+    return sorted(
+        {d for k in storage.list_keys(prefix) if k.endswith(f"/{MANIFEST_FILE}") and (d := date_in_key(k))}
+    )
+
+
+def rebuild_hint(table_def: TableDef, day: dt.date) -> str:
+    """How to rebuild a table's date: materialize its layer's assets (a multi-asset is selected whole)."""
+    names = ",".join(t.name for t in layer_tables(table_def.layer)) or table_def.name
+    return (
+        f"rebuild it: dagster asset materialize -m b3_platform.definitions --select '{names}' "
+        f"--partition {day}"
+    )
 
 
 def to_parquet_bytes(table: pa.Table) -> bytes:
@@ -35,24 +95,165 @@ def schema_problem(table_def: TableDef, day: dt.date, table: pa.Table) -> str | 
     )
 
 
-def write_partition(storage: Storage, table_def: TableDef, day: dt.date, table: pa.Table) -> str:
-    """Replace the table's file for `day` with `table` (exactly; atomically). Returns the key."""
+def _encode(table_def: TableDef, day: dt.date, table: pa.Table) -> bytes:
     problem = schema_problem(table_def, day, table)
     if problem:
         raise SchemaMismatch(problem)
+    return to_parquet_bytes(table.replace_schema_metadata(None).cast(table_def.schema))
+
+
+def write_partition(storage: Storage, table_def: TableDef, day: dt.date, table: pa.Table) -> str:
+    """Replace the table's file for `day` with `table` (exactly; atomically). Returns the key.
+
+    Only for a one-table layer's date: a layer of several tables is written with `write_date`."""
     key = table_partition_key(table_def.location, day)
-    storage.write_bytes(key, to_parquet_bytes(table.replace_schema_metadata(None).cast(table_def.schema)))
+    storage.write_bytes(key, _encode(table_def, day, table))
     return key
+
+
+def write_date(
+    storage: Storage,
+    defs: Mapping[str, TableDef],
+    day: dt.date,
+    tables: Mapping[str, pa.Table],
+    *,
+    was_published: bool = True,
+) -> dict[str, str]:
+    """Every table of one date of a layer, published together (module docstring). Returns the keys.
+
+    `defs` must be the whole layer when it has several tables. Every table is encoded (its schema
+    checked) before anything is touched; the manifest is deleted first when the date was published
+    (`was_published`: False saves that request when the caller's listing showed none), then each
+    file is replaced, then the manifest is written. When a write fails, `_settle` publishes the
+    date again if its files are still one whole version."""
+    layer = publish_unit(defs.values())
+    encoded = {name: _encode(defs[name], day, tables[name]) for name in defs}
+    keys = {name: table_partition_key(defs[name].location, day) for name in defs}
+    if layer is None:
+        for name, data in encoded.items():
+            storage.write_bytes(keys[name], data)
+        return keys
+    manifest = manifest_key(layer, day)
+    if was_published:
+        storage.delete(manifest)
+    try:
+        for name, data in encoded.items():
+            storage.write_bytes(keys[name], data)
+    except Exception:
+        _settle(storage, layer, day, keys, encoded, was_published)
+        raise
+    storage.write_bytes(manifest, manifest_bytes(layer, day, defs))
+    return keys
+
+
+def manifest_bytes(layer: str, day: dt.date, defs) -> bytes:
+    """A date's manifest: what it publishes. Deterministic, so rebuilding a date rewrites the same
+    bytes and a date whose write failed early can be published again without reading anything."""
+    body = {"layer": layer, "date": day.isoformat(), "tables": sorted(defs)}
+    return json.dumps(body, indent=1).encode()
+
+
+def _settle(
+    storage: Storage,
+    layer: str,
+    day: dt.date,
+    keys: Mapping[str, str],
+    encoded: Mapping[str, bytes],
+    was_published: bool,
+) -> None:
+    """After a failed write of a date: publish it again if its files are one whole version, either
+    every new file (a write reported failed that S3 had applied) or, for a date that was published,
+    none of them (the first write failed: the previous version is intact). A mix stays unpublished
+    until the date is rebuilt. Best effort: a failure here must not hide the write's own error."""
+    try:
+        stored = {name: storage.read_if_exists(key) for name, key in keys.items()}
+        new = [name for name, data in stored.items() if data == encoded[name]]
+        whole = len(new) == len(keys) or (was_published and not new and None not in stored.values())
+        if whole:
+            storage.write_bytes(manifest_key(layer, day), manifest_bytes(layer, day, keys))
+    except Exception:  # noqa: BLE001 - the date stays unpublished; the caller raises the real cause
+        pass
+
+
+def delete_date(
+    storage: Storage, defs: Mapping[str, TableDef], day: dt.date, *, was_published: bool = True
+) -> list[str]:
+    """Remove one date of a layer: unpublished first, then its files. Returns the tables that had one."""
+    layer = publish_unit(defs.values())
+    if layer is not None and was_published:
+        storage.delete(manifest_key(layer, day))
+    return [name for name, t in defs.items() if delete_partition(storage, t, day)]
+
+
+def publish_unit(defs) -> str | None:
+    """The layer whose manifests publish these tables, or None for a one-table layer's table.
+
+    A layer of several tables is written whole or not at all: a subset of it is refused."""
+    defs = list(defs)
+    layers = {t.layer for t in defs}
+    if len(layers) != 1:
+        raise ValueError(f"tables of several layers written as one date: {sorted(t.name for t in defs)}")
+    layer = layers.pop()
+    whole = layer_tables(layer)
+    if len(whole) <= 1:
+        return None
+    if {t.name for t in defs} != {t.name for t in whole}:
+        raise ValueError(
+            f"{', '.join(sorted(t.name for t in defs))}: a date of {layer} is published whole, so it is "
+            f"written with every table of the layer together ({', '.join(t.name for t in whole)})"
+        )
+    return layer
 
 
 def read_partition(
     storage: Storage, table_def: TableDef, day: dt.date, columns: list[str] | None = None
 ) -> pa.Table | None:
-    """The table's file for `day` (only `columns`, when given), or None when there is none."""
-    data = storage.read_if_exists(table_partition_key(table_def.location, day))
+    """The table's file for `day` (only `columns`, when given), or None when there is none.
+
+    Reads the file whether or not its date is published: readers that must see published dates
+    only go through `PublishedReader` (the IO manager does). A file that is not readable Parquet
+    is an UnreadableFile naming it and how to rebuild it."""
+    key = table_partition_key(table_def.location, day)
+    data = storage.read_if_exists(key)
     if data is None:
         return None
-    return pq.read_table(pa.BufferReader(data), columns=columns)
+    try:
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise UnreadableFile(
+            f"{table_def.name} {day}: {storage.uri(key)} is not a readable Parquet file "
+            f"({len(data)} bytes; {exc}); {rebuild_hint(table_def, day)}"
+        ) from exc
+
+
+class PublishedReader:
+    """Reads one table's dates as readers must see them: a date of a layer published together is
+    read only when its manifest exists (one listing of the manifests, on the first read), any other
+    table's date when its file exists."""
+
+    def __init__(self, storage: Storage, table_def: TableDef) -> None:
+        self.storage = storage
+        self.table_def = table_def
+        self._published: set[dt.date] | None = None
+
+    def dates(self) -> list[dt.date]:
+        """Every published date of the table that has its file (`partition_dates`)."""
+        if published_together(self.table_def) and self._published is None:
+            self._published = set(published_dates(self.storage, self.table_def.layer))
+        return partition_dates(self.storage, self.table_def, self._published)
+
+    def is_published(self, day: dt.date) -> bool:
+        if not published_together(self.table_def):
+            return True
+        if self._published is None:
+            self._published = set(published_dates(self.storage, self.table_def.layer))
+        return day in self._published
+
+    def read(self, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
+        """The date's table, or None when the date is not published."""
+        if not self.is_published(day):
+            return None
+        return read_partition(self.storage, self.table_def, day, columns=columns)
 
 
 def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> bool:
@@ -63,14 +264,28 @@ def delete_partition(storage: Storage, table_def: TableDef, day: dt.date) -> boo
     return False
 
 
-def partition_dates(storage: Storage, table_def: TableDef) -> list[dt.date]:
-    return sorted({d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))})
+def partition_dates(
+    storage: Storage, table_def: TableDef, published: Collection[dt.date] | None = None
+) -> list[dt.date]:
+    """The table's dates that have a file and are published: what the catalogs register and gold's
+    walk back reads. One listing of the table, and one of its layer's manifests when it is
+    published together, unless the caller listed them already (`published`)."""
+    files = {d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))}
+    if published_together(table_def):
+        files &= set(published_dates(storage, table_def.layer) if published is None else published)
+    return sorted(files)
 
 
 def file_schema_problems(storage: Storage, table_def: TableDef, day: dt.date) -> list[str]:
     """How the file of `day` differs from the declared schema (names and types; none = matches)."""
     key = table_partition_key(table_def.location, day)
-    schema = pq.read_schema(pa.BufferReader(storage.read_bytes(key)))
+    data = storage.read_bytes(key)
+    try:
+        schema = pq.read_schema(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        return [
+            f"{key}: not a readable Parquet file ({len(data)} bytes; {exc}); {rebuild_hint(table_def, day)}"
+        ]
     got = [(f.name, f.type) for f in schema]
     want = [(f.name, f.type) for f in table_def.schema]
     if got == want:
