@@ -26,7 +26,7 @@ from b3_platform.b3.contract import MAX_BODY_BYTES, ContractError, Portfolio, de
 from b3_platform.b3.csv_reader import looks_like_portfolio_csv, read_portfolio_csv
 from b3_platform.b3.indices import KNOWN_INDEX_CODES, validate_index_code
 from b3_platform.b3.parse import ParseError
-from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.raw_store import DamagedSidecar, RawStore
 from b3_platform.lake.storage import StorageError
 
 SUFFIXES = (".json", ".csv")
@@ -353,7 +353,9 @@ def import_paths(
     for position, file in enumerate(found):
         try:
             result = import_file(store, file.path, index=index, name=file.name, root=file.root)
-        except (OSError, StorageError) as exc:
+        except (OSError, StorageError, DamagedSidecar) as exc:
+            # A damaged sidecar already in raw is the lake's fault too (it names the file and what
+            # to do), and looking for duplicates meets it on every later file of that date.
             raise ImportStopped(file.path, exc, results, len(found) - position - 1) from exc
         results.append(result)
         if progress:

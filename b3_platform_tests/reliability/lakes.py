@@ -30,8 +30,6 @@ from b3_platform_tests.replay import sample_bytes, with_header_date
 
 SAMPLES = sorted((REPO / "demo_data" / "GetPortfolioDay" / "IBOV").glob("2025-*.json"))
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
-#: The in-process executor: one process to kill, and seconds less per call than the multiprocess one.
-IN_PROCESS = '{"execution":{"config":{"in_process":{}}}}'
 SILVER_STEP = ["bronze_portfolio", "silver_header", "silver_assets"]
 GOLD = [t.name for t in GOLD_TABLES]
 NEVER_CALLED_B3 = B3ApiResource(base_url=UNREACHABLE_B3_URL, indices=["IBOV"])
@@ -127,8 +125,6 @@ def materialize_args(selection: list[str], first: dt.date, last: dt.date) -> lis
         ",".join(selection),
         "--partition-range",
         f"{first}...{last}",
-        "--config-json",
-        IN_PROCESS,
     ]
 
 

@@ -19,7 +19,6 @@ import pytest
 from b3_platform_tests.reliability.lakes import (
     DAGSTER,
     GOLD,
-    IN_PROCESS,
     SILVER_STEP,
     build,
     cli_env,
@@ -59,7 +58,7 @@ def test_a_full_disk_during_the_catalog_sync_reports_no_space_left(lake, small_d
     catalog_file = small_disk / "warehouse.duckdb"
     env = cli_env(dagster_home(tmp_path), lake, B3_PLATFORM_DUCKDB=str(catalog_file))
     args = [DAGSTER, "asset", "materialize", "-m", "b3_platform.definitions", "--select", "athena_tables"]
-    proc = run_cli([*args, "--config-json", IN_PROCESS], env)
+    proc = run_cli([*args], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     query = [sys.executable, "-m", "b3_platform", "query", "--format", "csv", COUNT]
     answer = run_cli(query, env)
@@ -67,7 +66,7 @@ def test_a_full_disk_during_the_catalog_sync_reports_no_space_left(lake, small_d
     before = {p.name: p.read_bytes() for p in small_disk.iterdir()}
 
     fill(small_disk)
-    proc = run_cli([*args, "--config-json", IN_PROCESS], env)
+    proc = run_cli([*args], env)
     assert proc.returncode == 1
     assert f"cannot update the catalog {catalog_file}: " in proc.stderr
     assert "No space left on device" in proc.stderr

@@ -24,7 +24,6 @@ from b3_platform_tests.conftest import REPO
 from b3_platform_tests.reliability.lakes import (
     DAGSTER,
     GOLD,
-    IN_PROCESS,
     SILVER_STEP,
     build,
     cli_env,
@@ -67,8 +66,6 @@ def materialize(env, selection: list[str], day) -> list[str]:
         ",".join(selection),
         "--partition",
         str(day),
-        "--config-json",
-        IN_PROCESS,
     ]
 
 
@@ -113,7 +110,7 @@ def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_
     assert proc.stderr.startswith("query failed: ") and str(damaged) in proc.stderr
 
     # The command the message gives rebuilds the damaged date, then gold of the next day builds.
-    proc = run_cli([DAGSTER, *shlex.split(hint.group(1))[1:], "--config-json", IN_PROCESS], env)
+    proc = run_cli([DAGSTER, *shlex.split(hint.group(1))[1:]], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert damaged.read_bytes() == file_of(built, SILVER_ASSETS, damaged_day).read_bytes()
     proc = run_cli(materialize(env, GOLD, DAYS[2]), env)
