@@ -38,6 +38,8 @@ class Request:
     method: str
     params: dict | None
     headers: dict
+    #: The B3 method called (GetPortfolioDay, GetStockIndex).
+    b3_method: str | None = None
 
 
 @dataclass
@@ -100,16 +102,19 @@ class ReplayServer:
         return [r for r in self.requests if r.params and r.params.get("index") == index]
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> Reply:
-        match = re.match(r"^/indexProxy/indexCall/GetPortfolioDay/([A-Za-z0-9+/=]+)$", handler.path)
+        match = re.match(r"^/indexProxy/indexCall/(GetPortfolioDay|GetStockIndex)/([A-Za-z0-9+/=]+)$", handler.path)
         params = None
         if match:
             try:
-                params = json.loads(base64.b64decode(match.group(1)))
+                params = json.loads(base64.b64decode(match.group(2)))
             except ValueError:
                 params = None
-        self.requests.append(Request(handler.path, handler.command, params, dict(handler.headers)))
+        b3_method = match.group(1) if match else None
+        self.requests.append(Request(handler.path, handler.command, params, dict(handler.headers), b3_method))
         if params is None:
             return Reply(404, b"<html><body>Not Found</body></html>", "text/html")
+        if b3_method == STOCK_INDEX:
+            return self._answer_stock_index()
         index = params.get("index")
         if self.scripts.get(index):
             return self.scripts[index].popleft()
@@ -127,6 +132,46 @@ class ReplayServer:
                 }
             ).encode()
         )
+
+
+    # --- GetStockIndex: served, scripted and recorded under the key STOCK_INDEX --------------------
+
+    def requests_for_method(self, b3_method: str) -> list[Request]:
+        return [r for r in self.requests if r.b3_method == b3_method]
+
+    def _answer_stock_index(self) -> Reply:
+        """Scripted replies first, then the served listing; not served: 404, as for an unknown path."""
+        if self.scripts.get(STOCK_INDEX):
+            return self.scripts[STOCK_INDEX].popleft()
+        if STOCK_INDEX in self.defaults:
+            return Reply(body=self.defaults[STOCK_INDEX])
+        return Reply(404, b"<html><body>Not Found</body></html>", "text/html")
+
+
+#: The key `serve` and `script` take for GetStockIndex (which names no index): never a B3 index code.
+STOCK_INDEX = "GetStockIndex"
+STOCK_INDEX_SAMPLE = "GetStockIndex/2025-04-07_vcr.json"
+
+
+def listing_with_indices(body: bytes, indices_by_ticker: dict[str, list[str]]) -> bytes:
+    """A GetStockIndex body whose stocks belong to other indices (a later, synthetic listing)."""
+
+    def change(d):
+        for row in d["results"]:
+            if row["code"] in indices_by_ticker:
+                row["indexes"] = ",".join(indices_by_ticker[row["code"]])
+
+    return with_changes(body, change)
+
+
+def listing_without_index(body: bytes, code: str) -> bytes:
+    """The listing with `code` removed from every stock (B3 dropped the index)."""
+
+    def change(d):
+        for row in d["results"]:
+            row["indexes"] = ",".join(c for c in row["indexes"].split(",") if c != code)
+
+    return with_changes(body, change)
 
 
 # --- misbehaving bodies, derived from a real sample -----------------------------------------------

@@ -40,8 +40,8 @@ CATALOG_ASSETS = {"athena_tables"}
 
 
 def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
-    if spec.key == raw_portfolio.key:
-        return spec  # raw comes from the schedule and from imports, never by itself
+    if spec.key == raw_portfolio.key or spec.group_name == "raw":
+        return spec  # raw (portfolios, the GetStockIndex listing) comes from the schedule and imports
     name = spec.key.to_user_string()
     if name in CATALOG_ASSETS:
         condition = CATALOG_FOLLOWS_UPSTREAM
