@@ -161,11 +161,13 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
     today = trading_calendar.today_sao_paulo()
     book = CheckBook([INDICES_CHECK], context)
     failures: list[str] = []
+    held_every_date = True
     for day in partition_days(context):
         key = day.isoformat()
         captured_now: dict[str, str] = {}
         if day > today:
             failures.append(f"{day} is in the future (today in São Paulo is {today})")
+            held_every_date = False
             continue
         plan = b3.capture_plan(day)
         if day == today:
@@ -189,6 +191,7 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
                     )
         latest = store.latest_by_index(day)
         if not latest:
+            held_every_date = False
             if day < today:
                 failures.append(f"{day}: nothing captured. {IMPORT_HINT}")
             continue
@@ -217,9 +220,15 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
             partition_key=key,
         )
     if failures:
-        # Whatever was captured above is already stored; the completeness check is still reported
-        # (it is what the UI shows for the day), then the run fails naming what is missing.
-        yield from book.results()
+        # Whatever was captured above is already stored. When every date of the run holds captures
+        # (today's with an index missing), raw is reported materialized first, so the layers below
+        # follow for the indices that were captured (automation); otherwise only the completeness
+        # check is reported (it is what the UI shows for the day). Then the step fails naming
+        # what is missing.
+        if held_every_date:
+            yield dg.MaterializeResult(check_results=book.results())
+        else:
+            yield from book.results()
         raise dg.Failure(
             description=f"raw_portfolio: {len(failures)} problem(s): " + " | ".join(failures[:10]),
             metadata={"problems": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
