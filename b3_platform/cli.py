@@ -2,6 +2,7 @@
 every layer."""
 
 import argparse
+import datetime as dt
 import os
 import sys
 import time
@@ -152,6 +153,28 @@ def _demo_import(store, samples: Path) -> list:
     return results
 
 
+def _demo_listings(defs, store, samples: Path, instance) -> list:
+    """Step 1b: B3's GetStockIndex samples filed in raw under the day B3 says it updated them, and
+    typed into index_members (which indices hold which stock), before the catalog is built."""
+    import json
+
+    from b3_platform.discovery import import_listing, listing_store
+    from b3_platform.runs import materialize_days
+
+    listings = listing_store(store)
+    days = set()
+    for path in sorted((samples / "GetStockIndex").glob("*.json")):
+        day = dt.date.fromisoformat(json.loads(path.read_bytes())["header"]["update"])
+        import_listing(listings, day, path)
+        days.add(day)
+    if not days:
+        return []
+    print(f"    GetStockIndex listing(s) of {', '.join(map(str, sorted(days)))} → index_members")
+    return materialize_days(
+        defs, days, instance=instance, selection=["raw_stock_index", "index_members"], quiet=True
+    )
+
+
 def _demo_materialize(defs, days, instance, persistent: bool) -> list:
     """Step 2: every layer for every date in raw, one single-run backfill per block of consecutive
     trading days, then the catalog."""
@@ -224,7 +247,8 @@ def cmd_demo(args) -> int:
     instance, persistent = _instance()
     _report_imports(results, instance)
     days = store.dates()
-    runs = _demo_materialize(defs, days, instance, persistent)
+    runs = _demo_listings(defs, store, Path(args.samples), instance)
+    runs += _demo_materialize(defs, days, instance, persistent)
     failed = [r for r in runs if not r.success]
     _demo_summary(store, catalog, days, runs, failed, started)
     if not failed:
