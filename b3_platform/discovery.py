@@ -45,7 +45,9 @@ class CapturePlan:
         if self.source == CONFIGURED:
             return f"{n} indices configured by B3_PLATFORM_INDICES"
         if self.source == BUILT_IN:
-            return f"{n} indices of the built-in list (no GetStockIndex listing in the lake on or before {day})"
+            return (
+                f"{n} indices of the built-in list (no GetStockIndex listing in the lake on or before {day})"
+            )
         if self.fallback:
             return (
                 f"{n} indices of the last good GetStockIndex listing, of {self.listing_date} "

@@ -102,7 +102,9 @@ class ReplayServer:
         return [r for r in self.requests if r.params and r.params.get("index") == index]
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> Reply:
-        match = re.match(r"^/indexProxy/indexCall/(GetPortfolioDay|GetStockIndex)/([A-Za-z0-9+/=]+)$", handler.path)
+        match = re.match(
+            r"^/indexProxy/indexCall/(GetPortfolioDay|GetStockIndex)/([A-Za-z0-9+/=]+)$", handler.path
+        )
         params = None
         if match:
             try:
@@ -132,7 +134,6 @@ class ReplayServer:
                 }
             ).encode()
         )
-
 
     # --- GetStockIndex: served, scripted and recorded under the key STOCK_INDEX --------------------
 

@@ -5,7 +5,6 @@ below follow by themselves (the automation conditions) for the 32."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import dagster as dg
@@ -37,18 +36,14 @@ def defs(lake_root, b3_server, monkeypatch):
         max_attempts=2,
         pause_seconds=0.0,
     )
-    return dg.Definitions(
-        assets=base.assets, jobs=base.jobs, resources={**base.resources, "b3": b3}
-    )
+    return dg.Definitions(assets=base.assets, jobs=base.jobs, resources={**base.resources, "b3": b3})
 
 
 def run_log(instance, result) -> list[str]:
     return [r.user_message for r in instance.all_logs(result.run_id)]
 
 
-def test_34_indices_two_failing_keep_the_other_32_and_fail_naming_the_two(
-    defs, b3_server, today, lake_root
-):
+def test_34_indices_two_failing_keep_the_other_32_and_fail_naming_the_two(defs, b3_server, today, lake_root):
     day = today()
     b3_server.serve(STOCK_INDEX, sample_bytes(STOCK_INDEX_SAMPLE))
     for code in THE_34:
@@ -61,7 +56,9 @@ def test_34_indices_two_failing_keep_the_other_32_and_fail_naming_the_two(
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert first.total_requested == 0
         job = defs.resolve_job_def("daily_capture")
-        result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=day.isoformat(), instance=instance, raise_on_error=False
+        )
         assert not result.success
 
         # The step failed naming exactly the two, each with what went wrong.
@@ -75,7 +72,9 @@ def test_34_indices_two_failing_keep_the_other_32_and_fail_naming_the_two(
         assert len(b3_server.requests_for("IFIX")) == 2 and len(b3_server.requests_for("IMAT")) == 1
 
         # The other 32 are in raw, each exactly as served.
-        stored = sorted(p.name.removeprefix("index=") for p in (lake_root / f"raw/GetPortfolioDay/date={day}").iterdir())
+        stored = sorted(
+            p.name.removeprefix("index=") for p in (lake_root / f"raw/GetPortfolioDay/date={day}").iterdir()
+        )
         assert stored == sorted(set(THE_34) - set(BROKEN))
         assert len(stored) == 32
         # Progress in the run log, one line per index in order: "n/34 CODE stored".
@@ -83,12 +82,16 @@ def test_34_indices_two_failing_keep_the_other_32_and_fail_naming_the_two(
         progress = [m for m in log if "/34 " in m]
         assert len(progress) == 34
         assert progress[0].startswith("1/34 AGFS stored: ")
-        assert any(m.startswith("21/34 IFIX failed: GetPortfolioDay IFIX for 2025-07-10: gave up") for m in progress)
+        assert any(
+            m.startswith("21/34 IFIX failed: GetPortfolioDay IFIX for 2025-07-10: gave up") for m in progress
+        )
         assert any(m.startswith("22/34 IFNC stored: ") for m in progress)
         # raw is reported for the day (so the layers below can follow) and its check names the two.
         [mat] = result.asset_materializations_for_node("raw_portfolio")
         assert mat.partition == day.isoformat() and mat.metadata["index_count"].value == 32
-        [evaluation] = [e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["raw_portfolio"]]
+        [evaluation] = [
+            e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["raw_portfolio"]
+        ]
         assert not evaluation.passed
         assert evaluation.description == (
             f"{day}: not captured: IFIX, IMAT (expected 34 indices listed by GetStockIndex on {day})"

@@ -152,7 +152,9 @@ def test_a_pause_separates_the_calls_of_a_day(resources, b3_server, today, lake_
     assert [r.params["index"] for r in b3_server.requests] == ["IBOV", "IBXX", "SMLL"]
 
 
-def test_the_capture_budget_stops_new_attempts_and_names_what_was_left(resources, b3_server, today, lake_root):
+def test_the_capture_budget_stops_new_attempts_and_names_what_was_left(
+    resources, b3_server, today, lake_root
+):
     today(THURSDAY)
     b3_server.script("IBOV", Reply(body=SAMPLE, delay=0.5))
     b3_server.serve("IBXX", SAMPLE)

@@ -188,13 +188,15 @@ def test_the_real_listing_is_stored_verbatim_typed_and_decides_the_capture(disco
     assert len(rows) == sum(len(r["indexes"].split(",")) for r in LISTED)
     petr4 = sorted(r["index"] for r in rows if r["ticker"] == "PETR4")
     assert petr4 == sorted(next(r for r in LISTED if r["code"] == "PETR4")["indexes"].split(","))
-    assert {(r["update_date"], r["period_year"], r["period_start_month"], r["period_end_month"]) for r in rows} == {
-        (dt.date(2025, 4, 7), 2025, 1, 4)
-    }
+    assert {
+        (r["update_date"], r["period_year"], r["period_start_month"], r["period_end_month"]) for r in rows
+    } == {(dt.date(2025, 4, 7), 2025, 1, 4)}
     assert {r["capture_id"] for r in rows} == {body.name[: -len(".json")]}
 
     # The capture list is the listing's 34 indices: each was asked for once and stored.
-    assert sorted({r.params["index"] for r in b3_server.requests if r.params and "index" in r.params}) == THE_34
+    assert (
+        sorted({r.params["index"] for r in b3_server.requests if r.params and "index" in r.params}) == THE_34
+    )
     assert sorted(p.name for p in (lake_root / f"raw/GetPortfolioDay/date={DAY}").iterdir()) == [
         f"index={c}" for c in THE_34
     ]
@@ -304,5 +306,3 @@ def test_configured_indices_override_the_listing_and_the_check_says_which(discov
     )
     # The listing is still captured and typed (it answers "which indices hold PETR4").
     assert (lake_root / INDEX_MEMBERS.location / f"date={DAY}" / "data.parquet").is_file()
-
-

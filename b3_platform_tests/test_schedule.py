@@ -57,7 +57,10 @@ def tick(lake_dir):
         with dg.build_schedule_context(
             scheduled_execution_time=when,
             repository_def=defs.get_repository_def(),
-            resources={"lake": lake, "b3": B3ApiResource(indices=list(indices) if indices else None, lake=lake)},
+            resources={
+                "lake": lake,
+                "b3": B3ApiResource(indices=list(indices) if indices else None, lake=lake),
+            },
         ) as context:
             return daily_capture_schedule.evaluate_tick(context)
 

@@ -125,7 +125,9 @@ def capture_day(
     return result
 
 
-def _report_ahead(context: dg.AssetExecutionContext, day: dt.date, filed: dict[dt.date, dict[str, str]]) -> None:
+def _report_ahead(
+    context: dg.AssetExecutionContext, day: dt.date, filed: dict[dt.date, dict[str, str]]
+) -> None:
     """A capture filed under the next trading day is that partition's materialization: the UI shows
     it captured, and its own day's run (which builds the layers below) finds it in raw."""
     for ahead, captured in sorted(filed.items()):

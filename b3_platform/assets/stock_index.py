@@ -48,8 +48,11 @@ def raw_stock_index(context: dg.AssetExecutionContext, lake: LakeResource, b3: B
         plan = b3.capture_plan(day)
         listing = store.latest_by_index(day).get(LISTING_SLOT)
         if listing is None:
+            # Today's listing failing is news (the capture list falls back); a past day that never
+            # had one is not (B3 serves only the current listing).
+            log = context.log.warning if day >= today else context.log.info
             status = status or "nothing captured (B3 serves only the current listing)"
-            context.log.warning(f"GetStockIndex {day}: {status}; the capture list is {plan.describe(day)}")
+            log(f"GetStockIndex {day}: {status}; the capture list is {plan.describe(day)}")
         metadata = {
             "status": status or "already stored",
             "capture_list": plan.describe(day),

@@ -175,7 +175,11 @@ def decode_portfolio_json(
         reference_date = parse_date(response.header.date, language, field="header.date")
     except ParseError as exc:
         fail(str(exc))
-    if requested_date is not None and reference_date != requested_date and reference_date not in also_accepted:
+    if (
+        requested_date is not None
+        and reference_date != requested_date
+        and reference_date not in also_accepted
+    ):
         fail(f"B3 is serving the portfolio of {reference_date}, not {requested_date}", WrongDateError)
     rows = len(response.results)
     if check_total_records and response.page.totalRecords != rows and (response.page.totalPages or 1) <= 1:

@@ -139,4 +139,3 @@ def decode_stock_index_json(body: bytes) -> StockIndexListing:
     if not listing.index_codes:
         fail("no stock belongs to any index")
     return listing
-
