@@ -206,7 +206,7 @@ def _demo_materialize(defs, days, instance, persistent: bool) -> list:
 def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
     """Step 3: what the lake holds now (dates, indices, rows per table) and how the runs went."""
     from b3_platform.lake.schemas import TABLES
-    from b3_platform.lake.tables import read_partition
+    from b3_platform.lake.tables import partition_dates, read_partition
 
     print("3/4 Summary")
     indices = sorted({ix for d in days for ix in store.indices_on(d)})
@@ -215,9 +215,11 @@ def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
     raw_count = sum(len(store.captures(d)) for d in days)
     print(f"    raw     : {raw_count} captures")
     for name, table_def in TABLES.items():
+        # index_members lives on the days of the GetStockIndex listings, not of the portfolios.
+        table_days = partition_dates(store.storage, table_def) if name == "index_members" else days
         rows = sum(
             (t.num_rows if (t := read_partition(store.storage, table_def, d)) is not None else 0)
-            for d in days
+            for d in table_days
         )
         print(f"    {name:<19}: {rows} rows")
     print(f"    lake    : {store.storage.uri()}")

@@ -70,6 +70,7 @@ def one_run(base_url: str, indices: list[str] | None, work: Path) -> tuple[float
     b3 = B3ApiResource(base_url=base_url, indices=indices, lake=base.resources["lake"], pause_seconds=0.0)
     defs = dg.Definitions(assets=base.assets, jobs=base.jobs, resources={**base.resources, "b3": b3})
     job = defs.resolve_job_def("daily_capture")
+    (work / "home").mkdir(parents=True)
     with dg.instance_for_test(temp_dir=str(work / "home")) as instance:
         wall, cpu = time.perf_counter(), cpu_seconds()
         result = job.execute_in_process(
@@ -130,7 +131,9 @@ def report(figures: dict[str, dict], repeat: int, pause: float) -> str:
         f"{os.cpu_count()} cores, python {platform.python_version()}, commit {commit}. The `daily_capture` job "
         "for one day (GetStockIndex, every listed index's GetPortfolioDay from a replay server in another "
         "process, raw → bronze → silver → gold, then the DuckDB catalog) on a fresh lake and sqlite instance; "
-        f"medians of {repeat} interleaved repeats; pause between calls 0 (the platform's own cost).",
+        f"medians of {repeat} interleaved repeats; pause between calls 0 (the platform's own cost). "
+        f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (a wall time far "
+        "above its CPU time was waiting on other processes).",
         "",
         "| run | indices stored | wall s (median) | CPU s (median) | wall s (all) |",
         "|---|---:|---:|---:|---|",
