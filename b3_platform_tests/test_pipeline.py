@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import types
 
@@ -25,9 +26,9 @@ from b3_platform.lake.schemas import (
     GOLD_TIME_IN_INDEX,
     SILVER_ASSETS,
     SILVER_HEADER,
-    TABLES,
     TableDef,
 )
+from b3_platform.lake.schemas import TABLES as LAKE_TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog
@@ -46,6 +47,13 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
+#: The portfolio pipeline's tables, bronze to gold (index_members comes from B3's GetStockIndex
+#: listing, which these tests do not capture: see test_discovery.py).
+TABLES = {name: t for name, t in LAKE_TABLES.items() if name != "index_members"}
+#: The portfolio pipeline's assets: the graph without the listing's.
+PORTFOLIO_ASSETS = [
+    a for a in ALL_ASSETS if not {k.to_user_string() for k in a.keys} & {"raw_stock_index", "index_members"}
+]
 #: Every table of the lake, bronze to gold (one Parquet file per table per date).
 TABLE_DEFS = tuple(TABLES.values())
 SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
@@ -105,7 +113,7 @@ def run(
     """One run of the graph for one date, or for the range first..last through the range tags."""
     kwargs = {"partition_key": day.isoformat()} if day else {"tags": range_tags(first, last)}
     return dg.materialize(
-        ALL_ASSETS,
+        PORTFOLIO_ASSETS,
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -648,8 +656,12 @@ def test_demo_builds_every_layer_and_can_run_again(tmp_path, capsys):
         assert f"{name:<19}: {n} rows" in out
     assert f"lake    : {lake.resolve()}" in out
     assert f"catalog : {(lake / CATALOG_FILE).resolve()}" in out
-    # 11 blocks of consecutive trading days, then the catalog once.
-    assert "runs    : 12 (11 single-run backfills + the catalog), 0 failed;" in out
+    # B3's GetStockIndex listing of 2025-04-07, typed: one row per (index, ticker) membership.
+    listed = json.loads((REPO / "demo_data/GetStockIndex/2025-04-07_vcr.json").read_bytes())["results"]
+    memberships = sum(len(r["indexes"].split(",")) for r in listed)
+    assert f"{'index_members':<19}: {memberships} rows" in out
+    # The listing's day, 11 blocks of consecutive trading days, then the catalog once.
+    assert "runs    : 13 (12 single-run backfills + the catalog), 0 failed;" in out
     assert " 0 rejected" in out and "0 already there" in out
     # The example query runs on the catalog and shows the real NTCO3 → NATU3 swap of 2025-07-02.
     query = out[out.index("4/4 Example query") :]
