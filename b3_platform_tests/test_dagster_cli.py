@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_platform.lake.raw_store import RawStore
-from b3_platform.lake.schemas import TABLES
+
+# The tables below raw_portfolio (index_members follows raw_stock_index instead).
+from b3_platform.lake.schemas import PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.conftest import REPO, dagster_home_and_lake, duckdb_catalog
 from b3_platform_tests.replay import sample_bytes, with_changes

@@ -28,7 +28,7 @@ from b3_platform.lake.schemas import (
     SILVER_HEADER,
     TableDef,
 )
-from b3_platform.lake.schemas import TABLES as LAKE_TABLES
+from b3_platform.lake.schemas import PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog
@@ -47,9 +47,8 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
-#: The portfolio pipeline's tables, bronze to gold (index_members comes from B3's GetStockIndex
-#: listing, which these tests do not capture: see test_discovery.py).
-TABLES = {name: t for name, t in LAKE_TABLES.items() if name != "index_members"}
+# TABLES: the portfolio pipeline's tables, bronze to gold (index_members comes from B3's
+# GetStockIndex listing, which these tests do not capture: see test_discovery.py).
 #: The portfolio pipeline's assets: the graph without the listing's.
 PORTFOLIO_ASSETS = [
     a for a in ALL_ASSETS if not {k.to_user_string() for k in a.keys} & {"raw_stock_index", "index_members"}

@@ -319,5 +319,7 @@ INDEX_MEMBERS = TableDef(
         ]
     ),
 )
+#: The tables built from the day portfolios (raw_portfolio and everything below it).
+PORTFOLIO_TABLES: dict[str, TableDef] = dict(TABLES)
 TABLES[INDEX_MEMBERS.name] = INDEX_MEMBERS
 CATALOG_TABLES[INDEX_MEMBERS.name] = INDEX_MEMBERS
