@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from b3_platform.lake.schemas import TABLES
+# The tables built from the day portfolios (index_members comes from GetStockIndex, not here).
+from b3_platform.lake.schemas import PORTFOLIO_TABLES as TABLES
 from b3_platform_tests.conftest import REPO
 from b3_platform_tests.moto_aws import CREDENTIALS, AwsTarget
 

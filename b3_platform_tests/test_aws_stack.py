@@ -12,7 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_platform.definitions import build_defs
-from b3_platform.lake.schemas import TABLES
+
+# The tables built from the day portfolios (index_members comes from GetStockIndex, not here).
+from b3_platform.lake.schemas import PORTFOLIO_TABLES as TABLES
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import REPO
 from b3_platform_tests.stack import client, deploy_stack, stack_environment
