@@ -166,3 +166,15 @@ def test_the_capture_budget_stops_new_attempts_and_names_what_was_left(
     assert description.startswith("raw_portfolio: 2 problem(s): ")
     for code in ("IBXX", "SMLL"):
         assert f"{code} 2025-07-10: not attempted: the capture budget of 0.2 s was used up" in description
+
+
+def test_b3_down_for_a_whole_day_of_34_indices_names_every_one(resources, b3_server, today, lake_root):
+    from b3_platform.b3.indices import BUILTIN_INDICES
+
+    today(THURSDAY)
+    b3_server.reset()  # nothing served: every index answers `results: null`
+    b3 = replay_b3_resource(b3_server, indices=list(BUILTIN_INDICES))
+    description = failure(run({**resources, "b3": b3}, THURSDAY, expect_success=False))
+    assert description.startswith("raw_portfolio: 34 problem(s): AGFS 2025-07-10: ")
+    for code in BUILTIN_INDICES:
+        assert f"{code} 2025-07-10" in description
