@@ -232,6 +232,28 @@ def _demo_import(store, samples: Path) -> list:
     return results
 
 
+def _demo_listings(defs, store, samples: Path, instance) -> list:
+    """Step 1b: B3's GetStockIndex samples filed in raw under the day B3 says it updated them, and
+    typed into index_members (which indices hold which stock), before the catalog is built."""
+    import json
+
+    from b3_platform.discovery import import_listing, listing_store
+    from b3_platform.runs import materialize_days
+
+    listings = listing_store(store)
+    days = set()
+    for path in sorted((samples / "GetStockIndex").glob("*.json")):
+        day = dt.date.fromisoformat(json.loads(path.read_bytes())["header"]["update"])
+        import_listing(listings, day, path)
+        days.add(day)
+    if not days:
+        return []
+    print(f"    GetStockIndex listing(s) of {', '.join(map(str, sorted(days)))} → index_members")
+    return materialize_days(
+        defs, days, instance=instance, selection=["raw_stock_index", "index_members"], quiet=True
+    )
+
+
 def _demo_materialize(defs, days, instance, persistent: bool) -> list:
     """Step 2: every layer for every date in raw, one single-run backfill per block of consecutive
     trading days, then the catalog."""
@@ -241,10 +263,17 @@ def _demo_materialize(defs, days, instance, persistent: bool) -> list:
         f"2/4 Materializing raw → bronze → silver → gold for {len(days)} trading days, then the catalog "
         f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})"
     )
+    graph = defs.resolve_asset_graph()
     return materialize_days(
         defs,
         days,
         instance=instance,
+        # The listing's assets have nothing on these days (B3 serves only the current listing).
+        selection=[
+            k.to_user_string()
+            for k in graph.get_all_asset_keys()
+            if k.to_user_string() not in ("raw_stock_index", "index_members")
+        ],
         quiet=True,
         progress=lambda a, b: print(
             f"    run {a}" + (f"…{b}" if b != a else "") if a else "    run athena_tables (catalog)",
@@ -256,7 +285,7 @@ def _demo_materialize(defs, days, instance, persistent: bool) -> list:
 def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
     """Step 3: what the lake holds now (dates, indices, rows per table) and how the runs went."""
     from b3_platform.lake.schemas import TABLES
-    from b3_platform.lake.tables import read_partition
+    from b3_platform.lake.tables import partition_dates, read_partition
 
     print("3/4 Summary")
     indices = sorted({ix for d in days for ix in store.indices_on(d)})
@@ -265,9 +294,11 @@ def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
     raw_count = sum(len(store.captures(d)) for d in days)
     print(f"    raw     : {raw_count} captures")
     for name, table_def in TABLES.items():
+        # index_members lives on the days of the GetStockIndex listings, not of the portfolios.
+        table_days = partition_dates(store.storage, table_def) if name == "index_members" else days
         rows = sum(
             (t.num_rows if (t := read_partition(store.storage, table_def, d)) is not None else 0)
-            for d in days
+            for d in table_days
         )
         print(f"    {name:<19}: {rows} rows")
     print(f"    lake    : {store.storage.uri()}")
@@ -304,7 +335,8 @@ def cmd_demo(args) -> int:
     instance, persistent = _instance()
     _report_imports(results, instance)
     days = store.dates()
-    runs = _demo_materialize(defs, days, instance, persistent)
+    runs = _demo_listings(defs, store, Path(args.samples), instance)
+    runs += _demo_materialize(defs, days, instance, persistent)
     failed = [r for r in runs if not r.success]
     _demo_summary(store, catalog, days, runs, failed, started)
     if not failed:

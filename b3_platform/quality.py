@@ -137,9 +137,15 @@ def type_codes_recognised(assets: pa.Table, day: dt.date) -> list[str]:
     return problems
 
 
-def configured_indices_present(present: Iterable[str], configured: Iterable[str]) -> list[str]:
+def configured_indices_present(
+    present: Iterable[str], configured: Iterable[str], expected: str | None = None
+) -> list[str]:
+    """The indices of the day's list without a capture; `expected` says which list that was
+    (configured, discovered from GetStockIndex, or the built-in one)."""
     missing = sorted(set(configured) - set(present))
-    return [f"not captured: {', '.join(missing)}"] if missing else []
+    if not missing:
+        return []
+    return [f"not captured: {', '.join(missing)}" + (f" (expected {expected})" if expected else "")]
 
 
 BRONZE_RULES = (

@@ -7,6 +7,7 @@ with Athena) and nothing else. The landing sensor asks for `landing`: a local fo
 landing prefix's event queue (the landing package).
 """
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 
@@ -14,10 +15,12 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from b3_platform import trading_calendar
 from b3_platform.aws import AwsSettings
 from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
+from b3_platform.discovery import CapturePlan, capture_plan, listing_store
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, LakeIOManager
 from b3_platform.lake.resource import DEFAULT_DATA_DIR, LakeResource
 from b3_platform.landing import LocalLandingResource, SqsLandingResource
@@ -43,8 +46,22 @@ class B3ApiResource(dg.ConfigurableResource):
         default="2", description='"2" carries each component\'s sector; "1" is the flat list'
     )
     language: str = Field(default="pt-br")
-    indices: list[str] = Field(
-        default_factory=lambda: list(configured_indices()), description="Indices captured each trading day"
+    indices: list[str] | None = Field(
+        default_factory=lambda: _as_list(configured_indices()),
+        description=(
+            "Indices captured each trading day; unset: every index B3 lists in GetStockIndex "
+            "(B3_PLATFORM_INDICES sets it)"
+        ),
+    )
+    pause_seconds: float = Field(
+        default=1.0, description="Pause between two calls to B3 while capturing a day (politeness)"
+    )
+    capture_budget_seconds: float = Field(
+        default=900.0,
+        description="A day's capture attempts no new index after this long; the next attempt takes the rest",
+    )
+    lake: LakeResource | None = Field(
+        default=None, description="Where discovered GetStockIndex listings are read from"
     )
 
     def client(self) -> B3Client:
@@ -57,8 +74,21 @@ class B3ApiResource(dg.ConfigurableResource):
             page_size=self.page_size,
         )
 
+    def capture_plan(self, day: dt.date | None = None) -> CapturePlan:
+        """The indices to capture (and expect) on `day` (default: today) and where the list comes
+        from: configured, else discovered from the lake's newest GetStockIndex listing, else the
+        built-in list (b3_platform.discovery)."""
+        configured = tuple(validate_index_code(c) for c in self.indices) if self.indices else None
+        store = listing_store(self.lake.raw()) if self.lake is not None else None
+        return capture_plan(configured, store, day or trading_calendar.today_sao_paulo())
+
     def capture_list(self) -> list[str]:
-        return [validate_index_code(c) for c in self.indices]
+        """The indices to capture today."""
+        return list(self.capture_plan().codes)
+
+
+def _as_list(codes: tuple[str, ...] | None) -> list[str] | None:
+    return list(codes) if codes is not None else None
 
 
 def lake_resources(lake: LakeResource) -> dict[str, dg.ConfigurableResource]:
@@ -75,14 +105,16 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
     env = os.environ if env is None else env
     mode = env.get(ENV_VAR, "local").strip().lower() or "local"
     try:
-        indices = list(configured_indices(env))
+        indices = _as_list(configured_indices(env))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    b3 = B3ApiResource(base_url=env.get(B3_URL_VAR, DEFAULT_BASE_URL), indices=indices)
+    base_url = env.get(B3_URL_VAR, DEFAULT_BASE_URL)
     if mode == "local":
         data_dir = env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
+        lake = LakeResource(root=data_dir)
+        b3 = B3ApiResource(base_url=base_url, indices=indices, lake=lake)
         return {
-            **lake_resources(LakeResource(root=data_dir)),
+            **lake_resources(lake),
             "catalog": DuckDBCatalogResource(
                 duckdb=DuckDBResource(
                     database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}"
@@ -92,7 +124,8 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
             "landing": LocalLandingResource(folder=f"{data_dir.rstrip('/')}/landing"),
         }
     if mode == "aws":
-        return {**aws_resources(AwsSettings.from_env(env)), "b3": b3}
+        resources = aws_resources(AwsSettings.from_env(env))
+        return {**resources, "b3": B3ApiResource(base_url=base_url, indices=indices, lake=resources["lake"])}
     raise ConfigError(f"{ENV_VAR}={mode!r}: expected 'local' (the default) or 'aws'")
 
 

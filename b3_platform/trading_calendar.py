@@ -99,3 +99,15 @@ def previous_trading_day(day: dt.date) -> dt.date:
             return candidate
         candidate -= dt.timedelta(days=1)
     raise CalendarError(f"no trading day before {day} in the calendar (starts {start})")
+
+
+def next_trading_day(day: dt.date) -> dt.date:
+    """The first trading day after `day`: B3 publishes its portfolio before it opens."""
+    _, end = horizon()
+    candidate = day + dt.timedelta(days=1)
+    sessions = _sessions()
+    while candidate <= end:
+        if candidate in sessions:
+            return candidate
+        candidate += dt.timedelta(days=1)
+    raise CalendarError(f"no trading day after {day} in the calendar (ends {end})")

@@ -92,6 +92,7 @@ def replay_b3_resource(server, **overrides):
         connect_timeout_seconds=1.0,
         backoff_seconds=0.01,
         max_attempts=3,
+        pause_seconds=0.0,
     )
     return B3ApiResource(**{**config, **overrides})
 

@@ -38,7 +38,9 @@ class Request:
     method: str
     params: dict | None
     headers: dict
-    b3_method: str = "GetPortfolioDay"  # the indexProxy method named in the path
+    #: The B3 method called (GetPortfolioDay, GetStockIndex, GetTheoricalPortfolio, …); "" for a path
+    #: that names none.
+    b3_method: str = "GetPortfolioDay"
 
 
 @dataclass
@@ -127,6 +129,8 @@ class ReplayServer:
         self.requests.append(Request(handler.path, handler.command, params, dict(handler.headers), b3_method))
         if params is None:
             return Reply(404, b"<html><body>Not Found</body></html>", "text/html")
+        if b3_method == STOCK_INDEX:
+            return self._answer_stock_index()
         index = params.get("index")
         if b3_method != "GetPortfolioDay":
             return self._answer_method(b3_method, index)
@@ -157,6 +161,19 @@ class ReplayServer:
             return Reply(body=as_announced(self.defaults[index]))
         return Reply(body=json.dumps({"page": {"pageNumber": 1}, "header": None, "results": None}).encode())
 
+    # --- GetStockIndex: served, scripted and recorded under the key STOCK_INDEX --------------------
+
+    def requests_for_method(self, b3_method: str) -> list[Request]:
+        return [r for r in self.requests if r.b3_method == b3_method]
+
+    def _answer_stock_index(self) -> Reply:
+        """Scripted replies first, then the served listing; not served: 404, as for an unknown path."""
+        if self.scripts.get(STOCK_INDEX):
+            return self.scripts[STOCK_INDEX].popleft()
+        if STOCK_INDEX in self.defaults:
+            return Reply(body=self.defaults[STOCK_INDEX])
+        return Reply(404, b"<html><body>Not Found</body></html>", "text/html")
+
 
 def as_announced(day_body: bytes) -> bytes:
     """A GetPortfolioDay body in the shape of GetTheoricalPortfolio's (header of totals only, rows
@@ -170,6 +187,32 @@ def as_announced(day_body: bytes) -> bytes:
     ]
     page = {"pageNumber": 1, "pageSize": 9999, "totalRecords": len(results), "totalPages": 1}
     return json.dumps({"page": page, "header": header, "results": results}, ensure_ascii=False).encode()
+
+
+#: The key `serve` and `script` take for GetStockIndex (which names no index): never a B3 index code.
+STOCK_INDEX = "GetStockIndex"
+STOCK_INDEX_SAMPLE = "GetStockIndex/2025-04-07_vcr.json"
+
+
+def listing_with_indices(body: bytes, indices_by_ticker: dict[str, list[str]]) -> bytes:
+    """A GetStockIndex body whose stocks belong to other indices (a later, synthetic listing)."""
+
+    def change(d):
+        for row in d["results"]:
+            if row["code"] in indices_by_ticker:
+                row["indexes"] = ",".join(indices_by_ticker[row["code"]])
+
+    return with_changes(body, change)
+
+
+def listing_without_index(body: bytes, code: str) -> bytes:
+    """The listing with `code` removed from every stock (B3 dropped the index)."""
+
+    def change(d):
+        for row in d["results"]:
+            row["indexes"] = ",".join(c for c in row["indexes"].split(",") if c != code)
+
+    return with_changes(body, change)
 
 
 # --- misbehaving bodies, derived from a real sample -----------------------------------------------

@@ -242,17 +242,18 @@ def test_partition_days_reads_the_run_keys():
 # --- configured indices ---------------------------------------------------------------------------
 
 
-def test_default_indices_are_ibov_and_siblings(monkeypatch):
+def test_unset_means_discovered_and_the_built_in_list_is_the_34_listed_indices(monkeypatch):
     monkeypatch.delenv(indices.INDICES_ENV, raising=False)
-    configured = indices.configured_indices()
-    assert configured == ("IBOV", "IBXX", "IBXL", "SMLL", "IDIV")
-    assert set(configured) <= indices.KNOWN_INDEX_CODES
+    assert indices.configured_indices() is None  # every index B3 lists is captured
+    assert len(indices.BUILTIN_INDICES) == 34 == len(set(indices.BUILTIN_INDICES))
+    assert {"IBOV", "IBXX", "IBXL", "SMLL", "IDIV"} <= set(indices.BUILTIN_INDICES)
+    assert set(indices.BUILTIN_INDICES) <= indices.KNOWN_INDEX_CODES
 
 
 @pytest.mark.parametrize("value", ["", "   "])
-def test_blank_env_means_default(monkeypatch, value):
+def test_blank_env_means_discovered(monkeypatch, value):
     monkeypatch.setenv(indices.INDICES_ENV, value)
-    assert indices.configured_indices() == indices.DEFAULT_INDICES
+    assert indices.configured_indices() is None
 
 
 @pytest.mark.parametrize("value", ["ibov,smll", " IBOV , smll ", "IBOV,SMLL,ibov,"])

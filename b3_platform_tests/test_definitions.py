@@ -28,15 +28,25 @@ GOLD = ["gold_changes", "gold_composition", "gold_index_summary", "gold_time_in_
 ANNOUNCED_RAW = ["raw_theoretical_portfolio", "raw_preview_portfolio"]
 ANNOUNCED_SILVER = ["silver_theoretical", "silver_preview"]
 ANNOUNCED_GOLD = ["announced_changes", "announced_accuracy"]
-TABLES = ["bronze_portfolio", "silver_header", "silver_assets", *GOLD, *ANNOUNCED_SILVER, *ANNOUNCED_GOLD]
-ASSETS = sorted(["raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"])
+TABLES = [
+    "bronze_portfolio",
+    "silver_header",
+    "silver_assets",
+    *GOLD,
+    *ANNOUNCED_SILVER,
+    *ANNOUNCED_GOLD,
+    "index_members",
+]
+ASSETS = sorted(["raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"])
 #: Every asset but the catalog is partitioned by trading day.
 PARTITIONED = [a for a in ASSETS if a != "athena_tables"]
 
 #: The asset graph in one literal: change it on purpose, or not at all.
 _GOLD_SPEC = {"group": "gold", "deps": ["silver_assets", "silver_header"], "kinds": {"parquet"}}
 EXPECTED_SPECS = {
-    "raw_portfolio": {"group": "raw", "deps": [], "kinds": {"json"}},
+    "raw_stock_index": {"group": "raw", "deps": [], "kinds": {"json"}},
+    "raw_portfolio": {"group": "raw", "deps": ["raw_stock_index"], "kinds": {"json"}},
+    "index_members": {"group": "silver", "deps": ["raw_stock_index"], "kinds": {"parquet"}},
     "bronze_portfolio": {"group": "bronze", "deps": ["raw_portfolio"], "kinds": {"parquet"}},
     "silver_header": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
     "silver_assets": {"group": "silver", "deps": ["bronze_portfolio"], "kinds": {"parquet"}},
@@ -158,8 +168,9 @@ def test_the_parquet_layers_are_stored_by_the_lake_io_manager():
         *GOLD,
         *ANNOUNCED_SILVER,
         *ANNOUNCED_GOLD,
+        "index_members",
     }
-    assert keys["raw_portfolio"] == keys["athena_tables"] == "io_manager"
+    assert keys["raw_portfolio"] == keys["raw_stock_index"] == keys["athena_tables"] == "io_manager"
     # The IO manager stands on the very lake the other assets and the CLI use.
     assert defs.resources["lake_io_manager"].lake == defs.resources["lake"]
 
@@ -171,6 +182,8 @@ def test_asset_graph_lineage():
         for k in graph.get_all_asset_keys()
     }
     assert down == {
+        "raw_stock_index": ["index_members", "raw_portfolio"],
+        "index_members": ["athena_tables"],
         "raw_portfolio": ["bronze_portfolio"],
         "bronze_portfolio": ["athena_tables", "silver_assets", "silver_header"],
         "silver_header": ["athena_tables", *GOLD],
@@ -304,8 +317,10 @@ def test_every_asset_below_raw_follows_upstream_and_raw_does_not():
     # Raw comes from the capture schedule and from imports, never from a condition.
     assert conditions.pop("raw_portfolio") is None
     assert [conditions.pop(name) for name in ANNOUNCED_RAW] == [None, None]
+    assert conditions.pop("raw_stock_index") is None
     assert all(c is not None for c in conditions.values()), conditions
     assert conditions == {
+        "index_members": automation.FOLLOWS_UPSTREAM,
         "bronze_portfolio": automation.FOLLOWS_UPSTREAM,
         "silver_header": automation.FOLLOWS_UPSTREAM,
         "silver_assets": automation.FOLLOWS_UPSTREAM,
@@ -372,7 +387,7 @@ def test_daily_capture_job_and_schedule():
     assert schedule.job_name == "daily_capture"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.execution_timezone == "America/Sao_Paulo"
-    assert schedule.cron_schedule == "0 9,20 * * 1-5"
+    assert schedule.cron_schedule == "0 9,13,20 * * 1-5"
     assert set(schedule.required_resource_keys) == {"lake", "b3"}
 
 
@@ -392,7 +407,8 @@ def test_build_resources_default_env(monkeypatch):
         assert sorted(built) == ["b3", "catalog", "lake", "lake_io_manager", "landing"]
         assert built["lake"].root == "data"
         assert built["b3"].base_url == B3_URL
-        assert built["b3"].indices == ["IBOV", "IBXX", "IBXL", "SMLL", "IDIV"]
+        assert built["b3"].indices is None  # every index B3 lists (discovered)
+        assert built["b3"].lake == built["lake"]  # where the discovered listings are read
         assert isinstance(built["catalog"], DuckDBCatalogResource)
         assert built["catalog"].duckdb.database == "data/warehouse.duckdb"  # in the lake root
 

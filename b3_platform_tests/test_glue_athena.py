@@ -38,6 +38,7 @@ from b3_platform.catalog.base import CatalogError, QueryError, QueryResult, Regi
 from b3_platform.catalog.glue_athena import GlueAthenaCatalogResource
 from b3_platform.catalog.types import sql_type
 from b3_platform.cli import main
+from b3_platform.discovery import import_listing, listing_store
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
@@ -55,6 +56,7 @@ from b3_platform.resources import B3ApiResource, lake_resources
 from b3_platform.runs import materialize_days
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.moto_aws import CREDENTIALS, REGION, AwsTarget
+from b3_platform_tests.replay import SAMPLES, STOCK_INDEX_SAMPLE
 from b3_platform_tests.test_catalog import DAYS, JSON_DIR, check_evaluation
 
 NEW_DAY = dt.date(2025, 7, 3)
@@ -219,6 +221,10 @@ def built(moto_server, tmp_path_factory) -> Built:
         client(target, "s3").create_bucket(Bucket=target.bucket)
         results = import_paths(RawStore(storage(target)), [JSON_DIR / f"{d}.json" for d in DAYS])
         assert [r.status for r in results] == ["imported"] * len(DAYS), [r.reason for r in results]
+        # B3's GetStockIndex listing on both days too, so index_members has files like every table.
+        listings = listing_store(RawStore(storage(target)))
+        for day in DAYS:
+            import_listing(listings, day, SAMPLES / STOCK_INDEX_SAMPLE)
         defs = dg.Definitions(assets=ALL_ASSETS, resources=platform_resources(target))
         runs = materialize_days(defs, DAYS, instance=dg.DagsterInstance.ephemeral(), quiet=True)
     assert [r.success for r in runs] == [True, True]

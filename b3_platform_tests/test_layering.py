@@ -21,6 +21,9 @@ DAGSTER_FREE = [
     "b3_platform.quality",
     "b3_platform.importer",
     "b3_platform.audit",
+    "b3_platform.b3.stock_index",
+    "b3_platform.discovery",
+    "b3_platform.transforms.index_members",
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import types
 
@@ -47,9 +48,18 @@ JSON_DAYS = [
     dt.date(2025, 7, 10),
 ]
 D = dt.date(2025, 7, 10)
-#: The day portfolio's tables, bronze to gold (one Parquet file per table per date), and the graph the
-#: runs here build (with the catalog); the announced portfolios are tested in test_announced.py.
-DAY_PORTFOLIO_GRAPH = [key for a in ALL_ASSETS if a not in ANNOUNCED_ASSETS for key in a.keys]
+# TABLES: the day portfolio's tables, bronze to gold (one Parquet file per table per date).
+# index_members comes from B3's GetStockIndex listing (test_discovery.py) and the announced
+# portfolios from their own methods (test_announced.py); neither is captured here.
+#: The day portfolio's assets: the graph without the listing's and the announced portfolios'.
+PORTFOLIO_ASSETS = [
+    a
+    for a in ALL_ASSETS
+    if a not in ANNOUNCED_ASSETS
+    and not {k.to_user_string() for k in a.keys} & {"raw_stock_index", "index_members"}
+]
+#: What the runs here build (with the catalog).
+DAY_PORTFOLIO_GRAPH = [key for a in PORTFOLIO_ASSETS for key in a.keys]
 TABLE_DEFS = tuple(TABLES.values())
 SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
 GOLD_NAMES = [t.name for t in GOLD_TABLES]
@@ -114,7 +124,7 @@ def run(
     """One run of the graph for one date, or for the range first..last through the range tags."""
     kwargs = {"partition_key": day.isoformat()} if day else {"tags": range_tags(first, last)}
     return dg.materialize(
-        ALL_ASSETS,
+        PORTFOLIO_ASSETS,
         resources=resources,
         instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
@@ -673,8 +683,12 @@ def test_demo_builds_every_layer_and_can_run_again(tmp_path, capsys):
         assert f"{name:<19}: {n} rows" in out
     assert f"lake    : {lake.resolve()}" in out
     assert f"catalog : {(lake / CATALOG_FILE).resolve()}" in out
-    # 11 blocks of consecutive trading days, then the catalog once.
-    assert "runs    : 12 (11 single-run backfills + the catalog), 0 failed;" in out
+    # B3's GetStockIndex listing of 2025-04-07, typed: one row per (index, ticker) membership.
+    listed = json.loads((REPO / "demo_data/GetStockIndex/2025-04-07_vcr.json").read_bytes())["results"]
+    memberships = sum(len(r["indexes"].split(",")) for r in listed)
+    assert f"{'index_members':<19}: {memberships} rows" in out
+    # The listing's day, 11 blocks of consecutive trading days, then the catalog once.
+    assert "runs    : 13 (12 single-run backfills + the catalog), 0 failed;" in out
     assert " 0 rejected" in out and "0 already there" in out
     # The example query runs on the catalog and shows the real NTCO3 → NATU3 swap of 2025-07-02.
     query = out[out.index("4/4 Example query") :]

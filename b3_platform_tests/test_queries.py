@@ -185,7 +185,29 @@ def check_top10_concentration(result: QueryResult, lake: Lake, calendar) -> None
         assert 10 <= row[5] <= len(weights)
 
 
+def check_index_memberships(result: QueryResult, lake: Lake, calendar) -> None:
+    """Against the real GetStockIndex sample the demo files (its listing of 2025-04-07)."""
+    listing = json.loads((REPO / "demo_data" / "GetStockIndex" / "2025-04-07_vcr.json").read_bytes())
+    [petr4] = [r for r in listing["results"] if r["code"] == "PETR4"]
+    assert result.columns == [
+        "date",
+        "ticker",
+        "company",
+        "spotlight",
+        "index",
+        "period_year",
+        "period_start_month",
+        "period_end_month",
+    ]
+    assert result.rows == [
+        (dt.date(2025, 4, 7), "PETR4", "PETROBRAS", "PN   N2", index, 2025, 1, 4)
+        for index in sorted(petr4["indexes"].split(","))
+    ]
+    assert len(result.rows) == 15 and ("IBOV" in {r[4] for r in result.rows})
+
+
 EXPECTATIONS: dict[str, Callable[[QueryResult, Lake, object], None]] = {
+    "index_memberships": check_index_memberships,
     "entries_exits": check_entries_exits,
     "sector_weights": check_sector_weights,
     "weight_history": check_weight_history,

@@ -202,9 +202,15 @@ MISBEHAVIOURS = {
     "truncated": ([Reply(body=truncated(SAMPLE))], "invalid or truncated JSON"),
     "results_null": ([Reply(body=results_null(SAMPLE))], '"results" is null'),
     "empty_results": ([Reply(body=empty_results(SAMPLE))], '"results" is empty'),
-    "wrong_header_date": (
-        [Reply(body=with_header_date(SAMPLE, "11/07/25"))],
-        "B3 is serving the portfolio of 2025-07-11, not 2025-07-10",
+    # The next trading day (2025-07-11) is filed under its date (test_capture_timing); two trading
+    # days ahead, or a past day, is refused.
+    "two_trading_days_ahead": (
+        [Reply(body=with_header_date(SAMPLE, "14/07/25"))],
+        "B3 is serving the portfolio of 2025-07-14, not 2025-07-10",
+    ),
+    "previous_day": (
+        [Reply(body=with_header_date(SAMPLE, "09/07/25"))],
+        "B3 is serving the portfolio of 2025-07-09, not 2025-07-10",
     ),
 }
 
@@ -321,5 +327,7 @@ def test_check_warns_when_a_configured_index_is_missing(resources, b3_server, to
     evaluation = check_evaluation(result)
     assert not evaluation.passed
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert evaluation.description == "2025-07-08: not captured: IDIV, SMLL"
+    assert evaluation.description == (
+        "2025-07-08: not captured: IDIV, SMLL (expected 3 indices configured by B3_PLATFORM_INDICES)"
+    )
     assert evaluation.metadata["failed_dates"].value == "2025-07-08"

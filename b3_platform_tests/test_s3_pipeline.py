@@ -19,6 +19,7 @@ import pytest
 
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.catalog.base import PARTITION_COLUMN
+from b3_platform.discovery import import_listing, listing_store
 from b3_platform.importer import import_paths
 from b3_platform.lake.paths import PARQUET_FILE, raw_prefix
 from b3_platform.lake.raw_store import RawStore
@@ -30,7 +31,7 @@ from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, duckdb_catalog, replay_b3_resource
 from b3_platform_tests.moto_aws import AwsTarget
-from b3_platform_tests.replay import sample_bytes, with_changes
+from b3_platform_tests.replay import SAMPLES, STOCK_INDEX_SAMPLE, sample_bytes, with_changes
 from b3_platform_tests.s3_proxy import S3FaultProxy
 
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
@@ -112,6 +113,9 @@ def built(moto_server, tmp_path_factory, replay_server) -> Built:
     lake = s3_lake(target)
     results = import_paths(lake.raw(), [JSON_DIR / f"{d}.json" for d in DAYS])
     assert [r.status for r in results] == ["imported"] * len(DAYS), [r.reason for r in results]
+    # B3's GetStockIndex listing on every day too, so index_members is built like every table.
+    for day in DAYS:
+        import_listing(listing_store(lake.raw()), day, SAMPLES / STOCK_INDEX_SAMPLE)
     resources = aws_resources(target, replay_server)
     assert run(resources, first=RANGE[0], last=RANGE[-1]).success
     assert run(resources, day=SINGLE).success
@@ -136,8 +140,10 @@ def built(moto_server, tmp_path_factory, replay_server) -> Built:
 def test_every_layer_lands_under_the_prefix_with_the_local_path_scheme(built):
     keys = built.target.keys()
     raw = [k for k in keys if k.startswith(raw_prefix())]
-    tables = {k for k in keys if not k.startswith(raw_prefix())}
+    tables = {k for k in keys if not k.startswith("raw/")}
     assert tables == table_keys(DAYS)
+    listings = [k for k in keys if k.startswith("raw/GetStockIndex/")]
+    assert len(listings) == 2 * len(DAYS) and all("/index=ALL/" in k for k in listings)
     # raw: one body and one sidecar per imported file, under date=/index=IBOV/
     assert len(raw) == 2 * len(DAYS)
     for day in DAYS:

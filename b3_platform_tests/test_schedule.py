@@ -54,12 +54,18 @@ def tick(lake_dir):
     """Evaluate one tick at a São Paulo time; returns the ScheduleExecutionData."""
 
     def run(when: dt.datetime, indices=("IBOV",)):
-        context = dg.build_schedule_context(
+        lake = LakeResource(root=str(lake_dir))
+        # `b3` stands on `lake` (where discovered listings are read): a nested resource, so the
+        # context is opened as a context manager, as the daemon does.
+        with dg.build_schedule_context(
             scheduled_execution_time=when,
             repository_def=defs.get_repository_def(),
-            resources={"lake": LakeResource(root=str(lake_dir)), "b3": B3ApiResource(indices=list(indices))},
-        )
-        return daily_capture_schedule.evaluate_tick(context)
+            resources={
+                "lake": lake,
+                "b3": B3ApiResource(indices=list(indices) if indices else None, lake=lake),
+            },
+        ) as context:
+            return daily_capture_schedule.evaluate_tick(context)
 
     return run
 
@@ -73,8 +79,8 @@ def only_request(result) -> dg.RunRequest:
 # --- the schedule's shape -------------------------------------------------------------------------
 
 
-def test_cron_is_weekdays_morning_and_evening_in_sao_paulo():
-    assert daily_capture_schedule.cron_schedule == "0 9,20 * * 1-5"
+def test_cron_is_weekdays_morning_midday_and_evening_in_sao_paulo():
+    assert daily_capture_schedule.cron_schedule == "0 9,13,20 * * 1-5"
     assert daily_capture_schedule.execution_timezone == "America/Sao_Paulo"
     assert daily_capture_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert daily_capture_schedule.job_name == "daily_capture"
@@ -85,7 +91,7 @@ def test_job_selects_raw_and_everything_downstream():
     assert job.partitions_def is partitions.trading_days
     selected = daily_capture_job.selection.resolve(defs.resolve_asset_graph())
     # Raw and everything downstream: bronze, silver, the four gold tables, then the catalog.
-    expected = {"raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"}
+    expected = {"raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"}
     assert {t.name for t in GOLD_TABLES} <= expected
     assert {k.to_user_string() for k in selected} == expected
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == expected
@@ -118,11 +124,11 @@ def test_utc_scheduled_time_is_read_on_sao_paulo_clock(tick):
 
 
 def test_direct_call_with_resources():
-    context = dg.build_schedule_context(
+    with dg.build_schedule_context(
         scheduled_execution_time=sp(2025, 7, 10, 9),
         resources={"lake": LakeResource(root="unused"), "b3": B3ApiResource(indices=["IBOV"])},
-    )
-    request = daily_capture_schedule(context)
+    ) as context:
+        request = daily_capture_schedule(context)
     assert isinstance(request, dg.RunRequest)
     assert (request.partition_key, request.run_key) == ("2025-07-10", "2025-07-10-morning")
 
@@ -157,11 +163,49 @@ def test_evening_with_nothing_captured_retries(tick):
     assert request.tags["b3_platform/attempt"] == "evening"
 
 
-def test_evening_skipped_when_every_index_was_captured(tick, captured_ibov):
-    result = tick(sp(2025, 7, 10, 20), indices=["IBOV"])
+def test_midday_skipped_when_every_index_was_captured(tick, captured_ibov):
+    result = tick(sp(2025, 7, 10, 13), indices=["IBOV"])
     assert result.run_requests == []
     assert "already captured" in result.skip_message
     assert "2025-07-10" in result.skip_message
+
+
+def test_midday_retries_when_an_index_is_missing(tick, captured_ibov):
+    request = only_request(tick(sp(2025, 7, 10, 13), indices=["IBOV", "SMLL"]))
+    assert (request.partition_key, request.run_key) == ("2025-07-10", "2025-07-10-midday")
+    assert request.asset_selection is None  # the whole job: the missing index and every layer
+    assert request.tags["b3_platform/attempt"] == "midday"
+
+
+def test_evening_of_a_complete_day_captures_raw_only_looking_ahead(tick, captured_ibov):
+    """Complete by 20:00: raw only, so a next-trading-day portfolio B3 already serves is filed early
+    (and nothing below raw is rebuilt by this run)."""
+    request = only_request(tick(sp(2025, 7, 10, 20), indices=["IBOV"]))
+    assert (request.partition_key, request.run_key) == ("2025-07-10", "2025-07-10-evening")
+    assert {k.to_user_string() for k in request.asset_selection} == {"raw_stock_index", "raw_portfolio"}
+
+
+def test_discovered_list_decides_what_is_missing(tick, lake_dir, captured_ibov):
+    """Without B3_PLATFORM_INDICES the midday tick expects the indices of the newest listing."""
+    from b3_platform.b3.client import FetchedPage, StockIndexCapture
+    from b3_platform.b3.stock_index import decode_stock_index_json
+    from b3_platform.discovery import listing_store, store_listing
+    from b3_platform_tests.replay import STOCK_INDEX_SAMPLE, listing_with_indices, sample_bytes
+
+    store = listing_store(RawStore(LocalStorage(lake_dir)))
+    # Every listed stock in IBOV only: the day's list is just IBOV, which is captured.
+    body = sample_bytes(STOCK_INDEX_SAMPLE)
+    import json
+
+    only_ibov = listing_with_indices(body, {r["code"]: ["IBOV"] for r in json.loads(body)["results"]})
+    page = FetchedPage("u", {}, 200, only_ibov, dt.datetime(2025, 7, 10, 12, tzinfo=dt.timezone.utc))
+    store_listing(store, dt.date(2025, 7, 10), StockIndexCapture(page, decode_stock_index_json(only_ibov)))
+    assert "already captured" in tick(sp(2025, 7, 10, 13), indices=None).skip_message
+    # The real listing of 34 indices: 33 are missing.
+    page = FetchedPage("u", {}, 200, body, dt.datetime(2025, 7, 10, 12, 1, tzinfo=dt.timezone.utc))
+    store_listing(store, dt.date(2025, 7, 10), StockIndexCapture(page, decode_stock_index_json(body)))
+    request = only_request(tick(sp(2025, 7, 10, 13), indices=None))
+    assert request.run_key == "2025-07-10-midday"
 
 
 def test_evening_retries_when_an_index_is_missing(tick, captured_ibov):
@@ -181,6 +225,9 @@ def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3
     day's portfolio from B3 (the replay server) and builds bronze, silver and gold from it, then
     the catalog; the evening tick then has nothing left to do."""
     day = today()
+    from b3_platform_tests.replay import STOCK_INDEX, STOCK_INDEX_SAMPLE, sample_bytes
+
+    b3_server.serve(STOCK_INDEX, sample_bytes(STOCK_INDEX_SAMPLE))
     local_defs = dg.Definitions(
         assets=defs.assets, jobs=[daily_capture_job], schedules=[daily_capture_schedule], resources=resources
     )
@@ -197,11 +244,12 @@ def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3
     )
     assert result.success
     assert len(b3_server.requests_for("IBOV")) == 1
+    assert len(b3_server.requests_for_method(STOCK_INDEX)) == 1
     materialized = sorted(
         (e.asset_key.to_user_string(), e.partition) for e in result.get_asset_materialization_events()
     )
     assert materialized == sorted(
-        [(name, day.isoformat()) for name in ("raw_portfolio", *ANNOUNCED_RAW, *TABLES)]
+        [(name, day.isoformat()) for name in ("raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES)]
         + [("athena_tables", None)]
     )
     for table_def in TABLES.values():
@@ -220,6 +268,6 @@ def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3
     assert rows.rows == [(84,)]
 
     with dg.build_schedule_context(
-        scheduled_execution_time=sp(2025, 7, 10, 20), resources=resources
-    ) as evening:
-        assert isinstance(daily_capture_schedule(evening), dg.SkipReason)
+        scheduled_execution_time=sp(2025, 7, 10, 13), resources=resources
+    ) as midday:
+        assert isinstance(daily_capture_schedule(midday), dg.SkipReason)

@@ -6,5 +6,15 @@ from b3_platform.assets.bronze import bronze_portfolio
 from b3_platform.assets.gold import gold_tables
 from b3_platform.assets.raw import raw_portfolio
 from b3_platform.assets.silver import silver
+from b3_platform.assets.stock_index import index_members, raw_stock_index
 
-ALL_ASSETS = [raw_portfolio, bronze_portfolio, silver, gold_tables, athena_tables, *ANNOUNCED_ASSETS]
+ALL_ASSETS = [
+    raw_portfolio,
+    bronze_portfolio,
+    silver,
+    gold_tables,
+    athena_tables,
+    raw_stock_index,
+    index_members,
+    *ANNOUNCED_ASSETS,
+]

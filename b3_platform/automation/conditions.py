@@ -41,8 +41,14 @@ CATALOG_ASSETS = {"athena_tables"}
 
 
 def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
-    if spec.key == raw_portfolio.key or any(spec.key == a.key for a in ANNOUNCED_RAW_ASSETS):
-        return spec  # raw comes from the schedule and from imports, never by itself
+    if (
+        spec.key == raw_portfolio.key
+        or spec.group_name == "raw"
+        or any(spec.key == a.key for a in ANNOUNCED_RAW_ASSETS)
+    ):
+        # raw (portfolios, the GetStockIndex listing, the announced portfolios) comes from the
+        # schedule and from imports, never by itself
+        return spec
     name = spec.key.to_user_string()
     if name in CATALOG_ASSETS:
         condition = CATALOG_FOLLOWS_UPSTREAM

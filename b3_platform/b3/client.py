@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +33,8 @@ from b3_platform.b3.contract import (
     decode_portfolio_json,
     merge_pages,
 )
+from b3_platform.b3.stock_index import METHOD as STOCK_INDEX
+from b3_platform.b3.stock_index import StockIndexListing, decode_stock_index_json, stock_index_params
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br/indexProxy/indexCall"
 USER_AGENT = f"b3_platform/{__version__} (index portfolio archiver; python-requests)"
@@ -228,9 +230,11 @@ class B3Client:
         requested_date: dt.date | None = None,
         segment: str = "2",
         language: str = "pt-br",
+        also_accepted: Collection[dt.date] = (),
     ) -> Capture:
         """Today's portfolio of `index`, every page, validated against the contract.
 
+        Its header date must be `requested_date` or one of `also_accepted` (see the contract).
         Raises ContractError (invalid body, wrong date) or B3RequestError (unreachable, 4xx)."""
         what = f"GetPortfolioDay {index}" + (f" for {requested_date}" if requested_date else "")
         pages: list[FetchedPage] = []
@@ -246,6 +250,7 @@ class B3Client:
                 index=index,
                 requested_date=requested_date,
                 check_total_records=False,
+                also_accepted=also_accepted,
             )
             if portfolio.page_number != page_number:
                 # A server ignoring pageNumber would repeat page 1; the row total alone may not show it.
@@ -267,3 +272,17 @@ class B3Client:
             page_number += 1
         merged = merge_pages(portfolios, index=index, requested_date=requested_date)
         return Capture(index=index, pages=pages, portfolio=merged)
+
+    def fetch_stock_index(self) -> StockIndexCapture:
+        """B3's GetStockIndex listing (every listed stock and its indices), validated against its
+        contract, with the client's timeouts and retries. Raises ContractError or B3RequestError."""
+        page = self.fetch_page(STOCK_INDEX, stock_index_params(), STOCK_INDEX)
+        return StockIndexCapture(page=page, listing=decode_stock_index_json(page.body))
+
+
+@dataclass(frozen=True)
+class StockIndexCapture:
+    """A GetStockIndex response as received (one page) and its validated listing."""
+
+    page: FetchedPage
+    listing: StockIndexListing = field(repr=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,10 +150,12 @@ def decode_portfolio_json(
     requested_date: dt.date | None = None,
     check_total_records: bool = True,
     quote_body: bool = True,
+    also_accepted: Collection[dt.date] = (),
 ) -> Portfolio:
     """Validate a GetPortfolioDay body and return its portfolio.
 
-    `requested_date` (the partition) must equal the response's own `header.date`. With
+    `requested_date` (the partition) must equal the response's own `header.date`, or be one of
+    `also_accepted` (a live capture accepts the next trading day: B3 publishes it early). With
     `check_total_records`, a single-page body must hold exactly `page.totalRecords` rows (the
     client checks the total itself when it merges several pages). Without `quote_body`, errors
     quote nothing of the body (its start, its keys): for saved files, which may be anything."""
@@ -186,7 +189,11 @@ def decode_portfolio_json(
         reference_date = parse_date(response.header.date, language, field="header.date")
     except ParseError as exc:
         fail(str(exc))
-    if requested_date is not None and reference_date != requested_date:
+    if (
+        requested_date is not None
+        and reference_date != requested_date
+        and reference_date not in also_accepted
+    ):
         fail(f"B3 is serving the portfolio of {reference_date}, not {requested_date}", WrongDateError)
     rows = len(response.results)
     if check_total_records and response.page.totalRecords != rows and (response.page.totalPages or 1) <= 1:

@@ -437,7 +437,37 @@ ANNOUNCED_ACCURACY = TableDef(
 )
 
 ANNOUNCED_TABLES = (SILVER_THEORETICAL, SILVER_PREVIEW, ANNOUNCED_CHANGES, ANNOUNCED_ACCURACY)
-#: The day portfolio's tables, bronze to gold: what an import of saved files fills.
+#: The day portfolio's tables, bronze to gold: what the day's portfolios (a capture or an import of
+#: saved files) fill.
 DAY_PORTFOLIO_TABLES: dict[str, TableDef] = dict(TABLES)
 TABLES.update({t.name: t for t in ANNOUNCED_TABLES})
 CATALOG_TABLES.update({t.name: t for t in ANNOUNCED_TABLES})
+
+# --- the GetStockIndex listing -----------------------------------------------------------------
+
+INDEX_MEMBERS = TableDef(
+    name="index_members",
+    layer="silver",
+    short="index_members",
+    description=(
+        "One row per (date, index, ticker) from B3's GetStockIndex listing captured that trading day: "
+        "which indices hold which stock, with the period B3 states for the listing. One row per "
+        "membership (not an array per ticker) so it filters and joins like every other table "
+        "(`WHERE ticker = 'PETR4'`, or with silver_assets on date, index and ticker)."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("ticker", pa.string(), "Ticker, e.g. PETR4"),
+            _f("company", pa.string(), "Company name as B3 writes it"),
+            _f("spotlight", pa.string(), "B3's `spotlight` as written: share class and listing segment"),
+            _f("update_date", pa.date32(), "header.update: when B3 last updated the listing"),
+            _f("period_year", pa.int32(), "header.year: the year of the period B3 states"),
+            _f("period_start_month", pa.int32(), "header.startMonth: first month of the period"),
+            _f("period_end_month", pa.int32(), "header.endMonth: last month of the period"),
+            _f("capture_id", pa.string(), "Raw GetStockIndex capture the row comes from"),
+        ]
+    ),
+)
+TABLES[INDEX_MEMBERS.name] = INDEX_MEMBERS
+CATALOG_TABLES[INDEX_MEMBERS.name] = INDEX_MEMBERS
