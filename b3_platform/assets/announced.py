@@ -192,7 +192,9 @@ def _raw_asset(method: AnnouncedMethod) -> dg.AssetsDefinition:
                 description=f"{name}: {len(failures)} problem(s): " + " | ".join(failures[:10]),
                 metadata={"problems": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
             )
-        yield dg.MaterializeResult(check_results=book.results())
+        # The materializations first: in a range run each date's check evaluation names its date's.
+        yield dg.MaterializeResult()
+        yield from book.results()
 
     return _raw
 

@@ -234,7 +234,8 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
         # check is reported (it is what the UI shows for the day). Then the step fails naming
         # what is missing.
         if held_every_date:
-            yield dg.MaterializeResult(check_results=book.results())
+            yield dg.MaterializeResult()  # first, so each date's check evaluation names it
+            yield from book.results()
         else:
             yield from book.results()
         more = f" | … {len(failures) - 10} more: {_named(failures[10:])}" if len(failures) > 10 else ""

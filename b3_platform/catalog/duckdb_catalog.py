@@ -79,7 +79,7 @@ def view_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
         f"hive_types = {{'{PARTITION_COLUMN}': DATE}})"
     )
     if published_together(table_def):
-        manifests = storage.uri(manifest_pattern(table_def.layer))
+        manifests = storage.uri(manifest_pattern(table_def.published_with))
         sql += (
             f" WHERE {PARTITION_COLUMN} IN (SELECT CAST(regexp_extract(file, "
             f"'date=([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})/', 1) AS DATE) FROM glob({_quote_literal(manifests)}))"

@@ -187,9 +187,10 @@ class GlueAthenaCatalogResource(CatalogResource):
             self._glue(glue, "update_table", name, DatabaseName=self.database, TableInput=wanted)
         layer_dates = None
         if published_together(table_def):
-            if table_def.layer not in published:
-                published[table_def.layer] = published_dates(storage, table_def.layer)
-            layer_dates = published[table_def.layer]
+            unit = table_def.published_with
+            if unit not in published:
+                published[unit] = published_dates(storage, unit)
+            layer_dates = published[unit]
         # Only published dates are registered: a date left half-written is not (lake.tables).
         dates = partition_dates(storage, table_def, layer_dates)
         self._sync_partitions(glue, storage, table_def, dates)

@@ -47,11 +47,11 @@ from b3_platform.lake.tables import (
     SchemaMismatch,
     UnreadableFile,
     delete_date,
-    layer_tables,
     publish_unit,
     published_dates,
     published_together,
     schema_problem,
+    unit_tables,
     write_date,
 )
 
@@ -250,9 +250,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 )
             day = dt.date.fromisoformat(keys[0])
             if published_together(table_def):
-                names = ", ".join(t.name for t in layer_tables(table_def.layer))
+                names = ", ".join(t.name for t in unit_tables(table_def.published_with))
                 raise dg.Failure(
-                    f"{table_def.name}: a date of {table_def.layer} is published whole ({names}), so "
+                    f"{table_def.name}: a date of {table_def.published_with} is published whole ({names}), so "
                     "its tables are stored together: yield one DateStream holding all of them"
                 )
             uris = self._write_date(storage, {table_def.name: table_def}, day, {table_def.name: obj})

@@ -31,6 +31,11 @@ class TableDef:
     schema: pa.Schema
     description: str
     file_format: str = "parquet"  # raw_captures reads the raw layer's JSON sidecars instead
+    #: The publication unit of tables one asset writes together for a date (silver's header and
+    #: assets, gold's four tables): a date of the unit is published by one manifest
+    #: `<unit>/_published/date=D/manifest.json` (lake/tables.py). None: the table's file alone is
+    #: its publication (one atomic write).
+    published_with: str | None = None
 
     @property
     def location(self) -> str:
@@ -80,6 +85,7 @@ BRONZE_PORTFOLIO = TableDef(
 SILVER_HEADER = TableDef(
     name="silver_header",
     layer="silver",
+    published_with="silver",
     short="header",
     description="One typed row per (date, index): the portfolio's header.",
     schema=pa.schema(
@@ -104,6 +110,7 @@ SILVER_HEADER = TableDef(
 SILVER_ASSETS = TableDef(
     name="silver_assets",
     layer="silver",
+    published_with="silver",
     short="assets",
     description="One typed row per (date, index, ticker): the portfolio's components.",
     schema=pa.schema(
@@ -133,6 +140,7 @@ SILVER_ASSETS = TableDef(
 GOLD_COMPOSITION = TableDef(
     name="gold_composition",
     layer="gold",
+    published_with="gold",
     short="composition",
     description=(
         "Weight and component count per (date, index) grouped by sector, share class, listing segment "
@@ -159,6 +167,7 @@ GOLD_COMPOSITION = TableDef(
 GOLD_CHANGES = TableDef(
     name="gold_changes",
     layer="gold",
+    published_with="gold",
     short="changes",
     description=(
         "Day-over-day change per (date, index, ticker) against the previous trading day: membership "
@@ -194,6 +203,7 @@ GOLD_CHANGES = TableDef(
 GOLD_INDEX_SUMMARY = TableDef(
     name="gold_index_summary",
     layer="gold",
+    published_with="gold",
     short="index_summary",
     description=(
         "One row per (date, index): concentration (top-5 and top-10 weight, Herfindahl–Hirschman "
@@ -232,6 +242,7 @@ GOLD_INDEX_SUMMARY = TableDef(
 GOLD_TIME_IN_INDEX = TableDef(
     name="gold_time_in_index",
     layer="gold",
+    published_with="gold",
     short="time_in_index",
     description=(
         "Per (date, index, ticker) in the portfolio: when the ticker's current stay in the index began "

@@ -1,17 +1,18 @@
 """Parquet tables in the lake: one file per table per date, written whole in one atomic put, and
-the dates of a layer published together.
+the dates of tables written together published together.
 
-**A date of a layer is visible whole or not at all.** Silver's two tables and gold's four are
-written one file after another, and no storage replaces several files in one step (S3 has no
-multi-object transaction; locally a rename moves one file). So a layer of several tables publishes
-each date with one more atomic write, its manifest `<layer>/_published/date=D/manifest.json`,
-written after every table of the date (it names the layer, the date and the tables) and deleted
+**A date of a publication unit is visible whole or not at all.** Silver's two tables and gold's
+four (each unit one multi-asset, `TableDef.published_with`: "silver", "gold") are written one file
+after another, and no storage replaces several files in one step (S3 has no multi-object
+transaction; locally a rename moves one file). So such a unit publishes each date with one more
+atomic write, its manifest `<unit>/_published/date=D/manifest.json`, written after every table of
+the date (it names the unit, the date and the tables) and deleted
 before the first of them is replaced or removed. Readers see only published dates: the IO
 manager's loads and the DateReaders gold walks silver with (one listing of the manifests per
 reader), the DuckDB views (at query time, a glob of the manifests) and the Glue partitions
 (`partition_dates`). A run killed or failed mid-date leaves that date unpublished, not half
-visible; its next build publishes it again. A one-table layer (bronze) needs no manifest: its
-file's one atomic write is its publication.
+visible; its next build publishes it again. A table written on its own (bronze, index_members,
+the announced portfolios' tables) needs no manifest: its file's one atomic write is its publication.
 """
 
 from __future__ import annotations
@@ -40,14 +41,17 @@ class UnreadableFile(RuntimeError):
     The message names the file and how to rebuild it."""
 
 
-def layer_tables(layer: str) -> tuple[TableDef, ...]:
-    """The Parquet tables of a layer, in declaration order (gold: its four tables)."""
-    return tuple(t for t in TABLES.values() if t.layer == layer and t.file_format == "parquet")
+def unit_tables(unit: str | None) -> tuple[TableDef, ...]:
+    """The tables of a publication unit (`TableDef.published_with`), in declaration order (gold:
+    its four tables); none for None."""
+    if unit is None:
+        return ()
+    return tuple(t for t in TABLES.values() if t.published_with == unit and t.file_format == "parquet")
 
 
 def published_together(table_def: TableDef) -> bool:
-    """Whether the table's dates are published by its layer's manifests (a layer of several tables)."""
-    return len(layer_tables(table_def.layer)) > 1
+    """Whether the table's dates are published by its unit's manifests (tables written together)."""
+    return table_def.published_with is not None
 
 
 def manifest_key(layer: str, day: dt.date) -> str:
@@ -69,7 +73,7 @@ def published_dates(storage: Storage, layer: str) -> list[dt.date]:
 
 def rebuild_hint(table_def: TableDef, day: dt.date) -> str:
     """How to rebuild a table's date: materialize its layer's assets (a multi-asset is selected whole)."""
-    names = ",".join(t.name for t in layer_tables(table_def.layer)) or table_def.name
+    names = ",".join(t.name for t in unit_tables(table_def.published_with)) or table_def.name
     return (
         f"rebuild it: dagster asset materialize -m b3_platform.definitions --select '{names}' "
         f"--partition {day}"
@@ -186,23 +190,26 @@ def delete_date(
 
 
 def publish_unit(defs) -> str | None:
-    """The layer whose manifests publish these tables, or None for a one-table layer's table.
+    """The unit whose manifests publish these tables, or None for tables that are each their own
+    publication (bronze, index_members, the announced portfolios' tables).
 
-    A layer of several tables is written whole or not at all: a subset of it is refused."""
+    A unit of several tables is written whole or not at all: a subset of it is refused."""
     defs = list(defs)
-    layers = {t.layer for t in defs}
-    if len(layers) != 1:
-        raise ValueError(f"tables of several layers written as one date: {sorted(t.name for t in defs)}")
-    layer = layers.pop()
-    whole = layer_tables(layer)
-    if len(whole) <= 1:
+    units = {t.published_with for t in defs}
+    if len(units) != 1:
+        raise ValueError(
+            f"tables of several publication units written as one date: {sorted(t.name for t in defs)}"
+        )
+    unit = units.pop()
+    if unit is None:
         return None
+    whole = unit_tables(unit)
     if {t.name for t in defs} != {t.name for t in whole}:
         raise ValueError(
-            f"{', '.join(sorted(t.name for t in defs))}: a date of {layer} is published whole, so it is "
-            f"written with every table of the layer together ({', '.join(t.name for t in whole)})"
+            f"{', '.join(sorted(t.name for t in defs))}: a date of {unit} is published whole, so it is "
+            f"written with every table of the unit together ({', '.join(t.name for t in whole)})"
         )
-    return layer
+    return unit
 
 
 def read_partition(
@@ -239,14 +246,14 @@ class PublishedReader:
     def dates(self) -> list[dt.date]:
         """Every published date of the table that has its file (`partition_dates`)."""
         if published_together(self.table_def) and self._published is None:
-            self._published = set(published_dates(self.storage, self.table_def.layer))
+            self._published = set(published_dates(self.storage, self.table_def.published_with))
         return partition_dates(self.storage, self.table_def, self._published)
 
     def is_published(self, day: dt.date) -> bool:
         if not published_together(self.table_def):
             return True
         if self._published is None:
-            self._published = set(published_dates(self.storage, self.table_def.layer))
+            self._published = set(published_dates(self.storage, self.table_def.published_with))
         return day in self._published
 
     def read(self, day: dt.date, columns: list[str] | None = None) -> pa.Table | None:
@@ -272,7 +279,7 @@ def partition_dates(
     published together, unless the caller listed them already (`published`)."""
     files = {d for k in storage.list_keys(table_def.location) if (d := date_in_key(k))}
     if published_together(table_def):
-        files &= set(published_dates(storage, table_def.layer) if published is None else published)
+        files &= set(published_dates(storage, table_def.published_with) if published is None else published)
     return sorted(files)
 
 
