@@ -345,7 +345,12 @@ def test_failed_run_is_published_to_the_stacks_sns_topic(moto_server, tmp_path, 
 
 def test_failed_blocking_check_is_posted_to_slack(slack, tmp_path, replay_server, monkeypatch):
     """Silver's weights of 2025-07-10 made to sum to 105: the blocking check fails, gold does not
-    run, and Slack gets the check's message (not a generic run failure) with the token as auth."""
+    run, and Slack gets the check's message (not a generic run failure) with the token as auth.
+    The publish audit would keep such a capture out before silver is written (so the checks fail
+    only on a bug); its rules are switched off here to reach the check."""
+    import b3_platform.audit as audit_module
+
+    monkeypatch.setattr(audit_module, "PUBLISH_RULES", ())
     lake = tmp_path / "lake"
     body = with_changes(
         sample_bytes(f"GetPortfolioDay/IBOV/{DAY}.json"),
