@@ -422,15 +422,18 @@ def missed_tick(lake, alerts, now: dt.datetime, cursor: str | None, monkeypatch,
     monkeypatch.setattr(missed_clock, "now_sao_paulo", lambda: now)
     from b3_platform.resources import B3ApiResource
 
-    context = dg.build_sensor_context(
+    lake_resource = LakeResource(root=str(lake))
+    # The b3 resource holds the lake (where the discovered index list is read): a nested resource,
+    # so the context is opened as a context manager.
+    with dg.build_sensor_context(
         cursor=cursor,
         resources={
-            "lake": LakeResource(root=str(lake)),
-            "b3": B3ApiResource(indices=list(indices)),
+            "lake": lake_resource,
+            "b3": B3ApiResource(indices=list(indices), lake=lake_resource),
             "alerts": alerts,
         },
-    )
-    return missed_capture_alert.evaluate_tick(context)
+    ) as context:
+        return missed_capture_alert.evaluate_tick(context)
 
 
 def test_missed_capture_is_emailed_at_10_and_again_at_21_never_on_holidays(tmp_path, smtp, monkeypatch):

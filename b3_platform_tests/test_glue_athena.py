@@ -317,7 +317,9 @@ def test_sync_again_registers_nothing_new(built, calls):
     assert set(operations(calls)) == {"GetDatabase", "GetTable", "GetPartitions"}  # reads only
     assert {n: (glue_table(target, n), glue_partitions(target, n)) for n in TABLES} == before
     assert registered == [
-        RegisteredTable(n, None, 2, *DAYS) if n in DAY_TABLES else RegisteredTable(n, None, 0, None, None)
+        RegisteredTable(n, None, 2, *DAYS)
+        if n in DAY_TABLES or n == "index_members"  # the fixture files the listing on both days
+        else RegisteredTable(n, None, 0, None, None)
         for n in TABLES
     ]
 
