@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from archive import build_archive  # noqa: E402
+from archive import build_archive, target_days  # noqa: E402
 from common import Clock, fmt, median, quiet_warnings  # noqa: E402
 from report import machine_description  # noqa: E402
 
@@ -44,17 +44,21 @@ def timed(fn) -> tuple[float, float, object]:
     return time.perf_counter() - wall, time.process_time() - cpu, value
 
 
-def build_lake(root: Path, n: int, k: int, say) -> tuple[dict, list]:
-    """Import the archive and build every layer and the catalog (not the dashboard)."""
+def build_lake(root: Path, n: int, k: int, say, reuse: bool = False) -> tuple[dict, list]:
+    """Import the archive and build every layer and the catalog (not the dashboard). With `reuse`,
+    a lake whose catalog exists (the backfill's last step) under `root` is measured as it is."""
     import dagster as dg
 
     from b3_platform.definitions import build_defs
     from b3_platform.importer import import_paths
     from b3_platform.runs import materialize_days
 
-    archive, days, indices = build_archive(root / "archive", n, k)
     env = {"B3_PLATFORM_DATA_DIR": str(root / "lake")}
     defs = build_defs(env)
+    if reuse and (root / "lake" / "warehouse.duckdb").is_file():
+        say(f"N={n} K={k}: reusing the lake in {root}")
+        return defs.resources, target_days(n)
+    archive, days, indices = build_archive(root / "archive", n, k)
     store = defs.resources["lake"].raw()
     results = import_paths(store, [archive / i for i in indices])
     assert all(r.status == "imported" for r in results), "an archive file was not imported"
@@ -93,12 +97,12 @@ def page_load_seconds(page_path: Path, profile: Path) -> float | None:
     return seconds
 
 
-def measure(root: Path, n: int, k: int, repeat: int, say) -> dict:
+def measure(root: Path, n: int, k: int, repeat: int, say, reuse: bool = False) -> dict:
     from b3_platform.dashboard.data import load
     from b3_platform.dashboard.picture import index_png
     from b3_platform.dashboard.site import build_site
 
-    resources, days = build_lake(root, n, k, say)
+    resources, days = build_lake(root, n, k, say, reuse)
     catalog, storage = resources["catalog"], resources["lake"].storage()
     figures: dict[str, list[float]] = {m: [] for m in ("build", "build_cpu", "queries", "queries_cpu", "pictures", "pictures_cpu", "load")}  # fmt: skip
     built = None
@@ -161,6 +165,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", help="kept when given; a temporary folder otherwise")
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="measure lakes already built in --workdir")
     args = parser.parse_args(argv)
     quiet_warnings()
     clock = Clock()

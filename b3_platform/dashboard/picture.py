@@ -40,7 +40,8 @@ def index_spec(data: DashboardData, index: str) -> specs.Spec | None:
         rows = [r for r in getattr(data, table).records() if r["index"] == index]
         if rows:
             make = specs.INDEX_CHARTS[chart]
-            spec = specs.with_rows(specs.weights(data.top_n) if chart == "weights" else make(), rows, domain)
+            made = specs.as_areas(specs.weights(data.top_n)) if chart == "weights" else make()
+            spec = specs.with_rows(made, rows, domain)
             spec.pop("$schema")
             charts.append(spec)
     return {
