@@ -358,21 +358,26 @@ def cmd_dashboard(args) -> int:
     import webbrowser
 
     from b3_platform.catalog.base import CatalogError, QueryError
-    from b3_platform.dashboard.site import EmptyCatalog, build_site
+    from b3_platform.dashboard.site import build_site
 
     resources = _resources(args)
     try:
         built = build_site(resources["catalog"], resources["lake"].storage())
-    except (CatalogError, EmptyCatalog) as exc:
+    except CatalogError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except QueryError as exc:
         print(f"error: the catalog refused the dashboard's query: {exc}", file=sys.stderr)
         return 1
-    print(
-        f"dashboard: {', '.join(built.indices)} over {len(built.dates)} dates "
-        f"({built.dates[0]} … {built.dates[-1]}), {built.size:,} bytes"
-    )
+    if built.dates:
+        print(
+            f"dashboard: {', '.join(built.indices)} over {len(built.dates)} dates "
+            f"({built.dates[0]} … {built.dates[-1]}), {built.size:,} bytes"
+        )
+    else:
+        print(
+            "dashboard: the catalog holds no date yet (materialize gold, then athena_tables); the page says so"
+        )
     print(f"written to {built.uri}")
     if args.open:
         if "://" in built.uri:

@@ -25,8 +25,10 @@ from playwright.sync_api import sync_playwright
 
 from b3_platform.assets.dashboard import dashboard
 from b3_platform.dashboard import queries
-from b3_platform.dashboard.site import PAGE_KEY
+from b3_platform.dashboard.site import PAGE_KEY, build_site
 from b3_platform.definitions import build_defs
+from b3_platform.lake.schemas import CATALOG_TABLES
+from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.trading_calendar import previous_trading_day
 from b3_platform_tests.chromium import browser_page
@@ -151,6 +153,20 @@ def test_page_opened_from_disk_requests_nothing_but_the_file(playwright, demo, t
         assert page.locator("#weights svg").count() == 1
     assert recorded.errors == [] and [m for m in recorded.console if m[0] == "error"] == []
     assert set(recorded.requests) == {url}
+
+
+def test_a_catalog_without_dates_gives_a_page_that_says_so(playwright, tmp_path):
+    root = tmp_path / "lake"
+    storage = LocalStorage(root)
+    catalog = duckdb_catalog(root)
+    catalog.sync(storage, list(CATALOG_TABLES.values()))  # typed, empty views: nothing built yet
+    built = build_site(catalog, storage)
+    assert built.dates == [] and (root / PAGE_KEY).is_file()
+    with browser_page(playwright, tmp_path / "profile") as (page, recorded):
+        page.goto((root / PAGE_KEY).as_uri())
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        assert "The catalog holds no date yet" in page.inner_text("main")
+    assert recorded.errors == [] and [m for m in recorded.console if m[0] == "error"] == []
 
 
 # ------------------------------------------------------------------------ the charts versus the catalog

@@ -45,8 +45,8 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
         f"dashboard: {len(built.indices)} indices over {len(built.dates)} dates, {built.size:,} bytes; "
         f"queries {built.query_seconds:.1f} s, page {built.render_seconds:.1f} s → {built.uri}"
     )
-    featured = FEATURED_INDEX if FEATURED_INDEX in built.indices else built.indices[0]
-    png = index_png(built.data, featured)
+    featured = FEATURED_INDEX if FEATURED_INDEX in built.indices else next(iter(built.indices), None)
+    png = index_png(built.data, featured) if featured else None
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": built.uri,
@@ -54,8 +54,8 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
             "bytes": built.size,
             "indices": ", ".join(built.indices),
             "dates": len(built.dates),
-            "first_date": built.dates[0],
-            "last_date": built.dates[-1],
+            "first_date": built.dates[0] if built.dates else "none",
+            "last_date": built.dates[-1] if built.dates else "none",
             "preview": dg.MetadataValue.md(markdown_image(png, f"{featured} dashboard")) if png else "none",
         }
     )

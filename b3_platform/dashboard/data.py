@@ -108,8 +108,7 @@ class DashboardData:
 
     def dates(self, index: str | None = None) -> list[str]:
         """The dates the lake holds (for one index, or any)."""
-        at = self.summary.fields.index
-        return sorted({r[at("date")] for r in self.summary.rows if index is None or r[at("index")] == index})
+        return sorted({r["date"] for r in self.summary.records() if index is None or r["index"] == index})
 
 
 TABLE_NAMES = ("summary", "weights", "sectors", "events", "latest", "overlap")
@@ -117,11 +116,10 @@ TABLE_NAMES = ("summary", "weights", "sectors", "events", "latest", "overlap")
 
 def _with_gaps(table: Table, runs: dict[tuple[str, str], int], calendar: Calendar) -> Table:
     """`end` (next trading day) and `run` (gap-separated stretch) beside each row's date."""
-    at_date, at_index = table.fields.index("date"), table.fields.index("index")
     rows = []
-    for row in table.rows:
-        day = dt.date.fromisoformat(row[at_date])
-        rows.append([*row, calendar.next_day(day).isoformat(), runs[(row[at_index], row[at_date])]])
+    for row, record in zip(table.rows, table.records()):
+        day = dt.date.fromisoformat(record["date"])
+        rows.append([*row, calendar.next_day(day).isoformat(), runs[(record["index"], record["date"])]])
     return Table([*table.fields, "end", "run"], rows)
 
 
@@ -138,10 +136,9 @@ def shape(
 ) -> DashboardData:
     """The catalog's answers as the dashboard's tables, with gaps marked per index."""
     summary_t = _table(summary)
-    at_date, at_index = summary_t.fields.index("date"), summary_t.fields.index("index")
     by_index: dict[str, list[dt.date]] = defaultdict(list)
-    for row in summary_t.rows:
-        by_index[row[at_index]].append(dt.date.fromisoformat(row[at_date]))
+    for record in summary_t.records():
+        by_index[record["index"]].append(dt.date.fromisoformat(record["date"]))
     calendar = Calendar(d for days in by_index.values() for d in days)
     runs = {
         (index, day.isoformat()): run
@@ -179,10 +176,10 @@ def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> Das
 
 
 def _column_rows(result: QueryResult, rows: list[dict[str, Any]]) -> QueryResult:
-    """`result` with `rows` (dicts keyed by its columns) appended."""
-    return QueryResult(
-        result.columns, result.types, [*result.rows, *(tuple(r[c] for c in result.columns) for r in rows)]
-    )
+    """`result` with `rows` (dicts keyed by its columns) appended. An answer without columns (an
+    engine that returned nothing at all) takes the rows' own keys."""
+    columns = result.columns or (list(rows[0]) if rows else [])
+    return QueryResult(columns, result.types, [*result.rows, *(tuple(r[c] for c in columns) for r in rows)])
 
 
 def _weights_of_day(

@@ -16,10 +16,6 @@ DASHBOARD_PREFIX = "dashboard/"
 PAGE_KEY = f"{DASHBOARD_PREFIX}index.html"
 
 
-class EmptyCatalog(RuntimeError):
-    """The catalog answers, but holds no gold date yet: nothing to draw."""
-
-
 @dataclass(frozen=True)
 class BuiltSite:
     uri: str
@@ -50,16 +46,11 @@ def build_site(
     now: dt.datetime | None = None,
 ) -> BuiltSite:
     """Ask the catalog, render the page and write it (one atomic write: a viewer never sees half a
-    page). Raises EmptyCatalog, before writing anything, when there is no date to draw."""
+    page). A catalog without dates gives a page that says so."""
     started = time.perf_counter()
     data = dashboard_data.load(catalog, top_n=top_n)
     queried = time.perf_counter()
     dates = data.dates()
-    if not dates:
-        raise EmptyCatalog(
-            f"the catalog at {catalog.location} holds no gold_index_summary row: materialize gold and "
-            "athena_tables first"
-        )
     html = page.render(data, now or dt.datetime.now(dt.timezone.utc)).encode("utf-8")
     _write_page(storage, html)
     return BuiltSite(

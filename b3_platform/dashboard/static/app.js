@@ -190,6 +190,13 @@
   }
 
   function setup() {
+    if (!allDates.length) {
+      document.querySelector("main").innerHTML =
+        '<p class="note" id="empty">The catalog holds no date yet: materialize gold, then athena_tables, and rebuild the dashboard.</p>';
+      document.getElementById("controls").hidden = true;
+      window.dashboard.rendered += 1;
+      return;
+    }
     $("index-select").innerHTML = DATA.indices.map((i) => `<option value="${escape(i)}">${escape(i)}</option>`).join("");
     for (const input of [$("date-from"), $("date-to")]) {
       input.min = allDates[0];
