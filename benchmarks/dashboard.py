@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="b3-dashboard-bench-"))
     try:
         rows = [
-            measure(work / f"k{k}", args.dates, k, args.repeat, clock.say)
+            measure(work / f"k{k}", args.dates, k, args.repeat, clock.say, args.reuse)
             for k in map(int, args.indices.split(","))
         ]
     finally:
