@@ -45,7 +45,7 @@ CSV = REPO / "demo_data" / "csv"
 JSON_DAYS = [dt.date(2025, 7, 10)]
 CSV_FILES = ["IBOV_2025-07-10.csv", "IBOV_2025-07-11.csv"]  # 07-10 again: a second, distinct capture
 #: Every partitioned layer below raw (the catalog is unpartitioned).
-BELOW_RAW = set(LAYER_ORDER) - {"athena_tables"}
+BELOW_RAW = set(LAYER_ORDER) - {"athena_tables", "dashboard"}
 UNREACHABLE = "http://127.0.0.1:9"  # B3 is never called: every date comes from landing
 
 
