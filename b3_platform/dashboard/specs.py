@@ -95,7 +95,8 @@ def stacked(title: str, series: str, series_title: str, scale: dict) -> Spec:
                 "as": ["y0", "y1"],
             }
         ],
-        "mark": {"type": "rect", "strokeWidth": 1},
+        # Clipped: the last date's band runs to the next trading day, past the chosen range.
+        "mark": {"type": "rect", "strokeWidth": 1, "clip": True},
         "encoding": {
             "x": _x(),
             "x2": {"field": "end"},
@@ -132,7 +133,7 @@ def as_areas(spec: Spec) -> Spec:
     spec["layer"] = [
         {
             "transform": [{"filter": "datum.run_dates > 1"}],
-            "mark": {"type": "area", "interpolate": "step-after"},
+            "mark": {"type": "area", "interpolate": "step-after", "clip": True},
             "encoding": {"detail": {"field": "run", "type": "nominal"}},
         },
         {
