@@ -280,7 +280,9 @@ def _demo_materialize(defs, days, instance, persistent: bool) -> list:
         ],
         quiet=True,
         progress=lambda a, b: print(
-            f"    run {a}" + (f"…{b}" if b != a else "") if a else "    run athena_tables (catalog)",
+            f"    run {a}" + (f"…{b}" if b != a else "")
+            if a
+            else "    run athena_tables (catalog), dashboard",
             flush=True,
         ),
     )
@@ -288,6 +290,7 @@ def _demo_materialize(defs, days, instance, persistent: bool) -> list:
 
 def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
     """Step 3: what the lake holds now (dates, indices, rows per table) and how the runs went."""
+    from b3_platform.dashboard.site import PAGE_KEY
     from b3_platform.lake.schemas import TABLES
     from b3_platform.lake.tables import partition_dates, read_partition
 
@@ -307,6 +310,8 @@ def _demo_summary(store, catalog, days, runs, failed, started: float) -> None:
         print(f"    {name:<19}: {rows} rows")
     print(f"    lake    : {store.storage.uri()}")
     print(f"    catalog : {catalog.location}")
+    if store.storage.exists(PAGE_KEY):
+        print(f"    dashboard: {store.storage.uri(PAGE_KEY)}  (python -m b3_platform dashboard --open)")
     print(
         f"    runs    : {len(runs)} ({len(runs) - 1} single-run backfills + the catalog), {len(failed)} failed; "
         f"{time.monotonic() - started:.1f} s"
@@ -349,6 +354,40 @@ def cmd_demo(args) -> int:
     if failed:
         _print_failures(failed)
         return 1
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    """Build the dashboard from the active catalog into the lake, and open it when asked."""
+    import webbrowser
+
+    from b3_platform.catalog.base import CatalogError, QueryError
+    from b3_platform.dashboard.site import build_site
+
+    resources = _resources(args)
+    try:
+        built = build_site(resources["catalog"], resources["lake"].storage())
+    except CatalogError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except QueryError as exc:
+        print(f"error: the catalog refused the dashboard's query: {exc}", file=sys.stderr)
+        return 1
+    if built.dates:
+        print(
+            f"dashboard: {', '.join(built.indices)} over {len(built.dates)} dates "
+            f"({built.dates[0]} … {built.dates[-1]}), {built.size:,} bytes"
+        )
+    else:
+        print(
+            "dashboard: the catalog holds no date yet (materialize gold, then athena_tables); the page says so"
+        )
+    print(f"written to {built.uri}")
+    if args.open:
+        if "://" in built.uri:
+            print("not opened: the page is on S3; download it or serve it from the bucket", file=sys.stderr)
+        else:
+            webbrowser.open(Path(built.uri).as_uri())
     return 0
 
 
@@ -404,6 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser("demo", help="import the bundled samples and build every layer")
     p_demo.add_argument("--samples", default=str(DEMO_DATA), help="folder of sample files to import")
     p_demo.set_defaults(func=cmd_demo)
+    p_dashboard = sub.add_parser(
+        "dashboard",
+        help="build the index dashboard (one HTML page under the lake) from the catalog",
+        description="Build dashboard/index.html under the lake from the active catalog's answers.",
+    )
+    p_dashboard.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p_dashboard.set_defaults(func=cmd_dashboard)
     args = parser.parse_args(argv)
     from b3_platform.lake.storage import StorageError
     from b3_platform.settings_errors import ConfigError

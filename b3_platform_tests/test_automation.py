@@ -27,8 +27,9 @@ LAYER_ORDER = [
     "gold_index_summary",
     "gold_time_in_index",
     "athena_tables",
+    "dashboard",
 ]
-BELOW_RAW = set(LAYER_ORDER) - {"athena_tables"}
+BELOW_RAW = set(LAYER_ORDER) - {"athena_tables", "dashboard"}
 
 
 @pytest.fixture
@@ -118,7 +119,8 @@ def test_an_import_flows_down_every_layer_to_the_catalog_by_itself(defs, instanc
     # One tick asks for every partitioned layer below raw for that date only (one run, as Dagster
     # counts a parent requested in the same tick as updated); the catalog follows on the next tick.
     assert ticks[0] == {k: {key} for k in BELOW_RAW}
-    assert ticks[1] == {"athena_tables": {None}}
+    # The catalog, and the dashboard redrawn from it in the same run.
+    assert ticks[1] == {"athena_tables": {None}, "dashboard": {None}}
     assert ticks[2] == {}
     for asset in BELOW_RAW:
         assert latest(instance, asset, key) is not None, asset
@@ -172,8 +174,9 @@ def test_rebuilding_silver_by_hand_refreshes_gold_and_the_catalog(defs, instance
     assert result.success
     ticks = daemon.settle(max_ticks=4)
     gold = {k: {day.isoformat()} for k in BELOW_RAW if k.startswith("gold_")}
-    assert {k: v for k, v in ticks[0].items() if k != "athena_tables"} == gold
+    assert {k: v for k, v in ticks[0].items() if k not in ("athena_tables", "dashboard")} == gold
     assert any("athena_tables" in t for t in ticks)
+    assert any("dashboard" in t for t in ticks)
     assert ticks[-1] == {}
 
 

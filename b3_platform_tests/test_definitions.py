@@ -37,9 +37,9 @@ TABLES = [
     *ANNOUNCED_GOLD,
     "index_members",
 ]
-ASSETS = sorted(["raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"])
-#: Every asset but the catalog is partitioned by trading day.
-PARTITIONED = [a for a in ASSETS if a != "athena_tables"]
+ASSETS = sorted(["raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables", "dashboard"])
+#: Every asset but the catalog and the dashboard is partitioned by trading day.
+PARTITIONED = [a for a in ASSETS if a not in ("athena_tables", "dashboard")]
 
 #: The asset graph in one literal: change it on purpose, or not at all.
 _GOLD_SPEC = {"group": "gold", "deps": ["silver_assets", "silver_header"], "kinds": {"parquet"}}
@@ -61,6 +61,7 @@ EXPECTED_SPECS = {
         "deps": ["silver_assets", "silver_preview"],
         "kinds": {"parquet"},
     },
+    "dashboard": {"group": "dashboard", "deps": ["athena_tables"], "kinds": {"html", "vega"}},
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
@@ -171,6 +172,7 @@ def test_the_parquet_layers_are_stored_by_the_lake_io_manager():
         "index_members",
     }
     assert keys["raw_portfolio"] == keys["raw_stock_index"] == keys["athena_tables"] == "io_manager"
+    assert keys["dashboard"] == "io_manager"
     # The IO manager stands on the very lake the other assets and the CLI use.
     assert defs.resources["lake_io_manager"].lake == defs.resources["lake"]
 
@@ -189,7 +191,8 @@ def test_asset_graph_lineage():
         "silver_header": ["athena_tables", *GOLD],
         "silver_assets": ["announced_accuracy", "athena_tables", *GOLD],
         **{name: ["athena_tables"] for name in GOLD},
-        "athena_tables": [],
+        "athena_tables": ["dashboard"],
+        "dashboard": [],
         "raw_theoretical_portfolio": ["silver_theoretical"],
         "raw_preview_portfolio": ["silver_preview"],
         "silver_theoretical": ["announced_changes", "athena_tables"],
@@ -328,6 +331,7 @@ def test_every_asset_below_raw_follows_upstream_and_raw_does_not():
         "athena_tables": automation.CATALOG_FOLLOWS_UPSTREAM,
         **{name: automation.FOLLOWS_UPSTREAM for name in ANNOUNCED_SILVER},
         **{name: automation.GOLD_FOLLOWS_UPSTREAM for name in ANNOUNCED_GOLD},
+        "dashboard": automation.DASHBOARD_FOLLOWS_CATALOG,
     }
 
 
@@ -370,6 +374,8 @@ def test_only_the_catalog_runs_in_the_duckdb_pool():
     graph = defs.resolve_asset_graph()
     pools = {name: graph.get(dg.AssetKey(name)).pools for name in ASSETS}
     assert pools.pop("athena_tables") == {"duckdb"}
+    # The dashboard only reads the DuckDB file, but a writer holding it would refuse the read: it queues too.
+    assert pools.pop("dashboard") == {"duckdb"}
     assert all(not p for p in pools.values()), pools
     assert defs.get_assets_def("athena_tables").op.pool == "duckdb"
 

@@ -46,7 +46,9 @@ JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
 DAYS = [dt.date(2025, 7, 7), dt.date(2025, 7, 8), dt.date(2025, 7, 10)]
 FIRST, LAST = dt.date(2025, 7, 7), dt.date(2025, 7, 10)
 D = dt.date(2025, 7, 10)
-LAYERS = dg.AssetSelection.assets("bronze_portfolio").downstream() - dg.AssetSelection.assets("athena_tables")
+LAYERS = dg.AssetSelection.assets("bronze_portfolio").downstream() - dg.AssetSelection.assets(
+    "athena_tables", "dashboard"
+)
 NEVER_CALLED_B3 = B3ApiResource(base_url="http://127.0.0.1:9/indexProxy/indexCall", indices=["IBOV"])
 
 

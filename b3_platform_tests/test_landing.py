@@ -45,7 +45,7 @@ CSV = REPO / "demo_data" / "csv"
 JSON_DAYS = [dt.date(2025, 7, 10)]
 CSV_FILES = ["IBOV_2025-07-10.csv", "IBOV_2025-07-11.csv"]  # 07-10 again: a second, distinct capture
 #: Every partitioned layer below raw (the catalog is unpartitioned).
-BELOW_RAW = set(LAYER_ORDER) - {"athena_tables"}
+BELOW_RAW = set(LAYER_ORDER) - {"athena_tables", "dashboard"}
 UNREACHABLE = "http://127.0.0.1:9"  # B3 is never called: every date comes from landing
 
 
@@ -198,7 +198,7 @@ def test_files_dropped_in_the_local_landing_are_imported_and_every_layer_follows
         for day in days:
             assert latest(instance, key, day.isoformat()) is not None, (key, day)
     requested, cursor = automation_tick(defs, instance, cursor)
-    assert requested == {"athena_tables": {None}}
+    assert requested == {"athena_tables": {None}, "dashboard": {None}}  # the catalog, then its dashboard
 
     # The same files dropped again are duplicates: removed, nothing stored or reported.
     put(landing / "again" / "IBOV" / "2025-07-10.json", (IBOV_JSON / "2025-07-10.json").read_bytes())
@@ -439,7 +439,7 @@ def test_uploads_to_the_s3_landing_are_imported_through_their_events(aws_target,
         r.success for r in materialize_days(defs, days, instance=instance, selection=sorted(BELOW_RAW))
     )
     requested, cursor = automation_tick(defs, instance, cursor)
-    assert requested == {"athena_tables": {None}}
+    assert requested == {"athena_tables": {None}, "dashboard": {None}}  # the catalog, then its dashboard
     assert all(r.success for r in materialize_days(defs, [], instance=instance, selection=["athena_tables"]))
     keys = set(aws_target.keys())
     for name in BELOW_RAW:

@@ -64,7 +64,7 @@ TABLE_DEFS = tuple(TABLES.values())
 SILVER_DEFS = (BRONZE_PORTFOLIO, SILVER_HEADER, SILVER_ASSETS)
 GOLD_NAMES = [t.name for t in GOLD_TABLES]
 #: The steps of a run of the whole graph: silver and gold are one multi-asset each.
-ALL_STEPS = ["raw_portfolio", "bronze_portfolio", "silver", "gold_tables", "athena_tables"]
+ALL_STEPS = ["raw_portfolio", "bronze_portfolio", "silver", "gold_tables", "athena_tables", "dashboard"]
 CATALOG_FILE = "warehouse.duckdb"
 BRONZE_CHECKS = {
     "header_date_matches_partition",
@@ -224,7 +224,10 @@ def test_one_partition_builds_every_layer_with_declared_schemas(lake_root, resou
     assert set(assets.column("index").to_pylist()) == {"IBOV"}
 
     mats = materializations(result)
-    assert set(mats) == {(a, "2025-07-10") for a in ("raw_portfolio", *TABLES)} | {("athena_tables", None)}
+    assert set(mats) == {(a, "2025-07-10") for a in ("raw_portfolio", *TABLES)} | {
+        ("athena_tables", None),
+        ("dashboard", None),
+    }
     capture_id = RawStore(LocalStorage(lake_root)).latest_by_index(D)["IBOV"].capture_id
     assert mats["raw_portfolio", "2025-07-10"]["indices"] == "IBOV"
     assert mats["raw_portfolio", "2025-07-10"]["latest_captures"]["IBOV"]["capture_id"] == capture_id

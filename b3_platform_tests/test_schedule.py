@@ -91,7 +91,7 @@ def test_job_selects_raw_and_everything_downstream():
     assert job.partitions_def is partitions.trading_days
     selected = daily_capture_job.selection.resolve(defs.resolve_asset_graph())
     # Raw and everything downstream: bronze, silver, the four gold tables, then the catalog.
-    expected = {"raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables"}
+    expected = {"raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES, "athena_tables", "dashboard"}
     assert {t.name for t in GOLD_TABLES} <= expected
     assert {k.to_user_string() for k in selected} == expected
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == expected
@@ -250,7 +250,7 @@ def test_the_scheduled_job_captures_the_day_and_builds_every_layer(resources, b3
     )
     assert materialized == sorted(
         [(name, day.isoformat()) for name in ("raw_stock_index", "raw_portfolio", *ANNOUNCED_RAW, *TABLES)]
-        + [("athena_tables", None)]
+        + [("athena_tables", None), ("dashboard", None)]
     )
     for table_def in TABLES.values():
         path = lake_root / table_def.location / f"date={day}" / "data.parquet"

@@ -64,7 +64,9 @@ def ui(tmp_path_factory):
             job = defs.resolve_implicit_global_asset_job_def()
             graph = defs.resolve_asset_graph()
             layers = [
-                k for k in graph.get_all_asset_keys() if k.path[0] not in ("raw_portfolio", "athena_tables")
+                k
+                for k in graph.get_all_asset_keys()
+                if k.path[0] not in ("raw_portfolio", "athena_tables", "dashboard")
             ]
             result = job.execute_in_process(
                 instance=instance, asset_selection=layers, tags=range_tags(FIRST, LAST)

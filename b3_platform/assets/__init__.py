@@ -3,6 +3,7 @@
 from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.assets.bronze import bronze_portfolio
+from b3_platform.assets.dashboard import dashboard
 from b3_platform.assets.gold import gold_tables
 from b3_platform.assets.raw import raw_portfolio
 from b3_platform.assets.silver import silver
@@ -17,4 +18,5 @@ ALL_ASSETS = [
     raw_stock_index,
     index_members,
     *ANNOUNCED_ASSETS,
+    dashboard,
 ]

@@ -24,8 +24,10 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.assets.dashboard import gold_pictures
+from b3_platform.catalog.base import CatalogResource
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
-from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
+from b3_platform.lake.schemas import GOLD_INDEX_SUMMARY, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
 from b3_platform.lake.tables import UnreadableFile
 from b3_platform.partitions import partition_days
 from b3_platform.quality import GOLD_RULES
@@ -121,7 +123,12 @@ def _metadata(summary: pa.Table) -> dict[str, float | int]:
     check_specs=SPECS,
     **PARTITIONED,
 )
-def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, silver_assets: DateReader):
+def gold_tables(
+    context: dg.AssetExecutionContext,
+    silver_header: DateReader,
+    silver_assets: DateReader,
+    catalog: CatalogResource,
+):
     book = CheckBook(SPECS, context)
     lake_dates = silver_assets.stored_dates()
 
@@ -177,8 +184,15 @@ def gold_tables(context: dg.AssetExecutionContext, silver_header: DateReader, si
                 f"lacks: {unreadable[skipped]}"
             )
         cached = (day, today)
+        # The lake's newest date shows the dashboard's main charts of each index (on the summary only:
+        # a PNG is large, and one copy per date is enough).
+        pictures = {}
+        if day == lake_dates[-1]:
+            weights = {i: {t: c["weight"] for t, c in d.components.items()} for i, d in today.items()}
+            pictures = {GOLD_INDEX_SUMMARY.name: gold_pictures(catalog, day, tables, weights)}
         return DateTables(
             tables,
+            metadata=pictures,
             shared={
                 "previous_date": previous_date.isoformat(),
                 "not_compared": ", ".join(missing) or "none",

@@ -39,6 +39,16 @@ CATALOG_FOLLOWS_UPSTREAM = (
 
 CATALOG_ASSETS = {"athena_tables"}
 
+#: The dashboard redraws after the catalog is refreshed (which follows every new table), once
+#: nothing is running on it; unpartitioned like the catalog, so nothing can be "missing".
+DASHBOARD_FOLLOWS_CATALOG = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("redraw after the catalog")
+
+DASHBOARD_ASSETS = {"dashboard"}
+
 
 def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
     if (
@@ -52,6 +62,8 @@ def _condition(spec: dg.AssetSpec) -> dg.AssetSpec:
     name = spec.key.to_user_string()
     if name in CATALOG_ASSETS:
         condition = CATALOG_FOLLOWS_UPSTREAM
+    elif name in DASHBOARD_ASSETS:
+        condition = DASHBOARD_FOLLOWS_CATALOG
     elif spec.group_name == "gold":
         condition = GOLD_FOLLOWS_UPSTREAM
     else:

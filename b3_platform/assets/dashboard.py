@@ -1,0 +1,93 @@
+"""dashboard: the index dashboard, a self-contained HTML page written under the lake.
+
+Built from the catalog's answers (the `catalog` resource: DuckDB locally, Athena on AWS), so it
+runs after athena_tables (automation) and shows what SQL over the catalog shows. The page is
+`dashboard/index.html` through the lake's storage; its materialization carries a PNG of the main
+charts of one index and where the page is.
+
+`gold_pictures` is what gold's newest partition shows: the same main charts as PNGs, per index.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+import dagster as dg
+import pyarrow as pa
+
+from b3_platform.assets.common import SINGLE_RUN
+from b3_platform.catalog.base import CatalogError, CatalogResource, QueryError
+from b3_platform.dashboard.data import load_with_day
+from b3_platform.dashboard.picture import index_png, markdown_image
+from b3_platform.dashboard.site import build_site
+from b3_platform.lake.schemas import GOLD_CHANGES, GOLD_COMPOSITION, GOLD_INDEX_SUMMARY
+from b3_platform.resources import LakeResource
+
+#: Gold's pictures are stored in the event log with every newest-date run: three quarters of the
+#: page's size keeps each near 240 kB (about 320 kB at full size).
+GOLD_PICTURE_SCALE = 0.75
+#: The index whose picture the materialization shows (the first held otherwise).
+FEATURED_INDEX = "IBOV"
+
+
+@dg.asset(
+    deps=["athena_tables"],
+    group_name="dashboard",
+    kinds={"html", "vega"},
+    # Reads the DuckDB file (read-only): queued behind the catalog's writer like athena_tables.
+    pool="duckdb",
+    # Unpartitioned; declared so a `--partition-range` selection may reach it (see athena_tables).
+    backfill_policy=SINGLE_RUN,
+    description=__doc__,
+)
+def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
+    built = build_site(catalog, lake.storage())
+    context.log.info(
+        f"dashboard: {len(built.indices)} indices over {len(built.dates)} dates, {built.size:,} bytes; "
+        f"queries {built.query_seconds:.1f} s, page {built.render_seconds:.1f} s → {built.uri}"
+    )
+    featured = FEATURED_INDEX if FEATURED_INDEX in built.indices else next(iter(built.indices), None)
+    png = index_png(built.data, featured) if featured else None
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/uri": built.uri,
+            "page": dg.MetadataValue.path(built.uri),
+            "bytes": built.size,
+            "indices": ", ".join(built.indices),
+            "dates": len(built.dates),
+            "first_date": built.dates[0] if built.dates else "none",
+            "last_date": built.dates[-1] if built.dates else "none",
+            "preview": dg.MetadataValue.md(markdown_image(png, f"{featured} dashboard")) if png else "none",
+        }
+    )
+
+
+def gold_pictures(
+    catalog: CatalogResource,
+    day: dt.date,
+    tables: dict[str, pa.Table],
+    weights: dict[str, dict[str, Decimal]],
+) -> dict[str, dg.MetadataValue | str]:
+    """For gold's newest date: a PNG of each index's main charts (`picture_<INDEX>`), the catalog's
+    history before the date plus the date's tables just built. A picture never fails gold: when it
+    cannot be drawn (no catalog yet, the catalog busy or failing) `picture` says why instead."""
+    try:
+        data = load_with_day(
+            catalog,
+            day,
+            summary=tables[GOLD_INDEX_SUMMARY.name].to_pylist(),
+            composition=tables[GOLD_COMPOSITION.name].to_pylist(),
+            changes=tables[GOLD_CHANGES.name].to_pylist(),
+            weights=weights,
+        )
+        pictures: dict[str, dg.MetadataValue | str] = {}
+        for index in sorted(weights):
+            png = index_png(data, index, scale=GOLD_PICTURE_SCALE)
+            if png:
+                pictures[f"picture_{index}"] = dg.MetadataValue.md(
+                    markdown_image(png, f"{index} up to {day}")
+                )
+        return pictures or {"picture": "not drawn: no index on this date"}
+    except (CatalogError, QueryError) as exc:
+        return {"picture": f"not drawn: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - a picture is never worth failing a data layer
+        return {"picture": f"not drawn: {type(exc).__name__}: {exc}"}

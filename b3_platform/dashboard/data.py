@@ -1,0 +1,260 @@
+"""The dashboard's data: the catalog's answers (dashboard.queries) shaped into the tables the charts
+draw, plus what the lake's dates say about gaps.
+
+Every table is columnar — `{"fields": [...], "rows": [[...], ...]}` — in one JSON document that the
+page inlines and the PNG renderer reads: the same numbers in both. Weights and HHI are the catalog's
+decimals as JSON numbers with the same digits (6.567 stays 6.567). Each date row also carries
+`end` (the next trading day: the date's composition holds until then, so a block of consecutive
+trading days is continuous and a date the lake lacks is an empty stretch) and `run` (a number that
+changes after every gap, so line charts break there instead of drawing across missing dates).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from b3_platform.catalog.base import CatalogResource, QueryResult
+from b3_platform.dashboard import queries
+from b3_platform.trading_calendar import horizon, trading_days_between
+
+
+@dataclass
+class Table:
+    """A columnar table: `fields` names the columns of every row in `rows`."""
+
+    fields: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.fields, row)) for row in self.rows]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fields": self.fields, "rows": self.rows}
+
+
+def _value(value: Any) -> Any:
+    """A catalog value as JSON: decimals as numbers with their digits, dates as ISO strings."""
+    if isinstance(value, Decimal):
+        return (
+            int(value)
+            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
+            else float(value)
+        )
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def _table(result: QueryResult) -> Table:
+    return Table(list(result.columns), [[_value(v) for v in row] for row in result.rows])
+
+
+class Calendar:
+    """Next trading day and gap detection over a span of dates, from the B3 calendar."""
+
+    def __init__(self, days: Iterable[dt.date]) -> None:
+        days = sorted(set(days))
+        last_known = horizon()[1]
+        if days:
+            end = min(days[-1] + dt.timedelta(days=15), last_known)
+            sessions = trading_days_between(days[0], end)
+        else:
+            sessions = []
+        self._next = {d: n for d, n in zip(sessions, sessions[1:])}
+        self._position = {d: i for i, d in enumerate(sessions)}
+
+    def next_day(self, day: dt.date) -> dt.date:
+        """The next trading day (the calendar day after, past the calendar's horizon)."""
+        return self._next.get(day, day + dt.timedelta(days=1))
+
+    def runs(self, days: Sequence[dt.date]) -> dict[dt.date, int]:
+        """Each date's run: consecutive trading days share one; a missing trading day starts the next."""
+        runs, run, previous = {}, 0, None
+        for day in sorted(days):
+            here = self._position.get(day)
+            if previous is not None and (here is None or self._position.get(previous) != here - 1):
+                run += 1
+            runs[day], previous = run, day
+        return runs
+
+
+@dataclass
+class DashboardData:
+    """Everything the page and the pictures draw. Tables are keyed by index in their rows."""
+
+    indices: list[str]
+    summary: Table
+    weights: Table
+    sectors: Table
+    events: Table
+    latest: Table
+    overlap: Table
+    top_n: int
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "indices": self.indices,
+            "top_n": self.top_n,
+            "others": queries.OTHERS,
+            "source": self.source,
+            **{name: getattr(self, name).to_json() for name in TABLE_NAMES},
+        }
+
+    def dates(self, index: str | None = None) -> list[str]:
+        """The dates the lake holds (for one index, or any)."""
+        return sorted({r["date"] for r in self.summary.records() if index is None or r["index"] == index})
+
+
+TABLE_NAMES = ("summary", "weights", "sectors", "events", "latest", "overlap")
+
+
+def _with_gaps(table: Table, runs: dict[tuple[str, str], int], calendar: Calendar) -> Table:
+    """`end` (next trading day) and `run` (gap-separated stretch) beside each row's date."""
+    rows = []
+    for row, record in zip(table.rows, table.records()):
+        day = dt.date.fromisoformat(record["date"])
+        rows.append([*row, calendar.next_day(day).isoformat(), runs[(record["index"], record["date"])]])
+    return Table([*table.fields, "end", "run"], rows)
+
+
+def shape(
+    summary: QueryResult,
+    weights: QueryResult,
+    sectors: QueryResult,
+    events: QueryResult,
+    latest: QueryResult,
+    overlap: QueryResult,
+    *,
+    top_n: int,
+    source: str,
+) -> DashboardData:
+    """The catalog's answers as the dashboard's tables, with gaps marked per index."""
+    summary_t = _table(summary)
+    by_index: dict[str, list[dt.date]] = defaultdict(list)
+    for record in summary_t.records():
+        by_index[record["index"]].append(dt.date.fromisoformat(record["date"]))
+    calendar = Calendar(d for days in by_index.values() for d in days)
+    runs = {
+        (index, day.isoformat()): run
+        for index, days in by_index.items()
+        for day, run in calendar.runs(days).items()
+    }
+    return DashboardData(
+        indices=sorted(by_index),
+        summary=_with_gaps(summary_t, runs, calendar),
+        weights=_with_gaps(_table(weights), runs, calendar),
+        sectors=_with_gaps(_table(sectors), runs, calendar),
+        events=_table(events),
+        latest=_table(latest),
+        overlap=_table(overlap),
+        top_n=top_n,
+        source=source,
+    )
+
+
+def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> DashboardData:
+    """Ask the catalog every question of the dashboard (six queries) and shape the answers."""
+    return shape(
+        catalog.query(queries.summary()),
+        catalog.query(queries.weights(top_n)),
+        catalog.query(queries.sectors()),
+        catalog.query(queries.events()),
+        catalog.query(queries.latest_composition()),
+        catalog.query(queries.overlap()),
+        top_n=top_n,
+        source=catalog.location,
+    )
+
+
+# ----------------------------------------------------------------- gold's picture of a new date
+
+
+def _column_rows(result: QueryResult, rows: list[dict[str, Any]]) -> QueryResult:
+    """`result` with `rows` (dicts keyed by its columns) appended. An answer without columns (an
+    engine that returned nothing at all) takes the rows' own keys."""
+    columns = result.columns or (list(rows[0]) if rows else [])
+    return QueryResult(columns, result.types, [*result.rows, *(tuple(r[c] for c in columns) for r in rows)])
+
+
+def _weights_of_day(
+    history: QueryResult, day: dt.date, weights: dict[str, dict[str, Decimal]], top_n: int
+) -> list[dict[str, Any]]:
+    """The date's weights grouped like the history's: its top-N tickers keep their rank, every other
+    ticker is in Others (an index without history ranks the date's own tickers)."""
+    at = {c: i for i, c in enumerate(history.columns)}
+    ranks: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in history.rows:
+        if row[at["series"]] != queries.OTHERS:
+            ranks[row[at["index"]]][row[at["series"]]] = row[at["rank"]]
+    rows = []
+    for index, by_ticker in weights.items():
+        known = ranks.get(index) or {
+            t: r for r, t in enumerate(sorted(by_ticker, key=lambda t: (-by_ticker[t], t))[:top_n], start=1)
+        }
+        bands: dict[str, list] = {}
+        for ticker, weight in by_ticker.items():
+            series = ticker if ticker in known else queries.OTHERS
+            band = bands.setdefault(series, [known.get(ticker, top_n + 1), Decimal(0), 0])
+            band[1] += weight
+            band[2] += 1
+        for series, (rank, weight, count) in bands.items():
+            rows.append(
+                {
+                    "date": day,
+                    "index": index,
+                    "series": series,
+                    "rank": rank,
+                    "weight": weight,
+                    "components": count,
+                }
+            )
+    return rows
+
+
+def load_with_day(
+    catalog: CatalogResource,
+    day: dt.date,
+    *,
+    summary: list[dict[str, Any]],
+    composition: list[dict[str, Any]],
+    changes: list[dict[str, Any]],
+    weights: dict[str, dict[str, Decimal]],
+    top_n: int = queries.DEFAULT_TOP_N,
+) -> DashboardData:
+    """The history before `day` from the catalog, and `day` itself from tables just built (gold's
+    rows of the date, and each index's weights by ticker): what gold draws for the date it is
+    writing, which the catalog cannot show yet."""
+    empty = QueryResult([], [], [])
+    history = catalog.query(queries.weights(top_n, before=day))
+    sector_rows = [
+        {**r, "date": day, "sector": r["group_name"]}
+        for r in composition
+        if r["dimension"] == "sector" and r["group_name"] is not None
+    ]
+    for index in {r["index"] for r in sector_rows}:
+        ordered = sorted(
+            (r for r in sector_rows if r["index"] == index), key=lambda r: (-r["weight"], r["sector"])
+        )
+        for rank, r in enumerate(ordered, start=1):
+            r["rank"] = rank
+    event_rows = [
+        {**r, "date": day, "weight": r["weight"] if r["weight"] is not None else r["previous_weight"]}
+        for r in changes
+        if r["membership"] in ("entered", "exited")
+    ]
+    return shape(
+        _column_rows(catalog.query(queries.summary(before=day)), [{**r, "date": day} for r in summary]),
+        _column_rows(history, _weights_of_day(history, day, weights, top_n)),
+        _column_rows(catalog.query(queries.sectors(before=day)), sector_rows),
+        _column_rows(catalog.query(queries.events(before=day)), event_rows),
+        empty,
+        empty,
+        top_n=top_n,
+        source=catalog.location,
+    )

@@ -1,0 +1,116 @@
+"""The questions the dashboard asks the catalog, one SELECT each.
+
+Written in the SQL DuckDB and Athena (Trino) both accept — `"date"` and `"index"` quoted, `DATE
+'YYYY-MM-DD'` literals — so the same dashboard builds from the local catalog or from Glue + Athena.
+Each answer is already aggregated to what a chart draws (top N tickers and the rest, one row per
+sector, one row per date and index), so the rows fetched grow with dates × indices, not with
+every component of every date (Athena pages its results 1,000 rows at a time).
+
+`before`, when given, limits every question to dates before it: gold's picture of the date it is
+building asks for the history before that date and adds the date from the tables it has just built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+#: Tickers drawn one by one in the weights chart; the rest of the index is one "Others" band.
+DEFAULT_TOP_N = 10
+OTHERS = "Others"
+
+
+def _before(day: dt.date | None, column: str = '"date"') -> str:
+    return f"{column} < DATE '{day.isoformat()}'" if day else "TRUE"
+
+
+def summary(before: dt.date | None = None) -> str:
+    """Per (date, index): size, concentration and the day-over-day comparison's outcome."""
+    return f"""SELECT "date", "index", components, top5_weight, top10_weight, hhi, has_sector,
+    previous_in_lake, entries, exits
+FROM gold_index_summary
+WHERE {_before(before)}
+ORDER BY "index", "date\""""
+
+
+def weights(top_n: int = DEFAULT_TOP_N, before: dt.date | None = None) -> str:
+    """Per (date, index): the weight of each of the index's top-N tickers and of the rest.
+
+    The top N are the tickers with the largest weight summed over every date the lake holds (a
+    ticker that was heavy for years ranks above one heavy for a week); `rank` orders the bands,
+    with the rest last."""
+    return f"""WITH ranked AS (
+    SELECT "index", ticker,
+        ROW_NUMBER() OVER (PARTITION BY "index" ORDER BY SUM(weight) DESC, ticker) AS rank
+    FROM silver_assets
+    WHERE {_before(before)}
+    GROUP BY "index", ticker
+)
+SELECT a."date", a."index",
+    CASE WHEN r.rank <= {int(top_n)} THEN a.ticker ELSE '{OTHERS}' END AS series,
+    MIN(CASE WHEN r.rank <= {int(top_n)} THEN r.rank ELSE {int(top_n) + 1} END) AS rank,
+    SUM(a.weight) AS weight,
+    COUNT(*) AS components
+FROM silver_assets AS a
+JOIN ranked AS r ON r."index" = a."index" AND r.ticker = a.ticker
+WHERE {_before(before, 'a."date"')}
+GROUP BY a."date", a."index", CASE WHEN r.rank <= {int(top_n)} THEN a.ticker ELSE '{OTHERS}' END
+ORDER BY a."index", a."date", rank"""
+
+
+def sectors(before: dt.date | None = None) -> str:
+    """Per (date, index, sector): Σ weight, only where the capture carried sectors (segment 2)."""
+    return f"""SELECT "date", "index", group_name AS sector,
+    ROW_NUMBER() OVER (PARTITION BY "date", "index" ORDER BY weight DESC, group_name) AS rank,
+    weight, components
+FROM gold_composition
+WHERE dimension = 'sector' AND group_name IS NOT NULL AND {_before(before)}
+ORDER BY "index", "date", weight DESC, group_name"""
+
+
+def events(before: dt.date | None = None) -> str:
+    """Every entry and exit, against the previous trading day (dates not compared have none)."""
+    return f"""SELECT "date", "index", membership, ticker, company,
+    COALESCE(weight, previous_weight) AS weight
+FROM gold_changes
+WHERE membership IN ('entered', 'exited') AND {_before(before)}
+ORDER BY "index", "date", membership, ticker"""
+
+
+def latest_composition() -> str:
+    """Each index on its newest date: every component, with the change from the previous trading
+    day where that day is in the lake, and the tickers that left that day."""
+    return """WITH latest AS (
+    SELECT "index", MAX("date") AS "date" FROM silver_header GROUP BY "index"
+)
+SELECT a."date", a."index", a.ticker, a.company, a.sector, a.weight, c.previous_weight,
+    c.weight_change_pp, COALESCE(c.membership, 'not compared') AS membership
+FROM silver_assets AS a
+JOIN latest AS l ON l."index" = a."index" AND l."date" = a."date"
+LEFT JOIN gold_changes AS c ON c."date" = a."date" AND c."index" = a."index" AND c.ticker = a.ticker
+UNION ALL
+SELECT c."date", c."index", c.ticker, c.company, NULL, c.weight, c.previous_weight,
+    c.weight_change_pp, c.membership
+FROM gold_changes AS c
+JOIN latest AS l ON l."index" = c."index" AND l."date" = c."date"
+WHERE c.membership = 'exited'
+ORDER BY 2, 6 DESC NULLS LAST, 3"""
+
+
+def overlap() -> str:
+    """Each ordered pair of indices on the newest date both are in the lake: members of the first,
+    how many of them are also in the second, and the first's weight in those shared tickers."""
+    return """WITH held AS (
+    SELECT DISTINCT "date", "index" FROM silver_header
+),
+pairs AS (
+    SELECT a."index" AS index_a, b."index" AS index_b, MAX(a."date") AS "date"
+    FROM held AS a JOIN held AS b ON a."date" = b."date"
+    GROUP BY a."index", b."index"
+)
+SELECT p."date", p.index_a, p.index_b, COUNT(*) AS members_a, COUNT(b.ticker) AS shared,
+    SUM(CASE WHEN b.ticker IS NULL THEN 0 ELSE a.weight END) AS shared_weight_a
+FROM pairs AS p
+JOIN silver_assets AS a ON a."date" = p."date" AND a."index" = p.index_a
+LEFT JOIN silver_assets AS b ON b."date" = p."date" AND b."index" = p.index_b AND b.ticker = a.ticker
+GROUP BY p."date", p.index_a, p.index_b
+ORDER BY p.index_a, p.index_b"""

@@ -1,0 +1,396 @@
+"""The index dashboard built from the demo lake (every real sample), looked at the way a person
+does: the page in headless Chromium, served from 127.0.0.1 as a bucket would serve it and opened
+from disk, with every request and console message recorded; what the charts draw compared with
+the catalog's own answer to the same question; and the PNGs in the dashboard's and gold's
+metadata decoded."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import http.server
+import os
+import re
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlglot
+from playwright.sync_api import sync_playwright
+
+from b3_platform.assets.dashboard import dashboard
+from b3_platform.dashboard import queries
+from b3_platform.dashboard.site import PAGE_KEY, build_site
+from b3_platform.definitions import build_defs
+from b3_platform.lake.schemas import CATALOG_TABLES
+from b3_platform.lake.storage import LocalStorage
+from b3_platform.resources import LakeResource, lake_resources
+from b3_platform.trading_calendar import previous_trading_day
+from b3_platform_tests.chromium import browser_page
+from b3_platform_tests.conftest import REPO, duckdb_catalog
+from b3_platform_tests.pngs import decode_png
+
+SWAP_DAY = "2025-07-02"
+GOLD = [
+    dg.AssetKey(k) for k in ("gold_composition", "gold_changes", "gold_index_summary", "gold_time_in_index")
+]
+NEWEST = "2025-10-03"
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))}
+    return {**env, **extra}
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "b3_platform", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    """`python -m b3_platform --data-dir LAKE demo` in a subprocess: every layer, the catalog and the
+    dashboard, on a temporary instance."""
+    lake = tmp_path_factory.mktemp("dashboard") / "lake"
+    done = _cli("--data-dir", str(lake), "demo", env=_clean_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"dashboard: {lake / PAGE_KEY}" in done.stdout
+    return lake
+
+
+@pytest.fixture(scope="module")
+def catalog(demo):
+    return duckdb_catalog(demo)
+
+
+@pytest.fixture(scope="module")
+def served(demo):
+    """The lake's dashboard folder over HTTP on 127.0.0.1, as the bucket would serve it."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(demo / "dashboard"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/index.html"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, served, tmp_path_factory):
+    """One Chromium for the module, on the served page, rendered once."""
+    with browser_page(playwright, tmp_path_factory.mktemp("profile")) as (page, recorded):
+        page.goto(served)
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        yield page, recorded
+
+
+def _act(page, action) -> None:
+    """Do `action` (a control change) and wait until the page has drawn its result."""
+    before = page.evaluate("window.dashboard.rendered")
+    action()
+    page.wait_for_function(f"window.dashboard.rendered > {before}", timeout=60_000)
+
+
+def _show(page, index: str, first: str | None = None, last: str | None = None) -> None:
+    _act(page, lambda: page.click("#range-all"))
+    _act(page, lambda: page.select_option("#index-select", index))
+    if first:
+        _act(page, lambda: page.fill("#date-from", first))
+    if last:
+        _act(page, lambda: page.fill("#date-to", last))
+
+
+def _chart_rows(page, chart: str) -> list[dict]:
+    """The rows a chart draws, read from its live Vega view."""
+    return page.evaluate(f"window.dashboard.views[{chart!r}].data('rows')")
+
+
+# ------------------------------------------------------------------------------------ the page itself
+
+
+def test_the_page_is_written_under_the_lake_and_is_self_contained(demo):
+    page = (demo / PAGE_KEY).read_text(encoding="utf-8")
+    assert page.startswith("<!doctype html>")
+    # Nothing is loaded from elsewhere: no external script, stylesheet, image or font.
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=\"(https?:)?//", page)
+    assert "@import" not in page and "url(http" not in page
+    assert "window.vegaEmbed=" in page  # Vega itself is inlined
+
+
+def test_served_page_loads_without_console_errors_and_requests_only_itself(browser, served):
+    page, recorded = browser
+    _show(page, "IBOV")
+    _act(page, lambda: page.click("#tab-overview"))
+    assert recorded.errors == []
+    assert [m for m in recorded.console if m[0] in ("error", "warning")] == []
+    assert recorded.requests and set(recorded.requests) == {served}
+
+
+def test_page_opened_from_disk_requests_nothing_but_the_file(playwright, demo, tmp_path):
+    url = (demo / PAGE_KEY).as_uri()
+    with browser_page(playwright, tmp_path / "profile") as (page, recorded):
+        page.goto(url)
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        _act(page, lambda: page.select_option("#index-select", "IBOV"))
+        assert page.locator("#weights svg").count() == 1
+    assert recorded.errors == [] and [m for m in recorded.console if m[0] == "error"] == []
+    assert set(recorded.requests) == {url}
+
+
+def test_a_catalog_without_dates_gives_a_page_that_says_so(playwright, tmp_path):
+    root = tmp_path / "lake"
+    storage = LocalStorage(root)
+    catalog = duckdb_catalog(root)
+    catalog.sync(storage, list(CATALOG_TABLES.values()))  # typed, empty views: nothing built yet
+    built = build_site(catalog, storage)
+    assert built.dates == [] and (root / PAGE_KEY).is_file()
+    with browser_page(playwright, tmp_path / "profile") as (page, recorded):
+        page.goto((root / PAGE_KEY).as_uri())
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        assert "The catalog holds no date yet" in page.inner_text("main")
+    assert recorded.errors == [] and [m for m in recorded.console if m[0] == "error"] == []
+
+
+# ------------------------------------------------------------------------ the charts versus the catalog
+
+
+def test_weights_drawn_equal_the_catalogs_answer(browser, catalog):
+    page, _ = browser
+    _show(page, "IBOV")
+    drawn = {(r["date"], r["series"]): r["weight"] for r in _chart_rows(page, "weights")}
+    stored = catalog.query(
+        """SELECT weight FROM silver_assets
+        WHERE "index" = 'IBOV' AND ticker = 'PETR4' AND "date" = DATE '2025-07-08'"""
+    ).rows
+    assert stored == [(Decimal("6.567"),)]
+    assert drawn[("2025-07-08", "PETR4")] == 6.567
+    # Every date's bands add up to the whole index, exactly as stored.
+    totals = dict(
+        catalog.query(
+            """SELECT "date", SUM(weight) FROM silver_assets WHERE "index" = 'IBOV' GROUP BY 1"""
+        ).rows
+    )
+    by_date: dict[str, Decimal] = {}
+    for (day, _series), weight in drawn.items():
+        by_date[day] = by_date.get(day, Decimal(0)) + Decimal(str(weight))
+    assert by_date == {d.isoformat(): total for d, total in totals.items()}
+    # The top 10 over the lake's history are drawn one by one, the rest as Others.
+    assert len({s for _, s in drawn if s != queries.OTHERS}) == 10
+
+
+def test_concentration_and_size_drawn_equal_the_catalogs_answer(browser, catalog):
+    page, _ = browser
+    _show(page, "IBOV")
+    stored = catalog.query(
+        """SELECT "date", components, top5_weight, top10_weight, hhi FROM gold_index_summary
+        WHERE "index" = 'IBOV' ORDER BY "date\""""
+    ).rows
+    drawn = sorted(
+        (r["date"], r["components"], r["top5_weight"], r["top10_weight"], r["hhi"])
+        for r in _chart_rows(page, "hhi")
+    )
+    assert drawn == [(d.isoformat(), c, float(t5), float(t10), float(h)) for d, c, t5, t10, h in stored]
+    assert len(drawn) == 14
+
+
+def test_the_date_range_control_limits_every_chart(browser, catalog):
+    page, _ = browser
+    _show(page, "IBOV", "2025-07-01", "2025-07-08")
+    expected = {
+        d.isoformat()
+        for (d,) in catalog.query(
+            """SELECT "date" FROM gold_index_summary WHERE "index" = 'IBOV'
+            AND "date" BETWEEN DATE '2025-07-01' AND DATE '2025-07-08'"""
+        ).rows
+    }
+    assert len(expected) == 6
+    for chart in ("weights", "concentration", "hhi", "components"):
+        assert {r["date"] for r in _chart_rows(page, chart)} == expected, chart
+    assert "2025-07-01 to 2025-07-08" in page.inner_text("#index-title")
+    assert "from=2025-07-01" in page.evaluate("location.hash")
+
+
+def test_the_ntco3_natu3_swap_is_on_the_entries_and_exits_timeline(browser):
+    page, _ = browser
+    _show(page, "IBOV")
+    events = {(r["date"], r["membership"], r["ticker"]) for r in _chart_rows(page, "events")}
+    assert events == {(SWAP_DAY, "entered", "NATU3"), (SWAP_DAY, "exited", "NTCO3")}
+    labels = page.evaluate("[...document.querySelectorAll('#events svg text')].map(t => t.textContent)")
+    assert "NATU3" in labels and "NTCO3" in labels
+    listed = page.inner_text("#events-list")
+    assert (
+        SWAP_DAY in listed
+        and "+ NATU3 (NATURA, 0.424 %)" in listed
+        and "− NTCO3 (GRUPO NATURA, 0.436 %)" in listed
+    )
+
+
+def test_dates_the_lake_lacks_are_gaps_not_lines(browser, catalog):
+    page, _ = browser
+    _show(page, "IBOV")
+    days = sorted(
+        d for (d,) in catalog.query("""SELECT "date" FROM gold_index_summary WHERE "index" = 'IBOV'""").rows
+    )
+    # A new stretch starts wherever the previous trading day is not in the lake.
+    breaks = sum(previous_trading_day(d) != p for p, d in zip(days, days[1:]))
+    rows = _chart_rows(page, "components")
+    assert len({r["run"] for r in rows}) == breaks + 1 == 7
+    # Each date's band ends on the next trading day: 2025-07-08's ends on 07-09, a day the lake lacks.
+    ends = {r["date"]: r["end"] for r in _chart_rows(page, "weights")}
+    assert ends["2025-07-08"] == "2025-07-09" and ends["2025-07-04"] == "2025-07-07"
+    assert "2025-07-09" not in ends
+    # One line path per stretch of consecutive dates (single dates are points only).
+    stretches_of_two_or_more = 2  # 2025-06-30 … 07-08 and 07-10 … 07-11
+    assert (
+        page.locator("#components svg path[aria-roledescription='line mark']").count()
+        >= stretches_of_two_or_more
+    )
+
+
+def test_the_composition_table_shows_weights_as_stored(browser, catalog):
+    page, _ = browser
+    _show(page, "IBOV")
+    assert f"Composition of IBOV on {NEWEST}" in page.inner_text("#composition-title")
+    cells = page.locator("#composition tr").all_inner_texts()
+    (vale,) = catalog.query(
+        f"""SELECT weight FROM silver_assets WHERE "index" = 'IBOV' AND ticker = 'VALE3' AND "date" = DATE '{NEWEST}'"""
+    ).rows[0]
+    assert any(c.startswith("VALE3\tVALE") and f"\t{vale:.3f}\t" in c for c in cells)
+    assert str(vale) == "11.587"
+    assert len(cells) == 1 + 82  # header + every component
+
+
+def test_overview_compares_the_indices(browser):
+    page, _ = browser
+    _act(page, lambda: page.click("#tab-overview"))
+    table = page.inner_text("#overview-table")
+    for line in ("IBOV\t14\t2021-03-26\t2025-10-03\t82", "IBRA\t3\t2021-06-22\t2021-07-01\t178", "IBXX\t1"):
+        assert line in table
+    assert {r["index"] for r in _chart_rows(page, "overview-components")} == {"IBOV", "IBRA", "IBXX"}
+    # No two indices share a date in the demo lake: the overlap says so instead of comparing dates apart.
+    assert "No two indices are in the lake on the same date" in page.inner_text("#overlap-note")
+
+
+def test_screenshots_of_the_overview_and_of_ibov(browser, tmp_path_factory):
+    page, _ = browser
+    folder = tmp_path_factory.mktemp("screenshots")
+    _act(page, lambda: page.click("#tab-overview"))
+    overview = page.screenshot(path=str(folder / "overview.png"), full_page=True)
+    _show(page, "IBOV")
+    ibov = page.screenshot(path=str(folder / "ibov.png"), full_page=True)
+    for shot, min_height in ((overview, 1000), (ibov, 3000)):
+        width, height = decode_png(shot)
+        assert width == 1100 and height >= min_height
+        assert len(shot) > 80_000  # charts and tables, not a blank page
+
+
+# ------------------------------------------------------------------------------- the PNGs in metadata
+
+
+def _png_of(markdown: str) -> bytes:
+    match = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert match, markdown[:200]
+    return base64.b64decode(match.group(1))
+
+
+def test_dashboard_asset_writes_the_page_and_shows_a_picture(demo, catalog):
+    (demo / PAGE_KEY).unlink()
+    result = dg.materialize(
+        [dashboard],
+        resources={**lake_resources(LakeResource(root=str(demo))), "catalog": catalog},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (materialization,) = result.asset_materializations_for_node("dashboard")
+    metadata = materialization.metadata
+    assert metadata["dagster/uri"].value == str(demo / PAGE_KEY) and (demo / PAGE_KEY).is_file()
+    assert metadata["indices"].value == "IBOV, IBRA, IBXX" and metadata["dates"].value == 18
+    width, height = decode_png(_png_of(metadata["preview"].value))
+    assert width > 600 and height > 600
+
+
+def test_gold_newest_date_carries_a_png_of_each_index(demo):
+    defs = build_defs({"B3_PLATFORM_DATA_DIR": str(demo)})
+    job = defs.resolve_implicit_global_asset_job_def()
+    instance = dg.DagsterInstance.ephemeral()
+    newest = job.execute_in_process(instance=instance, asset_selection=GOLD, partition_key=NEWEST)
+    older = job.execute_in_process(instance=instance, asset_selection=GOLD, partition_key="2025-07-08")
+    assert newest.success and older.success
+    by_asset = {
+        m.asset_key.path[0]: m.metadata for m in newest.asset_materializations_for_node("gold_tables")
+    }
+    width, height = decode_png(_png_of(by_asset["gold_index_summary"]["picture_IBOV"].value))
+    assert width > 400 and height > 400
+    # Only the newest date draws, once (on the summary).
+    assert not any(
+        k.startswith("picture")
+        for m in older.asset_materializations_for_node("gold_tables")
+        for k in m.metadata
+    )
+    assert [k for k in by_asset["gold_changes"] if k.startswith("picture")] == []
+
+
+def test_gold_without_a_catalog_is_written_and_says_why_there_is_no_picture(demo, tmp_path):
+    defs = build_defs(
+        {"B3_PLATFORM_DATA_DIR": str(demo), "B3_PLATFORM_DUCKDB": str(tmp_path / "none.duckdb")}
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        asset_selection=GOLD,
+        partition_key=NEWEST,
+    )
+    assert result.success
+    (summary,) = [
+        m
+        for m in result.asset_materializations_for_node("gold_tables")
+        if m.asset_key.path[0] == "gold_index_summary"
+    ]
+    assert summary.metadata["picture"].value.startswith("not drawn: no catalog at")
+
+
+# --------------------------------------------------------------------------------------- the CLI, SQL
+
+
+def test_cli_dashboard_builds_the_page_and_refuses_without_a_catalog(demo, tmp_path):
+    done = _cli("--data-dir", str(demo), "dashboard", env=_clean_env())
+    assert done.returncode == 0, done.stderr
+    assert "dashboard: IBOV, IBRA, IBXX over 18 dates (2021-03-26 … 2025-10-03)" in done.stdout
+    assert f"written to {demo / PAGE_KEY}" in done.stdout
+    missing = _cli("--data-dir", str(tmp_path / "empty"), "dashboard", env=_clean_env())
+    assert missing.returncode == 2 and "error: no catalog at" in missing.stderr
+    assert not (tmp_path / "empty" / PAGE_KEY).exists()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        queries.summary(),
+        queries.weights(),
+        queries.sectors(),
+        queries.events(),
+        queries.latest_composition(),
+        queries.overlap(),
+        queries.weights(before=dt.date(2025, 7, 8)),
+    ],
+)
+def test_every_dashboard_query_is_one_trino_select(sql):
+    (statement,) = sqlglot.parse(sql, read="trino")
+    assert isinstance(statement, (sqlglot.exp.Select, sqlglot.exp.Union))

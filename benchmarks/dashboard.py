@@ -1,0 +1,190 @@
+#!/usr/bin/env python
+"""How long the index dashboard takes to build over a SYNTHETIC multi-year archive.
+
+The archive is benchmarks/archive.py's (the real IBOV samples re-dated onto N consecutive B3
+trading days, copied under other index codes for K > 1; every figure is on synthetic data). For
+each K the lake is built once — import, then every layer and the catalog as one single-run
+backfill on a temporary instance, not timed here (run.py measures that) — and then measured,
+`--repeat` times each, median reported, wall and CPU seconds:
+
+- build: `dashboard.site.build_site` — the six catalog queries (DuckDB), shaping, the page's HTML
+  with Vega and the data inlined, written under the lake: what the `dashboard` asset does;
+- queries: the catalog part of it alone;
+- pictures: the PNG of every index's main charts (vl-convert), what gold's newest date carries;
+- load: the page opened from disk in headless Chromium until every chart of the first view is drawn
+  (wall only: the browser is another process), when Debian's `chromium` is installed.
+
+    python benchmarks/dashboard.py                         # N=1250, K=1 and 5, 3 repeats
+    python benchmarks/dashboard.py --dates 60 --indices 1 --repeat 1   # a quick check
+    python benchmarks/dashboard.py --write-results         # also writes benchmarks/DASHBOARD.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from archive import build_archive, target_days  # noqa: E402
+from common import Clock, fmt, median, quiet_warnings  # noqa: E402
+from report import machine_description  # noqa: E402
+
+RESULTS_FILE = Path(__file__).resolve().parent / "DASHBOARD.md"
+
+
+def timed(fn) -> tuple[float, float, object]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, value
+
+
+def build_lake(root: Path, n: int, k: int, say, reuse: bool = False) -> tuple[dict, list]:
+    """Import the archive and build every layer and the catalog (not the dashboard). With `reuse`,
+    a lake whose catalog exists (the backfill's last step) under `root` is measured as it is."""
+    import dagster as dg
+
+    from b3_platform.definitions import build_defs
+    from b3_platform.importer import import_paths
+    from b3_platform.runs import materialize_days
+
+    env = {"B3_PLATFORM_DATA_DIR": str(root / "lake")}
+    defs = build_defs(env)
+    if reuse and (root / "lake" / "warehouse.duckdb").is_file():
+        say(f"N={n} K={k}: reusing the lake in {root}")
+        return defs.resources, target_days(n)
+    archive, days, indices = build_archive(root / "archive", n, k)
+    store = defs.resources["lake"].raw()
+    results = import_paths(store, [archive / i for i in indices])
+    assert all(r.status == "imported" for r in results), "an archive file was not imported"
+    say(f"N={n} K={k}: {len(results)} files imported; building every layer and the catalog")
+    selection = dg.AssetSelection.all() - dg.AssetSelection.assets("dashboard")
+    runs = materialize_days(
+        defs, days, instance=dg.DagsterInstance.ephemeral(), selection=selection, quiet=True
+    )
+    assert all(r.success for r in runs), "a backfill run failed"
+    return defs.resources, days
+
+
+def page_load_seconds(page_path: Path, profile: Path) -> float | None:
+    """Seconds from navigation to the first view drawn, in headless Chromium (None without it)."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        return None
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=chromium,
+            headless=True,
+            args=flags,
+            viewport={"width": 1100, "height": 900},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        started = time.perf_counter()
+        page.goto(page_path.as_uri())
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=600_000)
+        seconds = time.perf_counter() - started
+        context.close()
+    return seconds
+
+
+def measure(root: Path, n: int, k: int, repeat: int, say, reuse: bool = False) -> dict:
+    from b3_platform.dashboard.data import load
+    from b3_platform.dashboard.picture import index_png
+    from b3_platform.dashboard.site import build_site
+
+    resources, days = build_lake(root, n, k, say, reuse)
+    catalog, storage = resources["catalog"], resources["lake"].storage()
+    figures: dict[str, list[float]] = {m: [] for m in ("build", "build_cpu", "queries", "queries_cpu", "pictures", "pictures_cpu", "load")}  # fmt: skip
+    built = None
+    for attempt in range(1, repeat + 1):
+        wall, cpu, built = timed(lambda: build_site(catalog, storage))
+        figures["build"].append(wall), figures["build_cpu"].append(cpu)
+        wall, cpu, data = timed(lambda: load(catalog))
+        figures["queries"].append(wall), figures["queries_cpu"].append(cpu)
+        wall, cpu, _ = timed(lambda: [index_png(data, i) for i in data.indices])
+        figures["pictures"].append(wall), figures["pictures_cpu"].append(cpu)
+        seconds = page_load_seconds(Path(built.uri), root / f"profile-{k}-{attempt}")
+        if seconds is not None:
+            figures["load"].append(seconds)
+        say(
+            f"N={n} K={k} #{attempt}: build {figures['build'][-1]:.2f} s, pictures {figures['pictures'][-1]:.2f} s"
+        )
+    return {
+        "n": len(days),
+        "k": k,
+        "bytes": built.size,
+        **{m: median(v) if v else None for m, v in figures.items()},
+    }
+
+
+def report(rows: list[dict], repeat: int, argv: list[str]) -> list[str]:
+    lines = [
+        "# Dashboard build time (SYNTHETIC archive)",
+        "",
+        "Written by `python benchmarks/dashboard.py --write-results`; see the script's docstring for "
+        "what each figure measures. The archive is synthetic (benchmarks/archive.py: the real IBOV samples "
+        "re-dated onto consecutive trading days, copied under other index codes for K > 1).",
+        "",
+        f"Command: `python benchmarks/dashboard.py {' '.join(argv)}`",
+        "",
+        "## Machine",
+        "",
+        *machine_description(),
+        "",
+        f"## Figures (median of {repeat})",
+        "",
+        "| N dates | K indices | page bytes | build wall s | build CPU s | queries wall s | queries CPU s "
+        "| pictures wall s | pictures CPU s | Chromium load wall s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']} | {r['k']} | {r['bytes']:,} | {fmt(r['build'], 2)} | {fmt(r['build_cpu'], 2)} "
+            f"| {fmt(r['queries'], 2)} | {fmt(r['queries_cpu'], 2)} | {fmt(r['pictures'], 2)} "
+            f"| {fmt(r['pictures_cpu'], 2)} | {fmt(r['load'], 2) if r['load'] is not None else '—'} |"
+        )
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dates", type=int, default=1250)
+    parser.add_argument("--indices", default="1,5", help="K values, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workdir", help="kept when given; a temporary folder otherwise")
+    parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="measure lakes already built in --workdir")
+    args = parser.parse_args(argv)
+    quiet_warnings()
+    clock = Clock()
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="b3-dashboard-bench-"))
+    try:
+        rows = [
+            measure(work / f"k{k}", args.dates, k, args.repeat, clock.say, args.reuse)
+            for k in map(int, args.indices.split(","))
+        ]
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    lines = report(rows, args.repeat, argv)
+    print("\n".join(lines))
+    if args.write_results:
+        RESULTS_FILE.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"wrote {RESULTS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
