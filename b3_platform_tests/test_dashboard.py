@@ -40,7 +40,10 @@ from b3_platform_tests.test_announced import (
     ADDED,
     ANNOUNCED_SUBGRAPH,
     DROPPED,
+    PREVIEW_DAYS,
     REAL,
+    REBALANCE,
+    accuracy_lake,
     graph_resources,
     materialize,
     synthetic_preview,
@@ -489,3 +492,41 @@ def test_the_next_rebalance_panel_shows_the_latest_previews_changes(
         assert "No preview" not in page.inner_text("#rebalance")
     assert recorded.errors == [] and [m for m in recorded.console if m[0] in ("error", "warning")] == []
     assert set(recorded.requests) == {(lake_root / PAGE_KEY).as_uri()}
+
+
+def test_after_a_rebalance_the_panel_shows_how_accurate_the_previews_were(
+    playwright, b3_server, today, lake_root, tmp_path
+):
+    """Three previews before the 2025-09-01 rebalance and that date's day portfolio (test_announced's
+    accuracy lake), gold, the catalog and the dashboard built: the panel's accuracy table is the
+    catalog's announced_accuracy; no preview of a later rebalance is captured, and it says so."""
+    gold = [k.path[0] for k in GOLD]
+    resources = accuracy_lake(today, lake_root, tmp_path, b3_server, also=gold)
+    assert dg.materialize(ALL_ASSETS, selection=["athena_tables", "dashboard"], resources=resources).success
+    stored = (
+        resources["catalog"]
+        .query(
+            f"""SELECT preview_date, tickers_matched, actual_components, missing_tickers, unexpected_tickers,
+        quantities_equal, "exact" FROM announced_accuracy
+        WHERE "index" = 'IBOV' AND "date" = DATE '{REBALANCE}' ORDER BY preview_date"""
+        )
+        .rows
+    )
+    assert [r[0] for r in stored] == PREVIEW_DAYS
+    with browser_page(playwright, tmp_path / "profile") as (page, recorded):
+        page.goto((lake_root / PAGE_KEY).as_uri())
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        _act(page, lambda: page.select_option("#index-select", "IBOV"))
+        assert "No preview of the next rebalance has been captured for IBOV yet" in page.inner_text(
+            "#rebalance-preview"
+        )
+        assert f"How accurate the previews of the {REBALANCE} rebalance were" in page.inner_text(
+            "#rebalance-accuracy"
+        )
+        rows = page.locator("#accuracy-table tr").all_inner_texts()[1:]
+        assert rows == [
+            f"{day}\t{before}\t{matched} of {actual}\t{missing or '—'}\t{unexpected or '—'}\t{equal}\t0.000\t"
+            + ("yes" if exact else "no")
+            for (day, matched, actual, missing, unexpected, equal, exact), before in zip(stored, (3, 2, 1))
+        ]
+    assert recorded.errors == [] and [m for m in recorded.console if m[0] in ("error", "warning")] == []
