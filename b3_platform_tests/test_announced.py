@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -341,9 +342,10 @@ REBALANCE = dt.date(2025, 9, 1)
 PREVIEW_DAYS = [dt.date(2025, 8, 27), dt.date(2025, 8, 28), dt.date(2025, 8, 29)]
 
 
-def test_accuracy_on_a_rebalance_date(today, lake_root, tmp_path, b3_server):
-    """Three previews before the (synthetic) 2025-09-01 rebalance: one with a wrong ticker, one with
-    a wrong quantity, one exact; the day portfolio of 2025-09-01 is the real 2025-07-10 one."""
+def accuracy_lake(today, lake_root: Path, tmp_path: Path, b3_server, *, also: Sequence[str] = ()) -> dict:
+    """A lake with three previews before the (synthetic) 2025-09-01 rebalance — one with a wrong
+    ticker, one with a wrong quantity, one exact — and the day portfolio of 2025-09-01 (the real
+    2025-07-10 one) with announced_accuracy built (and the assets `also` names); its resources."""
     day_body = with_changes(sample_bytes(SAMPLE_JSON), lambda d: d["header"].__setitem__("date", "01/09/25"))
     saved = tmp_path / "IBOV" / "2025-09-01.json"
     saved.parent.mkdir()
@@ -382,10 +384,18 @@ def test_accuracy_on_a_rebalance_date(today, lake_root, tmp_path, b3_server):
         assert mat.metadata["status"].value.startswith("not a rebalance date")
     assert b3_server.requests == []
     result = materialize(
-        resources, ["bronze_portfolio", "silver_header", "silver_assets", "announced_accuracy"], REBALANCE
+        resources,
+        ["bronze_portfolio", "silver_header", "silver_assets", "announced_accuracy", *also],
+        REBALANCE,
     )
     assert result.success, failure_text(result)
+    return resources
 
+
+def test_accuracy_on_a_rebalance_date(today, lake_root, tmp_path, b3_server):
+    """Three previews before the (synthetic) 2025-09-01 rebalance: one with a wrong ticker, one with
+    a wrong quantity, one exact; the day portfolio of 2025-09-01 is the real 2025-07-10 one."""
+    accuracy_lake(today, lake_root, tmp_path, b3_server)
     rows = read(lake_root, ANNOUNCED_ACCURACY, REBALANCE)
     actual = read(lake_root, SILVER_ASSETS, REBALANCE)
     n = len(actual)

@@ -23,7 +23,9 @@ import pytest
 import sqlglot
 from playwright.sync_api import sync_playwright
 
+from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.dashboard import dashboard
+from b3_platform.b3.announced import PREVIEW, THEORETICAL
 from b3_platform.dashboard import queries
 from b3_platform.dashboard.site import PAGE_KEY, build_site
 from b3_platform.definitions import build_defs
@@ -32,8 +34,21 @@ from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import LakeResource, lake_resources
 from b3_platform.trading_calendar import previous_trading_day
 from b3_platform_tests.chromium import browser_page
-from b3_platform_tests.conftest import REPO, duckdb_catalog
+from b3_platform_tests.conftest import REPO, SAMPLE_DAY, duckdb_catalog
 from b3_platform_tests.pngs import decode_png
+from b3_platform_tests.test_announced import (
+    ADDED,
+    ANNOUNCED_SUBGRAPH,
+    DROPPED,
+    PREVIEW_DAYS,
+    REAL,
+    REBALANCE,
+    accuracy_lake,
+    graph_resources,
+    materialize,
+    synthetic_preview,
+)
+from b3_platform_tests.test_raw_capture import failure_text
 
 SWAP_DAY = "2025-07-02"
 GOLD = [
@@ -389,8 +404,129 @@ def test_cli_dashboard_builds_the_page_and_refuses_without_a_catalog(demo, tmp_p
         queries.latest_composition(),
         queries.overlap(),
         queries.weights(before=dt.date(2025, 7, 8)),
+        queries.rebalance_preview(),
+        queries.rebalance_changes(),
+        queries.rebalance_accuracy(),
     ],
 )
 def test_every_dashboard_query_is_one_trino_select(sql):
     (statement,) = sqlglot.parse(sql, read="trino")
     assert isinstance(statement, (sqlglot.exp.Select, sqlglot.exp.Union))
+
+
+# ------------------------------------------------------------------------ the next rebalance panel
+
+
+def test_the_demo_lake_holds_no_preview_and_the_panel_says_so(browser, catalog):
+    page, recorded = browser
+    _show(page, "IBOV")
+    assert catalog.query("SELECT COUNT(*) FROM announced_changes").rows == [(0,)]
+    assert page.evaluate("window.dashboard.data.rebalance_preview") == []
+    assert "No preview of the next rebalance has been captured for IBOV yet" in page.inner_text("#rebalance")
+    assert page.locator("#rebalance-table").count() == 0
+    assert recorded.errors == []
+
+
+def test_the_next_rebalance_panel_shows_the_latest_previews_changes(
+    playwright, b3_server, today, lake_root, tmp_path
+):
+    """The day portfolio and the announced portfolios captured on one day (the preview drops two
+    tickers and adds one), the catalog and the dashboard built; the panel in Chromium shows what
+    the catalog's announced_changes says for the index and date."""
+    day = today(SAMPLE_DAY)
+    b3_server.serve_method(THEORETICAL, "IBOV", REAL)
+    b3_server.serve_method(PREVIEW, "IBOV", synthetic_preview(REAL))
+    resources = graph_resources(lake_root, b3_server)
+    day_portfolio = [
+        "raw_portfolio",
+        "bronze_portfolio",
+        "silver_header",
+        "silver_assets",
+        *(k.path[0] for k in GOLD),
+    ]
+    result = materialize(resources, [*day_portfolio, *ANNOUNCED_SUBGRAPH], day)
+    assert result.success, failure_text(result)
+    built = dg.materialize(ALL_ASSETS, selection=["athena_tables", "dashboard"], resources=resources)
+    assert built.success
+
+    catalog = resources["catalog"]
+    stored = catalog.query(
+        f"""SELECT ticker, company, change, current_weight, preview_weight, weight_change_pp, rebalance_date
+        FROM announced_changes WHERE "index" = 'IBOV' AND "date" = DATE '{day}'
+        AND (change <> 'staying' OR weight_change_pp <> 0)"""
+    ).rows
+    moves = sorted((change, ticker) for ticker, _, change, *_ in stored if change != "staying")
+    assert moves == [("entering", ADDED), *(("leaving", t) for t in DROPPED)]
+    [rebalance_day] = {r[-1] for r in stored}
+    assert rebalance_day == dt.date(2025, 9, 1)
+
+    def number(value):
+        return None if value is None else float(value)
+
+    with browser_page(playwright, tmp_path / "profile") as (page, recorded):
+        page.goto((lake_root / PAGE_KEY).as_uri())
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        _act(page, lambda: page.select_option("#index-select", "IBOV"))
+        drawn = page.evaluate("window.dashboard.data.rebalance_changes")
+        assert sorted(
+            (
+                r["ticker"],
+                r["company"],
+                r["change"],
+                r["current_weight"],
+                r["preview_weight"],
+                r["weight_change_pp"],
+            )
+            for r in drawn
+            if r["index"] == "IBOV" and r["captured_on"] == str(day)
+        ) == sorted((t, c, ch, number(cw), number(pw), number(pp)) for t, c, ch, cw, pw, pp, _ in stored)
+        assert {r["ticker"]: r["weight_change_pp"] for r in drawn}.keys() >= {"PETR4", "VALE3"}
+        title = page.inner_text("#rebalance-title")
+        assert title == f"Next rebalance of IBOV: 2025-09-01, as the preview captured on {day} announces it"
+        assert page.inner_text("#rebalance-entering").startswith(f"entering (1): {ADDED} (NEW CO, ")
+        leaving = page.inner_text("#rebalance-leaving")
+        assert leaving.startswith("leaving (2): ") and all(t in leaving for t in DROPPED)
+        rows = page.locator("#rebalance-table tr").all_inner_texts()
+        assert any(r.startswith("PETR4\t") and r.endswith("\t+0.100") for r in rows)
+        assert any(r.startswith("VALE3\t") and r.endswith("\t-0.100") for r in rows)
+        assert "No preview" not in page.inner_text("#rebalance")
+    assert recorded.errors == [] and [m for m in recorded.console if m[0] in ("error", "warning")] == []
+    assert set(recorded.requests) == {(lake_root / PAGE_KEY).as_uri()}
+
+
+def test_after_a_rebalance_the_panel_shows_how_accurate_the_previews_were(
+    playwright, b3_server, today, lake_root, tmp_path
+):
+    """Three previews before the 2025-09-01 rebalance and that date's day portfolio (test_announced's
+    accuracy lake), gold, the catalog and the dashboard built: the panel's accuracy table is the
+    catalog's announced_accuracy; no preview of a later rebalance is captured, and it says so."""
+    gold = [k.path[0] for k in GOLD]
+    resources = accuracy_lake(today, lake_root, tmp_path, b3_server, also=gold)
+    assert dg.materialize(ALL_ASSETS, selection=["athena_tables", "dashboard"], resources=resources).success
+    stored = (
+        resources["catalog"]
+        .query(
+            f"""SELECT preview_date, tickers_matched, actual_components, missing_tickers, unexpected_tickers,
+        quantities_equal, "exact" FROM announced_accuracy
+        WHERE "index" = 'IBOV' AND "date" = DATE '{REBALANCE}' ORDER BY preview_date"""
+        )
+        .rows
+    )
+    assert [r[0] for r in stored] == PREVIEW_DAYS
+    with browser_page(playwright, tmp_path / "profile") as (page, recorded):
+        page.goto((lake_root / PAGE_KEY).as_uri())
+        page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
+        _act(page, lambda: page.select_option("#index-select", "IBOV"))
+        assert "No preview of the next rebalance has been captured for IBOV yet" in page.inner_text(
+            "#rebalance-preview"
+        )
+        assert f"How accurate the previews of the {REBALANCE} rebalance were" in page.inner_text(
+            "#rebalance-accuracy"
+        )
+        rows = page.locator("#accuracy-table tr").all_inner_texts()[1:]
+        assert rows == [
+            f"{day}\t{before}\t{matched} of {actual}\t{missing or '—'}\t{unexpected or '—'}\t{equal}\t0.000\t"
+            + ("yes" if exact else "no")
+            for (day, matched, actual, missing, unexpected, equal, exact), before in zip(stored, (3, 2, 1))
+        ]
+    assert recorded.errors == [] and [m for m in recorded.console if m[0] in ("error", "warning")] == []

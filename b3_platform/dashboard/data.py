@@ -96,6 +96,11 @@ class DashboardData:
     overlap: Table
     top_n: int
     source: str
+    #: The next rebalance panel: each index's latest preview, its changes, the latest rebalance's
+    #: accuracy (empty tables when the lake holds no announced portfolio).
+    rebalance_preview: Table = field(default_factory=lambda: Table([]))
+    rebalance_changes: Table = field(default_factory=lambda: Table([]))
+    rebalance_accuracy: Table = field(default_factory=lambda: Table([]))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,7 +116,17 @@ class DashboardData:
         return sorted({r["date"] for r in self.summary.records() if index is None or r["index"] == index})
 
 
-TABLE_NAMES = ("summary", "weights", "sectors", "events", "latest", "overlap")
+TABLE_NAMES = (
+    "summary",
+    "weights",
+    "sectors",
+    "events",
+    "latest",
+    "overlap",
+    "rebalance_preview",
+    "rebalance_changes",
+    "rebalance_accuracy",
+)
 
 
 def _with_gaps(table: Table, runs: dict[tuple[str, str], int], calendar: Calendar) -> Table:
@@ -133,9 +148,12 @@ def shape(
     *,
     top_n: int,
     source: str,
+    rebalance: tuple[QueryResult, QueryResult, QueryResult] | None = None,
 ) -> DashboardData:
-    """The catalog's answers as the dashboard's tables, with gaps marked per index."""
+    """The catalog's answers as the dashboard's tables, with gaps marked per index. `rebalance`:
+    the answers of the next rebalance panel (preview, changes, accuracy), when asked."""
     summary_t = _table(summary)
+    preview, changes, accuracy = (_table(r) for r in rebalance) if rebalance else (Table([]),) * 3
     by_index: dict[str, list[dt.date]] = defaultdict(list)
     for record in summary_t.records():
         by_index[record["index"]].append(dt.date.fromisoformat(record["date"]))
@@ -155,11 +173,14 @@ def shape(
         overlap=_table(overlap),
         top_n=top_n,
         source=source,
+        rebalance_preview=preview,
+        rebalance_changes=changes,
+        rebalance_accuracy=accuracy,
     )
 
 
 def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> DashboardData:
-    """Ask the catalog every question of the dashboard (six queries) and shape the answers."""
+    """Ask the catalog every question of the dashboard (nine queries) and shape the answers."""
     return shape(
         catalog.query(queries.summary()),
         catalog.query(queries.weights(top_n)),
@@ -169,6 +190,11 @@ def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> Das
         catalog.query(queries.overlap()),
         top_n=top_n,
         source=catalog.location,
+        rebalance=(
+            catalog.query(queries.rebalance_preview()),
+            catalog.query(queries.rebalance_changes()),
+            catalog.query(queries.rebalance_accuracy()),
+        ),
     )
 
 

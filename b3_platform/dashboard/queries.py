@@ -114,3 +114,54 @@ JOIN silver_assets AS a ON a."date" = p."date" AND a."index" = p.index_a
 LEFT JOIN silver_assets AS b ON b."date" = p."date" AND b."index" = p.index_b AND b.ticker = a.ticker
 GROUP BY p."date", p.index_a, p.index_b
 ORDER BY p.index_a, p.index_b"""
+
+
+# ------------------------------------------------------- the next rebalance (announced portfolios)
+
+#: The newest capture date of each index in an announced table (a preview's changes, or a rebalance
+#: date's accuracy): the panel shows what the latest preview says, and the latest rebalance's match.
+_NEWEST_OF = """WITH newest AS (
+    SELECT "index", MAX("date") AS "date" FROM {table} GROUP BY "index"
+)"""
+
+
+def rebalance_preview() -> str:
+    """Per index, the latest captured preview: when it was captured, the rebalance it announces and
+    how many tickers enter, leave, stay, and stay with another weight (one row per index, so an
+    index whose preview changes nothing still shows as captured)."""
+    return f"""{_NEWEST_OF.format(table="announced_changes")}
+SELECT c."date" AS captured_on, c."index", c.rebalance_date, c.preview_capture_id,
+    SUM(CASE WHEN c.change = 'entering' THEN 1 ELSE 0 END) AS entering,
+    SUM(CASE WHEN c.change = 'leaving' THEN 1 ELSE 0 END) AS leaving,
+    SUM(CASE WHEN c.change = 'staying' THEN 1 ELSE 0 END) AS staying,
+    SUM(CASE WHEN c.change = 'staying' AND c.weight_change_pp <> 0 THEN 1 ELSE 0 END) AS reweighted
+FROM announced_changes AS c
+JOIN newest AS n ON n."index" = c."index" AND n."date" = c."date"
+GROUP BY c."date", c."index", c.rebalance_date, c.preview_capture_id
+ORDER BY c."index\""""
+
+
+def rebalance_changes() -> str:
+    """The latest preview's changes per index: every ticker entering or leaving, and every staying
+    ticker whose weight is expected to change, largest change first."""
+    return f"""{_NEWEST_OF.format(table="announced_changes")}
+SELECT c."date" AS captured_on, c."index", c.ticker, c.company, c.change, c.current_weight,
+    c.preview_weight, c.weight_change_pp
+FROM announced_changes AS c
+JOIN newest AS n ON n."index" = c."index" AND n."date" = c."date"
+WHERE c.change <> 'staying' OR c.weight_change_pp <> 0
+ORDER BY c."index", CASE c.change WHEN 'entering' THEN 0 WHEN 'leaving' THEN 1 ELSE 2 END,
+    ABS(c.weight_change_pp) DESC, c.ticker"""
+
+
+def rebalance_accuracy() -> str:
+    """Per index, its latest rebalance date in announced_accuracy: how the day portfolio of that
+    date matched each preview captured before it."""
+    return f"""{_NEWEST_OF.format(table="announced_accuracy")}
+SELECT a."date" AS rebalance_date, a."index", a.preview_date, a.trading_days_before,
+    a.predicted_components, a.actual_components, a.tickers_matched, a.missing_tickers,
+    a.unexpected_tickers, a.quantities_equal, a.weight_max_abs_error_pp, a."exact",
+    a.tickers_stable_since, a.quantities_stable_since
+FROM announced_accuracy AS a
+JOIN newest AS n ON n."index" = a."index" AND n."date" = a."date"
+ORDER BY a."index", a.preview_date"""

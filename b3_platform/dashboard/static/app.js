@@ -8,7 +8,8 @@
 
   const records = (table) => table.rows.map((row) => Object.fromEntries(table.fields.map((f, i) => [f, row[i]])));
   const tables = {};
-  for (const name of ["summary", "weights", "sectors", "events", "latest", "overlap"]) tables[name] = records(DATA[name]);
+  for (const name of ["summary", "weights", "sectors", "events", "latest", "overlap", "rebalance_preview", "rebalance_changes", "rebalance_accuracy"])
+    tables[name] = records(DATA[name]);
   const allDates = [...new Set(tables.summary.map((r) => r.date))].sort();
 
   const state = {
@@ -120,6 +121,65 @@
         .join("");
   }
 
+  // The next rebalance: what the latest captured preview of the index announces (tickers entering
+  // and leaving, expected weight changes), and how the day portfolio of the latest rebalance date
+  // matched the previews captured before it. Tables come from announced_changes/announced_accuracy.
+  const RESHOWN = 15; // staying tickers listed with their expected weight change, largest first
+
+  function rebalancePanel() {
+    const preview = tables.rebalance_preview.find(ofIndex);
+    const changes = tables.rebalance_changes.filter(ofIndex);
+    const accuracy = tables.rebalance_accuracy.filter(ofIndex);
+    $("rebalance-title").textContent = preview
+      ? `Next rebalance of ${state.index}: ${preview.rebalance_date}, as the preview captured on ${preview.captured_on} announces it`
+      : `Next rebalance of ${state.index}`;
+    if (!preview) {
+      $("rebalance-preview").innerHTML = `<p class="note" id="rebalance-none">No preview of the next rebalance has been captured for ${escape(state.index)} yet: the lake holds no GetQuartelyPreview capture of it (announced_changes has no row).</p>`;
+    } else {
+      const listed = (change) => changes.filter((r) => r.change === change);
+      const names = (rows, weight) =>
+        rows.length ? rows.map((r) => `${escape(r.ticker)} (${escape(r.company)}, ${fixed(r[weight], 3)} %)`).join(" · ") : "none";
+      const reweighted = listed("staying");
+      const head = "<tr><th>ticker</th><th>company</th><th>change</th><th class=n>current (%)</th><th class=n>preview (%)</th><th class=n>change (pp)</th></tr>";
+      const shown = [...listed("entering"), ...listed("leaving"), ...reweighted.slice(0, RESHOWN)];
+      $("rebalance-preview").innerHTML =
+        `<ul class="rebalance-moves"><li class="entered" id="rebalance-entering"><strong>entering (${preview.entering})</strong>: ${names(listed("entering"), "preview_weight")}</li>` +
+        `<li class="exited" id="rebalance-leaving"><strong>leaving (${preview.leaving})</strong>: ${names(listed("leaving"), "current_weight")}</li></ul>` +
+        `<p class="note">${preview.staying} tickers stay, ${preview.reweighted} of them with another weight` +
+        (reweighted.length > RESHOWN ? ` (the ${RESHOWN} largest changes shown)` : "") +
+        `. Preview vs the theoretical portfolio in force; capture <code>${escape(preview.preview_capture_id)}</code>.</p>` +
+        `<table id="rebalance-table" class="numbers">${head}` +
+        shown
+          .map(
+            (r) =>
+              `<tr class="${r.change === "entering" ? "entered" : r.change === "leaving" ? "exited" : ""}"><td>${escape(r.ticker)}</td><td>${escape(r.company)}</td><td>${escape(r.change)}</td>` +
+              `<td class=n>${fixed(r.current_weight, 3)}</td><td class=n>${fixed(r.preview_weight, 3)}</td><td class=n>${signed(r.weight_change_pp)}</td></tr>`
+          )
+          .join("") +
+        "</table>";
+    }
+    if (!accuracy.length) {
+      $("rebalance-accuracy").innerHTML = "";
+      return;
+    }
+    const day = accuracy[0].rebalance_date;
+    const head =
+      "<tr><th>preview of</th><th class=n>trading days before</th><th class=n>tickers matched</th><th>missing</th><th>unexpected</th><th class=n>quantities equal</th><th class=n>max weight error (pp)</th><th>exact</th></tr>";
+    $("rebalance-accuracy").innerHTML =
+      `<h4>How accurate the previews of the ${escape(day)} rebalance were</h4>` +
+      `<p class="note">The day portfolio of ${escape(day)} against each preview captured before it; tickers stable since ${escape(accuracy[0].tickers_stable_since)}, quantities since ${escape(accuracy[0].quantities_stable_since)}.</p>` +
+      `<table id="accuracy-table" class="numbers">${head}` +
+      accuracy
+        .map(
+          (r) =>
+            `<tr><td>${escape(r.preview_date)}</td><td class=n>${r.trading_days_before}</td><td class=n>${r.tickers_matched} of ${r.actual_components}</td>` +
+            `<td>${escape(r.missing_tickers || "—")}</td><td>${escape(r.unexpected_tickers || "—")}</td><td class=n>${r.quantities_equal}</td>` +
+            `<td class=n>${fixed(r.weight_max_abs_error_pp, 3)}</td><td>${r.exact ? "yes" : "no"}</td></tr>`
+        )
+        .join("") +
+      "</table>";
+  }
+
   async function renderIndex() {
     const summary = tables.summary.filter((r) => ofIndex(r) && inRange(r));
     $("index-title").textContent = `${state.index}, ${state.from} to ${state.to}`;
@@ -134,6 +194,7 @@
     $("events-note").textContent = `${compared} of ${summary.length} dates could be compared with their previous trading day (it is in the lake).`;
     eventsList(events);
     compositionTable();
+    rebalancePanel();
     await Promise.all([
       draw("weights", tables.weights.filter((r) => ofIndex(r) && inRange(r)), empty),
       draw("sectors", sectors, `No date of ${state.index} in this range carries sectors.`),
