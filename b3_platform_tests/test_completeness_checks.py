@@ -37,9 +37,13 @@ class Evaluation:
 
 def check_evaluations(instance: dg.DagsterInstance) -> list[Evaluation]:
     """Every check evaluation the instance recorded; a single-date run's is that date's."""
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=100_000
-    )
+    records = [
+        record
+        for run in instance.get_runs()
+        for record in instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
+        ).records
+    ]
     found = []
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data
@@ -125,21 +129,25 @@ def test_a_lake_captured_live_still_warns_on_a_missed_index_and_day(tmp_path):
         assert all(r.success for r in runs)
         evaluations = check_evaluations(instance)
 
-    def per_date(name: str) -> dict[str, tuple[bool, str]]:
+    def per_date(asset: str, name: str) -> dict[str, tuple[bool, str]]:
         return {
-            e.partition: (e.passed, e.description or "")
+            e.partition: (e.passed, e.description)
             for e in evaluations
-            if e.check_name == name and e.partition
+            if (e.asset, e.check_name) == (asset, name) and e.partition
         }
 
-    indices = per_date("all_configured_indices_captured")
+    indices = per_date("raw_portfolio", "all_configured_indices_captured")
     assert indices[str(before_live)][0] and NOT_JUDGED in indices[str(before_live)][1]
     for day in (first_live, after_gap):
         passed, description = indices[str(day)]
         assert not passed and "not captured: SMLL (expected 2 indices configured" in description
-    previous = per_date("previous_trading_day_in_lake")
+    previous = per_date("gold_changes", "previous_trading_day_in_lake")
     # 07-07's previous day, 07-04, is before the first live capture: not judged (it is there anyway).
     assert previous[str(first_live)][0]
     # 07-10's previous day, 07-09, was a live-capture day that nothing reached: warns.
     passed, description = previous[str(after_gap)]
     assert not passed and "IBOV: the previous trading day 2025-07-09 is not in the lake" in description
+    # The announced portfolios, never captured, are judged the same way: a miss from 07-07 on.
+    announced = per_date("raw_theoretical_portfolio", "all_configured_indices_captured")
+    assert announced[str(before_live)][0] and NOT_JUDGED in announced[str(before_live)][1]
+    assert announced[str(first_live)] == (False, "not captured: IBOV, SMLL")
