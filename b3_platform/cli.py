@@ -9,9 +9,9 @@ import time
 import warnings
 from pathlib import Path
 
-from b3_platform.catalog.base import LOCK_WAIT_SECONDS
 from b3_platform.catalog.output import FORMATS
-from b3_platform.resources import DATA_DIR_VAR, DEFAULT_DATA_DIR
+from b3_platform.catalog.results import LOCK_WAIT_SECONDS
+from b3_platform.environment import DATA_DIR_VAR, DEFAULT_DATA_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO / "demo_data"
@@ -81,35 +81,76 @@ def _status_counts(results) -> dict[str, int]:
 
 #: `import` exit codes (README, "Importing saved files"): 0 every file imported or a duplicate;
 #: 1 a file was rejected (or none found); 2 the command could not start (a setting, the lake's
-#: root); 3 the lake failed while storing (disk full, read-only, S3 refused): the import stopped
-#: there, and what was done before is kept and summed up.
-EXIT_REJECTED, EXIT_STORAGE_FAILED = 1, 3
+#: root, a malformed --index); 3 the lake failed while storing (disk full, read-only, S3 refused):
+#: the import stopped there, and what was done before is kept and summed up.
+EXIT_REJECTED, EXIT_CANNOT_START, EXIT_STORAGE_FAILED = 1, 2, 3
+
+
+def _print_skipped(path: Path, why: str) -> None:
+    print(f"  {'skipped':<9} {path}  ({why})", flush=True)
+
+
+def _report_to_dagster(results) -> None:
+    """Report the imported dates to Dagster when DAGSTER_HOME names its instance, and say so either
+    way: without it the dates are only in raw, and no run follows until someone asks for one."""
+    days = sorted({r.day for r in results if r.status == "imported"})
+    if not days:
+        return
+    listed = ", ".join(map(str, days[:5])) + (f", … ({len(days) - 5} more)" if len(days) > 5 else "")
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        print(
+            f"not reported to Dagster: DAGSTER_HOME is not set, so no run follows for {len(days)} "
+            f"date(s) ({listed}). Materialize them: dg launch --assets 'raw_portfolio*' --partition "
+            f"{days[0]} (one run per date), or set DAGSTER_HOME before the next import"
+        )
+        return
+    instance, _ = _instance()
+    _report_imports(results, instance)
+    print(
+        f"reported {len(days)} date(s) to Dagster (DAGSTER_HOME={home}) as raw_portfolio "
+        f"materializations: {listed}; the layers below follow when the daemon runs (dg dev)"
+    )
 
 
 def cmd_import(args) -> int:
+    from b3_platform.b3.indices import validate_index_code
     from b3_platform.importer import ImportStopped, import_paths
 
+    if args.index is not None:
+        try:
+            validate_index_code(args.index)
+        except ValueError as exc:
+            print(f"error: --index {exc}; nothing imported", file=sys.stderr)
+            return EXIT_CANNOT_START
     store = _resources(args)["lake"].raw()
     print(f"Importing into {store.storage.uri()}:")
     stopped = None
+    skipped: list[Path] = []
+
+    def on_skip(path: Path, why: str) -> None:
+        skipped.append(path)
+        _print_skipped(path, why)
+
     try:
-        results = import_paths(store, args.paths, index=args.index, progress=_print_result)
+        results = import_paths(store, args.paths, index=args.index, progress=_print_result, on_skip=on_skip)
     except ImportStopped as exc:
         results, stopped = exc.results, exc
     if not results and stopped is None:
-        print("  no .json or .csv files found", file=sys.stderr)
+        also = f" ({len(skipped)} other file(s) skipped, listed above)" if skipped else ""
+        print(f"  no .json or .csv files found{also}", file=sys.stderr)
         return EXIT_REJECTED
     counts = _status_counts(results)
     summary = (
         f"{len(results)} file(s): {counts['imported']} imported, {counts['duplicate']} duplicate, "
         f"{counts['rejected']} rejected"
     )
+    if skipped:
+        summary += f"; {len(skipped)} skipped (not .json/.csv, or hidden)"
     if stopped is not None:
         summary += f"; stopped at {stopped.path}, {stopped.not_attempted} file(s) not attempted"
     print(summary)
-    if counts["imported"] and os.environ.get("DAGSTER_HOME"):
-        instance, _ = _instance()
-        _report_imports(results, instance)
+    _report_to_dagster(results)
     if stopped is not None:
         print(
             f"error: stopped: {stopped}. Nothing of {stopped.path} was stored; the files above are "
@@ -121,9 +162,22 @@ def cmd_import(args) -> int:
     return EXIT_REJECTED if counts["rejected"] else 0
 
 
+def _catalog_for_query(args):
+    """The catalog `query` reads. Locally that is the DuckDB file alone, read without importing
+    Dagster (most of a second; `select 1` answers in a fraction of it); on AWS the resources."""
+    from b3_platform.environment import LOCAL, environment_mode, local_catalog_file
+
+    env = _env(args)
+    if environment_mode(env) == LOCAL:
+        from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader
+
+        return DuckDBCatalogReader(local_catalog_file(env))
+    return _resources(args)["catalog"]
+
+
 def cmd_query(args) -> int:
-    from b3_platform.catalog.base import CatalogError, QueryError
     from b3_platform.catalog.output import render
+    from b3_platform.catalog.results import CatalogError, QueryError
 
     if args.file:
         try:
@@ -139,7 +193,7 @@ def cmd_query(args) -> int:
     if not sql.strip():
         print("no SQL given", file=sys.stderr)
         return 2
-    catalog = _resources(args)["catalog"]
+    catalog = _catalog_for_query(args)
     try:
         result = catalog.query(
             sql, wait_seconds=args.wait, on_wait=lambda notice: print(notice, file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 
@@ -103,18 +103,31 @@ class FoundFile:
     root: Path | None = None
 
 
-def iter_files(paths: Iterable[str | Path]) -> Iterator[FoundFile]:
+#: Told about each file or folder a folder's walk leaves out (the path, and why), so a user sees it.
+OnSkip = Callable[[Path, str], None]
+
+
+def iter_files(paths: Iterable[str | Path], on_skip: OnSkip | None = None) -> Iterator[FoundFile]:
     """Files named directly, and every .json/.csv below named folders (sorted, hidden ones skipped).
 
-    Links to folders are not followed; links to files are yielded and judged by `import_file`."""
+    Links to folders are not followed; links to files are yielded and judged by `import_file`.
+    What a folder's walk leaves out — another kind of file, a hidden file or folder — is told to
+    `on_skip` with the reason (a file named on the command line is always judged, never skipped)."""
+    skip = on_skip or (lambda _path, _why: None)
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             for dirpath, dirs, files in os.walk(path, followlinks=False):
+                for hidden in sorted(d for d in dirs if d.startswith(".")):
+                    skip(Path(dirpath, hidden), "hidden folder, not searched")
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for file in sorted(files):
                     found = Path(dirpath, file)
-                    if found.suffix.lower() in SUFFIXES and not file.startswith("."):
+                    if file.startswith("."):
+                        skip(found, "hidden file")
+                    elif found.suffix.lower() not in SUFFIXES:
+                        skip(found, f"not a .json or .csv file ({found.suffix or 'no extension'})")
+                    else:
                         yield FoundFile(found, found.relative_to(path.parent), path)
         else:
             yield FoundFile(path, PurePath(path.parent.name, path.name))
@@ -345,11 +358,17 @@ def _check_suffix(path: PurePath) -> None:
 
 
 def import_paths(
-    store: RawStore, paths: Iterable[str | Path], *, index: str | None = None, progress=None
+    store: RawStore,
+    paths: Iterable[str | Path],
+    *,
+    index: str | None = None,
+    progress=None,
+    on_skip: OnSkip | None = None,
 ) -> list[FileResult]:
-    """Import every file; ImportStopped (with the results so far) when the lake fails."""
+    """Import every file; ImportStopped (with the results so far) when the lake fails. What the
+    folders' walk leaves out is told to `on_skip` first (iter_files)."""
     results: list[FileResult] = []
-    found = list(iter_files(paths))
+    found = list(iter_files(paths, on_skip))
     for position, file in enumerate(found):
         try:
             result = import_file(store, file.path, index=index, name=file.name, root=file.root)

@@ -280,13 +280,18 @@ def previous_trading_day_in_lake(summary: pa.Table, day: dt.date) -> list[str]:
     return missing
 
 
+PREVIOUS_DAY_RULE = "previous_trading_day_in_lake"
+
 GOLD_RULES = (
     Rule(
-        "previous_trading_day_in_lake",
+        PREVIOUS_DAY_RULE,
         "gold_changes",
         False,
         "Each index's previous trading day (B3 calendar) is in the lake, so entries, exits and "
-        "changes were computed; otherwise that index is not compared with an older day.",
+        "changes were computed; otherwise that index is not compared with an older day. Judged when "
+        "that previous day is on or after the lake's first capture from B3's API: before it (imported "
+        "history with gaps) the check reads 'not judged' and the date's metadata names what was not "
+        "compared.",
         previous_trading_day_in_lake,
         reads="gold_index_summary",
     ),

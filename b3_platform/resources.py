@@ -21,16 +21,20 @@ from b3_platform.b3.client import DEFAULT_BASE_URL, DEFAULT_PAGE_SIZE, B3Client
 from b3_platform.b3.indices import configured_indices, validate_index_code
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.discovery import CapturePlan, capture_plan, listing_store
+from b3_platform.environment import (  # noqa: F401  (the variables' names, as resources.* too)
+    DATA_DIR_VAR,
+    DUCKDB_VAR,
+    ENV_VAR,
+    environment_mode,
+    local_catalog_file,
+    local_data_dir,
+)
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, LakeIOManager
-from b3_platform.lake.resource import DEFAULT_DATA_DIR, LakeResource
+from b3_platform.lake.resource import LakeResource
 from b3_platform.landing import LocalLandingResource, SqsLandingResource
 from b3_platform.settings_errors import ConfigError
 
-ENV_VAR = "B3_PLATFORM_ENV"
-DATA_DIR_VAR = "B3_PLATFORM_DATA_DIR"
 B3_URL_VAR = "B3_PLATFORM_B3_URL"
-DUCKDB_VAR = "B3_PLATFORM_DUCKDB"
-CATALOG_FILE = "warehouse.duckdb"
 
 
 class B3ApiResource(dg.ConfigurableResource):
@@ -103,23 +107,19 @@ def build_resources(env: Mapping[str, str] | None = None) -> dict[str, dg.Config
     Settings are read and validated here, at load: a missing or malformed one raises ConfigError
     naming its variable before any run starts."""
     env = os.environ if env is None else env
-    mode = env.get(ENV_VAR, "local").strip().lower() or "local"
+    mode = environment_mode(env)
     try:
         indices = _as_list(configured_indices(env))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     base_url = env.get(B3_URL_VAR, DEFAULT_BASE_URL)
     if mode == "local":
-        data_dir = env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)
+        data_dir = local_data_dir(env)
         lake = LakeResource(root=data_dir)
         b3 = B3ApiResource(base_url=base_url, indices=indices, lake=lake)
         return {
             **lake_resources(lake),
-            "catalog": DuckDBCatalogResource(
-                duckdb=DuckDBResource(
-                    database=env.get(DUCKDB_VAR) or f"{data_dir.rstrip('/')}/{CATALOG_FILE}"
-                )
-            ),
+            "catalog": DuckDBCatalogResource(duckdb=DuckDBResource(database=local_catalog_file(env))),
             "b3": b3,
             "landing": LocalLandingResource(folder=f"{data_dir.rstrip('/')}/landing"),
         }

@@ -16,6 +16,7 @@ import pytest
 
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.gold import gold_tables as gold_asset
+from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
     GOLD_CHANGES,
     GOLD_COMPOSITION,
@@ -26,6 +27,7 @@ from b3_platform.lake.schemas import (
     SILVER_HEADER,
     TABLES,
 )
+from b3_platform.lake.storage import LocalStorage
 from b3_platform.quality import GOLD_RULES
 from b3_platform.resources import B3ApiResource, LakeResource, lake_resources
 from b3_platform.runs import QUIET, range_tags
@@ -730,8 +732,18 @@ def test_a_range_builds_every_gold_table_per_date_with_partition_metadata(lake):
 def test_a_missing_previous_trading_day_is_never_compared_with_an_older_one(lake):
     """2025-07-09 has no sample. In a range 07-08 … 07-10 the run holds 07-08 in memory, yet 07-10 is
     not compared with it: no changes rows, null counts, and a warning check; the run succeeds.
-    07-09 itself has no silver: its stale gold files are removed and its metadata says 0 rows."""
+    07-09 itself has no silver: its stale gold files are removed and its metadata says 0 rows.
+    The platform captured 07-08 live (a capture from B3's API), so 07-09 was a day it should have
+    captured: the check judges it (before a lake's first live capture it would read "not judged")."""
     gap = dt.date(2025, 7, 9)
+    RawStore(LocalStorage(lake)).store(
+        dt.date(2025, 7, 8),
+        "IBOV",
+        [b'{"live": "a capture from the API"}'],
+        fetched_at=dt.datetime(2025, 7, 8, 12, tzinfo=dt.timezone.utc),
+        source_format="json",
+        meta={"source": "api", "http_status": 200},
+    )
     for table_def in GOLD_TABLES:  # gold of 07-09 left over from some earlier state of the lake
         stale = path_of(lake, table_def, gap)
         stale.parent.mkdir(parents=True)

@@ -239,7 +239,8 @@ def test_index_option_is_upper_cased_and_validated(run_import, lake, src):
     assert code == 0 and store_of(lake).indices_on(dt.date(2025, 7, 10)) == {"IBOV"}
     shutil.rmtree(lake)
     code, out = run_import(loose, "--index", "IBOVESPA")
-    assert_rejected(code, out, loose, lake, "is not a B3 index code")
+    # Refused once, before any file (exit 2: it could not start); nothing read or stored.
+    assert (code, out) == (2, "") and not lake.exists()
 
 
 def test_csv_title_index_differing_from_index_option_is_rejected(run_import, lake):
@@ -312,8 +313,10 @@ def test_mixed_folder_reports_each_file(run_import, lake, src):
     assert status_line(out, dup_json).split()[0] == "duplicate"
     corrupt_line = status_line(out, corrupt)
     assert corrupt_line.split()[0] == "rejected" and "invalid or truncated JSON" in corrupt_line
-    assert str(ignored) not in out and str(hidden) not in out
-    assert "4 file(s): 2 imported, 1 duplicate, 1 rejected" in out
+    # Not imported, but named: the .txt and the hidden folder (not searched, so not its file).
+    assert status_line(out, ignored).split()[0] == "skipped" and "(not a .json or .csv file (.txt))" in out
+    assert status_line(out, hidden.parents[1]).split()[0] == "skipped" and str(hidden) not in out
+    assert "4 file(s): 2 imported, 1 duplicate, 1 rejected; 2 skipped (not .json/.csv, or hidden)" in out
 
     store = store_of(lake)
     assert store.dates() == [dt.date(2025, 7, 7), dt.date(2025, 7, 8), dt.date(2025, 7, 11)]

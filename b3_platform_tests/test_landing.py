@@ -123,6 +123,12 @@ def latest(instance: dg.DagsterInstance, key: str, partition: str):
     return records[0] if records else None
 
 
+def counts_of(message: str) -> str:
+    """A landing tick's message up to its counts ("3 landed file(s): 2 imported, 1 rejected"); the
+    files it names follow (`tick_details`)."""
+    return message.split(". ", 1)[0]
+
+
 def files_under(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
@@ -187,7 +193,14 @@ def test_files_dropped_in_the_local_landing_are_imported_and_every_layer_follows
             if s.instigator_name == "landing_sensor"
         )
     )
-    assert ticks[0].skip_reason == "5 landed file(s): 3 imported, 2 rejected"
+    message = ticks[0].skip_reason
+    assert counts_of(message) == "5 landed file(s): 3 imported, 2 rejected"
+    # The tick names what it did (the UI shows it beside "0 runs requested"; test_landing_tick.py).
+    assert (
+        ". Imported: IBOV/2025-07-10.json → IBOV 2025-07-10, IBOV_2025-07-10.csv → IBOV 2025-07-10" in message
+    )
+    assert "notes.txt (not a .json or .csv file (.txt))" in message
+    assert message.endswith(". Reported raw_portfolio 2025-07-10, 2025-07-11: the layers below follow")
 
     # follow_upstream asks for every partitioned layer below raw, for exactly those dates.
     requested, cursor = automation_tick(defs, instance, cursor)
@@ -203,7 +216,7 @@ def test_files_dropped_in_the_local_landing_are_imported_and_every_layer_follows
     # The same files dropped again are duplicates: removed, nothing stored or reported.
     put(landing / "again" / "IBOV" / "2025-07-10.json", (IBOV_JSON / "2025-07-10.json").read_bytes())
     result = run_sensor(instance, dict(defs.resources))
-    assert result.skip_message == "1 landed file(s): 1 duplicate"
+    assert counts_of(result.skip_message) == "1 landed file(s): 1 duplicate"
     assert result.asset_events == []
     assert files_under(landing) == [".DS_Store", "IBOV/2025-07-11.json.part"]
     assert len(store.captures(dt.date(2025, 7, 10))) == 2
@@ -220,7 +233,7 @@ def test_a_file_still_being_written_waits_for_a_later_tick(tmp_path, instance):
     assert fresh.exists() and RawStore(LocalStorage(lake_root)).dates() == []
 
     resources["landing"] = LocalLandingResource(folder=str(lake_root / "landing"), min_age_seconds=0)
-    assert run_sensor(instance, resources).skip_message == "1 landed file(s): 1 imported"
+    assert counts_of(run_sensor(instance, resources).skip_message) == "1 landed file(s): 1 imported"
     assert not fresh.exists() and not fresh.parent.exists()  # IBOV/ emptied and removed
     assert (lake_root / "landing").is_dir()
 
@@ -234,9 +247,9 @@ def test_work_per_tick_is_bounded_by_a_time_budget(tmp_path, instance, monkeypat
     monkeypatch.setattr(landing_intake, "LANDING_BUDGET_SECONDS", 0.0)
     resources = dict(landing_defs(str(lake_root)).resources)
     result = run_sensor(instance, resources)
-    assert result.skip_message == "2 landed file(s): 1 imported, 1 left for the next tick"
+    assert counts_of(result.skip_message) == "2 landed file(s): 1 imported, 1 left for the next tick"
     assert files_under(lake_root / "landing") == [CSV_FILES[1]]  # oldest first
-    assert run_sensor(instance, resources).skip_message == "1 landed file(s): 1 imported"
+    assert counts_of(run_sensor(instance, resources).skip_message) == "1 landed file(s): 1 imported"
     assert files_under(lake_root / "landing") == []
 
 
@@ -398,7 +411,7 @@ def test_uploads_to_the_s3_landing_are_imported_through_their_events(aws_target,
 
     result = run_sensor(instance, s3_resources(aws_target, landing.resource()))
 
-    assert result.skip_message == "4 landed file(s): 2 imported, 1 duplicate, 1 rejected"
+    assert counts_of(result.skip_message) == "4 landed file(s): 2 imported, 1 duplicate, 1 rejected"
     assert [e.partition for e in result.asset_events] == ["2025-07-10", "2025-07-10"]
     assert {e.metadata["file_name"].value for e in result.asset_events} == {
         f"s3://{aws_target.bucket}/{json_key}",
@@ -424,7 +437,7 @@ def test_uploads_to_the_s3_landing_are_imported_through_their_events(aws_target,
     # The same file uploaded again (or its event redelivered): a duplicate, not stored twice.
     landing.upload("again/IBOV/2025-07-10.json", (IBOV_JSON / "2025-07-10.json").read_bytes())
     again = run_sensor(instance, s3_resources(aws_target, landing.resource()))
-    assert again.skip_message == "1 landed file(s): 1 duplicate" and again.asset_events == []
+    assert counts_of(again.skip_message) == "1 landed file(s): 1 duplicate" and again.asset_events == []
     assert len([k for k in aws_target.keys("raw/") if k.endswith(".meta.json")]) == 2
     assert aws_target.keys("landing/") == [] and landing.messages() == (0, 0)
     assert run_sensor(instance, s3_resources(aws_target, landing.resource())).skip_message.startswith(
@@ -469,7 +482,7 @@ def test_a_failure_while_storing_leaves_the_message_for_redelivery_and_poison_go
 
     landing.wait_until_visible(2)  # the visibility timeout passed: SQS redelivers both
     result = run_sensor(instance, s3_resources(aws_target, sqs_landing))
-    assert result.skip_message == "1 landed file(s): 1 imported"
+    assert counts_of(result.skip_message) == "1 landed file(s): 1 imported"
     assert [e.partition for e in result.asset_events] == ["2025-07-08"]
     assert aws_target.keys("landing/") == []
     assert landing.s3.list_objects_v2(Bucket=aws_target.bucket, Prefix=key).get("KeyCount") == 0
@@ -497,7 +510,7 @@ def test_a_replaced_upload_is_not_deleted_before_its_own_event(aws_target, insta
     sqs_landing.settle(landed, import_body(store, landed.name, landed.body))
     assert aws_target.keys("landing/") == ["landing/IBOV/latest.json"]
     result = run_sensor(instance, s3_resources(aws_target, sqs_landing))
-    assert result.skip_message == "1 landed file(s): 1 imported"
+    assert counts_of(result.skip_message) == "1 landed file(s): 1 imported"
     assert [e.partition for e in result.asset_events] == ["2025-07-08"]
     assert aws_target.keys("landing/") == [] and first.endswith("latest.json")
 

@@ -24,6 +24,12 @@ DAGSTER_FREE = [
     "b3_platform.b3.stock_index",
     "b3_platform.discovery",
     "b3_platform.transforms.index_members",
+    "b3_platform.live_capture",
+    "b3_platform.environment",
+    "b3_platform.catalog.results",
+    "b3_platform.catalog.duckdb_reader",
+    "b3_platform.catalog.output",
+    "b3_platform.cli",
 ]
 
 

@@ -145,7 +145,9 @@ def test_portfolios_of_every_kind_reach_gold(lake_root, resources):
     result = run(resources, day=D)
     assert result.success
     checks = check_evaluations(result)
-    assert [n for n, e in checks.items() if not e.passed] == ["previous_trading_day_in_lake"]
+    assert [
+        n for n, e in checks.items() if not e.passed
+    ] == []  # the day before: imported history, not judged
 
     header = {r["index"]: r for r in pq.read_table(path_of(lake_root, SILVER_HEADER, D)).to_pylist()}
     assert set(header) == {"IBOV", "IBEE", "BDRX", "IFIX"}

@@ -320,9 +320,22 @@ def test_past_partition_with_an_imported_capture_succeeds_offline(resources, b3_
 def test_check_warns_when_a_configured_index_is_missing(resources, b3_server, today, lake_root):
     today()
     import_sample(lake_root)
-    result = run(
-        {**resources, "b3": replay_b3_resource(b3_server, indices=["IBOV", "SMLL", "IDIV"])}, "2025-07-08"
+    b3 = replay_b3_resource(b3_server, indices=["IBOV", "SMLL", "IDIV"])
+    # Imported history only: the platform was not capturing then, so the list is not held to it.
+    evaluation = check_evaluation(run({**resources, "b3": b3}, "2025-07-08"))
+    assert evaluation.passed and evaluation.description.startswith(
+        "not judged: no capture from B3's API on or before 2025-07-08"
     )
+    # Once the platform captured live (07-07: a capture from B3's API), 07-08's misses count.
+    RawStore(LocalStorage(lake_root)).store(
+        dt.date(2025, 7, 7),
+        "IBOV",
+        [(SAMPLES / "GetPortfolioDay/IBOV/2025-07-07.json").read_bytes()],
+        fetched_at=dt.datetime(2025, 7, 7, 12, tzinfo=dt.timezone.utc),
+        source_format="json",
+        meta={"source": "api", "http_status": 200},
+    )
+    result = run({**resources, "b3": b3}, "2025-07-08")
     assert b3_server.requests == []
     evaluation = check_evaluation(result)
     assert not evaluation.passed

@@ -46,6 +46,7 @@ from b3_platform.lake.schemas import (
     TableDef,
 )
 from b3_platform.lake.storage import Storage
+from b3_platform.live_capture import LiveCaptures, not_judged
 from b3_platform.partitions import partition_days
 from b3_platform.quality import configured_indices_present
 from b3_platform.resources import B3ApiResource, LakeResource
@@ -123,7 +124,11 @@ def _raw_asset(method: AnnouncedMethod) -> dg.AssetsDefinition:
         "all_configured_indices_captured",
         name,
         blocking=False,
-        description=f"Every index of the capture list has a {method.method} capture for the date (warns).",
+        description=(
+            f"Every index of the capture list has a {method.method} capture for the date (warns). "
+            "Judged from the lake's first live capture of the day portfolio on (before it the "
+            "platform was not capturing, and these cannot be imported): earlier dates read 'not judged'."
+        ),
     )
 
     @dg.asset(
@@ -144,6 +149,7 @@ def _raw_asset(method: AnnouncedMethod) -> dg.AssetsDefinition:
         configured = b3.capture_list()
         today = trading_calendar.today_sao_paulo()
         book = CheckBook([indices_check], context)
+        live = LiveCaptures(lake.raw())  # the day portfolio's API captures say when capturing began
         failures: list[str] = []
         client = None
         for day in partition_days(context):
@@ -172,7 +178,10 @@ def _raw_asset(method: AnnouncedMethod) -> dg.AssetsDefinition:
                         f"{'stored' if new else 'identical to'} capture {capture_id}"
                     )
             latest = store.latest_by_index(day)
-            book.record(indices_check.name, day, configured_indices_present(latest, configured))
+            if day == today or live.began_by(day):
+                book.record(indices_check.name, day, configured_indices_present(latest, configured))
+            else:
+                book.record(indices_check.name, day, [], not_judged=not_judged(day, "the capture list"))
             period = period_of(method, stated_period(storage, day))
             context.add_asset_metadata(
                 {

@@ -80,8 +80,14 @@ class CheckBook:
         #: Per check, each evaluated date's problems (range runs only; logged by `results()`).
         self._by_date: dict[str, dict[str, list[str]]] = {name: {} for name in self._specs}
         self.evaluated: dict[str, int] = {name: 0 for name in self._specs}
+        #: Per check, the dates it did not judge, with why (they pass, and say so).
+        self._not_judged: dict[str, dict[str, str]] = {name: {} for name in self._specs}
 
-    def record(self, name: str, day: dt.date, problems: list[str]) -> None:
+    def record(self, name: str, day: dt.date, problems: list[str], not_judged: str | None = None) -> None:
+        """A date's problems; or, with `not_judged`, that the rule does not apply to the date (it
+        passes, and its evaluation says why instead of a bare "passed")."""
+        if not_judged is not None:
+            self._not_judged[name][day.isoformat()] = not_judged
         self.evaluated[name] += 1
         if problems:
             self._dates[name].append(day.isoformat())
@@ -124,9 +130,10 @@ class CheckBook:
                         severity=_severity(spec),
                         blocking=spec.blocking,
                         target_materialization_data=targets.get(key),
-                        description="; ".join(problems)[:1000] or None,
+                        description="; ".join(problems)[:1000] or self._not_judged[name].get(key),
                         metadata={
-                            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")
+                            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+                            **({"judged": False} if key in self._not_judged[name] else {}),
                         },
                     )
                 )
@@ -139,6 +146,7 @@ class CheckBook:
         results = []
         for name, spec in self._specs.items():
             problems = self._problems[name]
+            skipped = self._not_judged[name]
             results.append(
                 dg.AssetCheckResult(
                     asset_key=spec.asset_key,
@@ -150,10 +158,11 @@ class CheckBook:
                         if len(problems) == 1
                         else f"{len(problems)} problems, first: {problems[0]}"
                         if problems
-                        else None
+                        else _not_judged_summary(skipped, self.evaluated[name])
                     ),
                     metadata={
                         "dates_checked": self.evaluated[name],
+                        **({"dates_not_judged": len(skipped)} if skipped else {}),
                         "dates_failed": len(self._dates[name]),
                         "failed_dates": ", ".join(self._dates[name][:50]) or "none",
                         "problems": dg.MetadataValue.md(
@@ -163,3 +172,14 @@ class CheckBook:
                 )
             )
         return results
+
+
+def _not_judged_summary(not_judged: dict[str, str], evaluated: int) -> str | None:
+    """A passed run's description when some dates were not judged: the one date's reason, or how
+    many were not and the first one's reason."""
+    if not not_judged:
+        return None
+    first_key, first = next(iter(not_judged.items()))
+    if len(not_judged) == 1 and evaluated == 1:
+        return first
+    return f"{len(not_judged)} of {evaluated} date(s) not judged; {first_key}: {first}"

@@ -27,10 +27,12 @@ from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table
 from b3_platform.assets.dashboard import gold_pictures
 from b3_platform.catalog.base import CatalogResource
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
+from b3_platform.lake.resource import LakeResource
 from b3_platform.lake.schemas import GOLD_INDEX_SUMMARY, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
 from b3_platform.lake.tables import UnreadableFile
+from b3_platform.live_capture import LiveCaptures, not_judged
 from b3_platform.partitions import partition_days
-from b3_platform.quality import GOLD_RULES
+from b3_platform.quality import GOLD_RULES, PREVIOUS_DAY_RULE
 from b3_platform.trading_calendar import SAO_PAULO, previous_trading_day
 from b3_platform.transforms import gold
 
@@ -128,8 +130,10 @@ def gold_tables(
     silver_header: DateReader,
     silver_assets: DateReader,
     catalog: CatalogResource,
+    lake: LakeResource,
 ):
     book = CheckBook(SPECS, context)
+    live = LiveCaptures(lake.raw())  # previous_trading_day_in_lake judges live-capture days only
     lake_dates = silver_assets.stored_dates()
 
     unreadable: dict[dt.date, str] = {}  # history the walk back skipped, with why
@@ -167,7 +171,10 @@ def gold_tables(
             "gold_time_in_index": stays.advance(day, {i: list(d.components) for i, d in today.items()}),
         }
         for rule in GOLD_RULES:
-            book.record(rule.name, day, rule.fn(tables[rule.source], day))
+            if rule.name == PREVIOUS_DAY_RULE and not live.began_by(previous_date):
+                book.record(rule.name, day, [], not_judged=not_judged(previous_date, "every trading day"))
+            else:
+                book.record(rule.name, day, rule.fn(tables[rule.source], day))
         missing = [i for i in today if i not in previous]
         tally["compared"] += len(today) - len(missing)
         tally["not_compared"] += len(missing)

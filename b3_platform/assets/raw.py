@@ -22,6 +22,7 @@ from b3_platform.assets.stock_index import raw_stock_index
 from b3_platform.b3.client import B3RequestError, Capture
 from b3_platform.b3.contract import ContractError
 from b3_platform.lake.raw_store import RawStore
+from b3_platform.live_capture import LiveCaptures, not_judged
 from b3_platform.partitions import partition_days
 from b3_platform.quality import configured_indices_present
 from b3_platform.resources import B3ApiResource, LakeResource
@@ -37,7 +38,8 @@ INDICES_CHECK = check_spec(
     blocking=False,
     description=(
         "Every index of the day's capture list (configured, or discovered from GetStockIndex) has a "
-        "capture for the date (warns); says which list it expected."
+        "capture for the date (warns); says which list it expected. Judged from the lake's first "
+        "capture from B3's API on: a date before it (imported history only) reads 'not judged'."
     ),
 )
 
@@ -168,6 +170,7 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
     store = lake.raw()
     today = trading_calendar.today_sao_paulo()
     book = CheckBook([INDICES_CHECK], context)
+    live = LiveCaptures(store)
     failures: list[str] = []
     held_every_date = True
     for day in partition_days(context):
@@ -203,9 +206,12 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
             if day < today:
                 failures.append(f"{day}: nothing captured. {IMPORT_HINT}")
             continue
-        book.record(
-            INDICES_CHECK.name, day, configured_indices_present(latest, plan.codes, plan.describe(day))
-        )
+        if day == today or live.began_by(day):
+            book.record(
+                INDICES_CHECK.name, day, configured_indices_present(latest, plan.codes, plan.describe(day))
+            )
+        else:
+            book.record(INDICES_CHECK.name, day, [], not_judged=not_judged(day, "the day's capture list"))
         context.add_asset_metadata(
             {
                 "capture_list": plan.describe(day),

@@ -64,8 +64,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
     `follow_upstream` requests bronze → silver → gold → athena_tables for those dates. A file is
     settled (removed from landing, its event acknowledged) only after it was filed in raw; a
     failure leaves it in landing for a later tick. Duplicates report nothing: raw did not change.
-    The tick's skip message sums it up ("5 landed file(s): 3 imported, 2 rejected"): the UI's tick
-    list does not show asset events (dagster#33029). Evaluating this sensor has effects, so its
+    The tick's skip message sums it up and names the files ("5 landed file(s): 3 imported,
+    2 rejected. Imported: IBOV/2025-07-10.json → IBOV 2025-07-10, …"; `tick_details`): the UI's tick
+    list does not show asset events (dagster#33029), and each file also has its line in the tick's logs. Evaluating this sensor has effects, so its
     "Preview tick result" in the UI imports and settles files too, and committing a preview drops
     the asset events (dagster#33974): let the daemon run it."""
     disabled = landing.disabled_reason()
@@ -79,6 +80,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
     events: list[dg.AssetMaterialization] = []
     counts: Counter[str] = Counter()
     failures: list[str] = []
+    settled: list[tuple[LandedFile, FileResult]] = []
     for position, file in enumerate(landed):
         if position and time.monotonic() > deadline:  # at least one file per tick, whatever the budget
             counts["left for the next tick"] += 1
@@ -90,6 +92,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
             context.log.error(f"failed    {file.origin}: {exc} (left in landing, retried later)")
             continue
         counts[result.status] += 1
+        settled.append((file, result))
         where = f"{result.index} {result.day}" if result.day else ""
         context.log.info(
             f"{result.status:<9} {file.origin}  {where}{f' ({result.reason})' if result.reason else ''}"
@@ -107,4 +110,42 @@ def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, land
         summary += f", {len(failures)} failed"
         if not events:
             raise LandingError(f"{len(failures)} landed file(s) failed: " + "; ".join(failures[:5]))
-    return dg.SensorResult(asset_events=events, skip_reason=f"{len(landed)} landed file(s): {summary}")
+    return dg.SensorResult(
+        asset_events=events,
+        skip_reason=f"{len(landed)} landed file(s): {summary}{tick_details(settled, events)}",
+    )
+
+
+#: How many files of each kind the tick's message names (the rest: "… N more"; every file has its
+#: line in the tick's logs).
+TICK_NAMES = 10
+#: A rejection's reason is cut to this many characters in the tick's message (in full in its logs
+#: and in landing_rejected/<name>.reason.txt).
+TICK_REASON_CHARS = 160
+
+
+def _named(items: list[str]) -> str:
+    shown = ", ".join(items[:TICK_NAMES])
+    return shown + (f", … {len(items) - TICK_NAMES} more" if len(items) > TICK_NAMES else "")
+
+
+def tick_details(settled: list[tuple[LandedFile, FileResult]], events: list[dg.AssetMaterialization]) -> str:
+    """What the tick did, by name, after its counts: the UI shows a runless sensor's tick as
+    "0 runs requested" whatever it did (Dagster 1.13 counts only run requests there), so this message,
+    the tick's skip reason, is where the tick itself says which files went where: shown on hovering
+    that tag and in the tick's details, beside the tick's logs (one line per file)."""
+    imported = [f"{f.name} → {r.index} {r.day}" for f, r in settled if r.status == "imported"]
+    rejected = [
+        f"{f.name} ({r.reason[:TICK_REASON_CHARS]}{'…' if len(r.reason) > TICK_REASON_CHARS else ''})"
+        for f, r in settled
+        if r.status == "rejected"
+    ]
+    parts = []
+    if imported:
+        parts.append(f"imported: {_named(imported)}")
+    if rejected:
+        parts.append(f"rejected, moved to landing_rejected/: {_named(rejected)}")
+    if events:
+        days = sorted({e.partition for e in events if e.partition})
+        parts.append(f"reported raw_portfolio {', '.join(days)}: the layers below follow")
+    return "".join(f". {part[0].upper()}{part[1:]}" for part in parts)

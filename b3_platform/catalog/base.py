@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import dagster as dg
 import pyarrow as pa
 
+from b3_platform.catalog.results import (  # noqa: F401  (re-exported: the catalog's one import)
+    LOCK_WAIT_SECONDS,
+    PARTITION_COLUMN,
+    CatalogError,
+    QueryError,
+    QueryResult,
+    RegisteredTable,
+)
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
-
-PARTITION_COLUMN = "date"
-#: How long a query waits for a catalog another process is updating (the local DuckDB file's lock).
-LOCK_WAIT_SECONDS = 30.0
-
-
-class CatalogError(RuntimeError):
-    """The catalog is missing or cannot be reached (not a problem with the SQL)."""
-
-
-class QueryError(ValueError):
-    """The SQL was refused: the message is the engine's own."""
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    types: list[str]
-    rows: list[tuple]
-
-
-@dataclass(frozen=True)
-class RegisteredTable:
-    name: str
-    rows: int | None  # None: the catalog cannot count without a query (Glue)
-    dates: int
-    first_date: dt.date | None
-    last_date: dt.date | None
 
 
 class CatalogResource(dg.ConfigurableResource):

@@ -8,12 +8,12 @@ manifest exists, also read at query time: a date being rewritten, or left half-w
 run, is absent from the view rather than partly there.
 Only one process may hold a DuckDB file for writing: writers go through dagster-duckdb's
 `DuckDBResource` (which retries on the lock) inside the `duckdb` pool (limit 1 in dagster.yaml);
-readers open the file read-only, and wait (a bounded time, saying so) while a writer holds it.
+readers open the file read-only (duckdb_reader, which the `query` command uses without Dagster),
+and wait (a bounded time, saying so) while a writer holds it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
@@ -23,25 +23,17 @@ import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from b3_platform.catalog.base import (
-    LOCK_WAIT_SECONDS,
     PARTITION_COLUMN,
     CatalogError,
     CatalogResource,
-    QueryError,
     QueryResult,
     RegisteredTable,
 )
+from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import manifest_pattern, partition_dates, published_together
-
-_LOCK_POLL_SECONDS = (0.05, 0.1, 0.2, 0.5)
-
-
-def _is_lock_conflict(exc: duckdb.Error) -> bool:
-    return "Could not set lock" in str(exc)
-
 
 #: How DESCRIBE names the types the lake declares (decimals are DECIMAL(p,s) already).
 _DUCKDB_NAMES = {
@@ -168,30 +160,9 @@ class DuckDBCatalogResource(CatalogResource):
         wait_seconds: float | None = None,
         on_wait: Callable[[str], None] | None = None,
     ) -> QueryResult:
-        path = Path(self.location)
-        if not path.is_file():
-            raise CatalogError(
-                f"no catalog at {path}: build it with `python -m b3_platform demo`, or materialize "
-                "the athena_tables asset"
-            )
-        conn = _open_read_only(path, LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds, on_wait)
-        try:
-            cursor = conn.execute(sql)
-            if cursor.description is None:
-                return QueryResult([], [], [])
-            columns = [d[0] for d in cursor.description]
-            types = [str(d[1]) for d in cursor.description]
-            return QueryResult(columns, types, cursor.fetchall())
-        except duckdb.Error as exc:
-            message = str(exc)
-            if "No files found" in message:
-                message += (
-                    "\n(the catalog's views point at Parquet files that are not there: was the lake "
-                    "moved or deleted? Rebuild the catalog by materializing athena_tables.)"
-                )
-            raise QueryError(message) from exc
-        finally:
-            conn.close()
+        return DuckDBCatalogReader(self.duckdb.database).query(
+            sql, wait_seconds=wait_seconds, on_wait=on_wait
+        )
 
 
 def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
@@ -201,31 +172,3 @@ def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("ROLLBACK")
     except duckdb.Error:
         pass
-
-
-def _open_read_only(
-    path: Path, wait_seconds: float, on_wait: Callable[[str], None] | None
-) -> duckdb.DuckDBPyConnection:
-    """The catalog opened read-only. While another process writes it (a sync holds DuckDB's file
-    lock for a moment), wait up to `wait_seconds`, telling `on_wait` once, instead of failing."""
-    deadline = time.monotonic() + wait_seconds
-    attempt = 0
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.Error as exc:
-            if not _is_lock_conflict(exc):
-                raise CatalogError(f"cannot open the catalog {path}: {exc}") from exc
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CatalogError(
-                    f"the catalog {path} is still locked by another process after {wait_seconds:g} s "
-                    f"(a materialization updating it?); try again when it finishes. DuckDB: {exc}"
-                ) from exc
-            if attempt == 0 and on_wait is not None:
-                on_wait(
-                    f"the catalog {path} is being updated by another process; waiting up to "
-                    f"{wait_seconds:g} s for it"
-                )
-            time.sleep(min(_LOCK_POLL_SECONDS[min(attempt, len(_LOCK_POLL_SECONDS) - 1)], remaining))
-            attempt += 1

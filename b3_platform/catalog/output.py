@@ -9,7 +9,7 @@ import json
 import re
 from decimal import Decimal
 
-from b3_platform.catalog.base import QueryResult
+from b3_platform.catalog.results import QueryResult
 
 FORMATS = ("table", "csv", "json")
 

@@ -6,11 +6,10 @@ resource, and the resource assembly can both import it."""
 import dagster as dg
 from pydantic import Field
 
+from b3_platform.environment import DEFAULT_DATA_DIR
 from b3_platform.lake.paths import PORTFOLIO_DAY
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import Storage, open_storage
-
-DEFAULT_DATA_DIR = "data"
 
 
 class LakeResource(dg.ConfigurableResource):
