@@ -6,19 +6,21 @@ metadata."""
 import base64
 import datetime as dt
 import re
-import subprocess
-import time
 
 import dagster as dg
 import pytest
-import requests
 
 from b3_platform.dashboard.site import PAGE_KEY
 from b3_platform.definitions import build_defs
 from b3_platform.runs import range_tags
-from b3_platform_tests.conftest import REPO, dagster_home_and_lake, unused_port
+from b3_platform_tests.conftest import dagster_home_and_lake
 from b3_platform_tests.pngs import decode_png
-from b3_platform_tests.test_webserver import JSON_DIR, KINDS, STARTUP_SECONDS, WEBSERVER, graphql
+from b3_platform_tests.test_webserver import (
+    JSON_DIR,
+    KINDS,
+    graphql,
+    running_webserver,
+)
 
 FIRST, NEWEST = dt.date(2025, 7, 7), dt.date(2025, 7, 8)
 GOLD = ["gold_composition", "gold_changes", "gold_index_summary", "gold_time_in_index"]
@@ -67,30 +69,8 @@ def ui(tmp_path_factory):
             assert job.execute_in_process(
                 instance=instance, asset_selection=gold, partition_key=str(NEWEST)
             ).success
-    port = unused_port()
-    server = subprocess.Popen(
-        [WEBSERVER, "-m", "b3_platform.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/graphql"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        try:
-            if requests.post(url, json={"query": KINDS}, timeout=10).json().get("data", {}).get("assetNodes"):
-                break
-        except (requests.ConnectionError, ValueError):
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"dagster-webserver did not come up: {server.stderr.read()[-3000:]}")
-        time.sleep(0.5)
-    yield url, lake
-    server.terminate()
-    server.wait(timeout=30)
+    with running_webserver(["-m", "b3_platform.definitions"], env) as url:
+        yield url, lake
 
 
 def _entries(materialization: dict) -> dict[str, str]:

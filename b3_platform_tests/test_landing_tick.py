@@ -11,8 +11,6 @@ same DAGSTER_HOME and code location the webserver serves."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +18,9 @@ import dagster as dg
 import pytest
 import requests
 
-from b3_platform_tests.conftest import REPO, unused_port
+from b3_platform_tests.conftest import REPO
+from b3_platform_tests.test_webserver import running_webserver
 
-WEBSERVER = str(Path(sys.executable).with_name("dagster-webserver"))
 SAMPLE = REPO / "demo_data" / "GetPortfolioDay" / "IBOV" / "2025-07-10.json"
 LOCATION = "landing"
 STARTUP_SECONDS = 120
@@ -96,30 +94,8 @@ def webserver(tmp_path):
         k: v for k, v in __import__("os").environ.items() if not k.startswith(("DAGSTER_", "B3_PLATFORM_"))
     }
     env["DAGSTER_HOME"] = str(home)
-    port = unused_port()
-    server = subprocess.Popen(
-        [WEBSERVER, "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/graphql"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        try:
-            if requests.post(url, json={"query": "{ version }"}, timeout=10).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"dagster-webserver did not come up: {server.stderr.read()[-3000:]}")
-        time.sleep(0.5)
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    with running_webserver(["-w", str(workspace)], env, ready_query="{ version }") as url:
+        yield url
 
 
 def test_a_landing_tick_says_what_it_imported_and_rejected(webserver):

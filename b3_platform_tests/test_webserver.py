@@ -5,10 +5,12 @@ A single-run range is one step per layer, yet every date gets its own materializ
 row count and file (the IO manager reports each written date back to the asset); a date without
 input shows 0 rows and why; and the catalog asset shows the engine that runs it."""
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -50,6 +52,40 @@ query ($path: [String!]!, $partitions: [String!]) {
 KINDS = "{ assetNodes { assetKey { path } kinds } }"
 
 
+@contextlib.contextmanager
+def running_webserver(target: list[str], env: dict[str, str], ready_query: str = KINDS) -> Iterator[str]:
+    """The real `dagster-webserver` on a free 127.0.0.1 port, loading `target` (`-m module` or
+    `-w workspace.yaml`) with `env`; yields its GraphQL URL once `ready_query` answers with data,
+    and stops it afterwards. Fails the test with the server's own error if it never comes up."""
+    port = unused_port()
+    server = subprocess.Popen(
+        [WEBSERVER, *target, "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/graphql"
+    deadline = time.monotonic() + STARTUP_SECONDS
+    try:
+        while True:
+            try:
+                data = requests.post(url, json={"query": ready_query}, timeout=10).json().get("data") or {}
+                if any(data.values()):
+                    break
+            except (requests.ConnectionError, ValueError):
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"dagster-webserver did not come up: {server.stderr.read()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """A DAGSTER_HOME holding one single-run range of bronze → gold, and the webserver on it."""
@@ -73,30 +109,8 @@ def ui(tmp_path_factory):
             )
             assert result.success
             run_id = result.run_id
-    port = unused_port()
-    server = subprocess.Popen(
-        [WEBSERVER, "-m", "b3_platform.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/graphql"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        try:
-            if requests.post(url, json={"query": KINDS}, timeout=10).json().get("data", {}).get("assetNodes"):
-                break
-        except (requests.ConnectionError, ValueError):
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"dagster-webserver did not come up: {server.stderr.read()[-3000:]}")
-        time.sleep(0.5)
-    yield url, lake, run_id
-    server.terminate()
-    server.wait(timeout=30)
+    with running_webserver(["-m", "b3_platform.definitions"], env) as url:
+        yield url, lake, run_id
 
 
 def graphql(url: str, query: str, **variables) -> dict:
