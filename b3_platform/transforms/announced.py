@@ -19,6 +19,7 @@ from b3_platform.b3.parse import ParseError, parse_decimal, parse_int, parse_red
 from b3_platform.lake.paths import fetched_at_from_stem
 from b3_platform.lake.schemas import ANNOUNCED_ACCURACY, ANNOUNCED_CHANGES, SILVER_THEORETICAL
 from b3_platform.trading_calendar import trading_days_between, trading_days_held
+from b3_platform.transforms.silver import typed_table
 
 ENTERING, LEAVING, STAYING = "entering", "leaving", "staying"
 
@@ -105,12 +106,7 @@ def announced_table(items: Iterable[AnnouncedItem], period: StatedPeriod, day: d
                 raise exc.at(f"{where} row {number} ({row.cod})") from None
             for name, value in values.items():
                 columns[name].append(value)
-    try:
-        return pa.Table.from_pydict(columns, schema=schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ParseError(
-            "(table)", None, f"does not fit the declared schema: {exc}", where=str(day)
-        ) from None
+    return typed_table(columns, schema, day)
 
 
 def _by_index(table: pa.Table) -> dict[str, dict[str, dict]]:

@@ -93,10 +93,11 @@ def silver_tables(bronze: pa.Table, day: dt.date) -> tuple[pa.Table, pa.Table]:
                 raise exc.at(f"{where} row {row['row_number']} ({row['cod']})") from None
             for name, value in values.items():
                 assets[name].append(value)
-    return (_typed(headers, SILVER_HEADER.schema, day), _typed(assets, SILVER_ASSETS.schema, day))
+    return (typed_table(headers, SILVER_HEADER.schema, day), typed_table(assets, SILVER_ASSETS.schema, day))
 
 
-def _typed(columns: dict[str, list], schema: pa.Schema, day: dt.date) -> pa.Table:
+def typed_table(columns: dict[str, list], schema: pa.Schema, day: dt.date) -> pa.Table:
+    """Typed columns as a table of the declared schema, or a ParseError saying why they do not fit."""
     try:
         return pa.Table.from_pydict(columns, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

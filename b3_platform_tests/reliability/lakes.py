@@ -114,7 +114,9 @@ def cli_env(home: Path, lake: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def materialize_args(selection: list[str], first: dt.date, last: dt.date) -> list[str]:
+def materialize_args(selection: list[str], first: dt.date, last: dt.date | None = None) -> list[str]:
+    """`dagster asset materialize` of `selection` for one date, or the range first..last (one run)."""
+    partition = ["--partition", str(first)] if last is None else ["--partition-range", f"{first}...{last}"]
     return [
         DAGSTER,
         "asset",
@@ -123,8 +125,7 @@ def materialize_args(selection: list[str], first: dt.date, last: dt.date) -> lis
         "b3_platform.definitions",
         "--select",
         ",".join(selection),
-        "--partition-range",
-        f"{first}...{last}",
+        *partition,
     ]
 
 

@@ -33,6 +33,7 @@ from b3_platform_tests.reliability.lakes import (
     gold_files,
     import_archive,
     local_lake,
+    materialize_args,
     redated_archive,
     run_cli,
     sync_catalog,
@@ -55,20 +56,6 @@ def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-def materialize(env, selection: list[str], day) -> list[str]:
-    return [
-        DAGSTER,
-        "asset",
-        "materialize",
-        "-m",
-        "b3_platform.definitions",
-        "--select",
-        ",".join(selection),
-        "--partition",
-        str(day),
-    ]
-
-
 def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_rebuild_it(built, tmp_path):
     lake = copy_lake(built, tmp_path / "lake")
     env = cli_env(dagster_home(tmp_path), lake)
@@ -79,7 +66,7 @@ def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_
     before = gold_files(lake)
 
     # Gold of the next trading day compares with the damaged date: it fails, naming the file.
-    proc = run_cli(materialize(env, GOLD, DAYS[2]), env)
+    proc = run_cli(materialize_args(GOLD, DAYS[2]), env)
     assert proc.returncode == 1
     assert f"{damaged} is not a readable Parquet file" in proc.stderr
     assert "<Buffer>" not in proc.stderr.split("is not a readable Parquet file", 1)[0][-300:]
@@ -90,7 +77,7 @@ def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_
     # A later date walks back over the damaged one for time in index: it builds, and says so.
     later = DAYS[6]
     old_stays = pq.read_table(file_of(lake, GOLD_TIME_IN_INDEX, later)).to_pylist()
-    proc = run_cli(materialize(env, GOLD, later), env)
+    proc = run_cli(materialize_args(GOLD, later), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"skipped silver of {damaged_day}, which cannot be read, as a date the lake lacks" in proc.stderr
     assert str(damaged) in proc.stderr
@@ -113,7 +100,7 @@ def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_
     proc = run_cli([DAGSTER, *shlex.split(hint.group(1))[1:]], env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert damaged.read_bytes() == file_of(built, SILVER_ASSETS, damaged_day).read_bytes()
-    proc = run_cli(materialize(env, GOLD, DAYS[2]), env)
+    proc = run_cli(materialize_args(GOLD, DAYS[2]), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
@@ -129,7 +116,7 @@ def test_a_truncated_raw_sidecar_is_named_and_blocks_only_its_date(built, tmp_pa
     truncate(sidecar)
     bronze = file_of(lake, BRONZE_PORTFOLIO, day).read_bytes()
 
-    proc = run_cli(materialize(env, ["bronze_portfolio"], day), env)
+    proc = run_cli(materialize_args(["bronze_portfolio"], day), env)
     assert proc.returncode == 1
     assert f"raw capture sidecar {sidecar} is damaged: not valid JSON" in proc.stderr
     assert "Restore it from a backup" in proc.stderr
@@ -137,6 +124,6 @@ def test_a_truncated_raw_sidecar_is_named_and_blocks_only_its_date(built, tmp_pa
     assert file_of(lake, BRONZE_PORTFOLIO, day).read_bytes() == bronze
 
     # The next date is not blocked.
-    proc = run_cli(materialize(env, ["bronze_portfolio"], DAYS[4]), env)
+    proc = run_cli(materialize_args(["bronze_portfolio"], DAYS[4]), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert REPO  # the commands ran from the repository root
