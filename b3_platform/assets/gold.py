@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
 from b3_platform.assets.dashboard import gold_pictures
+from b3_platform.assets.subset import selected_checks, selected_tables
 from b3_platform.catalog.base import CatalogResource
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.resource import LakeResource
@@ -123,6 +124,9 @@ def _metadata(summary: pa.Table) -> dict[str, float | int]:
         "silver_assets": dg.AssetIn(SILVER_ASSETS.name, input_manager_key=LAKE_IO_MANAGER),
     },
     check_specs=SPECS,
+    # Any of the four tables (or checks) can be selected alone: each date is still built from
+    # silver whole (time in index, the previous day), and only the selected tables are stored.
+    can_subset=True,
     **PARTITIONED,
 )
 def gold_tables(
@@ -132,7 +136,9 @@ def gold_tables(
     catalog: CatalogResource,
     lake: LakeResource,
 ):
-    book = CheckBook(SPECS, context)
+    checks = selected_checks(context, SPECS)
+    book = CheckBook(checks, context)
+    checked = {spec.name for spec in checks}
     live = LiveCaptures(lake.raw())  # previous_trading_day_in_lake judges live-capture days only
     lake_dates = silver_assets.stored_dates()
 
@@ -171,6 +177,8 @@ def gold_tables(
             "gold_time_in_index": stays.advance(day, {i: list(d.components) for i, d in today.items()}),
         }
         for rule in GOLD_RULES:
+            if rule.name not in checked:
+                continue
             if rule.name == PREVIOUS_DAY_RULE and not live.began_by(previous_date):
                 book.record(rule.name, day, [], not_judged=not_judged(previous_date, "every trading day"))
             else:
@@ -210,13 +218,13 @@ def gold_tables(
 
     stream = DateStream(
         context,
-        GOLD_TABLES,
+        selected_tables(context, GOLD_TABLES),
         partition_days(context),
         build,
         name="gold",
         nothing_built_hint="materialize silver first",
     )
-    # One stream for the four outputs: the first writes every gold table of each date together.
+    # One stream for the selected outputs: the first writes the selected gold tables of each date.
     yield from stream.outputs()
     context.log.info(
         f"gold: {len(stream.built)} date(s); {tally['compared']} index-days compared with the previous "

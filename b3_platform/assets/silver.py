@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from b3_platform.assets.bronze import bronze_portfolio
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.assets.subset import selected_checks, selected_tables
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.schemas import SILVER_ASSETS, SILVER_HEADER
 from b3_platform.quality import SILVER_ASSET_RULES
@@ -60,10 +61,14 @@ def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
     ],
     ins={"bronze": dg.AssetIn(bronze_portfolio.key, input_manager_key=LAKE_IO_MANAGER)},
     check_specs=SPECS,
+    # One table (or check) can be selected alone: the other table of the date stays as published.
+    can_subset=True,
     **PARTITIONED,
 )
 def silver(context: dg.AssetExecutionContext, bronze: DateReader):
-    book = CheckBook(SPECS, context)
+    checks = selected_checks(context, SPECS)
+    book = CheckBook(checks, context)
+    checked = {spec.name for spec in checks}
 
     def build(day: dt.date) -> DateTables | NoInput:
         table = bronze.read(day)
@@ -73,7 +78,8 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
         tables = {SILVER_HEADER.name: header, SILVER_ASSETS.name: assets}
         problems = {rule.name: rule.evaluate(tables, day) for rule in SILVER_ASSET_RULES}
         for name, found in problems.items():
-            book.record(name, day, found)
+            if name in checked:
+                book.record(name, day, found)
         # Kept verbatim and only reported: a descriptive field never stops a date.
         unrecognised = problems["type_codes_recognised"]
         if unrecognised:
@@ -108,12 +114,12 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
 
     stream = DateStream(
         context,
-        SILVER_TABLES,
+        selected_tables(context, SILVER_TABLES),
         bronze.days,
         build,
         name="silver",
         nothing_built_hint="materialize bronze_portfolio first",
     )
-    # One stream for both outputs: the first writes header and assets of each date together.
+    # One stream for the selected outputs: the first writes the selected tables of each date together.
     yield from stream.outputs()
     yield from book.results()

@@ -163,8 +163,13 @@ class DateStream:
 
         The IO manager writes every table of a date on the first output and only checks the others
         (see `LakeIOManager.handle_output`); after the last one, `finish` fails the step if no date
-        was built.
+        was built. A stream of no table (a run of a multi-asset's checks alone) builds every date
+        for its checks and stores nothing.
         """
+        if not self.tables:
+            for _ in self:
+                pass
+            return
         for table_def in self.tables:
             yield dg.Output(self, output_name=table_def.name)
         self.finish()
@@ -294,8 +299,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
                 removed = delete_date(storage, defs, day, was_published=day in published)
                 stream.skipped(day, result.reason, removed)
                 continue
+            # A subset of a multi-asset (only some of its tables selected) stores only those.
+            tables = {name: table for name, table in result.tables.items() if name in defs}
             uris = self._write_date(
-                storage, defs, day, result.tables, where=stream.name, was_published=day in published
+                storage, defs, day, tables, where=stream.name, was_published=day in published
             )
             stream.written(day, result, uris)
 

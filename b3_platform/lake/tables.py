@@ -13,6 +13,14 @@ reader), the DuckDB views (at query time, a glob of the manifests) and the Glue 
 (`partition_dates`). A run killed or failed mid-date leaves that date unpublished, not half
 visible; its next build publishes it again. A table written on its own (bronze, index_members,
 the announced portfolios' tables) needs no manifest: its file's one atomic write is its publication.
+
+**A subset of a unit** (one asset of the multi-asset selected, e.g. only silver_assets) is written
+the same way and published by a manifest listing the tables just written plus those the date's
+previous manifest listed (carried over: their files are untouched, each still one whole version).
+A table the date never published stays absent: its file, if a failed write left one, is deleted
+before the new manifest appears. So readers keep one rule, "a date is published when its manifest
+exists and a table's date when its file exists too": **every unit file of a published date is one
+its manifest lists**, whether the unit was written whole or in part.
 """
 
 from __future__ import annotations
@@ -72,8 +80,9 @@ def published_dates(storage: Storage, layer: str) -> list[dt.date]:
 
 
 def rebuild_hint(table_def: TableDef, day: dt.date) -> str:
-    """How to rebuild a table's date: materialize its layer's assets (a multi-asset is selected whole)."""
-    names = ",".join(t.name for t in unit_tables(table_def.published_with)) or table_def.name
+    """How to rebuild a table's date: materialize its asset (a multi-asset's table is selectable on its
+    own; the date's other tables stay as they are)."""
+    names = table_def.name
     return (
         f"rebuild it: dagster asset materialize -m b3_platform.definitions --select '{names}' "
         f"--partition {day}"
@@ -123,13 +132,14 @@ def write_date(
     *,
     was_published: bool = True,
 ) -> dict[str, str]:
-    """Every table of one date of a layer, published together (module docstring). Returns the keys.
+    """Tables of one date of a layer, published together (module docstring). Returns the keys.
 
-    `defs` must be the whole layer when it has several tables. Every table is encoded (its schema
-    checked) before anything is touched; the manifest is deleted first when the date was published
-    (`was_published`: False saves that request when the caller's listing showed none), then each
-    file is replaced, then the manifest is written. When a write fails, `_settle` publishes the
-    date again if its files are still one whole version."""
+    `defs` is the whole unit or a subset of it (a subset's manifest carries the date's other
+    published tables over). Every table is encoded (its schema checked) before anything is touched;
+    the manifest is deleted first when the date was published (`was_published`: False saves that
+    request when the caller's listing showed none), then a never-published sibling's leftover file,
+    then each file is replaced, then the manifest is written. When a write fails, `_settle`
+    publishes the date again if its files are still one whole version."""
     layer = publish_unit(defs.values())
     encoded = {name: _encode(defs[name], day, tables[name]) for name in defs}
     keys = {name: table_partition_key(defs[name].location, day) for name in defs}
@@ -138,22 +148,49 @@ def write_date(
             storage.write_bytes(keys[name], data)
         return keys
     manifest = manifest_key(layer, day)
+    unit = {t.name: t for t in unit_tables(layer)}
+    if set(defs) == set(unit):
+        before = set(unit) if was_published else set()
+    else:
+        # A subset reads what the date published (one GET), whatever the caller's listing said:
+        # a sibling's file is kept only when the manifest vouches for it.
+        before = listed_tables(storage, layer, day)
+        was_published = was_published or bool(before)
+    after = before | set(defs)
     if was_published:
         storage.delete(manifest)
+    for name in unit.keys() - after:  # never published for this date: stays absent
+        storage.delete(table_partition_key(unit[name].location, day))
     try:
         for name, data in encoded.items():
             storage.write_bytes(keys[name], data)
     except Exception:
-        _settle(storage, layer, day, keys, encoded, was_published)
+        _settle(storage, layer, day, keys, encoded, before, after)
         raise
-    storage.write_bytes(manifest, manifest_bytes(layer, day, defs))
+    storage.write_bytes(manifest, manifest_bytes(layer, day, after))
     return keys
 
 
-def manifest_bytes(layer: str, day: dt.date, defs) -> bytes:
+def listed_tables(storage: Storage, layer: str, day: dt.date) -> set[str]:
+    """The tables the date's manifest publishes (none when the date is not published). A manifest
+    that cannot be read is refused rather than taken as empty: that would delete published files."""
+    key = manifest_key(layer, day)
+    data = storage.read_if_exists(key)
+    if data is None:
+        return set()
+    try:
+        return set(json.loads(data)["tables"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UnreadableFile(
+            f"{layer} {day}: {storage.uri(key)} is not a readable manifest ({exc}); rebuild the date "
+            f"with every table of {layer} selected"
+        ) from exc
+
+
+def manifest_bytes(layer: str, day: dt.date, names: Collection[str]) -> bytes:
     """A date's manifest: what it publishes. Deterministic, so rebuilding a date rewrites the same
     bytes and a date whose write failed early can be published again without reading anything."""
-    body = {"layer": layer, "date": day.isoformat(), "tables": sorted(defs)}
+    body = {"layer": layer, "date": day.isoformat(), "tables": sorted(names)}
     return json.dumps(body, indent=1).encode()
 
 
@@ -163,18 +200,21 @@ def _settle(
     day: dt.date,
     keys: Mapping[str, str],
     encoded: Mapping[str, bytes],
-    was_published: bool,
+    before: Collection[str],
+    after: Collection[str],
 ) -> None:
     """After a failed write of a date: publish it again if its files are one whole version, either
-    every new file (a write reported failed that S3 had applied) or, for a date that was published,
-    none of them (the first write failed: the previous version is intact). A mix stays unpublished
-    until the date is rebuilt. Best effort: a failure here must not hide the write's own error."""
+    every new file (a write reported failed that S3 had applied; published as `after`) or, for a
+    date that was published, none of them (the first write failed: the previous version, `before`,
+    is intact). A mix stays unpublished until the date is rebuilt. Best effort: a failure here must
+    not hide the write's own error."""
     try:
         stored = {name: storage.read_if_exists(key) for name, key in keys.items()}
         new = [name for name, data in stored.items() if data == encoded[name]]
-        whole = len(new) == len(keys) or (was_published and not new and None not in stored.values())
-        if whole:
-            storage.write_bytes(manifest_key(layer, day), manifest_bytes(layer, day, keys))
+        if len(new) == len(keys):
+            storage.write_bytes(manifest_key(layer, day), manifest_bytes(layer, day, after))
+        elif before and not new and all((stored[n] is not None) == (n in before) for n in keys):
+            storage.write_bytes(manifest_key(layer, day), manifest_bytes(layer, day, before))
     except Exception:  # noqa: BLE001 - the date stays unpublished; the caller raises the real cause
         pass
 
@@ -182,7 +222,10 @@ def _settle(
 def delete_date(
     storage: Storage, defs: Mapping[str, TableDef], day: dt.date, *, was_published: bool = True
 ) -> list[str]:
-    """Remove one date of a layer: unpublished first, then its files. Returns the tables that had one."""
+    """Remove one date of a layer: unpublished first, then its files. Returns the tables that had one.
+
+    For a subset of a unit the whole date is unpublished (its input is gone, so the other tables'
+    files are stale too); their files stay, unlisted, until the date is written again."""
     layer = publish_unit(defs.values())
     if layer is not None and was_published:
         storage.delete(manifest_key(layer, day))
@@ -190,26 +233,16 @@ def delete_date(
 
 
 def publish_unit(defs) -> str | None:
-    """The unit whose manifests publish these tables, or None for tables that are each their own
-    publication (bronze, index_members, the announced portfolios' tables).
-
-    A unit of several tables is written whole or not at all: a subset of it is refused."""
+    """The unit whose manifests publish these tables (all of it or a subset: module docstring), or
+    None for tables that are each their own publication (bronze, index_members, the announced
+    portfolios' tables). Tables of several units are refused: no manifest can publish them."""
     defs = list(defs)
     units = {t.published_with for t in defs}
     if len(units) != 1:
         raise ValueError(
             f"tables of several publication units written as one date: {sorted(t.name for t in defs)}"
         )
-    unit = units.pop()
-    if unit is None:
-        return None
-    whole = unit_tables(unit)
-    if {t.name for t in defs} != {t.name for t in whole}:
-        raise ValueError(
-            f"{', '.join(sorted(t.name for t in defs))}: a date of {unit} is published whole, so it is "
-            f"written with every table of the unit together ({', '.join(t.name for t in whole)})"
-        )
-    return unit
+    return units.pop()
 
 
 def read_partition(
