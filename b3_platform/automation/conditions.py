@@ -22,20 +22,39 @@ FOLLOWS_UPSTREAM = (
 #: Gold of D also reads silver of the previous trading day, which an archive with gaps may lack
 #: (gold then says "not compared"): only silver_header, which is built with silver_assets of the
 #: same day, must exist. Rebuilding silver of D-1 (a gap filled) rebuilds gold of D.
+#: Inputs a table may follow without (gold: silver_assets of the previous trading day).
+MAY_BE_MISSING = dg.AssetSelection.assets("silver_assets")
+
 GOLD_FOLLOWS_UPSTREAM = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets("silver_assets"))
+    & ~dg.AutomationCondition.any_deps_missing().ignore(MAY_BE_MISSING)
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("follows new silver (same day and the day before)")
 
-#: The catalog covers every date of every table: `any_deps_missing` would count the dates never
-#: captured (back to 2015) and block it forever, so it waits only for runs in progress.
+#: A table whose inputs were updated since the last tick while it was not, and has every input it
+#: needs: its own condition may request it on this very tick (gold, after silver was rebuilt by
+#: hand or by a run of silver alone). A date lacking an input (gold of the day after the newest)
+#: will not follow, so it does not hold the catalog back.
+WILL_FOLLOW_ITS_INPUTS = (
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    & ~dg.AutomationCondition.newly_updated()
+    & ~dg.AutomationCondition.any_deps_missing().ignore(MAY_BE_MISSING)
+).with_label("inputs just updated, table not yet")
+
+#: The catalog refreshes once every layer that follows an update has been built, not alongside
+#: them. `will_be_requested` cannot say so (Dagster counts only parents that can share the child's
+#: run, and the unpartitioned catalog never shares a run with a partitioned table), so the catalog
+#: waits while any table it covers is in progress (a requested run or backfill is, from the next
+#: tick on) or has inputs just updated that it may follow on this tick. Then it refreshes on the
+#: tick that sees the last layer's materialization. `any_deps_missing` would count the dates never
+#: captured (back to 2015) and block it forever, so it is not used.
 CATALOG_FOLLOWS_UPSTREAM = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
-).with_label("refresh after new tables")
+    & ~dg.AutomationCondition.any_deps_match(WILL_FOLLOW_ITS_INPUTS)
+).with_label("refresh after every layer that follows new tables")
 
 CATALOG_ASSETS = {"athena_tables"}
 
