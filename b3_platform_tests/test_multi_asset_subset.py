@@ -22,7 +22,7 @@ from b3_platform.definitions import build_defs
 from b3_platform.lake.paths import table_partition_key
 from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TableDef
 from b3_platform.lake.storage import LocalStorage
-from b3_platform.lake.tables import PublishedReader, manifest_key
+from b3_platform.lake.tables import PublishedReader, UnreadableFile, manifest_key, write_date
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, dagster_home_and_lake
 from b3_platform_tests.test_webserver import graphql, running_webserver
@@ -232,3 +232,42 @@ def test_ui_adds_no_sibling_to_a_selection(built):
             keys = [{"path": [s]} for s in selection]
             data = graphql(url, ADDITIONAL_KEYS, keys=keys)
             assert data["assetNodeAdditionalRequiredKeys"] == [], selection
+
+
+class FailingWrites(LocalStorage):
+    """A local lake whose writes of one key fail (a full disk, S3 refusing a PUT)."""
+
+    def __init__(self, root: Path, failing: str) -> None:
+        super().__init__(root)
+        self.failing = failing
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if key == self.failing:
+            raise OSError(28, "No space left on device")
+        super().write_bytes(key, data)
+
+
+def test_a_failed_write_of_one_table_leaves_the_date_published_as_before(lake_copy):
+    """The selected table's write fails: its old file is intact, so the date is published again as
+    it was (both tables), and nothing else changed."""
+    _, _, lake = lake_copy
+    before = snapshot(lake, SILVER, DAY)
+    manifest_before = (lake / manifest_key("silver", DAY)).read_bytes()
+    table = PublishedReader(LocalStorage(lake), SILVER_ASSETS).read(DAY)
+    storage = FailingWrites(lake, table_partition_key(SILVER_ASSETS.location, DAY))
+    with pytest.raises(OSError, match="No space left"):
+        write_date(storage, {SILVER_ASSETS.name: SILVER_ASSETS}, DAY, {SILVER_ASSETS.name: table})
+    assert snapshot(lake, SILVER, DAY) == before
+    assert (lake / manifest_key("silver", DAY)).read_bytes() == manifest_before
+
+
+def test_a_subset_refuses_a_damaged_manifest_and_changes_nothing(lake_copy):
+    """Taking an unreadable manifest as "nothing published" would delete the sibling's file."""
+    _, _, lake = lake_copy
+    (lake / manifest_key("silver", DAY)).write_text("{not json")
+    before = snapshot(lake, SILVER, DAY)
+    table = PublishedReader(LocalStorage(lake), SILVER_ASSETS).read(DAY)
+    with pytest.raises(UnreadableFile, match="not a readable manifest"):
+        write_date(LocalStorage(lake), {SILVER_ASSETS.name: SILVER_ASSETS}, DAY, {SILVER_ASSETS.name: table})
+    assert snapshot(lake, SILVER, DAY) == before
+    assert (lake / manifest_key("silver", DAY)).read_text() == "{not json"
