@@ -271,3 +271,32 @@ def test_a_subset_refuses_a_damaged_manifest_and_changes_nothing(lake_copy):
         write_date(LocalStorage(lake), {SILVER_ASSETS.name: SILVER_ASSETS}, DAY, {SILVER_ASSETS.name: table})
     assert snapshot(lake, SILVER, DAY) == before
     assert (lake / manifest_key("silver", DAY)).read_text() == "{not json"
+
+
+def test_a_check_run_alone_builds_nothing_and_reports_the_date(lake_copy):
+    """The UI's *Execute* on one check of silver_assets runs the multi-asset for that check only:
+    the date is built for the check, no table is written, and the other checks do not run."""
+    env, home, lake = lake_copy
+    before = snapshot(lake, SILVER, DAY)
+    manifest_before = (lake / manifest_key("silver", DAY)).read_bytes()
+    defs = build_defs(env)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(home))
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            job = defs.resolve_implicit_global_asset_job_def().get_subset(
+                asset_selection=set(),
+                asset_check_selection={dg.AssetCheckKey(dg.AssetKey("silver_assets"), "unique_tickers")},
+            )
+            result = job.execute_in_process(
+                instance=instance, partition_key=DAY.isoformat(), raise_on_error=False
+            )
+    assert result.success
+    assert materialized(result) == set()
+    evaluations = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert [(ev.check_name, ev.passed) for ev in evaluations] == [("unique_tickers", True)]
+    assert snapshot(lake, SILVER, DAY) == before
+    assert (lake / manifest_key("silver", DAY)).read_bytes() == manifest_before
