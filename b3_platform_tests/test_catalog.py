@@ -1,4 +1,4 @@
-"""The DuckDB catalog: one view per lake table (sync), SQL over it (query), the athena_tables asset and
+"""The DuckDB catalog: one table per lake table kept in step with the lake (sync), SQL over it (query), the athena_tables asset and
 its schema check, the file lock shared with other processes, the output formats, and
 `python -m b3_platform query` run as a real subprocess.
 
@@ -117,6 +117,24 @@ def views(catalog: DuckDBCatalogResource) -> dict[str, str]:
     return dict(result.rows)
 
 
+def tables(catalog: DuckDBCatalogResource) -> dict[str, str]:
+    """{table: its comment} of the catalog's main schema."""
+    result = catalog.query(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name"
+    )
+    return dict(result.rows)
+
+
+def state(catalog: DuckDBCatalogResource) -> list[tuple]:
+    """What sync recorded as loaded: (table, date, file identity) rows."""
+    return catalog.query("SELECT * FROM _sync.files ORDER BY ALL").rows
+
+
+def contents(catalog: DuckDBCatalogResource) -> dict[str, list[tuple]]:
+    """Every row of every table, sorted: what a query can see."""
+    return {name: catalog.query(f'SELECT * FROM "{name}" ORDER BY ALL').rows for name in tables(catalog)}
+
+
 def sync(root: Path, catalog: DuckDBCatalogResource | None = None) -> list[RegisteredTable]:
     return (catalog or duckdb_catalog(root)).sync(LocalStorage(root), list(TABLES.values()))
 
@@ -191,14 +209,14 @@ def test_expected_type_names_what_duckdb_describes():
     assert used <= DESCRIBED.keys(), f"types without a known DuckDB name: {used - DESCRIBED.keys()}"
 
 
-def test_sync_registers_one_view_per_table_with_declared_columns_and_date(lake_copy):
+def test_sync_loads_one_table_per_lake_table_with_declared_columns_and_date(lake_copy):
     catalog = duckdb_catalog(lake_copy)
     registered = sync(lake_copy, catalog)
 
     assert [t.name for t in registered] == list(TABLES)
-    assert list(views(catalog)) == sorted(TABLES)
-    assert catalog.query("SELECT count(*) FROM duckdb_tables()").rows == [(0,)]  # views only, no copies
-    comments = dict(catalog.query("SELECT view_name, comment FROM duckdb_views() WHERE NOT internal").rows)
+    assert list(tables(catalog)) == sorted(TABLES)
+    assert views(catalog) == {}  # Parquet tables are loaded, not read at query time
+    comments = tables(catalog)
     for table_def, table in zip(TABLES.values(), registered):
         described = catalog.describe(table_def.name)
         assert described == declared(catalog, table_def), table_def.name
@@ -218,7 +236,7 @@ def test_sync_registers_one_view_per_table_with_declared_columns_and_date(lake_c
     assert by_name["silver_assets"] == RegisteredTable("silver_assets", 168, 2, *DAYS)
     assert by_name["gold_changes"] == RegisteredTable("gold_changes", 85, 1, DAYS[1], DAYS[1])
 
-    # What the view returns is what the files hold, `date` from the folder and typed DATE.
+    # What the table holds is what the files hold, `date` from the folder and typed DATE.
     columns = ", ".join(f'"{f.name}"' for f in SILVER_ASSETS.schema)
     result = catalog.query(f'SELECT {columns}, "date" FROM silver_assets ORDER BY "date", row_number')
     assert result.types[-1] == "DATE"
@@ -246,12 +264,12 @@ def test_a_table_without_files_is_a_typed_empty_view(lake_copy, tmp_path):
     assert catalog.query("SELECT count(*) FROM gold_changes").rows == [(85,)]
 
 
-def test_an_empty_lake_gets_every_view_typed_and_empty(tmp_path):
+def test_an_empty_lake_gets_every_table_typed_and_empty(tmp_path):
     empty = tmp_path / "empty-lake"  # not even created yet
     registered = sync(empty)
     assert registered == [RegisteredTable(name, 0, 0, None, None) for name in TABLES]
     catalog = duckdb_catalog(empty)
-    assert list(views(catalog)) == sorted(TABLES)
+    assert list(tables(catalog)) == sorted(TABLES)
     for table_def in TABLES.values():
         assert catalog.describe(table_def.name) == declared(catalog, table_def)
 
@@ -259,20 +277,18 @@ def test_an_empty_lake_gets_every_view_typed_and_empty(tmp_path):
 def test_sync_again_changes_nothing(lake_copy):
     catalog = duckdb_catalog(lake_copy)
     first = sync(lake_copy, catalog)
-    sql_first = views(catalog)
-    answer = catalog.query('SELECT "date", ticker, weight FROM silver_assets ORDER BY 1, 2').rows
+    loaded, answer = state(catalog), contents(catalog)
+    assert len(loaded) >= sum(r.dates for r in first) > 0  # dates with rows, and empty files
 
     second = sync(lake_copy, catalog)
     assert second == first
-    assert views(catalog) == sql_first  # same 7 views, same SQL: replaced, not added
-    assert catalog.query('SELECT "date", ticker, weight FROM silver_assets ORDER BY 1, 2').rows == answer
+    assert state(catalog) == loaded  # same dates, same file identities: nothing reloaded
+    assert contents(catalog) == answer
 
 
-def test_a_new_date_is_queryable_without_sync(lake_copy):
+def test_a_new_date_is_queryable_once_the_catalog_syncs(lake_copy):
     catalog = duckdb_catalog(lake_copy)
     sync(lake_copy, catalog)
-    catalog_file = Path(catalog.location)
-    before = catalog_file.stat().st_mtime_ns, catalog_file.read_bytes()
 
     import_days(lake_copy, NEW_DAY)
     result = dg.materialize(
@@ -283,7 +299,9 @@ def test_a_new_date_is_queryable_without_sync(lake_copy):
         raise_on_error=False,
     )
     assert result.success
-    assert (catalog_file.stat().st_mtime_ns, catalog_file.read_bytes()) == before  # no sync happened
+    # The layers alone do not change the catalog: the catalog asset (after the layers) does.
+    assert catalog.query('SELECT DISTINCT "date" FROM silver_assets ORDER BY 1').rows == [(d,) for d in DAYS]
+    check_evaluation(run_catalog_asset(lake_copy))
 
     dates = catalog.query('SELECT DISTINCT "date" FROM silver_assets ORDER BY 1').rows
     assert dates == [(d,) for d in (*DAYS, NEW_DAY)]
@@ -293,7 +311,7 @@ def test_a_new_date_is_queryable_without_sync(lake_copy):
     assert counts == [(pq.read_table(lake_copy / f"gold/changes/date={NEW_DAY}/data.parquet").num_rows, 84)]
 
 
-def test_views_read_absolute_paths_so_any_working_directory_can_query(lake_copy, tmp_path, monkeypatch):
+def test_a_relative_lake_root_syncs_and_any_working_directory_can_query(lake_copy, tmp_path, monkeypatch):
     monkeypatch.chdir(lake_copy.parent)
     relative = LocalStorage(lake_copy.name)  # a relative lake root, as `--data-dir data` gives
     DuckDBCatalogResource(duckdb=DuckDBResource(database=f"{lake_copy.name}/{CATALOG_FILE}")).sync(
@@ -305,8 +323,10 @@ def test_views_read_absolute_paths_so_any_working_directory_can_query(lake_copy,
 
     catalog = duckdb_catalog(lake_copy)
     assert catalog.query("SELECT count(*) FROM silver_assets").rows == [(168,)]
-    expected_glob = f"'{(lake_copy / 'silver' / 'assets').resolve()}/date=*/data.parquet'"
-    assert expected_glob in views(catalog)["silver_assets"]
+    # raw_captures stays a view over the sidecars, read at query time: its glob is absolute.
+    catalog.sync(LocalStorage(lake_copy), [RAW_CAPTURES])
+    expected_glob = f"'{(lake_copy / 'raw').resolve()}/GetPortfolioDay/date=*/index=*/*.meta.json'"
+    assert expected_glob in views(catalog)["raw_captures"]
 
 
 # ------------------------------------------------------------------------ athena_tables and its check
@@ -361,23 +381,22 @@ def _weight_as_double_with_an_extra_column(table: pa.Table) -> pa.Table:
 def test_the_check_fails_when_a_file_has_another_type_and_an_extra_column(lake_copy):
     assert check_evaluation(run_catalog_asset(lake_copy)).passed
 
-    # DuckDB takes a view's schema from its first file: the oldest date. The file check names the
-    # file and both problems; the view check names the column as the catalog now types it.
+    # The catalog's tables keep their declared types (the double is cast on load, the extra column
+    # left out), so the file check is what names the file and both problems.
     rewrite_partition(lake_copy, SILVER_ASSETS, DAYS[0], _weight_as_double_with_an_extra_column)
     evaluation = check_evaluation(run_catalog_asset(lake_copy))
     assert not evaluation.passed
     problems = [
         "silver/assets/date=2025-07-01/data.parquet: extra comment; types weight double (declared decimal128(7, 3))",
-        "silver_assets.weight: type DOUBLE, declared DECIMAL(7,3)",
     ]
     assert evaluation.description == "; ".join(problems)
     assert evaluation.metadata["problems"].value == "\n".join(f"- {p}" for p in problems)
 
 
-def test_sync_fails_and_keeps_the_previous_views_when_the_oldest_file_lacks_a_column(lake_copy):
+def test_sync_fails_and_keeps_the_previous_tables_when_the_oldest_file_lacks_a_column(lake_copy):
     catalog = duckdb_catalog(lake_copy)
     sync(lake_copy, catalog)
-    before = views(catalog)
+    before = state(catalog), contents(catalog)
 
     rewrite_partition(lake_copy, SILVER_ASSETS, DAYS[0], lambda t: t.drop_columns(["sector"]))
     result = run_catalog_asset(lake_copy)
@@ -387,16 +406,25 @@ def test_sync_fails_and_keeps_the_previous_views_when_the_oldest_file_lacks_a_co
         'Binder Error: Referenced column "sector" not found'
         in failure.event_specific_data.error.cause.message
     )
-    assert views(catalog) == before  # one transaction: rolled back, nothing half-registered
+    assert (state(catalog), contents(catalog)) == before  # one transaction: rolled back, nothing half-loaded
 
 
-def test_the_check_fails_when_a_newer_file_lacks_a_column(lake_copy):
+def test_sync_fails_when_a_newer_file_lacks_a_column_and_names_the_file(lake_copy):
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    before = state(catalog), contents(catalog)
+
     rewrite_partition(lake_copy, SILVER_ASSETS, DAYS[-1], lambda t: t.drop_columns(["sector"]))
-    evaluation = check_evaluation(run_catalog_asset(lake_copy))
-    with pytest.raises(QueryError, match="schema mismatch"):
-        duckdb_catalog(lake_copy).query("SELECT sector FROM silver_assets")
-    assert not evaluation.passed
-    assert "silver/assets/date=2025-07-02/data.parquet: missing sector" in evaluation.description
+    with pytest.raises(CatalogError) as caught:
+        sync(lake_copy, catalog)
+    message = str(caught.value)
+    assert message.startswith(f"cannot update the catalog {catalog.location}: ")
+    assert (
+        f"silver_assets: {lake_copy.resolve()}/silver/assets/date=2025-07-02/data.parquet lacks sector"
+        in message
+    )
+    assert message.endswith("its tables are as they were before this sync")
+    assert (state(catalog), contents(catalog)) == before
 
 
 # ----------------------------------------------------------------------------- the file lock, errors
@@ -483,20 +511,26 @@ def test_refused_sql_is_a_query_error_with_duckdbs_message(small_lake):
     with pytest.raises(QueryError, match="Parser Error"):
         catalog.query("SELEC 1")
     with pytest.raises(QueryError, match="read-only"):  # the catalog is opened read-only for queries
-        catalog.query("DROP VIEW silver_assets")
-    assert "silver_assets" in views(catalog)
+        catalog.query("DROP TABLE silver_assets")
+    assert "silver_assets" in tables(catalog)
 
 
-def test_a_moved_lake_is_a_query_error_that_says_to_rebuild_the_catalog(lake_copy, tmp_path):
-    sync(lake_copy)
+def test_a_moved_lake_keeps_its_tables_and_raw_captures_says_to_rebuild_the_catalog(lake_copy, tmp_path):
+    catalog = duckdb_catalog(lake_copy)
+    catalog.sync(LocalStorage(lake_copy), list(CATALOG_TABLES.values()))
+    answer = catalog.query("SELECT count(*) FROM silver_assets").rows
     moved = tmp_path / "moved"
     lake_copy.rename(moved)
-    catalog = duckdb_catalog(moved)  # the views still point at the old folder
+    catalog = duckdb_catalog(moved)
+    # The tables hold their rows; the raw_captures view still reads the old folder.
+    assert catalog.query("SELECT count(*) FROM silver_assets").rows == answer
     with pytest.raises(QueryError, match="was the lake moved or deleted") as caught:
-        catalog.query("SELECT count(*) FROM silver_assets")
+        catalog.query("SELECT count(*) FROM raw_captures")
     assert "materializing athena_tables" in str(caught.value)
-    sync(moved, catalog)
-    assert catalog.query("SELECT count(*) FROM silver_assets").rows[0][0] > 0
+    loaded = state(catalog)
+    catalog.sync(LocalStorage(moved), list(CATALOG_TABLES.values()))
+    assert state(catalog) == loaded  # a rename keeps every file's identity: nothing reloaded
+    assert catalog.query("SELECT count(*) FROM raw_captures").rows[0][0] > 0
 
 
 def test_a_missing_catalog_names_its_path_and_how_to_build_it(tmp_path):
