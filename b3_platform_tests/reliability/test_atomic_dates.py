@@ -179,7 +179,7 @@ def test_a_range_killed_mid_date_leaves_every_date_whole_or_absent_and_a_rerun_c
     # After the 1st, 2nd and 3rd file of the 1st, 2nd and 3rd date: every partial state of a date.
     for attempt, k in enumerate((1, 6, 11)):
         lake = copy_lake(lakes["v2_silver"], tmp_path / f"lake{attempt}")
-        catalog = sync_catalog(lake)  # the views a user queries; not synced again after the kill
+        catalog = sync_catalog(lake)  # the tables a user queries, as synced before the run
         kill_after_new_gold_files(lake, {**env, "B3_PLATFORM_DATA_DIR": str(lake)}, k)
         cut = DAYS[k // 4]
 
@@ -200,8 +200,12 @@ def test_a_range_killed_mid_date_leaves_every_date_whole_or_absent_and_a_rerun_c
                     table_def.name, partition_key_range=window, python_type=pa.Table
                 )
                 assert cut not in set(table.column("date").to_pylist()), table_def.name
-        # The DuckDB views agree, read at query time: each date has v1's or v2's rows in all four.
+        # The DuckDB catalog, not synced since, still holds every date as it was then (v1, whole) ...
         counts = catalog_counts(catalog)
+        for day in DAYS:
+            assert tuple(counts[t.name].get(day, 0) for t in GOLD_TABLES) == file_counts(v1, day), day
+        # ... and a sync after the kill (the next run's catalog step) has each date whole or not at all.
+        counts = catalog_counts(sync_catalog(lake))
         for day in DAYS:
             seen = tuple(counts[t.name].get(day, 0) for t in GOLD_TABLES)
             want = (0, 0, 0, 0) if day == cut else file_counts(v2 if day < cut else v1, day)
@@ -304,17 +308,29 @@ def test_a_disk_filling_up_between_silvers_two_tables_leaves_the_date_unpublishe
         assert file_of(lake, SILVER_HEADER, day).read_bytes() == new_header  # half written ...
         assert file_of(lake, SILVER_ASSETS, day).read_bytes() == old["silver_assets"]
         assert not (lake / manifest_key("silver", day)).exists()
-        # ... and invisible: the loads and the views leave the date out, all of it.
+        # ... and invisible: the loads leave the date out, all of it; the catalog (synced before the
+        # run) still holds the old version of the date, whole.
         defs = build_defs({"B3_PLATFORM_DATA_DIR": str(lake)})
         for table_def in (SILVER_HEADER, SILVER_ASSETS):
             with pytest.raises(dg.Failure, match=f"{table_def.name} has no partition {day}"):
                 defs.load_asset_value(table_def.name, partition_key=day.isoformat(), python_type=pa.Table)
-            dates = [d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {table_def.name}').rows]
-            assert sorted(dates) == [d for d in DAYS if d != day], table_def.name
+        old_rows = (pq.read_metadata(pinned / "0").num_rows, pq.read_metadata(pinned / "1").num_rows)
+        assert (
+            tuple(
+                catalog.query(f"SELECT count(*) FROM {t.name} WHERE \"date\" = DATE '{day}'").rows[0][0]
+                for t in (SILVER_HEADER, SILVER_ASSETS)
+            )
+            == old_rows
+        )
         for path in lake.rglob("*.parquet"):
             pq.read_table(path)
         filler.unlink()
         shutil.rmtree(pinned)
+        # A sync now (room again; the catalog file is on the same disk) leaves the date out, all of it.
+        catalog = sync_catalog(lake)
+        for table_def in (SILVER_HEADER, SILVER_ASSETS):
+            dates = [d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {table_def.name}').rows]
+            assert sorted(dates) == [d for d in DAYS if d != day], table_def.name
         proc = run_cli(args, env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         for table_def in (SILVER_HEADER, SILVER_ASSETS):

@@ -1,6 +1,6 @@
 """The local catalog under two faults, seen through the real commands.
 
-A full disk while athena_tables syncs the DuckDB views: the COMMIT fails, and the ROLLBACK after it
+A full disk while athena_tables syncs the DuckDB tables: the COMMIT fails, and the ROLLBACK after it
 used to fail too ("cannot rollback - no transaction is active"), hiding "No space left on device".
 The catalog file sits on a small tmpfs that is then filled (mounting needs root, which the suite
 runs as). A writer holding the DuckDB file's lock: `query` used to fail at once ("Could not set
@@ -70,10 +70,10 @@ def test_a_full_disk_during_the_catalog_sync_reports_no_space_left(lake, small_d
     assert proc.returncode == 1
     assert f"cannot update the catalog {catalog_file}: " in proc.stderr
     assert "No space left on device" in proc.stderr
-    assert "its views are as they were before this sync" in proc.stderr
+    assert "its tables are as they were before this sync" in proc.stderr
     assert "cannot rollback" not in proc.stderr
 
-    # Nothing committed: the file is as it was, and once there is room the views answer as before.
+    # Nothing committed: the file is as it was, and once there is room the tables answer as before.
     (small_disk / "filler").unlink()
     assert {p.name: p.read_bytes() for p in small_disk.iterdir() if p.name in before} == before
     assert run_cli(query, env).stdout == "n\n3\n"

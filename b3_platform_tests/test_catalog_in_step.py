@@ -1,0 +1,134 @@
+"""The local catalog kept in step with the lake: a rebuilt date replaces its old rows exactly, an
+unpublished date is not loaded (and a loaded one whose manifest went away is removed), a removed
+date's rows go, and a sync re-reads only what changed (a date whose file kept its identity is not
+read again, which a file garbled in place but keeping its size and mtime shows).
+
+The lake is test_catalog's (two real IBOV samples through every layer); each test works on a copy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
+from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TABLES
+from b3_platform.lake.storage import LocalStorage
+from b3_platform.lake.tables import delete_date, manifest_key, read_partition, to_parquet_bytes, write_date
+from b3_platform_tests.conftest import duckdb_catalog
+from b3_platform_tests.test_catalog import (  # noqa: F401  (fixtures: the built lake and its copies)
+    DAYS,
+    built,
+    contents,
+    lake_copy,
+    small_lake,
+    state,
+    sync,
+)
+
+SILVER = {t.name: t for t in (SILVER_HEADER, SILVER_ASSETS)}
+GOLD = {t.name: t for t in GOLD_TABLES}
+
+
+def silver_assets_of(catalog: DuckDBCatalogResource, day) -> list[tuple]:
+    columns = ", ".join(f'"{f.name}"' for f in SILVER_ASSETS.schema)
+    return catalog.query(
+        f'SELECT {columns}, "date" FROM silver_assets WHERE "date" = DATE \'{day}\' ORDER BY row_number'
+    ).rows
+
+
+def rebuild_silver(root: Path, day, change) -> pa.Table:
+    """Write `day` of silver again through the lake's own writer (manifest deleted, both files
+    replaced, manifest written), its assets changed by `change`; returns the new assets."""
+    storage = LocalStorage(root)
+    header = read_partition(storage, SILVER_HEADER, day)
+    assets = change(read_partition(storage, SILVER_ASSETS, day))
+    write_date(storage, SILVER, day, {SILVER_HEADER.name: header, SILVER_ASSETS.name: assets})
+    return assets
+
+
+def _fewer_and_reweighted(table: pa.Table) -> pa.Table:
+    kept = table.slice(0, 50)
+    doubled = pc.multiply(kept.column("weight"), pa.scalar(2, pa.decimal128(1, 0))).cast(
+        SILVER_ASSETS.schema.field("weight").type
+    )
+    return kept.set_column(
+        kept.schema.get_field_index("weight"), SILVER_ASSETS.schema.field("weight"), doubled
+    )
+
+
+def test_a_rebuilt_date_replaces_its_old_rows_exactly(lake_copy):  # noqa: F811 (the imported fixture)
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    before = silver_assets_of(catalog, DAYS[0])
+    assert len(silver_assets_of(catalog, DAYS[1])) == 84
+
+    new = rebuild_silver(lake_copy, DAYS[1], _fewer_and_reweighted)
+    assert silver_assets_of(catalog, DAYS[1]) != [(*r.values(), DAYS[1]) for r in new.to_pylist()]
+    sync(lake_copy, catalog)
+
+    # Exactly the new rows: 50 of them, the doubled weights, none of the 84 old ones left over.
+    assert silver_assets_of(catalog, DAYS[1]) == [(*r.values(), DAYS[1]) for r in new.to_pylist()]
+    assert len(silver_assets_of(catalog, DAYS[1])) == 50
+    assert silver_assets_of(catalog, DAYS[0]) == before  # the other date untouched
+    assert catalog.query("SELECT count(*) FROM silver_assets").rows == [(len(before) + 50,)]
+
+
+def test_sync_reads_only_the_dates_whose_files_changed(lake_copy):  # noqa: F811 (the imported fixture)
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    before = silver_assets_of(catalog, DAYS[0])
+
+    # DAYS[0]'s file garbled in place, keeping its size, inode and mtime: a sync that read it again
+    # would fail (not Parquet) or change its rows.
+    path = lake_copy / SILVER_ASSETS.location / f"date={DAYS[0]}" / "data.parquet"
+    stat = path.stat()
+    path.write_bytes(b"\0" * stat.st_size)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    new = rebuild_silver(lake_copy, DAYS[1], _fewer_and_reweighted)
+
+    sync(lake_copy, catalog)
+    assert silver_assets_of(catalog, DAYS[0]) == before
+    assert silver_assets_of(catalog, DAYS[1]) == [(*r.values(), DAYS[1]) for r in new.to_pylist()]
+
+
+def test_an_unpublished_date_is_not_loaded_and_a_withdrawn_one_is_removed(lake_copy):  # noqa: F811 (the imported fixture)
+    storage = LocalStorage(lake_copy)
+    # A rebuild killed after deleting the manifest and replacing one file: DAYS[1] unpublished.
+    storage.delete(manifest_key("silver", DAYS[1]))
+    assets = _fewer_and_reweighted(read_partition(storage, SILVER_ASSETS, DAYS[1]))
+    storage.write_bytes(f"{SILVER_ASSETS.location}date={DAYS[1]}/data.parquet", to_parquet_bytes(assets))
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    dates = {t: catalog.query(f'SELECT DISTINCT "date" FROM {t} ORDER BY 1').rows for t in SILVER}
+    assert dates == {t: [(DAYS[0],)] for t in SILVER}
+    assert [(n, d) for n, d, _ in state(catalog) if n in SILVER] == [(n, DAYS[0]) for n in sorted(SILVER)]
+
+    # Published again (the rebuild finishing): loaded. Then withdrawn: removed, rows and state.
+    new = rebuild_silver(lake_copy, DAYS[1], lambda t: t)
+    sync(lake_copy, catalog)
+    assert silver_assets_of(catalog, DAYS[1]) == [(*r.values(), DAYS[1]) for r in new.to_pylist()]
+    storage.delete(manifest_key("silver", DAYS[1]))
+    sync(lake_copy, catalog)
+    assert catalog.query(f"SELECT count(*) FROM silver_header WHERE \"date\" = DATE '{DAYS[1]}'").rows == [
+        (0,)
+    ]
+    assert DAYS[1] not in {d for n, d, _ in state(catalog) if n in SILVER}
+
+
+def test_a_deleted_date_leaves_the_catalog_and_the_rest_is_unchanged(lake_copy):  # noqa: F811 (the imported fixture)
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    before = contents(catalog)
+
+    delete_date(LocalStorage(lake_copy), GOLD, DAYS[1])
+    sync(lake_copy, catalog)
+    after = contents(catalog)
+    for name in TABLES:
+        if name in GOLD:
+            assert after[name] == [r for r in before[name] if r[-1] != DAYS[1]], name
+        else:
+            assert after[name] == before[name], name
