@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from b3_platform import trading_calendar  # noqa: E402
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader  # noqa: E402
+from b3_platform.catalog.types import duckdb_type  # noqa: E402
 from b3_platform.lake.paths import date_in_key  # noqa: E402
 from b3_platform.lake.schemas import CATALOG_TABLES, TABLES  # noqa: E402
 from b3_platform.lake.storage import LocalStorage  # noqa: E402
@@ -71,10 +72,14 @@ def add_date(lake: Path, seed_files: dict[str, Path], day: dt.date) -> None:
         storage.write_bytes(manifest_key(unit, day), manifest_bytes(unit, day, defs))
 
 
-def old_view_sql(root: Path, table_def) -> str:
-    """main's view of a table: its files read at query time, published dates only (reproduced)."""
+def old_view_sql(root: Path, table_def, has_files: bool = True) -> str:
+    """main's view of a table: its files read at query time, published dates only (reproduced);
+    typed and empty without files."""
+    if not has_files:
+        typed = [f'CAST(NULL AS {duckdb_type(f.type)}) AS "{f.name}"' for f in table_def.schema]
+        return f'CREATE OR REPLACE VIEW "{table_def.name}" AS SELECT {", ".join(typed)}, CAST(NULL AS DATE) AS "date" WHERE false'
     columns = ", ".join(f'"{f.name}"' for f in table_def.schema)
-    pattern = f"{root / table_def.location}date=*/data.parquet"
+    pattern = f"{root}/{table_def.location}date=*/data.parquet"
     sql = (
         f'CREATE OR REPLACE VIEW "{table_def.name}" AS SELECT {columns}, "date" FROM '
         f"read_parquet('{pattern}', hive_partitioning = true, hive_types = {{'date': DATE}})"
@@ -95,11 +100,12 @@ def old_sync(root: Path, database: Path, seeded: set[str]) -> None:
     with duckdb.connect(str(database)) as conn:
         conn.execute("BEGIN TRANSACTION")
         for table_def in TABLES.values():
-            if table_def.name in seeded:
-                conn.execute(old_view_sql(root, table_def))
+            conn.execute(old_view_sql(root, table_def, table_def.name in seeded))
         conn.execute("COMMIT")
         for name in seeded:
-            conn.execute(f'SELECT count(*), count(DISTINCT "date"), min("date"), max("date") FROM "{name}"').fetchone()
+            conn.execute(
+                f'SELECT count(*), count(DISTINCT "date"), min("date"), max("date") FROM "{name}"'
+            ).fetchone()
 
 
 def new_catalog(database: Path):
@@ -158,7 +164,9 @@ def measure(seed_files: dict[str, Path], dates: int, repeat: int, work: Path) ->
     first_wall, first_cpu = timed(lambda: catalog.sync(storage, tables), 1)
     old_sync(lake, old_db, set(seed_files))
     print(f"\n{dates} dates × 1 index: first load of the tables {first_wall:.0f} ms (CPU {first_cpu:.0f} ms)")
-    print(f"  {'query':22} {'tables ms':>10} {'(CPU)':>7} {'views ms':>9} {'(CPU)':>7} {'ratio':>6} {'Athena bytes':>13}")
+    print(
+        f"  {'query':22} {'tables ms':>10} {'(CPU)':>7} {'views ms':>9} {'(CPU)':>7} {'ratio':>6} {'Athena bytes':>13}"
+    )
     new_reader, old_reader = DuckDBCatalogReader(str(new_db)), DuckDBCatalogReader(str(old_db))
     for path in QUERIES:
         sql = path.read_text()
