@@ -231,11 +231,7 @@ def cmd_coverage(args) -> int:
         return 2
     report = coverage.coverage(found, expected, first, last)
     if args.days:
-        rows = [
-            (c.index, day, "captured" if day in set(c.captured) else "missing")
-            for c in report
-            for day in sorted([*c.captured, *c.missing])
-        ]
+        rows = [row[:3] for row in coverage.coverage_rows(report)]  # the catalog's table, less `expected`
         result = QueryResult(["index", "date", "status"], ["VARCHAR", "DATE", "VARCHAR"], rows)
     else:
         rows = [

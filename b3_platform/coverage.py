@@ -10,9 +10,13 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+
 from b3_platform import trading_calendar
-from b3_platform.lake.paths import META_SUFFIX, date_in_key, index_in_key, raw_prefix
+from b3_platform.lake.paths import META_SUFFIX, PARQUET_FILE, date_in_key, index_in_key, raw_prefix
+from b3_platform.lake.schemas import COVERAGE
 from b3_platform.lake.storage import Storage
+from b3_platform.lake.tables import to_parquet_bytes
 
 
 @dataclass(frozen=True)
@@ -89,3 +93,38 @@ def describe_ranges(days: Sequence[dt.date], limit: int = 6) -> str:
     shown = [f"{a}" if a == b else f"{a}..{b}" for a, b in runs[:limit]]
     more = f" (+{len(runs) - limit} more runs)" if len(runs) > limit else ""
     return (", ".join(shown) + more) if shown else "none"
+
+
+def coverage_rows(report: Sequence[IndexCoverage]) -> list[tuple[str, dt.date, str, bool]]:
+    """(index, trading day, captured or missing, expected) per index per day: what `coverage --days`
+    lists, and the catalog's `coverage` table holds."""
+    return [
+        (c.index, day, "captured" if day in captured else "missing", c.expected)
+        for c in report
+        for captured in [set(c.captured)]
+        for day in sorted([*c.captured, *c.missing])
+    ]
+
+
+def coverage_table(storage: Storage, expected: Iterable[str], today: dt.date) -> pa.Table:
+    """The coverage table of the lake: every expected index and every index seen in raw, from the
+    first captured day to `today` (the command's default range); empty when raw holds nothing."""
+    found = captured_days(storage)
+    rows = (
+        coverage_rows(coverage(found, expected, min(min(d) for d in found.values()), today)) if found else []
+    )
+    columns = list(zip(*rows)) if rows else [[] for _ in COVERAGE.schema]
+    return pa.Table.from_arrays(
+        [pa.array(list(c), f.type) for c, f in zip(columns, COVERAGE.schema)], schema=COVERAGE.schema
+    )
+
+
+def write_coverage(storage: Storage, expected: Iterable[str], today: dt.date) -> str:
+    """Write the coverage table into the lake (`catalog/coverage/data.parquet`, one atomic write),
+    only when it changed: the catalogs register that file (Glue as an unpartitioned table), and an
+    unchanged file keeps its identity, so the local catalog does not load it again. Returns its key."""
+    key = f"{COVERAGE.location}{PARQUET_FILE}"
+    data = to_parquet_bytes(coverage_table(storage, expected, today))
+    if storage.read_if_exists(key) != data:
+        storage.write_bytes(key, data)
+    return key

@@ -143,7 +143,11 @@ def run_catalog_asset(root: Path) -> dg.ExecuteInProcessResult:
     resources = platform_resources(root)
     return dg.materialize(
         [athena_tables],
-        resources={**lake_resources(resources["lake"]), "catalog": resources["catalog"]},
+        resources={
+            **lake_resources(resources["lake"]),
+            "catalog": resources["catalog"],
+            "b3": resources["b3"],
+        },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -45,6 +45,7 @@ from b3_platform.lake.s3_storage import S3Storage
 from b3_platform.lake.schemas import (
     ANNOUNCED_TABLES,
     CATALOG_TABLES,
+    COVERAGE,
     RAW_CAPTURES,
     SILVER_ASSETS,
     TABLES,
@@ -248,10 +249,10 @@ def test_one_external_parquet_table_per_lake_table_and_no_raw_captures(built):
     glue = client(target, "glue")
     assert glue.get_database(Name=target.database)["Database"]["Name"] == target.database
     names = [t["Name"] for t in glue.get_tables(DatabaseName=target.database)["TableList"]]
-    assert sorted(names) == sorted(TABLES)
+    assert sorted(names) == sorted([*TABLES, COVERAGE.name])  # the layers' tables, and coverage
     assert RAW_CAPTURES.name not in names and RAW_CAPTURES.name in CATALOG_TABLES
     catalog = glue_catalog(target)  # what athena_tables asks before syncing and checking
-    assert [t.name for t in CATALOG_TABLES.values() if catalog.covers(t)] == list(TABLES)
+    assert [t.name for t in CATALOG_TABLES.values() if catalog.covers(t)] == [*TABLES, COVERAGE.name]
 
     for table_def in TABLES.values():
         table = glue_table(target, table_def.name)
@@ -458,9 +459,34 @@ def test_the_catalog_asset_registers_every_parquet_table_on_glue_and_its_check_p
         f"glue://{target.database} (Athena workgroup {target.workgroup}, region {REGION}, "
         f"endpoint {target.endpoint})"
     )
-    assert metadata["tables"] == len(TABLES)
+    assert metadata["tables"] == len(TABLES) + 1  # and coverage
     assert not [k for k in metadata if k.startswith("rows_")]  # Glue counts no rows: none reported
     assert (metadata["dates"], metadata["last_date"]) == (2, "2025-07-02")
+
+
+def test_coverage_is_an_unpartitioned_glue_table_over_the_file_the_catalog_asset_wrote(built):
+    target = built.target
+    table = glue_table(target, COVERAGE.name)
+    assert table["PartitionKeys"] == [] and glue_partitions(target, COVERAGE.name) == {}
+    descriptor = table["StorageDescriptor"]
+    assert descriptor["Location"] == f"s3://{target.bucket}/{target.prefix}/catalog/coverage/"
+    assert [(c["Name"], c["Type"]) for c in descriptor["Columns"]] == [
+        ("index", "string"),
+        ("date", "date"),
+        ("status", "string"),
+        ("expected", "boolean"),
+    ]
+    assert keys(target, COVERAGE.location) == ["catalog/coverage/data.parquet"]  # all Athena reads there
+    written = pq.read_table(pa.BufferReader(storage(target).read_bytes("catalog/coverage/data.parquet")))
+    assert written.schema.equals(COVERAGE.schema, check_metadata=False)
+    rows = written.to_pylist()
+    # IBOV (configured, so expected) from its first capture to today: the two samples captured.
+    assert {r["index"] for r in rows} == {"IBOV"} and all(r["expected"] for r in rows)
+    assert [r["date"] for r in rows if r["status"] == "captured"] == list(DAYS)
+    assert rows[0]["date"] == DAYS[0] and len(rows) > len(DAYS)
+    assert glue_catalog(target).describe(COVERAGE.name) == [
+        (c["Name"], c["Type"]) for c in descriptor["Columns"]
+    ]
 
 
 def test_the_check_on_glue_names_a_file_that_differs_from_the_declared_schema(lake_copy):
@@ -475,7 +501,11 @@ def test_the_check_on_glue_names_a_file_that_differs_from_the_declared_schema(la
     resources = platform_resources(target)
     result = dg.materialize(
         [athena_tables],
-        resources={**lake_resources(resources["lake"]), "catalog": resources["catalog"]},
+        resources={
+            **lake_resources(resources["lake"]),
+            "catalog": resources["catalog"],
+            "b3": resources["b3"],
+        },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

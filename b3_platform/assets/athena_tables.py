@@ -1,8 +1,9 @@
 """athena_tables: every lake table registered in the active catalog, so the same SQL runs on it.
 
-Locally that is a DuckDB file of views over the Parquet files; in the AWS mode the same asset
+Locally that is a DuckDB file of tables kept in step with the Parquet files; in the AWS mode the same asset
 registers Glue tables behind the same `catalog` resource key (every Parquet table: raw_captures stays
-local, see catalog.glue_athena). It runs after the tables it covers (automation) and in the `duckdb`
+local, see catalog.glue_athena). Each refresh first rewrites the `coverage` table (per index, which
+trading days raw holds) into the lake, when it changed, so it is registered like the others. It runs after the tables it covers (automation) and in the `duckdb`
 pool, so two runs never write the DuckDB file (or race on Glue partitions) at once.
 """
 
@@ -11,10 +12,12 @@ import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource, RegisteredTable
+from b3_platform.coverage import write_coverage
 from b3_platform.lake.schemas import CATALOG_TABLES, TABLES, TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import file_schema_problems
-from b3_platform.resources import LakeResource
+from b3_platform.resources import B3ApiResource, LakeResource
+from b3_platform.trading_calendar import today_sao_paulo
 
 TABLES_REGISTERED = dg.AssetCheckSpec(
     "tables_match_schemas",
@@ -39,7 +42,7 @@ def _file_problems(storage: Storage, tables: list[TableDef], registered: list[Re
     problems = []
     for table_def in tables:
         span = spans.get(table_def.name)
-        if table_def.file_format != "parquet" or span is None or not span.dates:
+        if table_def.file_format != "parquet" or not table_def.partitioned or span is None or not span.dates:
             continue
         for day in sorted({span.first_date, span.last_date}):
             problems += file_schema_problems(storage, table_def, day)
@@ -50,7 +53,8 @@ def _schema_problems(catalog: CatalogResource, tables: list[TableDef]) -> list[s
     problems = []
     for table_def in tables:
         expected = [(f.name, catalog.expected_type(f.type)) for f in table_def.schema]
-        expected.append((PARTITION_COLUMN, catalog.expected_type(pa.date32())))
+        if table_def.partitioned:
+            expected.append((PARTITION_COLUMN, catalog.expected_type(pa.date32())))
         try:
             got = catalog.describe(table_def.name)
         except Exception as exc:  # noqa: BLE001 - any failure to read the table is the finding
@@ -80,8 +84,13 @@ def _schema_problems(catalog: CatalogResource, tables: list[TableDef]) -> list[s
     check_specs=[TABLES_REGISTERED],
     description=__doc__,
 )
-def athena_tables(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
+def athena_tables(
+    context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource, b3: B3ApiResource
+):
     storage = lake.storage()
+    # The coverage table is written into the lake first (one listing of raw), so both catalogs
+    # register it like any other table: locally loaded, on AWS read by Athena from S3.
+    write_coverage(storage, b3.capture_list(), today_sao_paulo())
     tables = [t for t in CATALOG_TABLES.values() if catalog.covers(t)]
     registered = catalog.sync(storage, tables)
     for table in registered:

@@ -119,10 +119,18 @@ def _date_folders(folder: Path) -> dict[dt.date, Path]:
     return found
 
 
+#: The state's date of an unpartitioned table's one file (the coverage table).
+WHOLE = dt.date(1, 1, 1)
+
+
 def lake_files(storage: LocalStorage, table_def: TableDef) -> dict[dt.date, tuple[str, str]]:
     """{date: (file path, identity)} of the table's published dates: one scandir of the table's
-    folder (and of its unit's `_published/` folder) and one stat per date, reading no file."""
+    folder (and of its unit's `_published/` folder) and one stat per date, reading no file. An
+    unpartitioned table's one file is under WHOLE."""
     root = Path(storage.uri())
+    if not table_def.partitioned:
+        path = root / table_def.location / PARQUET_FILE
+        return {WHOLE: (str(path), _identity(path.stat()))} if path.is_file() else {}
     folders = _date_folders(root / table_def.location)
     if published_together(table_def):
         published = _date_folders(root / table_def.published_with / PUBLISHED_DIR)
@@ -140,12 +148,15 @@ def lake_files(storage: LocalStorage, table_def: TableDef) -> dict[dt.date, tupl
 
 
 def _columns_sql(table_def: TableDef) -> list[str]:
-    return [_quote_ident(f.name) for f in table_def.schema] + [PARTITION_COLUMN]
+    return [_quote_ident(f.name) for f in table_def.schema] + (
+        [PARTITION_COLUMN] if table_def.partitioned else []
+    )
 
 
 def _create_table_sql(table_def: TableDef) -> str:
     typed = [f"{_quote_ident(f.name)} {duckdb_type(f.type)}" for f in table_def.schema]
-    typed.append(f"{PARTITION_COLUMN} DATE")
+    if table_def.partitioned:
+        typed.append(f"{PARTITION_COLUMN} DATE")
     return f"CREATE TABLE {_quote_ident(table_def.name)} ({', '.join(typed)})"
 
 
@@ -168,9 +179,12 @@ def _table_columns(conn: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str
 
 def _declared_columns(conn: duckdb.DuckDBPyConnection, table_def: TableDef) -> list[tuple[str, str]]:
     """The columns the table is created with, as duckdb_columns() names their types."""
-    casts = ", ".join(f"CAST(NULL AS {duckdb_type(f.type)})" for f in table_def.schema)
-    cursor = conn.execute(f"SELECT {casts}, CAST(NULL AS DATE) LIMIT 0")
-    names = [f.name for f in table_def.schema] + [PARTITION_COLUMN]
+    casts = [f"CAST(NULL AS {duckdb_type(f.type)})" for f in table_def.schema]
+    names = [f.name for f in table_def.schema]
+    if table_def.partitioned:
+        casts.append("CAST(NULL AS DATE)")
+        names.append(PARTITION_COLUMN)
+    cursor = conn.execute(f"SELECT {', '.join(casts)} LIMIT 0")
     return list(zip(names, [str(d[1]) for d in cursor.description]))
 
 
@@ -200,7 +214,9 @@ def _apply(
     )
     changed = sorted(d for d, (_, identity) in files.items() if known.get(d) != identity)
     stale = sorted(set(changed) | (set(known) - set(files)))
-    if stale:
+    if stale and not table_def.partitioned:
+        conn.execute(f"DELETE FROM {_quote_ident(table_def.name)}")
+    elif stale:
         conn.execute(
             f"DELETE FROM {_quote_ident(table_def.name)} WHERE {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[]))",
             [stale],
@@ -211,11 +227,17 @@ def _apply(
         )
     if changed:
         paths = [files[d][0] for d in changed]
+        # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date.
+        source = (
+            f"read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}) "
+            f"ORDER BY {PARTITION_COLUMN}"
+            if table_def.partitioned
+            else "read_parquet(?, hive_partitioning = false)"
+        )
         try:
             conn.execute(
                 f"INSERT INTO {_quote_ident(table_def.name)} SELECT {', '.join(_columns_sql(table_def))} "
-                f"FROM read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}) "
-                f"ORDER BY {PARTITION_COLUMN}",
+                f"FROM {source}",
                 [paths],
             )
         except duckdb.Error as exc:

@@ -67,7 +67,8 @@ def table_input(table_def: TableDef, storage: Storage) -> dict[str, Any]:
         "Description": table_def.description,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": dict(TABLE_PARAMETERS),
-        "PartitionKeys": PARTITION_KEYS,
+        # An unpartitioned table (coverage) is its location's one file; Athena reads it whole.
+        "PartitionKeys": PARTITION_KEYS if table_def.partitioned else [],
         "StorageDescriptor": storage_descriptor(table_def, storage.uri(table_def.location)),
     }
 

@@ -185,6 +185,8 @@ class GlueAthenaCatalogResource(CatalogResource):
             # Keep parameters other tools set (statistics, Lake Formation); ours win.
             wanted["Parameters"] = {**(current["Table"].get("Parameters") or {}), **TABLE_PARAMETERS}
             self._glue(glue, "update_table", name, DatabaseName=self.database, TableInput=wanted)
+        if not table_def.partitioned:
+            return RegisteredTable(name, None, 0, None, None)
         layer_dates = None
         if published_together(table_def):
             unit = table_def.published_with

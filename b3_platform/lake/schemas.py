@@ -36,6 +36,9 @@ class TableDef:
     #: `<unit>/_published/date=D/manifest.json` (lake/tables.py). None: the table's file alone is
     #: its publication (one atomic write).
     published_with: str | None = None
+    #: False for a table kept whole in one file `<location>data.parquet`, with no `date=` partition
+    #: (the catalog's coverage table, rewritten by each catalog refresh).
+    partitioned: bool = True
 
     @property
     def location(self) -> str:
@@ -482,3 +485,28 @@ INDEX_MEMBERS = TableDef(
 )
 TABLES[INDEX_MEMBERS.name] = INDEX_MEMBERS
 CATALOG_TABLES[INDEX_MEMBERS.name] = INDEX_MEMBERS
+
+# --- the catalog's coverage table ---------------------------------------------------------------
+
+COVERAGE = TableDef(
+    name="coverage",
+    layer="catalog",
+    short="coverage",
+    partitioned=False,
+    description=(
+        "One row per index per trading day, from the first captured day to the day of the catalog's "
+        "last refresh: whether raw holds a capture of it (what `python -m b3_platform coverage --days` "
+        "lists). Rewritten whole by each refresh of the catalog."
+    ),
+    schema=pa.schema(
+        [
+            _f("index", pa.string(), "Index code"),
+            _f("date", pa.date32(), "Trading day (B3 calendar)"),
+            _f("status", pa.string(), "captured (raw holds a capture of the day) or missing"),
+            _f(
+                "expected", pa.bool_(), "In the capture list, so a missing day is a miss (else only imported)"
+            ),
+        ]
+    ),
+)
+CATALOG_TABLES[COVERAGE.name] = COVERAGE
