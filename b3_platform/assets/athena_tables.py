@@ -98,13 +98,15 @@ def athena_tables(
         rows = "rows not counted" if table.rows is None else f"{table.rows} rows"
         context.log.info(f"{table.name}: {rows} over {table.dates} date(s) ({span})")
     problems = _file_problems(storage, tables, registered) + _schema_problems(catalog, tables)
+    # The lake's dates: coverage's `date` column counts trading days, captured or not.
+    dated = [t for t in registered if CATALOG_TABLES[t.name].partitioned]
     return dg.MaterializeResult(
         metadata={
             "catalog": catalog.location,
             "tables": len(registered),
             **{f"rows_{t.name}": t.rows for t in registered if t.rows is not None},
-            "dates": max((t.dates for t in registered), default=0),
-            "last_date": str(max((t.last_date for t in registered if t.last_date), default="none")),
+            "dates": max((t.dates for t in dated), default=0),
+            "last_date": str(max((t.last_date for t in dated if t.last_date), default="none")),
         },
         check_results=[
             dg.AssetCheckResult(

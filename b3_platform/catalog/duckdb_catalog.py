@@ -41,7 +41,7 @@ from b3_platform.catalog.base import (
 )
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader
 from b3_platform.catalog.types import duckdb_type
-from b3_platform.lake.paths import PARQUET_FILE, date_in_key
+from b3_platform.lake.paths import PARQUET_FILE
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import LocalStorage, Storage
 from b3_platform.lake.tables import MANIFEST_FILE, PUBLISHED_DIR, published_together
@@ -105,46 +105,48 @@ def _identity(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
 
-def _date_folders(folder: Path) -> dict[dt.date, Path]:
-    """The `date=YYYY-MM-DD` folders under `folder` (one scandir), by date."""
+def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, os.stat_result]]:
+    """{date: (path, stat)} of `folder/date=YYYY-MM-DD/name`: one scandir and one stat per date
+    (plain os calls: at thousands of dates, pathlib's overhead would be most of a sync)."""
     found = {}
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return found
     for entry in entries:
-        day = date_in_key(entry.name)
-        if day is not None and entry.is_dir():
-            found[day] = Path(entry.path)
+        if not entry.name.startswith(_DATE_PREFIX) or not entry.is_dir():
+            continue
+        path = f"{entry.path}/{name}"
+        try:
+            found[dt.date.fromisoformat(entry.name[len(_DATE_PREFIX) :])] = (path, os.stat(path))
+        except (ValueError, FileNotFoundError):  # not a date, or a date without its file (yet)
+            continue
     return found
 
 
+_DATE_PREFIX = "date="
 #: The state's date of an unpartitioned table's one file (the coverage table).
 WHOLE = dt.date(1, 1, 1)
 
 
-def lake_files(storage: LocalStorage, table_def: TableDef) -> dict[dt.date, tuple[str, str]]:
+def lake_files(
+    storage: LocalStorage, table_def: TableDef, published: dict[str, set[dt.date]] | None = None
+) -> dict[dt.date, tuple[str, str]]:
     """{date: (file path, identity)} of the table's published dates: one scandir of the table's
-    folder (and of its unit's `_published/` folder) and one stat per date, reading no file. An
-    unpartitioned table's one file is under WHOLE."""
-    root = Path(storage.uri())
+    folder and one stat per date, reading no file; a unit's manifests are listed once per sync
+    (`published`, filled here). An unpartitioned table's one file is under WHOLE."""
+    root = storage.uri()
     if not table_def.partitioned:
-        path = root / table_def.location / PARQUET_FILE
-        return {WHOLE: (str(path), _identity(path.stat()))} if path.is_file() else {}
-    folders = _date_folders(root / table_def.location)
+        path = f"{root}/{table_def.location}{PARQUET_FILE}"
+        return {WHOLE: (path, _identity(os.stat(path)))} if os.path.isfile(path) else {}
+    files = _stat_files(f"{root}/{table_def.location}", PARQUET_FILE)
     if published_together(table_def):
-        published = _date_folders(root / table_def.published_with / PUBLISHED_DIR)
-        folders = {
-            d: f for d, f in folders.items() if d in published and (published[d] / MANIFEST_FILE).is_file()
-        }
-    files = {}
-    for day, folder in folders.items():
-        path = folder / PARQUET_FILE
-        try:
-            files[day] = (str(path), _identity(path.stat()))
-        except FileNotFoundError:  # a date folder without its file (being removed): not there
-            continue
-    return files
+        published = {} if published is None else published
+        unit = table_def.published_with
+        if unit not in published:
+            published[unit] = set(_stat_files(f"{root}/{unit}/{PUBLISHED_DIR}", MANIFEST_FILE))
+        files = {d: f for d, f in files.items() if d in published[unit]}
+    return {day: (path, _identity(stat)) for day, (path, stat) in files.items()}
 
 
 def _columns_sql(table_def: TableDef) -> list[str]:
@@ -289,7 +291,8 @@ class DuckDBCatalogResource(CatalogResource):
             )
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
         parquet = [t for t in tables if t.file_format == "parquet"]
-        files = {t.name: lake_files(storage, t) for t in parquet}
+        published: dict[str, set[dt.date]] = {}  # each unit's manifests, listed once
+        files = {t.name: lake_files(storage, t, published) for t in parquet}
         present = {t.name: _has_files(storage, t) for t in tables if t.file_format != "parquet"}
         # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
         # must not keep the file locked for as long as the process (or its traceback) lives.
