@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     p_import.set_defaults(func=cmd_import)
     p_query = sub.add_parser(
         "query",
-        help="run SQL against the catalog (DuckDB views of every table)",
+        help="run SQL against the catalog (DuckDB tables of every lake table)",
         description="Run SQL against the active catalog: inline, or from a file such as queries/*.sql.",
     )
     source = p_query.add_mutually_exclusive_group(required=True)

@@ -1,6 +1,6 @@
-"""Reading the local catalog (a DuckDB file of views over the lake), free of Dagster.
+"""Reading the local catalog (a DuckDB file of tables kept in step with the lake), free of Dagster.
 
-`python -m b3_platform query` on the local lake needs only this: the views hold everything a query
+`python -m b3_platform query` on the local lake needs only this: the file holds everything a query
 reads, so opening the file read-only and running the SQL answers in a fraction of a second, without
 importing Dagster (which costs most of a second). `DuckDBCatalogResource.query` runs through here
 too, so the command and the asset graph read the catalog the same way.
@@ -63,7 +63,7 @@ class DuckDBCatalogReader:
             message = str(exc)
             if "No files found" in message:
                 message += (
-                    "\n(the catalog's views point at Parquet files that are not there: was the lake "
+                    "\n(the catalog's raw_captures view reads files that are not there: was the lake "
                     "moved or deleted? Rebuild the catalog by materializing athena_tables.)"
                 )
             raise QueryError(message) from exc
