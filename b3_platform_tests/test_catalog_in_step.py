@@ -1,6 +1,6 @@
 """The local catalog kept in step with the lake: a rebuilt date replaces its old rows exactly, an
 unpublished date is not loaded (and a loaded one whose manifest went away is removed), a removed
-date's rows go, and a sync re-reads only what changed (a date whose file kept its identity is not
+date's rows go, the one-file coverage table is replaced whole when raw changes, and a sync re-reads only what changed (a date whose file kept its identity is not
 read again, which a file garbled in place but keeping its size and mtime shows).
 
 The lake is test_catalog's (two real IBOV samples through every layer); each test works on a copy.
@@ -8,6 +8,7 @@ The lake is test_catalog's (two real IBOV samples through every layer); each tes
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -15,14 +16,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
-from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TABLES
+from b3_platform.coverage import write_coverage
+from b3_platform.lake.schemas import COVERAGE, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.lake.tables import delete_date, manifest_key, read_partition, to_parquet_bytes, write_date
 from b3_platform_tests.conftest import duckdb_catalog
 from b3_platform_tests.test_catalog import (  # noqa: F401  (fixtures: the built lake and its copies)
     DAYS,
+    NEW_DAY,
     built,
     contents,
+    import_days,
     lake_copy,
     small_lake,
     state,
@@ -132,3 +136,25 @@ def test_a_deleted_date_leaves_the_catalog_and_the_rest_is_unchanged(lake_copy):
             assert after[name] == [r for r in before[name] if r[-1] != DAYS[1]], name
         else:
             assert after[name] == before[name], name
+
+
+def test_the_coverage_table_is_replaced_whole_when_raw_changes(lake_copy):  # noqa: F811 (the imported fixture)
+    storage, catalog = LocalStorage(lake_copy), duckdb_catalog(lake_copy)
+    today = NEW_DAY + dt.timedelta(days=4)  # a Monday: 07-03, 07-04 and 07-07 are trading days after DAYS
+
+    def refresh() -> list[tuple]:
+        write_coverage(storage, ["IBOV"], today)
+        catalog.sync(storage, [COVERAGE])
+        return catalog.query('SELECT "index", "date", status, expected FROM coverage ORDER BY ALL').rows
+
+    def captured(*days: dt.date) -> list[tuple]:
+        span = [DAYS[0], DAYS[1], NEW_DAY, dt.date(2025, 7, 4), dt.date(2025, 7, 7)]
+        return [("IBOV", d, "captured" if d in days else "missing", True) for d in span]
+
+    assert refresh() == captured(*DAYS)
+    identity = state(catalog)
+    assert refresh() == captured(*DAYS) and state(catalog) == identity  # unchanged: not rewritten or reloaded
+
+    import_days(lake_copy, NEW_DAY)
+    assert refresh() == captured(*DAYS, NEW_DAY)  # the old rows replaced, none left over
+    assert [n for n, _, _ in state(catalog)] == ["coverage"] and state(catalog) != identity

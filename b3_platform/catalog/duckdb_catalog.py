@@ -216,13 +216,15 @@ def _apply(
     )
     changed = sorted(d for d, (_, identity) in files.items() if known.get(d) != identity)
     stale = sorted(set(changed) | (set(known) - set(files)))
-    if stale and not table_def.partitioned:
-        conn.execute(f"DELETE FROM {_quote_ident(table_def.name)}")
-    elif stale:
-        conn.execute(
-            f"DELETE FROM {_quote_ident(table_def.name)} WHERE {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[]))",
-            [stale],
-        )
+    if stale:
+        if table_def.partitioned:
+            conn.execute(
+                f"DELETE FROM {_quote_ident(table_def.name)} "
+                f"WHERE {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[]))",
+                [stale],
+            )
+        else:  # one file: its rows are the whole table
+            conn.execute(f"DELETE FROM {_quote_ident(table_def.name)}")
         conn.execute(
             f"DELETE FROM {STATE_TABLE} WHERE table_name = ? AND date IN (SELECT unnest(?::DATE[]))",
             [table_def.name, stale],
