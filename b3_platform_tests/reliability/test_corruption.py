@@ -88,13 +88,26 @@ def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_
         assert new_stays[row["ticker"]]["first_seen"] == row["first_seen"]
         assert new_stays[row["ticker"]]["observed_days"] == row["observed_days"] - 1
 
-    # `query` names the file too (DuckDB's own message) and exits 1.
+    # The catalog holds what it loaded before the damage, so `query` still answers; its refresh
+    # fails naming the file (whose identity changed), and leaves the catalog as it was.
+    query = [
+        sys.executable,
+        "-m",
+        "b3_platform",
+        "query",
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM silver_assets",
+    ]
+    answer = run_cli(query, env)
+    assert answer.returncode == 0, answer.stderr
     proc = run_cli(
-        [sys.executable, "-m", "b3_platform", "query", "SELECT count(*) FROM silver_assets"],
-        env,
+        [DAGSTER, "asset", "materialize", "-m", "b3_platform.definitions", "--select", "athena_tables"], env
     )
     assert proc.returncode == 1
-    assert proc.stderr.startswith("query failed: ") and str(damaged) in proc.stderr
+    assert f"silver_assets: {damaged} is not readable Parquet" in proc.stderr
+    assert "its tables are as they were before this sync" in proc.stderr
+    assert run_cli(query, env).stdout == answer.stdout
 
     # The command the message gives rebuilds the damaged date, then gold of the next day builds.
     proc = run_cli([DAGSTER, *shlex.split(hint.group(1))[1:]], env)
