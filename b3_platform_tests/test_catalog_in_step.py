@@ -158,3 +158,19 @@ def test_the_coverage_table_is_replaced_whole_when_raw_changes(lake_copy):  # no
     import_days(lake_copy, NEW_DAY)
     assert refresh() == captured(*DAYS, NEW_DAY)  # the old rows replaced, none left over
     assert [n for n, _, _ in state(catalog)] == ["coverage"] and state(catalog) != identity
+
+
+def test_a_subset_rebuild_reloads_only_the_table_it_wrote(lake_copy):  # noqa: F811 (the imported fixture)
+    storage, catalog = LocalStorage(lake_copy), duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    header_state = [r for r in state(catalog) if r[0] == SILVER_HEADER.name]
+    header_rows = contents(catalog)[SILVER_HEADER.name]
+
+    # silver_assets alone (a subset of silver): its file replaced, the manifest carrying the header over.
+    assets = _fewer_and_reweighted(read_partition(storage, SILVER_ASSETS, DAYS[1]))
+    write_date(storage, {SILVER_ASSETS.name: SILVER_ASSETS}, DAYS[1], {SILVER_ASSETS.name: assets})
+    sync(lake_copy, catalog)
+
+    assert silver_assets_of(catalog, DAYS[1]) == [(*r.values(), DAYS[1]) for r in assets.to_pylist()]
+    assert [r for r in state(catalog) if r[0] == SILVER_HEADER.name] == header_state  # not reloaded
+    assert contents(catalog)[SILVER_HEADER.name] == header_rows
