@@ -64,38 +64,40 @@ EXPECTED_SPECS = {
     "dashboard": {"group": "dashboard", "deps": ["athena_tables"], "kinds": {"html", "vega"}},
 }
 
-#: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets.
+#: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets. An asset's
+#: rules of one severity are one check (`<asset>_rules` blocking, `<asset>_warnings` not); a
+#: severity with one rule keeps the rule's name.
 EXPECTED_CHECKS = {
     "all_configured_indices_captured": ("raw_portfolio", False),
-    "header_date_matches_partition": ("bronze_portfolio", True),
-    "row_count_matches_total_records": ("bronze_portfolio", True),
-    "raw_capture_present": ("bronze_portfolio", False),
-    "unique_tickers": ("silver_assets", True),
-    "ticker_format": ("silver_assets", True),
-    "weights_sum_to_100": ("silver_assets", True),
-    "quantities_positive": ("silver_assets", True),
-    "quantities_sum_to_header_total": ("silver_assets", True),
+    "bronze_portfolio_rules": ("bronze_portfolio", True),
+    "bronze_portfolio_warnings": ("bronze_portfolio", False),
+    "silver_assets_rules": ("silver_assets", True),
+    "type_codes_recognised": ("silver_assets", False),
     "composition_covers_every_component": ("gold_composition", True),
     "previous_trading_day_in_lake": ("gold_changes", False),
     "concentration_within_bounds": ("gold_index_summary", True),
     "time_in_index_consistent": ("gold_time_in_index", True),
     "tables_match_schemas": ("athena_tables", True),
-    "captures_pass_audit": ("bronze_portfolio", False),
-    "type_codes_recognised": ("silver_assets", False),
+}
+
+#: The rules each grouped check reports, in the order its metadata lists them.
+EXPECTED_RULES = {
+    "bronze_portfolio_rules": "header_date_matches_partition, row_count_matches_total_records",
+    "bronze_portfolio_warnings": "raw_capture_present, captures_pass_audit",
+    "silver_assets_rules": (
+        "unique_tickers, ticker_format, weights_sum_to_100, quantities_positive, "
+        "quantities_sum_to_header_total"
+    ),
 }
 
 #: The announced portfolios' checks, (asset, check) -> blocking: their silver tables run the day
-#: portfolio's own rules under the same names.
-_SILVER_RULES = [
-    "unique_tickers",
-    "ticker_format",
-    "weights_sum_to_100",
-    "quantities_positive",
-    "quantities_sum_to_header_total",
-]
+#: portfolio's own blocking rules as one check.
+_SILVER_RULES = (
+    "unique_tickers, ticker_format, weights_sum_to_100, quantities_positive, quantities_sum_to_header_total"
+)
 EXPECTED_ANNOUNCED_CHECKS = {
     **{(name, "all_configured_indices_captured"): False for name in ANNOUNCED_RAW},
-    **{(name, rule): True for name in ANNOUNCED_SILVER for rule in _SILVER_RULES},
+    **{(name, f"{name}_rules"): True for name in ANNOUNCED_SILVER},
     ("silver_preview", "preview_published"): False,
     ("announced_changes", "theoretical_and_preview_captured"): False,
 }
@@ -293,8 +295,11 @@ def test_catalog_has_no_table_schema():
 def test_check_specs_and_blocking():
     checks = {}
     announced = {}
+    rules = {}
     for assets_def in defs.assets:
         for spec in assets_def.check_specs:
+            if "rules" in spec.metadata:
+                rules[spec.name] = spec.metadata["rules"]
             if spec.asset_key.to_user_string() in ANNOUNCED_RAW + ANNOUNCED_SILVER + ANNOUNCED_GOLD:
                 announced[(spec.asset_key.to_user_string(), spec.name)] = spec.blocking
                 assert spec.partitions_def is partitions.trading_days, spec.name
@@ -306,6 +311,10 @@ def test_check_specs_and_blocking():
             assert spec.partitions_def is expected, spec.name
     assert checks == EXPECTED_CHECKS
     assert announced == EXPECTED_ANNOUNCED_CHECKS
+    assert rules == {
+        **EXPECTED_RULES,
+        **{f"{name}_rules": _SILVER_RULES for name in ANNOUNCED_SILVER},
+    }
     assert {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys} == {
         *((asset, name) for name, (asset, _) in EXPECTED_CHECKS.items()),
         *EXPECTED_ANNOUNCED_CHECKS,

@@ -66,20 +66,9 @@ GOLD_NAMES = [t.name for t in GOLD_TABLES]
 #: The steps of a run of the whole graph: silver and gold are one multi-asset each.
 ALL_STEPS = ["raw_portfolio", "bronze_portfolio", "silver", "gold_tables", "athena_tables", "dashboard"]
 CATALOG_FILE = "warehouse.duckdb"
-BRONZE_CHECKS = {
-    "header_date_matches_partition",
-    "row_count_matches_total_records",
-    "raw_capture_present",
-    "captures_pass_audit",
-}
-SILVER_CHECKS = {
-    "unique_tickers",
-    "ticker_format",
-    "weights_sum_to_100",
-    "quantities_positive",
-    "quantities_sum_to_header_total",
-    "type_codes_recognised",
-}
+#: An asset's rules of one severity are one check; its metadata gives each rule's result.
+BRONZE_CHECKS = {"bronze_portfolio_rules", "bronze_portfolio_warnings"}
+SILVER_CHECKS = {"silver_assets_rules", "type_codes_recognised"}
 GOLD_CHECKS = {
     "composition_covers_every_component",
     "previous_trading_day_in_lake",
@@ -133,6 +122,11 @@ def run(
         selection=selection or DAY_PORTFOLIO_GRAPH,
         **kwargs,
     )
+
+
+def run_log(instance: dg.DagsterInstance, result) -> str:
+    """Every message of the run's log, as the UI's run page lists them."""
+    return "\n".join(e.user_message for e in instance.all_logs(result.run_id))
 
 
 def path_of(lake_root, table_def: TableDef, day: dt.date):
@@ -373,19 +367,32 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     checks = check_evaluations(result)
     # Every date has its own evaluation, so the UI shows the gap on 2025-07-09 itself and the
     # dates that passed as passed; a rule with nothing to judge on the gap is not evaluated there.
-    assert partition_evaluations(result, "raw_capture_present") == {
+    assert partition_evaluations(result, "bronze_portfolio_warnings") == {
         "2025-07-08": True,
         "2025-07-09": False,
         "2025-07-10": True,
     }
-    assert partition_evaluations(result, "weights_sum_to_100") == {"2025-07-08": True, "2025-07-10": True}
-    gap = checks["raw_capture_present"]
+    assert partition_evaluations(result, "silver_assets_rules") == {"2025-07-08": True, "2025-07-10": True}
+    # The gap's own evaluation names the rule that failed and gives every rule's result.
+    (gap_day,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "bronze_portfolio_warnings" and e.partition == "2025-07-09"
+    ]
+    assert gap_day.description == "raw_capture_present: no raw capture"
+    assert gap_day.metadata["failed_rules"].value == "raw_capture_present"
+    assert gap_day.metadata["raw_capture_present"].value == "failed: no raw capture"
+    assert "captures_pass_audit" not in gap_day.metadata  # nothing to audit on the gap
+    gap = checks["bronze_portfolio_warnings"]
     assert not gap.passed
     assert gap.severity == dg.AssetCheckSeverity.WARN
-    assert gap.description == "2025-07-09: no raw capture"
+    assert gap.description == "2025-07-09: raw_capture_present: no raw capture"
     assert gap.metadata["dates_checked"].value == 3
     assert gap.metadata["failed_dates"].value == "2025-07-09"
-    assert [name for name, e in checks.items() if not e.passed] == ["raw_capture_present"]
+    assert gap.metadata["failed_rules"].value == "raw_capture_present"
+    assert gap.metadata["raw_capture_present"].value == "failed on 1 date(s)"
+    assert gap.metadata["captures_pass_audit"].value == "passed"
+    assert [name for name, e in checks.items() if not e.passed] == ["bronze_portfolio_warnings"]
 
     mats = materializations(result)
     assert mats["bronze_portfolio", "2025-07-09"] == {"dagster/row_count": 0, "status": "no raw capture"}
@@ -554,8 +561,10 @@ def test_value_that_does_not_parse_is_refused_by_the_audit_and_keeps_every_file(
     bad_id = store_json(lake_root, D, bad_weight)
     result = run(resources, day=D)
     assert result.success
-    audit = check_evaluations(result)["captures_pass_audit"]
+    audit = check_evaluations(result)["bronze_portfolio_warnings"]
     assert not audit.passed and audit.severity == dg.AssetCheckSeverity.WARN
+    assert audit.metadata["failed_rules"].value == "captures_pass_audit"
+    assert audit.description.startswith("2025-07-10: captures_pass_audit: ")
     for part in (bad_id, "'part'", "'1,2,3'", "IBOV 2025-07-10 row 4 (AURE3)", "published the older capture"):
         assert part in audit.description, (part, audit.description)
     assert bad_id in materializations(result)["bronze_portfolio", D.isoformat()]["refused_captures"]
@@ -585,16 +594,23 @@ def test_weights_not_summing_to_100_fail_a_blocking_check(lake_root, resources, 
         data["results"][0]["part"] = "5,493"
 
     store_json(lake_root, D, heavier)
-    result = run(resources, day=D)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(resources, day=D, instance=instance)
     assert not result.success
     checks = check_evaluations(result)
-    weights = checks["weights_sum_to_100"]
+    weights = checks["silver_assets_rules"]
     assert not weights.passed
     assert weights.severity == dg.AssetCheckSeverity.ERROR
     assert weights.asset_key == dg.AssetKey("silver_assets")
-    assert "IBOV: weights sum to 105.000" in weights.description
-    assert [n for n, e in checks.items() if not e.passed] == ["weights_sum_to_100"]
-    assert "weights_sum_to_100" in failure_text(result, "silver")
+    assert "2025-07-10: weights_sum_to_100: IBOV: weights sum to 105.000" in weights.description
+    assert weights.metadata["failed_rules"].value == "weights_sum_to_100"
+    assert weights.metadata["unique_tickers"].value == "passed"
+    assert [n for n, e in checks.items() if not e.passed] == ["silver_assets_rules"]
+    assert "silver_assets_rules" in failure_text(result, "silver")
+    # The run log names the rule next to Dagster's failure, which names the check.
+    assert "silver_assets.silver_assets_rules failed: weights_sum_to_100; first: 2025-07-10" in run_log(
+        instance, result
+    )
     # Blocking: gold and the catalog do not run on bad silver.
     assert steps(result, "STEP_START") == ["raw_portfolio", "bronze_portfolio", "silver"]
     assert not (lake_root / "gold").exists()
@@ -608,14 +624,17 @@ def test_duplicate_ticker_fails_unique_tickers(lake_root, resources, audit_witho
         data["results"][1]["cod"] = data["results"][0]["cod"]
 
     store_json(lake_root, D, duplicate)
-    result = run(resources, day=D)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(resources, day=D, instance=instance)
     assert not result.success
     checks = check_evaluations(result)
-    assert not checks["unique_tickers"].passed
-    assert checks["unique_tickers"].severity == dg.AssetCheckSeverity.ERROR
-    assert checks["unique_tickers"].description == "2025-07-10: IBOV: tickers listed more than once: ALOS3"
-    assert [n for n, e in checks.items() if not e.passed] == ["unique_tickers"]
-    assert "unique_tickers" in failure_text(result, "silver")
+    rules = checks["silver_assets_rules"]
+    assert not rules.passed
+    assert rules.severity == dg.AssetCheckSeverity.ERROR
+    assert rules.description == "2025-07-10: unique_tickers: IBOV: tickers listed more than once: ALOS3"
+    assert rules.metadata["failed_rules"].value == "unique_tickers"
+    assert [n for n, e in checks.items() if not e.passed] == ["silver_assets_rules"]
+    assert "silver_assets.silver_assets_rules failed: unique_tickers" in run_log(instance, result)
     assert "gold_tables" not in steps(result, "STEP_START")
 
 
@@ -647,7 +666,7 @@ def test_date_whose_only_capture_fails_the_contract_is_refused_before_bronze_wri
     message = failure_text(result, "bronze_portfolio")
     assert "bronze_portfolio: no capture passes the audit (IBOV: left out of the date" in message
     assert f"capture {bad_id}: B3 response for IBOV 2025-07-10: page.totalRecords is 85" in message
-    assert not check_evaluations(result)["captures_pass_audit"].passed
+    assert not check_evaluations(result)["bronze_portfolio_warnings"].passed
     assert "silver" not in steps(result, "STEP_START")
     assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
 
@@ -664,13 +683,21 @@ def test_failed_blocking_bronze_check_stops_silver(lake_root, resources, monkeyp
 
     monkeypatch.setattr(audit_module, "decode_capture", decode_past_contract)
     seed(lake_root, D)
-    result = run(resources, day=D)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(resources, day=D, instance=instance)
     assert not result.success
     checks = check_evaluations(result)
-    rows = checks["row_count_matches_total_records"]
+    rows = checks["bronze_portfolio_rules"]
     assert not rows.passed and rows.severity == dg.AssetCheckSeverity.ERROR
-    assert rows.description == "2025-07-10: IBOV: 84 rows but page.totalRecords = 85"
-    assert "row_count_matches_total_records" in failure_text(result, "bronze_portfolio")
+    assert (
+        rows.description
+        == "2025-07-10: row_count_matches_total_records: IBOV: 84 rows but page.totalRecords = 85"
+    )
+    assert rows.metadata["header_date_matches_partition"].value == "passed"
+    assert "bronze_portfolio_rules" in failure_text(result, "bronze_portfolio")
+    assert "bronze_portfolio.bronze_portfolio_rules failed: row_count_matches_total_records" in run_log(
+        instance, result
+    )
     assert steps(result, "STEP_START") == ["raw_portfolio", "bronze_portfolio"]
     assert not (lake_root / "silver").exists() and not (lake_root / "gold").exists()
     assert not [n for n in checks if n in SILVER_CHECKS | GOLD_CHECKS]

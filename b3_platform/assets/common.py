@@ -46,14 +46,60 @@ def check_spec(name: str, asset: str, *, blocking: bool, description: str) -> dg
     )
 
 
+#: The check metadata key listing the rules one check reports (absent: the check is its one rule).
+RULES_KEY = "rules"
+
+
+def check_name(asset: str, blocking: bool) -> str:
+    """The name of the check that reports several rules of one asset and severity."""
+    return f"{asset}_rules" if blocking else f"{asset}_warnings"
+
+
 def check_specs(
     rules: Iterable[Rule], asset: str, extra: Sequence[dg.AssetCheckSpec] = ()
 ) -> list[dg.AssetCheckSpec]:
-    return [
+    """One check per severity of `asset`: its blocking rules as one blocking check, its warning
+    rules as one WARN check. Dagster plans, stores and shows every check of a partitioned asset
+    once per date, so in a range run each check costs one planned row and one evaluation per date:
+    grouping the rules keeps that bookkeeping to two checks per asset instead of one per rule,
+    while each evaluation still names every rule's result (`CheckBook`). A severity with a single
+    rule keeps that rule's name."""
+    specs = [
         check_spec(r.name, r.table, blocking=r.blocking, description=r.description)
         for r in rules
         if r.table == asset
     ] + list(extra)
+    grouped: list[dg.AssetCheckSpec] = []
+    for blocking in (True, False):
+        group = [s for s in specs if s.blocking == blocking]
+        if len(group) == 1:
+            grouped.extend(group)
+        elif group:
+            lead = (
+                "Blocking rules (one failing stops the layers below)"
+                if blocking
+                else "Warning rules (reported, never blocking)"
+            )
+            grouped.append(
+                dg.AssetCheckSpec(
+                    check_name(asset, blocking),
+                    asset=asset,
+                    blocking=blocking,
+                    description=lead + ":\n" + "\n".join(f"- {s.name}: {s.description}" for s in group),
+                    partitions_def=trading_days,
+                    metadata={RULES_KEY: ", ".join(s.name for s in group)},
+                )
+            )
+    return grouped
+
+
+def rules_of(spec: dg.AssetCheckSpec) -> list[str]:
+    """The rules a check reports, in order: the ones its metadata lists, or the check itself."""
+    listed = (spec.metadata or {}).get(RULES_KEY)
+    if listed is None:
+        return [spec.name]
+    text = listed.value if isinstance(listed, dg.MetadataValue) else listed
+    return str(text).split(", ")
 
 
 def _severity(spec: dg.AssetCheckSpec) -> dg.AssetCheckSeverity:
@@ -61,7 +107,11 @@ def _severity(spec: dg.AssetCheckSpec) -> dg.AssetCheckSeverity:
 
 
 class CheckBook:
-    """Collects each check's problems date by date, then reports them when the dates are stored.
+    """Collects each rule's problems date by date, then reports them when the dates are stored.
+
+    The asset records by rule name; a check that groups several rules (`check_specs`) reports them
+    as one evaluation: it fails when any of its rules does, its description starts each problem
+    with the rule's name, and its metadata gives every rule's result.
 
     A single-partition run's result is that partition's evaluation. In a range run (a single-run
     backfill) Dagster plans one check row per date, so every date gets its own evaluation — passed
@@ -75,25 +125,55 @@ class CheckBook:
         self._context = context
         self._per_partition = len(context.partition_keys) > 1
         self._specs = {s.name: s for s in specs}
-        self._problems: dict[str, list[str]] = {name: [] for name in self._specs}
-        self._dates: dict[str, list[str]] = {name: [] for name in self._specs}
-        #: Per check, each evaluated date's problems (range runs only; logged by `results()`).
-        self._by_date: dict[str, dict[str, list[str]]] = {name: {} for name in self._specs}
-        self.evaluated: dict[str, int] = {name: 0 for name in self._specs}
-        #: Per check, the dates it did not judge, with why (they pass, and say so).
-        self._not_judged: dict[str, dict[str, str]] = {name: {} for name in self._specs}
+        self._rules = {name: rules_of(spec) for name, spec in self._specs.items()}
+        rule_names = [r for rules in self._rules.values() for r in rules]
+        #: Per rule, each evaluated date's problems, in the order the dates were recorded.
+        self._by_date: dict[str, dict[str, list[str]]] = {r: {} for r in rule_names}
+        #: Per rule, the dates it did not judge, with why (they pass, and say so).
+        self._not_judged: dict[str, dict[str, str]] = {r: {} for r in rule_names}
 
     def record(self, name: str, day: dt.date, problems: list[str], not_judged: str | None = None) -> None:
-        """A date's problems; or, with `not_judged`, that the rule does not apply to the date (it
-        passes, and its evaluation says why instead of a bare "passed")."""
+        """A date's problems for rule `name`; or, with `not_judged`, that the rule does not apply
+        to the date (it passes, and its evaluation says why instead of a bare "passed")."""
+        key = day.isoformat()
         if not_judged is not None:
-            self._not_judged[name][day.isoformat()] = not_judged
-        self.evaluated[name] += 1
-        if problems:
-            self._dates[name].append(day.isoformat())
-            self._problems[name].extend(f"{day}: {p}" for p in problems)
-        if self._per_partition:
-            self._by_date[name][day.isoformat()] = list(problems)
+            self._not_judged[name][key] = not_judged
+        self._by_date[name][key] = list(problems)
+
+    @property
+    def evaluated(self) -> dict[str, int]:
+        """How many dates each rule was evaluated on."""
+        return {rule: len(dates) for rule, dates in self._by_date.items()}
+
+    def _named(self, check: str, rule: str, problems: Iterable[str]) -> list[str]:
+        """Problems of a rule as its check reports them: with the rule's name when it shares it."""
+        if len(self._rules[check]) == 1:
+            return list(problems)
+        return [f"{rule}: {p}" for p in problems]
+
+    def _date(self, check: str, key: str) -> tuple[list[str], str | None, dict[str, str]]:
+        """One date's result of `check`: its problems, why it was not judged (when none of its
+        rules judged the date), and each rule's result."""
+        problems: list[str] = []
+        not_judged: list[str] = []
+        by_rule: dict[str, str] = {}
+        for rule in self._rules[check]:
+            found = self._by_date[rule].get(key)
+            if found is None:
+                continue
+            problems.extend(self._named(check, rule, found))
+            reason = self._not_judged[rule].get(key)
+            if reason is not None:
+                not_judged.append(reason if len(self._rules[check]) == 1 else f"{rule}: {reason}")
+            by_rule[rule] = (
+                f"failed: {found[0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
+                if found
+                else "not judged"
+                if reason is not None
+                else "passed"
+            )
+        all_unjudged = bool(not_judged) and len(not_judged) == len(by_rule)
+        return problems, "; ".join(not_judged) if all_unjudged else None, by_rule
 
     def _targets(self, asset_key: dg.AssetKey, keys: Sequence[str]) -> dict[str, object]:
         """The latest materialization of each of `keys` (one query per asset), as check targets."""
@@ -111,16 +191,22 @@ class CheckBook:
                 )
         return targets
 
+    def _dates(self, check: str) -> list[str]:
+        """The dates any rule of `check` was evaluated on, in recording order."""
+        return list(dict.fromkeys(k for rule in self._rules[check] for k in self._by_date[rule]))
+
     def _log_per_date(self) -> None:
         keys_by_asset: dict[dg.AssetKey, set[str]] = {}
         for name, spec in self._specs.items():
-            keys_by_asset.setdefault(spec.asset_key, set()).update(self._by_date[name])
+            keys_by_asset.setdefault(spec.asset_key, set()).update(self._dates(name))
         targets_by_asset = {
             asset: self._targets(asset, sorted(keys)) for asset, keys in keys_by_asset.items() if keys
         }
         for name, spec in self._specs.items():
             targets = targets_by_asset.get(spec.asset_key, {})
-            for key, problems in self._by_date[name].items():
+            grouped = len(self._rules[name]) > 1
+            for key in self._dates(name):
+                problems, not_judged, by_rule = self._date(name, key)
                 self._context.log_event(
                     dg.AssetCheckEvaluation(
                         asset_key=spec.asset_key,
@@ -130,23 +216,45 @@ class CheckBook:
                         severity=_severity(spec),
                         blocking=spec.blocking,
                         target_materialization_data=targets.get(key),
-                        description="; ".join(problems)[:1000] or self._not_judged[name].get(key),
+                        description="; ".join(problems)[:1000] or not_judged,
                         metadata={
                             "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
-                            **({"judged": False} if key in self._not_judged[name] else {}),
+                            **({"judged": False} if not_judged is not None else {}),
+                            **({"failed_rules": _failed(by_rule), **by_rule} if grouped else {}),
                         },
                     )
                 )
 
     def results(self) -> list[dg.AssetCheckResult]:
         """The run's check results; in a range run, first logs every date's own evaluation. Call
-        it after the asset's materializations (after its outputs, or after `MaterializeResult`)."""
+        it after the asset's materializations (after its outputs, or after `MaterializeResult`).
+        A failed check that reports several rules also logs which of them failed, so the run log
+        names the rule where Dagster's own failure message names only the check."""
         if self._per_partition:
             self._log_per_date()
         results = []
         for name, spec in self._specs.items():
-            problems = self._problems[name]
-            skipped = self._not_judged[name]
+            rules = self._rules[name]
+            dates = self._dates(name)
+            per_date = {key: self._date(name, key) for key in dates}
+            problems = [f"{key}: {p}" for key, (found, _, _) in per_date.items() for p in found]
+            failed_dates = [key for key, (found, _, _) in per_date.items() if found]
+            skipped = [key for key, (_, reason, _) in per_date.items() if reason is not None]
+            by_rule = {
+                rule: (
+                    f"failed on {len(failed)} date(s)"
+                    if (failed := _failed_dates(self._by_date[rule]))
+                    else "passed"
+                )
+                for rule in rules
+                if self._by_date[rule]
+            }
+            grouped = len(rules) > 1
+            if problems and grouped:
+                log = self._context.log.error if spec.blocking else self._context.log.warning
+                log(
+                    f"{spec.asset_key.to_user_string()}.{name} failed: {_failed(by_rule)}; first: {problems[0]}"
+                )
             results.append(
                 dg.AssetCheckResult(
                     asset_key=spec.asset_key,
@@ -158,13 +266,14 @@ class CheckBook:
                         if len(problems) == 1
                         else f"{len(problems)} problems, first: {problems[0]}"
                         if problems
-                        else _not_judged_summary(skipped, self.evaluated[name])
+                        else self._not_judged_summary(name, skipped, len(dates))
                     ),
                     metadata={
-                        "dates_checked": self.evaluated[name],
+                        "dates_checked": len(dates),
                         **({"dates_not_judged": len(skipped)} if skipped else {}),
-                        "dates_failed": len(self._dates[name]),
-                        "failed_dates": ", ".join(self._dates[name][:50]) or "none",
+                        "dates_failed": len(failed_dates),
+                        "failed_dates": ", ".join(failed_dates[:50]) or "none",
+                        **({"failed_rules": _failed(by_rule), **by_rule} if grouped else {}),
                         "problems": dg.MetadataValue.md(
                             "\n".join(f"- {p}" for p in problems[:100]) or "none"
                         ),
@@ -173,13 +282,21 @@ class CheckBook:
             )
         return results
 
+    def _not_judged_summary(self, check: str, skipped: list[str], evaluated: int) -> str | None:
+        """A passed run's description when some dates were not judged: the one date's reason, or
+        how many were not and the first one's reason."""
+        if not skipped:
+            return None
+        first = self._date(check, skipped[0])[1]
+        if len(skipped) == 1 and evaluated == 1:
+            return first
+        return f"{len(skipped)} of {evaluated} date(s) not judged; {skipped[0]}: {first}"
 
-def _not_judged_summary(not_judged: dict[str, str], evaluated: int) -> str | None:
-    """A passed run's description when some dates were not judged: the one date's reason, or how
-    many were not and the first one's reason."""
-    if not not_judged:
-        return None
-    first_key, first = next(iter(not_judged.items()))
-    if len(not_judged) == 1 and evaluated == 1:
-        return first
-    return f"{len(not_judged)} of {evaluated} date(s) not judged; {first_key}: {first}"
+
+def _failed(by_rule: dict[str, str]) -> str:
+    """The failed rules' names (or "none"), from each rule's result."""
+    return ", ".join(rule for rule, result in by_rule.items() if result.startswith("failed")) or "none"
+
+
+def _failed_dates(by_date: dict[str, list[str]]) -> list[str]:
+    return [key for key, problems in by_date.items() if problems]
