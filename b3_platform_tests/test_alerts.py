@@ -91,6 +91,28 @@ def test_messages_name_the_date_the_subject_what_failed_and_a_link():
     )
     assert check.subject == "[b3_platform] blocking check failed: silver_assets.weights_sum_to_100 2025-07-10"
     assert check.link == "https://dagster.example.com/assets/silver_assets?view=checks"
+    grouped = check_failed(
+        ui_url=UI,
+        run_id="r1",
+        job="__ASSET_JOB",
+        checks=[
+            FailedCheck(
+                "silver_assets",
+                "silver_assets_rules",
+                ("2025-07-10",),
+                "weights_sum_to_100: IBOV: weights sum to 105; unique_tickers: IBOV: ALOS3 twice",
+                ("weights_sum_to_100", "unique_tickers"),
+            )
+        ],
+    )
+    # The failed rules are named where the check was: the subject (in its place) and the check's line.
+    assert grouped.subject == (
+        "[b3_platform] blocking check failed: silver_assets.weights_sum_to_100, unique_tickers 2025-07-10"
+    )
+    assert (
+        "Asset silver_assets, check silver_assets_rules, rules failed weights_sum_to_100, unique_tickers, "
+        "date 2025-07-10: weights_sum_to_100: IBOV: weights sum to 105" in grouped.body
+    )
     assert (
         "Asset silver_assets, check weights_sum_to_100, date 2025-07-10: IBOV: weights sum to 105"
         in check.body
@@ -378,7 +400,10 @@ def test_failed_blocking_check_is_posted_to_slack(slack, tmp_path, replay_server
     assert request["body"]["channel"] == "#b3-alerts"
     text = request["body"]["text"]
     assert text.startswith(f"[b3_platform] blocking check failed: silver_assets.weights_sum_to_100 {DAY}\n")
-    assert f"Asset silver_assets, check weights_sum_to_100, date {DAY}: " in text
+    assert (
+        f"Asset silver_assets, check silver_assets_rules, rules failed weights_sum_to_100, date {DAY}: "
+        in text
+    )
     assert "IBOV: weights sum to 105.000, not 100" in text
     assert "Open: https://dagster.example.com/assets/silver_assets?view=checks" in text
     assert f"Run: https://dagster.example.com/runs/{result.run_id}" in text

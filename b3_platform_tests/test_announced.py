@@ -152,14 +152,33 @@ def test_real_theoretical_samples_are_stored_verbatim_and_typed_exactly(
         assert row["language"] == language
     # The header's total is the sum of the rows, and the weights sum to 100 (checks passed).
     assert sum(r["theoretical_quantity"] for r in typed) == typed[0]["theoretical_quantity_total"]
-    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {name: e.passed for name, e in evaluations.items()} == {
         "all_configured_indices_captured": True,
-        "unique_tickers": True,
-        "ticker_format": True,
-        "weights_sum_to_100": True,
-        "quantities_positive": True,
-        "quantities_sum_to_header_total": True,
+        "silver_theoretical_rules": True,
     }
+    # The day portfolio's blocking rules, each named with its result in the one check's metadata.
+    rules = evaluations["silver_theoretical_rules"].metadata
+    assert {
+        name: rules[name].value
+        for name in (
+            "unique_tickers",
+            "ticker_format",
+            "weights_sum_to_100",
+            "quantities_positive",
+            "quantities_sum_to_header_total",
+        )
+    } == dict.fromkeys(
+        (
+            "unique_tickers",
+            "ticker_format",
+            "weights_sum_to_100",
+            "quantities_positive",
+            "quantities_sum_to_header_total",
+        ),
+        "passed",
+    )
+    assert rules["failed_rules"].value == "none"
     quadrimester = Quadrimester.containing(day)
     assert {(r["period_year"], r["period_start_month"], r["period_end_month"]) for r in typed} == {
         (quadrimester.year, quadrimester.start_month, quadrimester.end_month)

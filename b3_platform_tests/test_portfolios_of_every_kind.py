@@ -238,11 +238,15 @@ def test_malformed_number_in_one_index_fails_only_that_index(lake_root, resource
     assert set(summary) == {"IBOV", "IBXX"}
     assert all(r["previous_in_lake"] for r in summary.values())
 
-    assert partition_evaluations(result, "captures_pass_audit") == {"2025-07-07": True, "2025-07-08": False}
-    audit = check_evaluations(result)["captures_pass_audit"]
+    assert partition_evaluations(result, "bronze_portfolio_warnings") == {
+        "2025-07-07": True,
+        "2025-07-08": False,
+    }
+    audit = check_evaluations(result)["bronze_portfolio_warnings"]
     assert not audit.passed
+    assert audit.metadata["failed_rules"].value == "captures_pass_audit"
     assert audit.description.startswith(
-        f"2025-07-08: IDIV: left out of the date, no capture passes the audit; refused capture {idiv}: "
+        f"2025-07-08: captures_pass_audit: IDIV: left out of the date, no capture passes the audit; refused capture {idiv}: "
         "IDIV 2025-07-08 row 4 (AURE3): field 'part' = '1,2,3'"
     )
     bronze = materializations(result)["bronze_portfolio", last.isoformat()]

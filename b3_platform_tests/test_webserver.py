@@ -195,8 +195,8 @@ def check_statuses(url: str, asset: str) -> dict[str, dict[str, str]]:
 def test_after_a_range_run_every_date_shows_its_own_check_result(ui):
     """A single-run range records a result per date: the dates that passed read Passed (not
     "Skipped", as they did when only failing dates were recorded), a date that failed reads Failed
-    — bronze's raw_capture_present on 2025-07-09, a trading day without a capture — and the rules
-    that had nothing to judge on that date read Skipped."""
+    — bronze's warnings (its raw_capture_present rule) on 2025-07-09, a trading day without a
+    capture — and the checks whose rules had nothing to judge on that date read Skipped."""
     url, _lake, _run = ui
     built = [d.isoformat() for d in DAYS]
     gap = "2025-07-09"
@@ -207,6 +207,6 @@ def test_after_a_range_run_every_date_shows_its_own_check_result(ui):
         for name, per_date in checks.items():
             assert {k: per_date.get(k) for k in expected} == expected, (asset, name)
     bronze = check_statuses(url, BRONZE_PORTFOLIO.name)
-    assert {k: bronze["raw_capture_present"].get(k) for k in expected} == {**expected, gap: "FAILED"}
-    for name in ("header_date_matches_partition", "row_count_matches_total_records"):
-        assert {k: bronze[name].get(k) for k in expected} == expected, name
+    assert set(bronze) == {"bronze_portfolio_rules", "bronze_portfolio_warnings"}
+    assert {k: bronze["bronze_portfolio_warnings"].get(k) for k in expected} == {**expected, gap: "FAILED"}
+    assert {k: bronze["bronze_portfolio_rules"].get(k) for k in expected} == expected

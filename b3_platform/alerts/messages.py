@@ -46,6 +46,15 @@ class FailedCheck:
     dates: tuple[str, ...]
     #: the check's own description of what is wrong (its metadata), shortened
     problems: str
+    #: the rules that failed, when the check reports several (its `failed_rules` metadata)
+    rules: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """`asset.check`, or `asset.rule` for a check that reports several rules: the rule is
+        what a reader acts on (the check only groups the asset's rules of one severity), and the
+        subject has no room for both."""
+        return f"{self.asset}.{', '.join(self.rules) or self.check}"
 
 
 def _subject(text: str) -> str:
@@ -114,11 +123,13 @@ def check_failed(*, ui_url: str, run_id: str, job: str, checks: Sequence[FailedC
     ]
     for c in checks:
         lines.append(
-            f"Asset {c.asset}, check {c.check}, date {', '.join(c.dates) or 'n/a'}"
+            f"Asset {c.asset}, check {c.check}"
+            + (f", rules failed {', '.join(c.rules)}" if c.rules else "")
+            + f", date {', '.join(c.dates) or 'n/a'}"
             + (f": {_short(c.problems)}" if c.problems else "")
         )
     lines += [f"Open: {link}", f"Run: {run_link(ui_url, run_id)}"]
-    what = f"{first.asset}.{first.check}" + (f" (+{len(checks) - 1} more)" if len(checks) > 1 else "")
+    what = first.name + (f" (+{len(checks) - 1} more)" if len(checks) > 1 else "")
     return Alert(_subject(f"blocking check failed: {what} {', '.join(dates)}"), "\n".join(lines), link)
 
 

@@ -180,7 +180,13 @@ def _failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[FailedChec
         known = found.get(key)
         dates = (known.dates if known else ()) + ((evaluation.partition,) if evaluation.partition else ())
         problems = (known.problems if known else "") or (evaluation.description or "")
-        found[key] = FailedCheck(key[0], key[1], tuple(sorted(set(dates))), problems)
+        failed_rules = evaluation.metadata.get("failed_rules")
+        rules = (known.rules if known else ()) + (
+            tuple(failed_rules.value.split(", ")) if failed_rules and failed_rules.value != "none" else ()
+        )
+        found[key] = FailedCheck(
+            key[0], key[1], tuple(sorted(set(dates))), problems, tuple(dict.fromkeys(rules))
+        )
     return list(found.values())
 
 
@@ -191,7 +197,9 @@ def run_failure_alert_for(context: dg.RunFailureSensorContext, alerts: AlertsRes
     dates = describe_dates(tags.get("dagster/partition"), tags.get(RANGE_START), tags.get(RANGE_END))
     checks = _failed_checks(context.instance, run.run_id)
     if checks:
-        checks = [c if c.dates else FailedCheck(c.asset, c.check, (dates,), c.problems) for c in checks]
+        checks = [
+            c if c.dates else FailedCheck(c.asset, c.check, (dates,), c.problems, c.rules) for c in checks
+        ]
         return check_failed(ui_url=alerts.ui_url, run_id=run.run_id, job=run.job_name, checks=checks)
     steps = [
         FailedStep(

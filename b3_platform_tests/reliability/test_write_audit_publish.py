@@ -5,7 +5,7 @@ Reproduces the defect where such a file imported with exit 0 and, once its date 
 replaced good silver (blocking checks ran after the write). Now `import` refuses it with the reason,
 and a capture like it stored directly in raw (as a live capture is, verbatim) is skipped by bronze
 for the newest capture that passes; with none, its index is left out of the date and the
-`captures_pass_audit` check names it."""
+`captures_pass_audit` rule of bronze's warnings check names it."""
 
 from __future__ import annotations
 
@@ -172,12 +172,16 @@ def test_bad_capture_in_raw_does_not_replace_good_silver(defect, lake_root, reso
     assert mats["silver_assets", D.isoformat()]["capture_ids"] == {"IBOV": good_id}
 
     checks = check_evaluations(result)
-    audit = checks["captures_pass_audit"]
+    audit = checks["bronze_portfolio_warnings"]
     assert not audit.passed and not audit.blocking and audit.severity == dg.AssetCheckSeverity.WARN
+    assert audit.metadata["failed_rules"].value == "captures_pass_audit"
     assert bad_id in audit.description and reason in audit.description
     # The blocking rules themselves pass on what was published.
+    rules = checks["silver_assets_rules"]
+    assert rules.passed
     assert all(
-        checks[name].passed for name in ("unique_tickers", "weights_sum_to_100", "quantities_positive")
+        rules.metadata[name].value == "passed"
+        for name in ("unique_tickers", "weights_sum_to_100", "quantities_positive")
     )
 
 
@@ -202,8 +206,8 @@ def test_index_without_a_good_capture_is_left_out_and_the_others_reach_gold(lake
         f"IBXX: left out of the date, no capture passes the audit; refused capture {bad_id}: unique_tickers"
     )
     assert expected in bronze["refused_captures"]
-    audit = check_evaluations(result)["captures_pass_audit"]
-    assert not audit.passed and audit.description.startswith(f"2025-07-10: {expected}")
+    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    assert not audit.passed and audit.description.startswith(f"2025-07-10: captures_pass_audit: {expected}")
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.level >= 30]
     assert any(f"2025-07-10: {expected}" in m for m in logged), logged
 
@@ -215,8 +219,9 @@ def test_date_without_any_good_capture_is_not_written(lake_root, resources):
     message = failure_text(result, "bronze_portfolio")
     assert "no capture passes the audit" in message and bad_id in message
     assert "quantities_positive: IBOV: non-positive theoretical quantity: ALOS3=-476976044" in message
-    audit = check_evaluations(result)["captures_pass_audit"]
+    audit = check_evaluations(result)["bronze_portfolio_warnings"]
     assert not audit.passed and bad_id in audit.description
+    assert audit.metadata["failed_rules"].value == "captures_pass_audit"
     assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
 
 
@@ -264,7 +269,10 @@ def test_a_later_fix_of_the_rule_or_the_capture_rebuilds_the_index_from_raw(
     assert result.success
     assert indices_in_silver() == {"IBOV", "IBXX"}
     assert materializations(result)["bronze_portfolio", D.isoformat()]["capture_ids"]["IBXX"] == bad_id
-    assert check_evaluations(result)["captures_pass_audit"].passed
+    assert (
+        check_evaluations(result)["bronze_portfolio_warnings"].metadata["captures_pass_audit"].value
+        == "passed"
+    )
     summary = pq.read_table(path_of(lake_root, GOLD_INDEX_SUMMARY, D))
     assert set(summary.column("index").to_pylist()) == {"IBOV", "IBXX"}
 
@@ -276,4 +284,5 @@ def test_a_later_fix_of_the_rule_or_the_capture_rebuilds_the_index_from_raw(
     assert result.success
     assert indices_in_silver() == {"IBOV", "IBXX"}
     assert materializations(result)["bronze_portfolio", D.isoformat()]["capture_ids"]["IBXX"] == fixed_id
-    assert check_evaluations(result)["captures_pass_audit"].passed  # the refused one is older
+    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    assert audit.metadata["captures_pass_audit"].value == "passed"  # the refused one is older
