@@ -29,8 +29,18 @@ from backfill import child_env, fresh_dagster_home, import_archive, run_child  #
 from common import REPO, Clock  # noqa: E402
 
 
+def instance_kb(home: Path | None) -> float | None:
+    """The persistent instance's run and event databases after the backfill (history/ and
+    storage/ under DAGSTER_HOME, every file), in KB; None for an ephemeral instance."""
+    if home is None:
+        return None
+    files = [f for folder in ("history", "storage") for f in (home / folder).rglob("*") if f.is_file()]
+    return sum(f.stat().st_size for f in files) / 1024
+
+
 def one_backfill(checkout: Path, raw_lake: Path, days, indices, kind: str, scratch: Path) -> dict:
-    """One child backfill from `checkout` over a fresh copy of the raw-only lake."""
+    """One child backfill from `checkout` over a fresh copy of the raw-only lake, with the size
+    its instance grew to (persistent only)."""
     lake = scratch / "lake"
     shutil.copytree(raw_lake, lake)
     home = fresh_dagster_home(scratch / "home") if kind == "persistent" else None
@@ -38,7 +48,7 @@ def one_backfill(checkout: Path, raw_lake: Path, days, indices, kind: str, scrat
     entry_point = checkout / "benchmarks" / "run.py"
     run = run_child(spec, child_env(lake, indices, home), scratch / "child", entry_point=entry_point)
     shutil.rmtree(lake)
-    return run.result
+    return {**run.result, "instance_kb": instance_kb(home)}
 
 
 def main() -> int:
@@ -74,21 +84,26 @@ def main() -> int:
                     checkout, raw_lake, days, indices, args.instance, work / f"{name}-{round_}"
                 )
                 figures[name].append(result)
+                size = result["instance_kb"]
                 clock.say(
                     f"round {round_}/{args.rounds} {name:8}: {result['wall_s'] * 1000 / len(days):7.1f} ms/date "
                     f"wall, {result['cpu_s'] * 1000 / len(days):7.1f} ms/date CPU"
+                    + (f", instance {size / len(days):6.1f} KB/date" if size is not None else "")
                 )
         print()
         print(
-            f"| checkout | median wall ms/date | median CPU ms/date | rounds |  ({len(days)} dates, {args.instance})"
+            "| checkout | median wall ms/date | median CPU ms/date | instance KB/date | rounds |"
+            f"  ({len(days)} dates, {args.instance})"
         )
-        print("|---|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|")
         medians = {}
         for name in ("baseline", "this"):
             wall = statistics.median(r["wall_s"] for r in figures[name]) * 1000 / len(days)
             cpu = statistics.median(r["cpu_s"] for r in figures[name]) * 1000 / len(days)
+            sizes = [r["instance_kb"] for r in figures[name] if r["instance_kb"] is not None]
+            size = f"{statistics.median(sizes) / len(days):.1f}" if sizes else "—"
             medians[name] = (wall, cpu)
-            print(f"| {name} | {wall:.1f} | {cpu:.1f} | {args.rounds} |")
+            print(f"| {name} | {wall:.1f} | {cpu:.1f} | {size} | {args.rounds} |")
         (bw, bc), (tw, tc) = medians["baseline"], medians["this"]
         print(
             f"\nthis ÷ baseline: wall {tw / bw:.3f}× ({tw - bw:+.1f} ms/date), CPU {tc / bc:.3f}× ({tc - bc:+.1f} ms/date)"
