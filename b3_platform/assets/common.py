@@ -140,11 +140,6 @@ class CheckBook:
             self._not_judged[name][key] = not_judged
         self._by_date[name][key] = list(problems)
 
-    @property
-    def evaluated(self) -> dict[str, int]:
-        """How many dates each rule was evaluated on."""
-        return {rule: len(dates) for rule, dates in self._by_date.items()}
-
     def _named(self, check: str, rule: str, problems: Iterable[str]) -> list[str]:
         """Problems of a rule as its check reports them: with the rule's name when it shares it."""
         if len(self._rules[check]) == 1:
