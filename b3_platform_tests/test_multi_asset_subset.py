@@ -275,7 +275,8 @@ def test_a_subset_refuses_a_damaged_manifest_and_changes_nothing(lake_copy):
 
 def test_a_check_run_alone_builds_nothing_and_reports_the_date(lake_copy):
     """The UI's *Execute* on one check of silver_assets runs the multi-asset for that check only:
-    the date is built for the check, no table is written, and the other checks do not run."""
+    the date is built for the check, no table is written, and the other check does not run. The
+    check runs every rule it reports (its metadata gives each one's result)."""
     env, home, lake = lake_copy
     before = snapshot(lake, SILVER, DAY)
     manifest_before = (lake / manifest_key("silver", DAY)).read_bytes()
@@ -285,7 +286,7 @@ def test_a_check_run_alone_builds_nothing_and_reports_the_date(lake_copy):
         with dg.DagsterInstance.from_config(str(home)) as instance:
             job = defs.resolve_implicit_global_asset_job_def().get_subset(
                 asset_selection=set(),
-                asset_check_selection={dg.AssetCheckKey(dg.AssetKey("silver_assets"), "unique_tickers")},
+                asset_check_selection={dg.AssetCheckKey(dg.AssetKey("silver_assets"), "silver_assets_rules")},
             )
             result = job.execute_in_process(
                 instance=instance, partition_key=DAY.isoformat(), raise_on_error=False
@@ -297,6 +298,10 @@ def test_a_check_run_alone_builds_nothing_and_reports_the_date(lake_copy):
         for e in result.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    assert [(ev.check_name, ev.passed) for ev in evaluations] == [("unique_tickers", True)]
+    assert [(ev.check_name, ev.passed) for ev in evaluations] == [("silver_assets_rules", True)]
+    (evaluation,) = evaluations
+    assert evaluation.metadata["dates_checked"].value == 1
+    assert evaluation.metadata["unique_tickers"].value == "passed"
+    assert evaluation.metadata["quantities_sum_to_header_total"].value == "passed"
     assert snapshot(lake, SILVER, DAY) == before
     assert (lake / manifest_key("silver", DAY)).read_bytes() == manifest_before

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import dagster as dg
 import pyarrow as pa
 
-from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, rules_of, table_metadata
 from b3_platform.assets.dashboard import gold_pictures
 from b3_platform.assets.subset import selected_checks, selected_tables
 from b3_platform.catalog.base import CatalogResource
@@ -138,7 +138,7 @@ def gold_tables(
 ):
     checks = selected_checks(context, SPECS)
     book = CheckBook(checks, context)
-    checked = {spec.name for spec in checks}
+    checked = {rule for spec in checks for rule in rules_of(spec)}  # the rules they report
     live = LiveCaptures(lake.raw())  # previous_trading_day_in_lake judges live-capture days only
     lake_dates = silver_assets.stored_dates()
 

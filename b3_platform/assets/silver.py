@@ -8,7 +8,7 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_platform.assets.bronze import bronze_portfolio
-from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, table_metadata
+from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, rules_of, table_metadata
 from b3_platform.assets.subset import selected_checks, selected_tables
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.schemas import SILVER_ASSETS, SILVER_HEADER
@@ -68,7 +68,7 @@ def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
 def silver(context: dg.AssetExecutionContext, bronze: DateReader):
     checks = selected_checks(context, SPECS)
     book = CheckBook(checks, context)
-    checked = {spec.name for spec in checks}
+    checked = {rule for spec in checks for rule in rules_of(spec)}  # the rules they report
 
     def build(day: dt.date) -> DateTables | NoInput:
         table = bronze.read(day)
