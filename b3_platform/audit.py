@@ -33,7 +33,12 @@ def audit_portfolio(index: str, capture_id: str, portfolio: Portfolio, day: dt.d
 
     Builds the very bronze rows and silver tables the layers would, so the parse rules and the
     blocking rules see exactly what they will see after publishing."""
-    bronze = bronze_table([(index, capture_id, portfolio)])
+    return _problems([(index, capture_id, portfolio)], day)
+
+
+def _problems(items: list[tuple[str, str, Portfolio]], day: dt.date) -> list[str]:
+    """The audit of (index, capture_id, portfolio) items of distinct indices, as one table."""
+    bronze = bronze_table(items)
     tables = {"bronze_portfolio": bronze}
     problems = _broken(PUBLISH_RULES, tables, day, layer="bronze_portfolio")
     try:
@@ -81,13 +86,20 @@ class IndexChoice:
 
 def audit_capture(store: RawStore, capture: RawCapture, day: dt.date) -> tuple[Portfolio | None, list[str]]:
     """A raw capture decoded again (contract) and audited: (its portfolio, problems)."""
+    portfolio, problems = _decoded(store, capture, day)
+    if portfolio is None:
+        return None, problems
+    return portfolio, audit_portfolio(capture.index, capture.capture_id, portfolio, day)
+
+
+def _decoded(store: RawStore, capture: RawCapture, day: dt.date) -> tuple[Portfolio | None, list[str]]:
+    """A raw capture decoded again (contract): (its portfolio, []) or (None, why not)."""
     try:
-        portfolio = decode_capture(
+        return decode_capture(
             store.read_bodies(capture), source_format=capture.source_format, index=capture.index, day=day
-        )
+        ), []
     except ContractError as exc:
         return None, [str(exc)]
-    return portfolio, audit_portfolio(capture.index, capture.capture_id, portfolio, day)
 
 
 def choose_capture(
@@ -129,6 +141,29 @@ class DayChoice:
 
 def choose_captures(store: RawStore, day: dt.date, captures: Mapping[str, Sequence[RawCapture]]) -> DayChoice:
     """For each index (captures newest first, as `RawStore.by_index` gives them) its choice."""
-    return DayChoice(
+    return _all_newest_pass(store, day, captures) or DayChoice(
         tuple(choose_capture(store, day, index, found) for index, found in sorted(captures.items()))
     )
+
+
+def _all_newest_pass(
+    store: RawStore, day: dt.date, captures: Mapping[str, Sequence[RawCapture]]
+) -> DayChoice | None:
+    """The day's choice when the newest capture of every index passes, audited as one table; None
+    when any does not (then `choose_capture` audits index by index, and says why).
+
+    One audit of the date's ~3,000 rows instead of 34 of ~90: every parse rule and blocking rule
+    judges each index on its own rows (and its own header), so the date's table passes exactly when
+    every index's would."""
+    newest: list[tuple[str, RawCapture, Portfolio]] = []
+    for index, found in sorted(captures.items()):
+        if not found:
+            return None
+        portfolio, problems = _decoded(store, found[0], day)
+        if portfolio is None:
+            return None
+        newest.append((index, found[0], portfolio))
+    items = [(index, capture.capture_id, portfolio) for index, capture, portfolio in newest]
+    if not items or _problems(items, day):
+        return None
+    return DayChoice(tuple(IndexChoice(index, c.capture_id, p, ()) for index, c, p in newest))

@@ -2,10 +2,10 @@
 per (date, index, ticker). Built together because both come from one parse of the same bronze file."""
 
 import datetime as dt
-from decimal import Decimal
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from b3_platform.assets.bronze import bronze_portfolio
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, rules_of, table_metadata
@@ -21,29 +21,33 @@ TOP_N = 10
 
 
 def top_weights_markdown(assets: pa.Table) -> str:
+    """Each index's TOP_N heaviest components (ties in row order), indices in alphabetical order."""
     lines = ["| index | ticker | company | weight % |", "|---|---|---|---|"]
-    rows = sorted(
-        assets.select(["index", "ticker", "company", "weight"]).to_pylist(),
-        key=lambda r: (r["index"], -r["weight"]),
-    )
-    shown: dict[str, int] = {}
-    for r in rows:
-        if shown.get(r["index"], 0) < TOP_N:
-            shown[r["index"]] = shown.get(r["index"], 0) + 1
-            lines.append(f"| {r['index']} | {r['ticker']} | {r['company']} | {r['weight']} |")
+    # A stable sort, as Python's sorted: only the rows shown are turned into Python values.
+    order = pc.sort_indices(assets, sort_keys=[("index", "ascending"), ("weight", "descending")])
+    indices = assets.column("index").take(order).to_pylist()
+    shown_rows = []
+    for position, (row, index) in enumerate(zip(order.to_pylist(), indices)):
+        if position < TOP_N or indices[position - TOP_N] != index:
+            shown_rows.append(row)
+    shown = assets.select(["index", "ticker", "company", "weight"]).take(pa.array(shown_rows, pa.int64()))
+    for r in shown.to_pylist():
+        lines.append(f"| {r['index']} | {r['ticker']} | {r['company']} | {r['weight']} |")
     return "\n".join(lines)
 
 
 def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
     """Numeric per-index metadata (`rows_IBOV`, `weight_sum_IBOV`), so the UI plots it over dates."""
-    rows: dict[str, int] = {}
-    sums: dict[str, Decimal] = {}
-    for index, weight in zip(assets.column("index").to_pylist(), assets.column("weight").to_pylist()):
-        rows[index] = rows.get(index, 0) + 1
-        sums[index] = sums.get(index, Decimal(0)) + weight
+    per_index = assets.group_by("index", use_threads=False).aggregate([("weight", "sum"), ([], "count_all")])
+    # Indices in the order they first appear, as the rows hold them.
+    at = {index: i for i, index in enumerate(per_index.column("index").to_pylist())}
+    order = [at[index] for index in pc.unique(assets.column("index")).to_pylist()]
+    rows = per_index.column("count_all").take(order).to_pylist()
+    sums = per_index.column("weight_sum").take(order).to_pylist()
+    names = [per_index.column("index")[i].as_py() for i in order]
     return {
-        **{f"rows_{i}": n for i, n in rows.items()},
-        **{f"weight_sum_{i}": float(v) for i, v in sums.items()},
+        **{f"rows_{i}": n for i, n in zip(names, rows)},
+        **{f"weight_sum_{i}": float(v) for i, v in zip(names, sums)},
     }
 
 

@@ -49,6 +49,20 @@ def _number_pattern(locale: Locale, *, decimals: bool) -> re.Pattern[str]:
 _PATTERNS = {(loc, dec): _number_pattern(loc, decimals=dec) for loc in LOCALES for dec in (True, False)}
 
 
+def ascii_number_pattern(locale: Locale, *, decimals: bool) -> str:
+    """The number rule as RE2 text for pyarrow.compute (the columnar typing in transforms.silver).
+
+    The same grammar as the rule above with ASCII digits only, so it is stricter: Python's `\\d`
+    also takes other scripts' digits. Every text it accepts, the Python rule accepts and reads
+    as the same number; a text it refuses goes to the Python rule, which types or names it."""
+    return _number_pattern(_require_locale(locale), decimals=decimals).pattern.replace(r"\d", "[0-9]")
+
+
+def number_separators(locale: Locale) -> tuple[str, str]:
+    """(thousands, decimal) separators of a locale: pt-br (".", ","), en-us (",", ".")."""
+    return _SEPARATORS[_require_locale(locale)]
+
+
 def _require_locale(locale: str) -> Locale:
     if locale not in _SEPARATORS:
         raise ValueError(f"unknown locale {locale!r}; expected one of {LOCALES}")

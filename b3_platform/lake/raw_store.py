@@ -160,7 +160,7 @@ class RawStore:
         """Hold `key` (created exclusively) for the block; wait while another writer holds it."""
         holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
         give_up = time.monotonic() + LEASE_WAIT_SECONDS
-        while not self.storage.create_bytes(key, json.dumps(holder).encode("utf-8")):
+        while not self.storage.create_transient(key, json.dumps(holder).encode("utf-8")):
             held = self.storage.read_if_exists(key)
             if held is None:
                 continue  # released between the two calls: try again at once

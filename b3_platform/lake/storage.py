@@ -75,6 +75,12 @@ class Storage(abc.ABC):
         What makes "store unless it exists" safe between processes (lake.raw_store)."""
         raise NotImplementedError(f"{type(self).__name__} cannot create a key exclusively")
 
+    def create_transient(self, key: str, data: bytes) -> bool:
+        """`create_bytes` for a marker that only lives while its writer runs (raw_store's lease):
+        the same exclusivity, and whole bytes on appearance, but no promise to outlive a power
+        loss (a lease that did would be broken as stale anyway). By default create_bytes itself."""
+        return self.create_bytes(key, data)
+
 
 TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".partial"
@@ -93,7 +99,16 @@ class LocalStorage(Storage):
         return self.root / checked_key(key)
 
     def write_bytes(self, key: str, data: bytes) -> None:
+        """Replace the file atomically (temp file, fsync, rename). The fsync is what makes the
+        rename safe across a power loss: without it the new name could survive with its bytes
+        not yet on disk, losing both versions. A manifest written after a date's files can only
+        publish them once their bytes are durable, for the same reason.
+
+        A file that already holds exactly these bytes is left as it is (no write, no fsync): a
+        rebuilt date whose result did not change costs one read per file."""
         path = self._path(key)
+        if _holds(path, data):
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         self.remove_stale_temp_files(path.parent)
         tmp = path.with_name(f"{TEMP_PREFIX}{_temp_owner()}-{uuid.uuid4().hex}-{path.name}{TEMP_SUFFIX}")
@@ -136,15 +151,24 @@ class LocalStorage(Storage):
     def create_bytes(self, key: str, data: bytes) -> bool:
         """The complete bytes go to a temp file first, then are hard-linked under their name:
         link(2) fails with EEXIST when the name exists, atomically, so of two processes creating
-        the same key exactly one succeeds, and no reader ever sees a partial file."""
+        the same key exactly one succeeds, and no reader ever sees a partial file. The temp file
+        is fsynced before the link, so a created key keeps its bytes across a power loss."""
+        return self._create(key, data, durable=True)
+
+    def create_transient(self, key: str, data: bytes) -> bool:
+        """create_bytes without the fsync (see Storage.create_transient): ~2 ms less per lease."""
+        return self._create(key, data, durable=False)
+
+    def _create(self, key: str, data: bytes, *, durable: bool) -> bool:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{TEMP_PREFIX}{uuid.uuid4().hex}-{path.name}.partial")
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -168,6 +192,16 @@ class LocalStorage(Storage):
                 Path(entry.path).unlink(missing_ok=True)
                 removed.append(Path(entry.path))
         return removed
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at `path` holds exactly `data` (a size check first: one stat, no read)."""
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _temp_owner() -> str:
