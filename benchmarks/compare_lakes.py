@@ -5,7 +5,8 @@ A speed change must not change a byte of what the lake holds. This script import
 archive (N dates × the first K of B3's index codes, as moonshot.py builds it) once, runs the
 single-run backfill (`run.py --child`) from each checkout on its own copy of that raw lake, and
 compares every file of both lakes by content. Left out: the dashboard's page (it states its build
-time), the DuckDB catalog file (a database, not lake data) and the files of raw, which both copy.
+time) and the DuckDB catalog file (a database, not lake data). Raw is compared too: both runs
+start from the same copy, so it shows neither changed it.
 
     python benchmarks/compare_lakes.py --baseline /path/to/main --dates 10 --indices 34
 
