@@ -307,27 +307,17 @@ def _demo_listings(defs, store, samples: Path, instance) -> list:
 def _demo_materialize(defs, days, instance, persistent: bool) -> list:
     """Step 2: every layer for every date in raw, one single-run backfill per block of consecutive
     trading days, then the catalog."""
-    from b3_platform.assets.announced import ANNOUNCED_ASSETS
-    from b3_platform.runs import materialize_days
-
-    announced = {k.to_user_string() for a in ANNOUNCED_ASSETS for k in a.keys}
+    from b3_platform.runs import archive_selection, materialize_days
 
     print(
         f"2/4 Materializing raw → bronze → silver → gold for {len(days)} trading days, then the catalog "
         f"({'DAGSTER_HOME=' + os.environ['DAGSTER_HOME'] if persistent else 'temporary instance'})"
     )
-    graph = defs.resolve_asset_graph()
     return materialize_days(
         defs,
         days,
         instance=instance,
-        # The listing's and the announced portfolios' assets have nothing on these days: B3 serves
-        # only the current ones, and saved files of them cannot be imported.
-        selection=[
-            k.to_user_string()
-            for k in graph.get_all_asset_keys()
-            if k.to_user_string() not in ("raw_stock_index", "index_members", *announced)
-        ],
+        selection=archive_selection(defs.resolve_asset_graph()),
         quiet=True,
         progress=lambda a, b: print(
             f"    run {a}" + (f"…{b}" if b != a else "")

@@ -35,6 +35,20 @@ def consecutive_blocks(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]
     return blocks
 
 
+def archive_selection(graph) -> list[str]:
+    """The assets a history of saved day portfolios builds: every layer of the day portfolio and the
+    catalog, not B3's GetStockIndex listing nor the announced portfolios' assets, which have nothing
+    on past days (B3 serves only the current ones, and saved files of them cannot be imported): a
+    backfill including them would only plan, for every date, runs and checks that never happen."""
+    from b3_platform.assets.announced import ANNOUNCED_ASSETS
+    from b3_platform.assets.stock_index import index_members, raw_stock_index
+
+    left_out = {
+        k.to_user_string() for a in (*ANNOUNCED_ASSETS, raw_stock_index, index_members) for k in a.keys
+    }
+    return [k.to_user_string() for k in graph.get_all_asset_keys() if k.to_user_string() not in left_out]
+
+
 def range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     return {RANGE_START: first.isoformat(), RANGE_END: last.isoformat()}
 

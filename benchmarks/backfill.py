@@ -5,6 +5,7 @@ subprocess (`run.py --child SPEC.json`, the child side below) so that its peak R
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -100,6 +101,17 @@ def fresh_dagster_home(path: Path) -> Path:
     return path
 
 
+@functools.cache
+def history_selection() -> list[str]:
+    """What a backfill of saved day portfolios builds (runs.archive_selection: every layer and the
+    catalog, as the demo and an import's backfill do, not the listing's or the announced portfolios'
+    assets, which have nothing on past days), as asset names a child of any checkout can select."""
+    from b3_platform.definitions import build_defs
+    from b3_platform.runs import archive_selection
+
+    return archive_selection(build_defs().resolve_asset_graph())
+
+
 @dataclass
 class ChildRun:
     result: dict
@@ -116,16 +128,22 @@ def layer_progress(lake: Path, n: int) -> str:
 
 
 def run_child(
-    spec: dict, env: dict[str, str], scratch: Path, heartbeat=None, entry_point: Path = ENTRY_POINT
+    spec: dict, env: dict[str, str], scratch: Path, heartbeat=None, code: Path | None = None
 ) -> ChildRun:
-    """Run `run.py --child` (this checkout's, or `entry_point`) and read its result; its peak RSS
-    comes from wait4 (this child only). `heartbeat()` is called about once a minute while it runs."""
+    """Run this checkout's `run.py --child` and read its result; its peak RSS comes from wait4 (this
+    child only). `heartbeat()` is called about once a minute while it runs.
+
+    `code`: another checkout whose b3_platform the child measures (B3_BENCH_CODE, put first on the
+    child's sys.path by run.py), so both sides of a comparison run the same benchmark code and
+    selection, whatever the other checkout's own benchmarks did."""
     scratch.mkdir(parents=True, exist_ok=True)
+    if code is not None and code.resolve() != REPO.resolve():
+        env = {**env, "B3_BENCH_CODE": str(code.resolve())}
     spec_file, result_file = scratch / "spec.json", scratch / "result.json"
     spec_file.write_text(json.dumps({**spec, "result": str(result_file)}), encoding="utf-8")
     with open(scratch / "stdout.txt", "wb") as out, open(scratch / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, str(entry_point), "--child", str(spec_file)],
+            [sys.executable, str(ENTRY_POINT), "--child", str(spec_file)],
             env=env,
             stdout=out,
             stderr=err,
@@ -202,7 +220,7 @@ def _self_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child_backfill(days: list[dt.date], kind: str) -> dict:
+def child_backfill(days: list[dt.date], kind: str, selection: str | list[str] = "*") -> dict:
     """(b): materialize_days over consecutive dates = one block run + one catalog run, as the demo."""
     from b3_platform.definitions import build_defs
     from b3_platform.runs import materialize_days
@@ -214,7 +232,12 @@ def child_backfill(days: list[dt.date], kind: str) -> dict:
     cpu_before = _self_cpu_s()
     started = time.perf_counter()
     results = materialize_days(
-        defs, days, instance=instance, quiet=True, progress=lambda a, b: marks.append(time.perf_counter())
+        defs,
+        days,
+        instance=instance,
+        selection=selection,
+        quiet=True,
+        progress=lambda a, b: marks.append(time.perf_counter()),
     )
     ended = time.perf_counter()
     marks.append(ended)
@@ -229,7 +252,7 @@ def child_backfill(days: list[dt.date], kind: str) -> dict:
     }
 
 
-def child_per_partition(days: list[dt.date], kind: str) -> dict:
+def child_per_partition(days: list[dt.date], kind: str, selection: str | list[str] = "*") -> dict:
     """(c): one execute_in_process per date with partition_key= (Dagster's default backfill shape),
     after one untimed warm-up run, then the catalog once."""
     import dagster as dg
@@ -241,7 +264,7 @@ def child_per_partition(days: list[dt.date], kind: str) -> dict:
     instance = _child_instance(kind)
     job = defs.resolve_implicit_global_asset_job_def()
     graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_coercible("*").resolve(graph)
+    keys = dg.AssetSelection.from_coercible(selection).resolve(graph)
     partitioned = [k for k in keys if graph.get(k).is_partitioned]
     unpartitioned = [k for k in keys if not graph.get(k).is_partitioned]
 
@@ -272,7 +295,7 @@ def child_main(spec_file: str) -> int:
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     days = [dt.date.fromisoformat(d) for d in spec["days"]]
     run = {"backfill": child_backfill, "per-partition": child_per_partition}[spec["mode"]]
-    result = run(days, spec["instance"])
+    result = run(days, spec["instance"], spec.get("selection", "*"))
     Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
@@ -283,7 +306,12 @@ def child_main(spec_file: str) -> int:
 def measure_backfill(archive: Archive, lake: Path, kind: str, step: Path, say) -> ChildRun:
     """(b) and (e): one single-run backfill of every date in a fresh child process."""
     home = fresh_dagster_home(step / f"home-backfill-{kind}") if kind == "persistent" else None
-    spec = {"mode": "backfill", "instance": kind, "days": [d.isoformat() for d in archive.days]}
+    spec = {
+        "mode": "backfill",
+        "instance": kind,
+        "days": [d.isoformat() for d in archive.days],
+        "selection": history_selection(),
+    }
     n = len(archive.days)
     run = run_child(
         spec,
@@ -304,7 +332,12 @@ def measure_per_partition(
 ) -> ChildRun:
     """(c): the sampled dates as per-partition runs, on the lake (b) built, in a fresh child."""
     home = fresh_dagster_home(step / f"home-per-partition-{kind}") if kind == "persistent" else None
-    spec = {"mode": "per-partition", "instance": kind, "days": [d.isoformat() for d in picked]}
+    spec = {
+        "mode": "per-partition",
+        "instance": kind,
+        "days": [d.isoformat() for d in picked],
+        "selection": history_selection(),
+    }
     run = run_child(
         spec,
         child_env(lake, archive.indices, home),

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from archive import build_archive  # noqa: E402
-from backfill import child_env, fresh_dagster_home, import_archive, run_child  # noqa: E402
+from backfill import child_env, fresh_dagster_home, history_selection, import_archive, run_child  # noqa: E402
 from common import REPO, Clock  # noqa: E402
 
 
@@ -44,9 +44,13 @@ def one_backfill(checkout: Path, raw_lake: Path, days, indices, kind: str, scrat
     lake = scratch / "lake"
     shutil.copytree(raw_lake, lake)
     home = fresh_dagster_home(scratch / "home") if kind == "persistent" else None
-    spec = {"mode": "backfill", "instance": kind, "days": [d.isoformat() for d in days]}
-    entry_point = checkout / "benchmarks" / "run.py"
-    run = run_child(spec, child_env(lake, indices, home), scratch / "child", entry_point=entry_point)
+    spec = {
+        "mode": "backfill",
+        "instance": kind,
+        "days": [d.isoformat() for d in days],
+        "selection": history_selection(),
+    }
+    run = run_child(spec, child_env(lake, indices, home), scratch / "child", code=checkout)
     shutil.rmtree(lake)
     return {**run.result, "instance_kb": instance_kb(home)}
 

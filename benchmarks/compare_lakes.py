@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 spec,
                 child_env(lake, codes, None),
                 work / f"child-{name}",
-                entry_point=checkout / "benchmarks" / "run.py",
+                code=checkout,
             )
             lakes[name] = lake_files(lake)
             clock.say(f"{name}: {len(lakes[name])} files")

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import archive  # noqa: E402
-from backfill import child_env, fresh_dagster_home, import_archive, run_child, verify_lake  # noqa: E402
+from backfill import child_env, fresh_dagster_home, history_selection, import_archive, run_child, verify_lake  # noqa: E402
 from common import REPO, Clock, quiet_warnings  # noqa: E402
 
 
@@ -89,13 +89,13 @@ def one_run(checkout: Path, name: str, raw: Path, days, indices, scratch: Path) 
     shutil.copytree(raw, lake)
     home = fresh_dagster_home(scratch / "home")
     before = folder_kb(home)
-    spec = {"mode": "backfill", "instance": "persistent", "days": [d.isoformat() for d in days]}
-    run = run_child(
-        spec,
-        child_env(lake, indices, home),
-        scratch / "child",
-        entry_point=checkout / "benchmarks" / "run.py",
-    )
+    spec = {
+        "mode": "backfill",
+        "instance": "persistent",
+        "days": [d.isoformat() for d in days],
+        "selection": history_selection(),
+    }
+    run = run_child(spec, child_env(lake, indices, home), scratch / "child", code=checkout)
     verify_lake(lake, len(days), len(indices))
     measure = Measure(
         name,

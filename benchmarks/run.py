@@ -21,6 +21,7 @@ subprocess of this script (`--child SPEC.json`) so its peak RSS is its own.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -40,6 +41,10 @@ from report import RESULTS_FILE, archive_description, machine_description, table
 # Measure the checkout this script lives in, whatever is installed in the venv. The modules above
 # import b3_platform only inside their functions, so every such import comes after this line.
 sys.path.insert(0, str(REPO))
+# A comparison measures another checkout's b3_platform with this checkout's benchmark code
+# (backfill.run_child's `code`): that checkout comes first.
+if os.environ.get("B3_BENCH_CODE"):
+    sys.path.insert(0, os.environ["B3_BENCH_CODE"])
 
 MIN_QUERY_REPEAT = 5
 
