@@ -73,6 +73,7 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
     checks = selected_checks(context, SPECS)
     book = CheckBook(checks, context)
     checked = {rule for spec in checks for rule in rules_of(spec)}  # the rules they report
+    newest = max(bronze.days, default=None)
 
     def build(day: dt.date) -> DateTables | NoInput:
         table = bronze.read(day)
@@ -90,19 +91,24 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
             context.log.warning(f"{day}: type codes no rule recognises: {'; '.join(unrecognised)}")
         return DateTables(
             tables,
-            shared={
-                "capture_ids": dg.MetadataValue.json(
-                    dict(zip(header.column("index").to_pylist(), header.column("capture_id").to_pylist()))
-                ),
-            },
             metadata={
                 SILVER_HEADER.name: {
                     "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
                     or "none",
                 },
                 SILVER_ASSETS.name: {
+                    # Which capture each index's rows come from (silver_header holds it as a column).
+                    "capture_ids": dg.MetadataValue.json(
+                        dict(zip(header.column("index").to_pylist(), header.column("capture_id").to_pylist()))
+                    ),
                     **per_index_metadata(assets),
-                    "top_weights": dg.MetadataValue.md(top_weights_markdown(assets)),
+                    # A table for reading, not plotting: drawn for the newest date a run builds only
+                    # (at 34 indices it is ~12 KB, which a range run would store again for every date).
+                    **(
+                        {"top_weights": dg.MetadataValue.md(top_weights_markdown(assets))}
+                        if day == newest
+                        else {}
+                    ),
                     **(
                         {
                             "unrecognised_type_codes": dg.MetadataValue.md(
