@@ -23,14 +23,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import dagster as dg
 import pyarrow as pa
 
+from b3_platform import trading_calendar
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, rules_of, table_metadata
 from b3_platform.assets.dashboard import gold_pictures
 from b3_platform.assets.subset import selected_checks, selected_tables
 from b3_platform.catalog.base import CatalogResource
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.resource import LakeResource
-from b3_platform.lake.schemas import GOLD_INDEX_SUMMARY, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
-from b3_platform.lake.tables import UnreadableFile
+from b3_platform.lake.schemas import (
+    GOLD_INDEX_SUMMARY,
+    GOLD_TABLES,
+    GOLD_TIME_IN_INDEX,
+    SILVER_ASSETS,
+    SILVER_HEADER,
+)
+from b3_platform.lake.tables import PublishedReader, UnreadableFile
 from b3_platform.live_capture import LiveCaptures, not_judged
 from b3_platform.partitions import partition_days
 from b3_platform.quality import GOLD_RULES, PREVIOUS_DAY_RULE
@@ -58,19 +65,81 @@ def _reader_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=READ_AHEAD // 2, thread_name_prefix="gold-read-ahead")
 
 
+def _time_in_index(
+    stays: gold.StayTracker,
+    previous_gold: PublishedReader,
+    day: dt.date,
+    today: dict[str, gold.IndexDay],
+    previous_date: dt.date,
+    previous: dict[str, gold.IndexDay],
+    log,
+) -> tuple[pa.Table, str]:
+    """Gold of `day`'s time in index, and where each index's stays came from (partition metadata):
+    carried from the previous trading day's gold when it can be trusted (`gold.carried_stays`),
+    which reads one file whatever the history; walked back over silver otherwise (a gap, the
+    first date, a missing or stale previous gold); or advanced in memory from the run's previous
+    date (a range)."""
+
+    def carried() -> dict[str, dict[str, gold.Stay]]:
+        if not previous:
+            return {}  # no silver of the previous trading day: nothing to check its gold against
+        try:
+            table = previous_gold.read(previous_date, columns=_CARRIED_COLUMNS)
+        except UnreadableFile as exc:
+            log.warning(f"time in index: walking back instead of carrying on: {exc}")
+            return {}
+        return gold.carried_stays(table, {i: d.components for i, d in previous.items()})
+
+    before = (len(stays.carried), len(stays.walked), stays.dates_read)
+    table = stays.advance(day, {i: list(d.components) for i, d in today.items()}, carried)
+    carried_now, walked_now = stays.carried[before[0] :], stays.walked[before[1] :]
+    parts = [f"carried from gold of {previous_date}: {', '.join(carried_now)}"] if carried_now else []
+    if walked_now:
+        parts.append(
+            f"walked back over {stays.dates_read - before[2]} earlier silver date(s): {', '.join(walked_now)}"
+        )
+    return table, "; ".join(parts) or "advanced from the run's previous date"
+
+
+#: What carrying on needs of the previous day's gold_time_in_index.
+_CARRIED_COLUMNS = ["index", "ticker", "first_seen", "observed_days", "first_seen_is_history_start"]
+
+
+#: Later trading days `_is_newest` looks up one by one before it lists every silver date.
+NEWEST_PROBES = 4
+
+
+def _is_newest(silver: PublishedReader, day: dt.date, lake_dates) -> bool:
+    """Whether `day` is the lake's newest silver date (its summary carries the dashboard's
+    pictures). No partition lies beyond the next trading day after today, so when only a few
+    trading days remain up to it (a daily run: one) each is looked up alone; otherwise one
+    listing of silver tells, as a range run needs anyway."""
+    last = trading_calendar.next_trading_day(trading_calendar.today_sao_paulo())
+    later = trading_calendar.trading_days_between(day + dt.timedelta(days=1), last)
+    if len(later) <= NEWEST_PROBES:
+        return not any(silver.is_published(d) and silver.read(d, columns=[]) is not None for d in later)
+    return day == lake_dates()[-1]
+
+
 class _ReadAhead:
     """`load(day)` for the walk back, with the next READ_AHEAD older dates already being read.
 
     It returns exactly what `load` returns for each date, so the stays are the same; at most
-    READ_AHEAD files are read and not used when the walk stops early."""
+    READ_AHEAD files are read and not used when the walk stops early. `dates` may be a callable,
+    called on the first load (a run that carries its stays on never lists them)."""
 
-    def __init__(self, load, dates: list[dt.date]) -> None:
+    def __init__(self, load, dates) -> None:
         self._load, self._pool = load, _reader_pool()
-        self._newest_first = sorted(dates, reverse=True)
-        self._position = {d: i for i, d in enumerate(self._newest_first)}
+        self._dates = dates
+        self._newest_first: list[dt.date] | None = None
+        self._position: dict[dt.date, int] = {}
         self._pending: dict[dt.date, Future] = {}
 
     def __call__(self, day: dt.date):
+        if self._newest_first is None:
+            dates = self._dates() if callable(self._dates) else self._dates
+            self._newest_first = sorted(dates, reverse=True)
+            self._position = {d: i for i, d in enumerate(self._newest_first)}
         start = self._position.get(day)
         if start is None:
             return self._load(day)
@@ -140,7 +209,7 @@ def gold_tables(
     book = CheckBook(checks, context)
     checked = {rule for spec in checks for rule in rules_of(spec)}  # the rules they report
     live = LiveCaptures(lake.raw())  # previous_trading_day_in_lake judges live-capture days only
-    lake_dates = silver_assets.stored_dates()
+    lake_dates = functools.cache(silver_assets.stored_dates)  # listed only when a date needs it
 
     unreadable: dict[dt.date, str] = {}  # history the walk back skipped, with why
 
@@ -154,6 +223,8 @@ def gold_tables(
             return {}
 
     stays = gold.StayTracker(lake_dates, _ReadAhead(tickers, lake_dates))
+    previous_gold = PublishedReader(lake.storage(), GOLD_TIME_IN_INDEX)
+    later_silver = PublishedReader(lake.storage(), SILVER_ASSETS)
     cached: tuple[dt.date, dict[str, gold.IndexDay]] | None = None
     tally = {"compared": 0, "not_compared": 0}
 
@@ -174,8 +245,10 @@ def gold_tables(
             "gold_composition": gold.composition(today),
             "gold_changes": gold.changes(today, previous, previous_date),
             "gold_index_summary": summary,
-            "gold_time_in_index": stays.advance(day, {i: list(d.components) for i, d in today.items()}),
         }
+        tables["gold_time_in_index"], how = _time_in_index(
+            stays, previous_gold, day, today, previous_date, previous, context.log
+        )
         for rule in GOLD_RULES:
             if rule.name not in checked:
                 continue
@@ -202,7 +275,7 @@ def gold_tables(
         # The lake's newest date shows the dashboard's main charts of each index (on the summary only:
         # a PNG is large, and one copy per date is enough).
         pictures = {}
-        if day == lake_dates[-1]:
+        if _is_newest(later_silver, day, lake_dates):
             weights = {i: {t: c["weight"] for t, c in d.components.items()} for i, d in today.items()}
             pictures = {GOLD_INDEX_SUMMARY.name: gold_pictures(catalog, day, tables, weights)}
         return DateTables(
@@ -211,6 +284,7 @@ def gold_tables(
             shared={
                 "previous_date": previous_date.isoformat(),
                 "not_compared": ", ".join(missing) or "none",
+                "time_in_index_from": how,
                 **_metadata(summary),
                 **({"unreadable_history": ", ".join(map(str, sorted(unreadable)))} if unreadable else {}),
             },

@@ -266,15 +266,22 @@ def read_partition(
         ) from exc
 
 
+#: Dates a PublishedReader looks up one manifest at a time before it lists every manifest of the
+#: layer once: a daily run reads two or three dates, and a listing grows with the history (on S3,
+#: one LIST per 1,000 dates), while a range or a walk back reads many and one listing serves all.
+PROBES_BEFORE_LISTING = 8
+
+
 class PublishedReader:
     """Reads one table's dates as readers must see them: a date of a layer published together is
-    read only when its manifest exists (one listing of the manifests, on the first read), any other
-    table's date when its file exists."""
+    read only when its manifest exists (looked up alone for the first few dates read, then one
+    listing of the manifests serves every later read), any other table's date when its file exists."""
 
     def __init__(self, storage: Storage, table_def: TableDef) -> None:
         self.storage = storage
         self.table_def = table_def
         self._published: set[dt.date] | None = None
+        self._probed: dict[dt.date, bool] = {}
 
     def dates(self) -> list[dt.date]:
         """Every published date of the table that has its file (`partition_dates`)."""
@@ -285,6 +292,10 @@ class PublishedReader:
     def is_published(self, day: dt.date) -> bool:
         if not published_together(self.table_def):
             return True
+        if self._published is None and len(self._probed) < PROBES_BEFORE_LISTING:
+            if day not in self._probed:
+                self._probed[day] = self.storage.exists(manifest_key(self.table_def.published_with, day))
+            return self._probed[day]
         if self._published is None:
             self._published = set(published_dates(self.storage, self.table_def.published_with))
         return day in self._published

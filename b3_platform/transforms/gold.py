@@ -203,22 +203,39 @@ class Stay:
 class StayTracker:
     """Carries each (index, ticker)'s stay from date to date through a run.
 
-    An index seen for the first time in a run starts from the lake's history: the silver dates
-    before it, walked newest first until every ticker's stay has begun (the stay began on the
-    oldest consecutive date holding the ticker). Afterwards each date advances the state by one
-    step, which gives the same answer as walking back from that date. Dates the lake lacks for an
-    index are skipped, not treated as exits: `observed_days` shows them."""
+    An index seen for the first time in a run starts from what the lake already says about it:
+    the stays its previous trading day's gold ended with (`carried`, see `carried_stays`) when
+    that day's gold can be trusted, else the silver dates before it, walked newest first until
+    every ticker's stay has begun (the stay began on the oldest consecutive date holding the
+    ticker). The carry makes a daily run read one earlier date instead of the whole history; the
+    walk is the fallback for a gap, the first date, or a previous gold that is missing or stale.
+    Afterwards each date advances the state by one step, which gives the same answer as walking
+    back from that date. Dates the lake lacks for an index are skipped, not treated as exits:
+    `observed_days` shows them.
+
+    `lake_dates` may be a callable: the listing of every silver date is then made only when a
+    walk back needs it."""
 
     def __init__(
         self,
-        lake_dates: Sequence[dt.date],
+        lake_dates: Sequence[dt.date] | Callable[[], Sequence[dt.date]],
         load: Callable[[dt.date], Mapping[str, Iterable[str]]],
     ) -> None:
-        self._lake_dates = sorted(lake_dates)
+        self._lake_dates_source = lake_dates
+        self._sorted_dates: list[dt.date] | None = None
         self._load = load  # date -> {index: tickers} of that date's silver_assets
         self._stays: dict[str, dict[str, Stay]] = {}
         self._seen: dict[str, bool] = {}  # index -> observed before the current date
         self.dates_read = 0
+        self.carried: list[str] = []  # indices whose stays came from the previous day's gold
+        self.walked: list[str] = []  # indices whose stays came from a walk back over silver
+
+    @property
+    def _lake_dates(self) -> list[dt.date]:
+        if self._sorted_dates is None:
+            source = self._lake_dates_source
+            self._sorted_dates = sorted(source() if callable(source) else source)
+        return self._sorted_dates
 
     def _walk_back(self, indices: set[str], before: dt.date) -> None:
         alive: dict[str, dict[str, Stay] | None] = {i: None for i in indices}
@@ -250,10 +267,26 @@ class StayTracker:
             remaining = {t: Stay(s.first_seen, s.observed_days, exhausted) for t, s in stays.items()}
             self._stays[index] = {**ended[index], **remaining}
 
-    def advance(self, day: dt.date, tickers_by_index: Mapping[str, Iterable[str]]) -> pa.Table:
-        """The stays on `day` (dates must come in increasing order)."""
+    def advance(
+        self,
+        day: dt.date,
+        tickers_by_index: Mapping[str, Iterable[str]],
+        carried: Callable[[], Mapping[str, Mapping[str, Stay]]] | None = None,
+    ) -> pa.Table:
+        """The stays on `day` (dates must come in increasing order).
+
+        `carried()`, asked only when an index is new to this tracker, gives the stays the previous
+        trading day's gold ended with, for the indices it can be trusted for (`carried_stays`)."""
         new = set(tickers_by_index) - self._stays.keys()
+        if new and carried is not None:
+            for index, stays in carried().items():
+                if index in new:
+                    self._stays[index] = dict(stays)
+                    self._seen[index] = True
+                    self.carried.append(index)
+                    new.discard(index)
         if new:
+            self.walked.extend(sorted(new))
             self._walk_back(new, day)
         rows = []
         for index in sorted(tickers_by_index):
@@ -290,3 +323,26 @@ def tickers_by_index(assets: pa.Table) -> dict[str, list[str]]:
     for index, ticker in zip(data["index"], data["ticker"]):
         grouped.setdefault(index, []).append(ticker)
     return grouped
+
+
+def carried_stays(
+    time_in_index: pa.Table | None, tickers: Mapping[str, Iterable[str]]
+) -> dict[str, dict[str, Stay]]:
+    """The stays a date's gold_time_in_index ended with, per index, for the next trading day to
+    carry on from: each row is a ticker's stay on that date, exactly the state a walk back would
+    rebuild. `tickers` is that date's silver ({index: tickers}); an index is carried only when the
+    gold rows hold exactly silver's tickers for it, so a gold built before its silver was rebuilt
+    (or one lacking the index) is not trusted and that index is walked back instead."""
+    if time_in_index is None:
+        return {}
+    held: dict[str, dict[str, Stay]] = {}
+    columns = ["index", "ticker", "first_seen", "observed_days", "first_seen_is_history_start"]
+    for row in time_in_index.select(columns).to_pylist():
+        held.setdefault(row["index"], {})[row["ticker"]] = Stay(
+            row["first_seen"], row["observed_days"], row["first_seen_is_history_start"]
+        )
+    return {
+        index: stays
+        for index, stays in held.items()
+        if index in tickers and set(stays) == set(tickers[index])
+    }
