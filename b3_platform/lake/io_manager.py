@@ -48,7 +48,7 @@ from b3_platform.lake.tables import (
     UnreadableFile,
     delete_date,
     publish_unit,
-    published_dates,
+    published_among,
     published_together,
     schema_problem,
     unit_tables,
@@ -292,8 +292,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             layer = publish_unit(defs.values())
         except ValueError as exc:
             raise dg.Failure(f"{stream.name}: {exc}") from exc
-        # One listing per run tells which dates must be unpublished before they are replaced.
-        published = set(published_dates(storage, layer)) if layer else set()
+        # Which dates must be unpublished before they are replaced: looked up date by date for a
+        # short run (a daily run: one manifest, whatever the history), one listing for a range.
+        published = set(published_among(storage, layer, stream.days)) if layer else set()
         for day, result in stream:
             if isinstance(result, NoInput):
                 removed = delete_date(storage, defs, day, was_published=day in published)

@@ -39,6 +39,11 @@ from b3_platform.lake.storage import Storage
 PUBLISHED_DIR = "_published"
 MANIFEST_FILE = "manifest.json"
 
+#: Dates a PublishedReader looks up one manifest at a time before it lists every manifest of the
+#: layer once: a daily run reads two or three dates, and a listing grows with the history (on S3,
+#: one LIST per 1,000 dates), while a range or a walk back reads many and one listing serves all.
+PROBES_BEFORE_LISTING = 8
+
 
 class SchemaMismatch(ValueError):
     pass
@@ -77,6 +82,15 @@ def published_dates(storage: Storage, layer: str) -> list[dt.date]:
     return sorted(
         {d for k in storage.list_keys(prefix) if k.endswith(f"/{MANIFEST_FILE}") and (d := date_in_key(k))}
     )
+
+
+def published_among(storage: Storage, layer: str, days: Collection[dt.date]) -> list[dt.date]:
+    """Which of `days` the layer has published: each manifest looked up alone for a few dates (a
+    daily run's cost then does not grow with the history), one listing for more."""
+    if len(days) <= PROBES_BEFORE_LISTING:
+        return sorted(d for d in set(days) if storage.exists(manifest_key(layer, d)))
+    wanted = set(days)
+    return [d for d in published_dates(storage, layer) if d in wanted]
 
 
 def rebuild_hint(table_def: TableDef, day: dt.date) -> str:
@@ -264,12 +278,6 @@ def read_partition(
             f"{table_def.name} {day}: {storage.uri(key)} is not a readable Parquet file "
             f"({len(data)} bytes; {exc}); {rebuild_hint(table_def, day)}"
         ) from exc
-
-
-#: Dates a PublishedReader looks up one manifest at a time before it lists every manifest of the
-#: layer once: a daily run reads two or three dates, and a listing grows with the history (on S3,
-#: one LIST per 1,000 dates), while a range or a walk back reads many and one listing serves all.
-PROBES_BEFORE_LISTING = 8
 
 
 class PublishedReader:
