@@ -65,15 +65,26 @@ def listing_store(store: RawStore) -> RawStore:
 
 def newest_listing(store: RawStore, on_or_before: dt.date) -> tuple[RawCapture, StockIndexListing] | None:
     """The newest listing filed on or before a day that satisfies today's contract (one that no
-    longer does is skipped with a warning: a contract tightened later must not stop discovery)."""
+    longer does is skipped with a warning: a contract tightened later must not stop discovery).
+
+    The day itself is looked at first: on a daily run its listing was just captured, and finding
+    it so does not list every date of the store (a listing that grows with the history)."""
+    found = _listing_of(store, on_or_before)
+    if found is not None:
+        return found
     for day in reversed(store.dates()):
-        if day > on_or_before:
-            continue
-        for capture in store.by_index(day).get(LISTING_SLOT, []):  # newest first
-            try:
-                return capture, decode_stock_index_json(store.read_bodies(capture)[0])
-            except ContractError as exc:
-                log.warning("GetStockIndex capture %s of %s skipped: %s", capture.capture_id, day, exc)
+        if day < on_or_before and (found := _listing_of(store, day)) is not None:
+            return found
+    return None
+
+
+def _listing_of(store: RawStore, day: dt.date) -> tuple[RawCapture, StockIndexListing] | None:
+    """The newest listing filed on `day` that satisfies today's contract."""
+    for capture in store.by_index(day).get(LISTING_SLOT, []):  # newest first
+        try:
+            return capture, decode_stock_index_json(store.read_bodies(capture)[0])
+        except ContractError as exc:
+            log.warning("GetStockIndex capture %s of %s skipped: %s", capture.capture_id, day, exc)
     return None
 
 
