@@ -15,23 +15,51 @@ from __future__ import annotations
 
 import datetime as dt
 
-from b3_platform.lake.raw_store import RawStore
+from b3_platform.lake.paths import META_SUFFIX, date_in_key, raw_prefix
+from b3_platform.lake.raw_store import RawStore, read_sidecar
 
 #: The `source` a capture's sidecar records when it was taken from B3's API by the platform.
 LIVE_SOURCE = "api"
+#: A capture from B3's API is fetched while B3 serves that date's portfolio: on the day, or ahead
+#: of it (the evening look-ahead of the trading day before, a long weekend earlier); the raw assets
+#: capture nothing else. A capture stamped more than LIVE_MARGIN from its date was imported (an
+#: import is stamped when it runs), so its sidecar need not be read: judging a day after years of
+#: imported history reads no old sidecar. The margin is generous on purpose: a capture within it
+#: is only read, never judged by its name.
+LIVE_MARGIN = dt.timedelta(days=10)
+#: How a capture's name starts: its fetch time in UTC (lake.paths.raw_stem).
+_STAMP = "%Y%m%dT%H%M%S%fZ"
+
+
+def may_be_live(day: dt.date, sidecar_key: str) -> bool:
+    """Whether a capture filed under `day` could have come from B3's API, by its name alone."""
+    stem = sidecar_key.rsplit("/", 1)[-1]
+    try:
+        fetched = dt.datetime.strptime(stem.split("-", 1)[0], _STAMP).date()
+    except ValueError:
+        return True  # a name not made by raw_stem: read its sidecar
+    return abs(fetched - day) <= LIVE_MARGIN
 
 
 class LiveCaptures:
-    """Answers "had the platform begun capturing live by this day?" over one raw store, reading each
-    date's sidecars at most once (an ascending range run reads every date once in all)."""
+    """Answers "had the platform begun capturing live by this day?" over one raw store.
+
+    The day itself is looked at first (on a platform capturing every day the answer is there,
+    without listing the store); otherwise one listing of the store's sidecars, walked newest
+    first, reading only those whose name says they may be live (`may_be_live`) and each date at
+    most once (an ascending range run reads every date once in all)."""
 
     def __init__(self, store: RawStore) -> None:
         self._store = store
-        self._dates: list[dt.date] | None = None
+        self._sidecars: dict[dt.date, list[str]] | None = None  # date -> its sidecars' keys
         #: The earliest date known to hold a live capture.
         self._first_live: dt.date | None = None
         #: Every date up to this one is known to hold no live capture.
         self._none_through: dt.date | None = None
+
+    def _live_on(self, day: dt.date, keys: list[str]) -> bool:
+        storage = self._store.storage
+        return any(read_sidecar(storage, k).get("source") == LIVE_SOURCE for k in keys if may_be_live(day, k))
 
     def began_by(self, day: dt.date) -> bool:
         """Whether some date on or before `day` holds a capture taken from B3's API."""
@@ -39,14 +67,21 @@ class LiveCaptures:
             return True
         if self._none_through is not None and day <= self._none_through:
             return False
-        if self._dates is None:
-            self._dates = self._store.dates()
-        for date in reversed(self._dates):
+        if self._sidecars is None:
+            own = self._store.storage.list_keys(raw_prefix(day, method=self._store.method))
+            if self._live_on(day, [k for k in own if k.endswith(META_SUFFIX)]):
+                self._first_live = day
+                return True
+            self._sidecars = {}
+            for key in self._store.storage.list_keys(raw_prefix(method=self._store.method)):
+                if key.endswith(META_SUFFIX) and (date := date_in_key(key)):
+                    self._sidecars.setdefault(date, []).append(key)
+        for date in sorted(self._sidecars, reverse=True):
             if date > day:
                 continue
             if self._none_through is not None and date <= self._none_through:
                 break
-            if any(c.meta.get("source") == LIVE_SOURCE for c in self._store.captures(date)):
+            if self._live_on(date, self._sidecars[date]):
                 self._first_live = date if self._first_live is None else min(self._first_live, date)
                 return True
         self._none_through = day if self._none_through is None else max(self._none_through, day)

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from b3_platform import trading_calendar
+from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import GOLD_TIME_IN_INDEX, SILVER_ASSETS, SILVER_HEADER
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.lake.tables import write_date
+from b3_platform.live_capture import LiveCaptures, may_be_live
 from b3_platform.trading_calendar import next_trading_day, trading_days_between
 from b3_platform_tests.test_gold import IBOV_TODAY, SMLL_TODAY, gold_files, run_gold, silver
 from b3_platform_tests.test_pipeline import materializations
 
+DEMO = Path(__file__).resolve().parent.parent / "demo_data" / "GetPortfolioDay" / "IBOV"
 DAYS = trading_days_between(dt.date(2025, 3, 3), dt.date(2025, 6, 30))[:40]
 GAP = DAYS[29]
 SILVER = {SILVER_ASSETS.name: SILVER_ASSETS, SILVER_HEADER.name: SILVER_HEADER}
@@ -150,3 +154,34 @@ def test_a_previous_gold_older_than_its_rebuilt_silver_is_walked_back(silver_his
     assert run_gold(fresh, day=day, instance=dg.DagsterInstance.ephemeral()).success
     mine = {k: v for k, v in gold_files(root).items() if f"date={day}" in k}
     assert mine and mine == gold_files(fresh)
+
+
+def test_judging_a_day_after_an_imported_history_reads_no_old_sidecar(tmp_path, io_log):
+    """`previous_trading_day_in_lake` asks whether live capturing had begun by the previous day:
+    after years of imported history (stamped when imported) the answer is found by the captures'
+    names, without reading each date's sidecar; the live day's own sidecar answers at once."""
+    store = RawStore(LocalStorage(tmp_path / "lake"))
+    body = (DEMO / "2025-07-10.json").read_bytes()
+    imported_at = dt.datetime(2026, 12, 1, 12, tzinfo=dt.timezone.utc)
+    for day in DAYS:
+        store.store(
+            day, "IBOV", [body], fetched_at=imported_at, source_format="json", meta={"source": "import"}
+        )
+    live_day = next_trading_day(DAYS[-1])
+    live_at = dt.datetime.combine(live_day, dt.time(12), tzinfo=dt.timezone.utc)
+    store.store(live_day, "IBOV", [body], fetched_at=live_at, source_format="json", meta={"source": "api"})
+    io_log["read"].clear()
+
+    live = LiveCaptures(store)
+    assert not live.began_by(DAYS[-1])
+    assert not [k for k in io_log["read"] if k.endswith(".meta.json")]
+    assert live.began_by(live_day)
+    assert [k for k in io_log["read"] if k.endswith(".meta.json")] == [
+        k
+        for k in LocalStorage(tmp_path / "lake").list_keys(f"raw/GetPortfolioDay/date={live_day}/")
+        if k.endswith(".meta.json")
+    ]
+    # A capture stamped near its date is read, whatever it says.
+    assert may_be_live(live_day, f"x/{live_at:%Y%m%dT%H%M%S%fZ}-abc.meta.json")
+    assert not may_be_live(DAYS[0], f"x/{imported_at:%Y%m%dT%H%M%S%fZ}-abc.meta.json")
+    assert may_be_live(DAYS[0], "x/not-a-stamp.meta.json")

@@ -17,7 +17,10 @@ builds it, imported and backfilled in one single run, untimed), then the timed d
 the next day, each repeat on a fresh copy of that lake, in a child process. With `--baseline PATH` the
 same runs of another checkout (its code, this script) are interleaved with this one's:
 
-    .venv/bin/python benchmarks/daily_run.py --history 250 1250 --baseline /work/wt/base --repeat 3
+    .venv/bin/python benchmarks/daily_run.py --history 250 1250 --baseline ../base --repeat 3
+
+`--workdir DIR` keeps the lakes it builds there and reuses them on the next run (building 1,250 dates
+takes minutes).
 """
 
 from __future__ import annotations
@@ -209,6 +212,11 @@ def build_history_lake(n: int, work: Path) -> Path:
     from backfill import child_env, import_archive, run_child
 
     archive, lake = work / f"archive-{n}", work / f"lake-{n}"
+    if (work / f"backfill-{n}" / "result.json").exists():
+        print(f"  history {n}: reusing the lake built before in {lake}", flush=True)
+        return lake
+    shutil.rmtree(archive, ignore_errors=True)
+    shutil.rmtree(lake, ignore_errors=True)
     days = history_days(n)
     texts = [p.read_text(encoding="utf-8") for p in source_samples()]
     (archive / "IBOV").mkdir(parents=True)
@@ -265,7 +273,7 @@ def child_daily(spec: dict) -> dict:
     }
 
 
-def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int) -> dict:
+def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int, workdir: Path | None) -> dict:
     """{(checkout, n): {wall, cpu, catalog, dashboard: [...]}}: every (checkout, n) once per repeat,
     interleaved, each on a fresh copy of its history's lake."""
     from backfill import run_child
@@ -279,7 +287,7 @@ def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int) -
     try:
         with tempfile.TemporaryDirectory(prefix="b3_daily_history_") as tmp:
             work = Path(tmp)
-            lakes = {n: build_history_lake(n, work) for n in sizes}
+            lakes = {n: build_history_lake(n, workdir or work) for n in sizes}
             for r in range(repeat):
                 for n in sizes:
                     for name, checkout in checkouts.items():
@@ -376,6 +384,11 @@ def main() -> int:
         "--history", type=int, nargs="+", help="earlier dates in the lake before the timed daily run"
     )
     parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside (--history)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="where --history builds its lakes and finds them again on a later run (default: a temp dir)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -388,7 +401,9 @@ def main() -> int:
         if args.baseline:
             checkouts["baseline"] = args.baseline.resolve()
         sizes = sorted(args.history)
-        text = history_report(measure_history(sizes, checkouts, args.repeat), sizes, checkouts, args.repeat)
+        text = history_report(
+            measure_history(sizes, checkouts, args.repeat, args.workdir), sizes, checkouts, args.repeat
+        )
         print(text)
         if args.write_results:
             write_history_results(text)
