@@ -7,7 +7,11 @@ lake does not hold it, the index is not compared (never with an older day) and a
 
 Gold of D reads silver of D and of the trading day before, and says so to Dagster (a
 `TimeWindowPartitionMapping(start_offset=-1)` on silver_assets): when D-1 arrives late, an import
-of a gap in the archive, gold of D is rebuilt by automation and compared at last.
+of a gap in the archive, gold of D is rebuilt by automation and compared at last. Time in index
+also reads gold_time_in_index of D-1 to carry each stay on (`_time_in_index`): one earlier file
+whatever the history, with a walk back over silver when that gold is missing or no longer matches
+its silver. That read is not declared to Dagster (a dependency of gold on itself would make every
+later date stale whenever one is rebuilt); README says when to rebuild a range instead.
 
 A silver file that cannot be read (truncated, damaged) fails only the gold dates that read it
 directly, D and the next trading day, with a message naming the file and how to rebuild it. The
