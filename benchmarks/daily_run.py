@@ -192,6 +192,8 @@ def write_history_results(text: str) -> None:
 #: dashboard, shown apart from the rest (capture, bronze, silver, gold, checks).
 CATALOG_STEPS = ("athena_tables",)
 DASHBOARD_STEPS = ("dashboard",)
+#: Gold's step, the one whose time in index walked back over history.
+GOLD_STEPS = ("gold_tables",)
 
 
 def history_days(n: int) -> list[dt.date]:
@@ -230,6 +232,25 @@ def build_history_lake(n: int, work: Path) -> Path:
     return lake
 
 
+def _timed_gold_pictures() -> list[float]:
+    """Times gold's dashboard pictures of the newest date (inside gold's step): the seconds of
+    each call land in the list returned."""
+    import b3_platform.assets.gold as gold_asset
+
+    seconds: list[float] = []
+    draw = gold_asset.gold_pictures
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return draw(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    gold_asset.gold_pictures = timed
+    return seconds
+
+
 def child_daily(spec: dict) -> dict:
     """One timed daily run of IBOV for DAY on the lake the spec names (a copy, used once)."""
     import dagster as dg
@@ -240,6 +261,7 @@ def child_daily(spec: dict) -> dict:
     from b3_platform.resources import B3ApiResource
 
     trading_calendar.today_sao_paulo = lambda: DAY
+    pictures = _timed_gold_pictures()
     lake = spec["lake"]
     base = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
     b3 = B3ApiResource(
@@ -268,6 +290,8 @@ def child_daily(spec: dict) -> dict:
         "cpu": cpu,
         "catalog": sum(t for k, t in steps.items() if k in CATALOG_STEPS),
         "dashboard": sum(t for k, t in steps.items() if k in DASHBOARD_STEPS),
+        "gold": sum(t for k, t in steps.items() if k in GOLD_STEPS),
+        "pictures": sum(pictures),
         "steps": steps,
         "code": str(Path(b3_platform.__file__).resolve().parent.parent),
     }
@@ -303,10 +327,18 @@ def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int, w
                         if Path(got["code"]) != checkout.resolve():
                             raise SystemExit(f"the child ran {got['code']}, not {checkout}")
                         f = figures.setdefault(
-                            (name, n), {"wall": [], "cpu": [], "catalog": [], "dashboard": []}
+                            (name, n),
+                            {
+                                "wall": [],
+                                "cpu": [],
+                                "catalog": [],
+                                "dashboard": [],
+                                "gold": [],
+                                "pictures": [],
+                            },
                         )
                         for key in f:
-                            f[key].append(got[key])
+                            f[key].append(got.get(key, 0.0))
                         shutil.rmtree(run_dir)
                         print(
                             f"  repeat {r + 1}/{repeat} {name} history {n}: {got['wall']:.2f} s wall, "
@@ -338,11 +370,14 @@ def history_report(figures: dict, sizes: list[int], checkouts: dict[str, Path], 
         "dashboard) on a copy of a lake already holding the N trading days before it (synthetic IBOV "
         "archive, backfilled untimed), a fresh sqlite instance, each run in its own process; medians of "
         f"{repeat} repeats, every checkout and size interleaved. `catalog` is the athena_tables step "
-        "(the DuckDB sync), `dashboard` its step; `rest` = wall − catalog − dashboard. Load average at "
+        "(the DuckDB sync), `dashboard` and `gold` their steps, `pictures` the part of gold's step that "
+        "draws the newest date's dashboard pictures (PNGs of the whole history, through the catalog); "
+        "`rest` = wall − catalog − dashboard. Load average at "
         f"the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         "",
-        "| checkout | history | wall s | CPU s | catalog s | dashboard s | rest s | wall s (all) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| checkout | history | wall s | CPU s | catalog s | dashboard s | gold s | of which pictures s "
+        "| rest s | wall s (all) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name in checkouts:
         for n in sizes:
@@ -350,18 +385,30 @@ def history_report(figures: dict, sizes: list[int], checkouts: dict[str, Path], 
             wall, cat, dash = median(f["wall"]), median(f["catalog"]), median(f["dashboard"])
             lines.append(
                 f"| {name} | {n} | {fmt(wall, 2)} | {fmt(median(f['cpu']), 2)} | {fmt(cat, 2)} | "
-                f"{fmt(dash, 2)} | {fmt(wall - cat - dash, 2)} | {', '.join(fmt(w, 2) for w in f['wall'])} |"
+                f"{fmt(dash, 2)} | {fmt(median(f['gold']), 2)} | {fmt(median(f['pictures']), 2)} | "
+                f"{fmt(wall - cat - dash, 2)} | "
+                f"{', '.join(fmt(w, 2) for w in f['wall'])} |"
             )
+    lines.append("")
+
+    def core(name: str, n: int, measure: str) -> float:
+        """wall or CPU less the catalog, the dashboard and gold's pictures (steps' wall seconds)."""
+        f = figures[name, n]
+        return median(f[measure]) - sum(median(f[k]) for k in ("catalog", "dashboard", "pictures"))
+
+    lines.append(
+        "Without the catalog, the dashboard and gold's pictures (capture → raw → bronze → silver → gold "
+        "→ checks, Dagster's own work included; the three subtracted are wall seconds of their steps, "
+        "measured in the same runs):"
+    )
     lines.append("")
     for name in checkouts:
         small, large = (median(figures[name, n]["wall"]) for n in (sizes[0], sizes[-1]))
-        rest = [
-            median(figures[name, n]["wall"]) - median(figures[name, n]["catalog"])
-            for n in (sizes[0], sizes[-1])
-        ]
+        each = ", ".join(f"history {n}: {fmt(core(name, n, 'wall'), 2)} s wall" for n in sizes)
         lines.append(
-            f"- {name}: history {sizes[-1]} ÷ history {sizes[0]} = {large / small:.2f}× wall "
-            f"({rest[1] / rest[0]:.2f}× without the catalog step)."
+            f"- {name}: {each} "
+            f"({core(name, sizes[-1], 'wall') / core(name, sizes[0], 'wall'):.2f}×); the whole run "
+            f"{large / small:.2f}× wall."
         )
     return "\n".join(lines)
 
