@@ -74,9 +74,17 @@ def test_a_truncated_silver_file_fails_only_the_days_reading_it_and_says_how_to_
     assert hint, proc.stderr[-3000:]
     assert gold_files(lake) == before  # nothing of gold changed
 
-    # A later date walks back over the damaged one for time in index: it builds, and says so.
+    # A later date carries time in index on from the day before's gold: it never reads the damaged
+    # date, and its stays are what they were.
     later = DAYS[6]
     old_stays = pq.read_table(file_of(lake, GOLD_TIME_IN_INDEX, later)).to_pylist()
+    proc = run_cli(materialize_args(GOLD, later), env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipped silver of" not in proc.stderr
+    assert pq.read_table(file_of(lake, GOLD_TIME_IN_INDEX, later)).to_pylist() == old_stays
+
+    # Without that gold, it walks back over the damaged date: it builds, and says so.
+    file_of(lake, GOLD_TIME_IN_INDEX, DAYS[5]).unlink()
     proc = run_cli(materialize_args(GOLD, later), env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"skipped silver of {damaged_day}, which cannot be read, as a date the lake lacks" in proc.stderr
