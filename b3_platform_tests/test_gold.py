@@ -713,12 +713,20 @@ def test_a_range_builds_every_gold_table_per_date_with_partition_metadata(lake):
             values = {k: v.value for k, v in metadata.items()}
             assert isinstance(metadata["dagster/row_count"], dg.IntMetadataValue)
             assert values["dagster/row_count"] == read(lake, table_def, day).num_rows
-            assert isinstance(metadata["top10_weight_IBOV"], dg.FloatMetadataValue)
-            assert values["top10_weight_IBOV"] == float(summary["top10_weight"])
-            assert values["hhi_IBOV"] == float(summary["hhi"])
+            # Each number on the table that holds it: concentration on the summary, entries and
+            # exits on the changes.
+            if table_def is GOLD_INDEX_SUMMARY:
+                assert isinstance(metadata["top10_weight_IBOV"], dg.FloatMetadataValue)
+                assert values["top10_weight_IBOV"] == float(summary["top10_weight"])
+                assert values["hhi_IBOV"] == float(summary["hhi"])
+            else:
+                assert "top10_weight_IBOV" not in values and "hhi_IBOV" not in values
             if day == first:  # 2025-06-27 is not in the lake: no entries/exits to plot
                 assert "entries_IBOV" not in values and "exits_IBOV" not in values
                 assert values["not_compared"] == "IBOV"
+            elif table_def is not GOLD_CHANGES:
+                assert "entries_IBOV" not in values and "exits_IBOV" not in values
+                assert values["not_compared"] == "none"
             else:
                 assert isinstance(metadata["entries_IBOV"], dg.IntMetadataValue)
                 assert (values["entries_IBOV"], values["exits_IBOV"]) == (

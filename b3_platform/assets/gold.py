@@ -35,6 +35,7 @@ from b3_platform.catalog.base import CatalogResource
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.resource import LakeResource
 from b3_platform.lake.schemas import (
+    GOLD_CHANGES,
     GOLD_INDEX_SUMMARY,
     GOLD_TABLES,
     GOLD_TIME_IN_INDEX,
@@ -161,17 +162,20 @@ def _read_day(header: DateReader, assets: DateReader, day: dt.date) -> dict[str,
     return gold.index_days(assets_table, header_table)
 
 
-def _metadata(summary: pa.Table) -> dict[str, float | int]:
-    """Per-index numbers on each partition, so the UI plots them over dates."""
-    metadata: dict[str, float | int] = {}
+def _metadata(summary: pa.Table) -> dict[str, dict[str, float | int]]:
+    """Per-index numbers on each partition, so the UI plots them over dates: concentration on
+    gold_index_summary, entries and exits on gold_changes (each on the table that holds them, not
+    repeated on all four: at 34 indices they are ~140 entries per date)."""
+    concentration: dict[str, float | int] = {}
+    changes: dict[str, float | int] = {}
     for r in summary.to_pylist():
         i = r["index"]
-        metadata[f"top10_weight_{i}"] = float(r["top10_weight"])
-        metadata[f"hhi_{i}"] = float(r["hhi"])
+        concentration[f"top10_weight_{i}"] = float(r["top10_weight"])
+        concentration[f"hhi_{i}"] = float(r["hhi"])
         if r["previous_in_lake"]:
-            metadata[f"entries_{i}"] = r["entries"]
-            metadata[f"exits_{i}"] = r["exits"]
-    return metadata
+            changes[f"entries_{i}"] = r["entries"]
+            changes[f"exits_{i}"] = r["exits"]
+    return {GOLD_INDEX_SUMMARY.name: concentration, GOLD_CHANGES.name: changes}
 
 
 @dg.multi_asset(
@@ -278,18 +282,17 @@ def gold_tables(
         cached = (day, today)
         # The lake's newest date shows the dashboard's main charts of each index (on the summary only:
         # a PNG is large, and one copy per date is enough).
-        pictures = {}
+        metadata = _metadata(summary)
         if _is_newest(later_silver, day, lake_dates):
             weights = {i: {t: c["weight"] for t, c in d.components.items()} for i, d in today.items()}
-            pictures = {GOLD_INDEX_SUMMARY.name: gold_pictures(catalog, day, tables, weights)}
+            metadata[GOLD_INDEX_SUMMARY.name].update(gold_pictures(catalog, day, tables, weights))
         return DateTables(
             tables,
-            metadata=pictures,
+            metadata=metadata,
             shared={
                 "previous_date": previous_date.isoformat(),
                 "not_compared": ", ".join(missing) or "none",
                 "time_in_index_from": how,
-                **_metadata(summary),
                 **({"unreadable_history": ", ".join(map(str, sorted(unreadable)))} if unreadable else {}),
             },
         )
