@@ -249,6 +249,18 @@ def test_sync_loads_one_table_per_lake_table_with_declared_columns_and_date(lake
     assert all(isinstance(v, dt.datetime) and v.utcoffset() is not None for (v,) in fetched)
 
 
+def test_describe_all_answers_every_table_over_one_connection_and_names_a_missing_one(lake_copy):
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+
+    described = catalog.describe_all([*TABLES, "no_such_table"])
+
+    # The same answer as one `describe` per table (what the catalog check compares).
+    assert {n: d for n, d in described.items() if n in TABLES} == {n: catalog.describe(n) for n in TABLES}
+    missing = described["no_such_table"]
+    assert isinstance(missing, QueryError) and "no_such_table" in str(missing)
+
+
 def test_a_table_without_files_is_a_typed_empty_view(lake_copy, tmp_path):
     saved = tmp_path / "saved-changes"
     shutil.move(lake_copy / GOLD_CHANGES.location, saved)

@@ -51,14 +51,14 @@ def _file_problems(storage: Storage, tables: list[TableDef], registered: list[Re
 
 def _schema_problems(catalog: CatalogResource, tables: list[TableDef]) -> list[str]:
     problems = []
+    described = catalog.describe_all([t.name for t in tables])
     for table_def in tables:
         expected = [(f.name, catalog.expected_type(f.type)) for f in table_def.schema]
         if table_def.partitioned:
             expected.append((PARTITION_COLUMN, catalog.expected_type(pa.date32())))
-        try:
-            got = catalog.describe(table_def.name)
-        except Exception as exc:  # noqa: BLE001 - any failure to read the table is the finding
-            problems.append(f"{table_def.name}: cannot be described: {exc}")
+        got = described[table_def.name]
+        if isinstance(got, Exception):
+            problems.append(f"{table_def.name}: cannot be described: {got}")
             continue
         names = [c for c, _ in got]
         if names != [c for c, _ in expected]:

@@ -53,6 +53,17 @@ class CatalogResource(dg.ConfigurableResource):
         """(column, type) of a registered table, as the catalog reports them."""
         raise NotImplementedError
 
+    def describe_all(self, names: Sequence[str]) -> dict[str, list[tuple[str, str]] | Exception]:
+        """`describe` of each table, or the error describing it raised (the catalog check reports
+        it as its finding). A catalog that can answer them together overrides this."""
+        found: dict[str, list[tuple[str, str]] | Exception] = {}
+        for name in names:
+            try:
+                found[name] = self.describe(name)
+            except Exception as exc:  # noqa: BLE001 - any failure to read the table is the finding
+                found[name] = exc
+        return found
+
     def expected_type(self, type_: pa.DataType) -> str:
         """How this catalog reports a column declared with `type_`."""
         raise NotImplementedError

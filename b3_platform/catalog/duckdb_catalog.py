@@ -33,13 +33,15 @@ import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from b3_platform.catalog.base import (
+    LOCK_WAIT_SECONDS,
     PARTITION_COLUMN,
     CatalogError,
     CatalogResource,
+    QueryError,
     QueryResult,
     RegisteredTable,
 )
-from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader
+from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake.paths import PARQUET_FILE
 from b3_platform.lake.schemas import TableDef
@@ -340,6 +342,22 @@ class DuckDBCatalogResource(CatalogResource):
     def describe(self, name: str) -> list[tuple[str, str]]:
         result = self.query(f"DESCRIBE {_quote_ident(name)}")
         return [(row[0], row[1]) for row in result.rows]
+
+    def describe_all(self, names: Sequence[str]) -> dict[str, list[tuple[str, str]] | Exception]:
+        """Every table described over one read-only connection: opening the file costs ~13 ms, once
+        per table it was a quarter of a second of each catalog refresh."""
+        conn = open_read_only(Path(self.location), LOCK_WAIT_SECONDS, None)
+        found: dict[str, list[tuple[str, str]] | Exception] = {}
+        try:
+            for name in names:
+                try:
+                    rows = conn.execute(f"DESCRIBE {_quote_ident(name)}").fetchall()
+                    found[name] = [(row[0], row[1]) for row in rows]
+                except duckdb.Error as exc:
+                    found[name] = QueryError(str(exc))
+        finally:
+            conn.close()
+        return found
 
     def expected_type(self, type_: pa.DataType) -> str:
         return _DUCKDB_NAMES.get(duckdb_type(type_), duckdb_type(type_).upper())
