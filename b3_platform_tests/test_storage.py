@@ -8,7 +8,7 @@ import os
 import pytest
 
 from b3_platform.lake import storage
-from b3_platform.lake.storage import LocalStorage, StorageError, open_storage
+from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage, StorageError, open_storage
 from b3_platform.resources import LakeResource
 
 
@@ -60,6 +60,10 @@ def test_local_storage_round_trip(tmp_path):
     assert store.list_keys("a/b") == ["a/b/c.json"]
     assert store.list_keys("") == ["a/b/c.json", "a/d.json"]
     assert store.list_keys("missing/") == []
+    assert store.has_keys("a/") and store.has_keys("a/b") and not store.has_keys("missing/")
+    (tmp_path / "lake" / "e").mkdir()
+    (tmp_path / "lake" / "e" / f"{TEMP_PREFIX}x.partial").write_bytes(b"half")
+    assert not store.has_keys("e/")  # a temp file is not a key
     store.delete("a/d.json")
     store.delete("a/d.json")  # idempotent
     assert store.list_keys("a/") == ["a/b/c.json"]

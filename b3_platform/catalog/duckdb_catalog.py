@@ -93,7 +93,7 @@ FROM read_json({pattern}, format = 'auto', hive_partitioning = false, columns = 
 
 def _has_files(storage: Storage, table_def: TableDef) -> bool:
     """Whether the view has files to read (its glob must match one)."""
-    return bool(storage.list_keys(table_def.location))
+    return storage.has_keys(table_def.location)
 
 
 #: Where sync records what each table holds: (table, date, the file's identity when it was loaded).

@@ -62,6 +62,11 @@ class Storage(abc.ABC):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix` (recursively), sorted; temp files are never listed."""
 
+    def has_keys(self, prefix: str) -> bool:
+        """Whether `prefix` holds any key (temp files aside). A store that can stop at the first
+        one overrides this: listing a whole history only to learn it is not empty grows with it."""
+        return bool(self.list_keys(prefix))
+
     @abc.abstractmethod
     def delete(self, key: str) -> None: ...
 
@@ -127,6 +132,14 @@ class LocalStorage(Storage):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def has_keys(self, prefix: str) -> bool:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        if not base.is_dir():
+            return False
+        return any(
+            not name.startswith(TEMP_PREFIX) for _dirpath, _dirs, files in os.walk(base) for name in files
+        )
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
