@@ -249,6 +249,17 @@ def test_sync_loads_one_table_per_lake_table_with_declared_columns_and_date(lake
     assert all(isinstance(v, dt.datetime) and v.utcoffset() is not None for (v,) in fetched)
 
 
+def test_the_sidecar_views_counts_from_file_names_equal_what_the_view_reads(lake_copy):
+    catalog = duckdb_catalog(lake_copy)
+    by_name = {t.name: t for t in catalog.sync(LocalStorage(lake_copy), [RAW_CAPTURES])}
+
+    [(rows, dates, first, last)] = catalog.query(
+        'SELECT count(*), count(DISTINCT "date"), min("date"), max("date") FROM raw_captures'
+    ).rows
+    assert rows > 0
+    assert by_name["raw_captures"] == RegisteredTable("raw_captures", rows, dates, first, last)
+
+
 def test_describe_all_answers_every_table_over_one_connection_and_names_a_missing_one(lake_copy):
     catalog = duckdb_catalog(lake_copy)
     sync(lake_copy, catalog)

@@ -75,8 +75,28 @@ def view_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
         typed = [f"CAST(NULL AS {duckdb_type(f.type)}) AS {_quote_ident(f.name)}" for f in table_def.schema]
         typed.append(f"CAST(NULL AS DATE) AS {PARTITION_COLUMN}")
         return f"CREATE OR REPLACE VIEW {name} AS SELECT {', '.join(typed)} WHERE false"
-    pattern = f"{storage.uri(table_def.location).rstrip('/')}/{table_def.file_pattern}"
-    return f"CREATE OR REPLACE VIEW {name} AS {_SIDECAR_SELECT.format(pattern=_quote_literal(pattern))}"
+    return f"CREATE OR REPLACE VIEW {name} AS {_SIDECAR_SELECT.format(pattern=_quote_literal(_pattern(table_def, storage)))}"
+
+
+def _pattern(table_def: TableDef, storage: Storage) -> str:
+    """The glob of a view's files."""
+    return f"{storage.uri(table_def.location).rstrip('/')}/{table_def.file_pattern}"
+
+
+def _count_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
+    """What a table holds: rows, dates, first and last date. A view of sidecars (one row per file,
+    under its `date=` folder) is counted from the file names alone: counting through the view would
+    read and parse every sidecar of the history (~0.2 s at 1,250 dates) on each refresh."""
+    if table_def.file_format == "parquet" or not has_files:
+        return (
+            f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
+            f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
+        )
+    day = "CAST(regexp_extract(file, 'date=([0-9]{4}-[0-9]{2}-[0-9]{2})/', 1) AS DATE)"
+    return (
+        f"SELECT count(*), count(DISTINCT {day}), min({day}), max({day}) "
+        f"FROM glob({_quote_literal(_pattern(table_def, storage))})"
+    )
 
 
 #: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
@@ -333,8 +353,7 @@ class DuckDBCatalogResource(CatalogResource):
             registered = []
             for table_def in tables:
                 rows, dates, first, last = conn.execute(
-                    f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
-                    f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
+                    _count_sql(table_def, storage, present.get(table_def.name, True))
                 ).fetchone()
                 registered.append(RegisteredTable(table_def.name, rows, dates, first, last))
         return registered
