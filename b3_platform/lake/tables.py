@@ -9,8 +9,8 @@ atomic write, its manifest `<unit>/_published/date=D/manifest.json`, written aft
 the date (it names the unit, the date and the tables) and deleted
 before the first of them is replaced or removed. Readers see only published dates: the IO
 manager's loads and the DateReaders gold walks silver with (one listing of the manifests per
-reader), the DuckDB views (at query time, a glob of the manifests) and the Glue partitions
-(`partition_dates`). A run killed or failed mid-date leaves that date unpublished, not half
+reader), the local catalog's sync (which loads only published dates into its DuckDB tables and
+drops a date whose manifest is gone) and the Glue partitions (`partition_dates`). A run killed or failed mid-date leaves that date unpublished, not half
 visible; its next build publishes it again. A table written on its own (bronze, index_members,
 the announced portfolios' tables) needs no manifest: its file's one atomic write is its publication.
 
@@ -69,11 +69,6 @@ def published_together(table_def: TableDef) -> bool:
 
 def manifest_key(layer: str, day: dt.date) -> str:
     return f"{layer}/{PUBLISHED_DIR}/{date_dir(day)}/{MANIFEST_FILE}"
-
-
-def manifest_pattern(layer: str) -> str:
-    """The manifests of a layer as a glob under the lake root (what the DuckDB views read)."""
-    return f"{layer}/{PUBLISHED_DIR}/date=*/{MANIFEST_FILE}"
 
 
 def published_dates(storage: Storage, layer: str) -> list[dt.date]:
