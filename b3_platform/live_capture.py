@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from b3_platform.lake.paths import META_SUFFIX, date_in_key, raw_prefix
+from b3_platform.lake.paths import META_SUFFIX, date_in_key, fetched_at_from_stem, raw_prefix
 from b3_platform.lake.raw_store import RawStore, read_sidecar
 
 #: The `source` a capture's sidecar records when it was taken from B3's API by the platform.
@@ -27,15 +27,12 @@ LIVE_SOURCE = "api"
 #: imported history reads no old sidecar. The margin is generous on purpose: a capture within it
 #: is only read, never judged by its name.
 LIVE_MARGIN = dt.timedelta(days=10)
-#: How a capture's name starts: its fetch time in UTC (lake.paths.raw_stem).
-_STAMP = "%Y%m%dT%H%M%S%fZ"
 
 
 def may_be_live(day: dt.date, sidecar_key: str) -> bool:
     """Whether a capture filed under `day` could have come from B3's API, by its name alone."""
-    stem = sidecar_key.rsplit("/", 1)[-1]
-    try:
-        fetched = dt.datetime.strptime(stem.split("-", 1)[0], _STAMP).date()
+    try:  # a capture's name starts with its fetch time in UTC (lake.paths.raw_stem)
+        fetched = fetched_at_from_stem(sidecar_key.rsplit("/", 1)[-1]).date()
     except ValueError:
         return True  # a name not made by raw_stem: read its sidecar
     return abs(fetched - day) <= LIVE_MARGIN

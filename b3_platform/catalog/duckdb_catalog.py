@@ -43,7 +43,7 @@ from b3_platform.catalog.base import (
 )
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
-from b3_platform.lake.paths import PARQUET_FILE
+from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import LocalStorage, Storage
 from b3_platform.lake.tables import MANIFEST_FILE, PUBLISHED_DIR, published_together
@@ -92,7 +92,7 @@ def _count_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
             f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
             f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
         )
-    day = "CAST(regexp_extract(file, 'date=([0-9]{4}-[0-9]{2}-[0-9]{2})/', 1) AS DATE)"
+    day = f"CAST(regexp_extract(file, '{DATE_DIR_PREFIX}([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})/', 1) AS DATE)"
     return (
         f"SELECT count(*), count(DISTINCT {day}), min({day}), max({day}) "
         f"FROM glob({_quote_literal(_pattern(table_def, storage))})"
@@ -109,11 +109,6 @@ FROM read_json({pattern}, format = 'auto', hive_partitioning = false, columns = 
     'index': 'VARCHAR', 'source': 'VARCHAR', 'format': 'VARCHAR', 'fetched_at': 'VARCHAR',
     'sha256': 'VARCHAR', 'http_status': 'INTEGER', 'url': 'VARCHAR', 'file_name': 'VARCHAR',
     'header_date': 'VARCHAR', 'language': 'VARCHAR', 'date': 'VARCHAR', 'pages': 'JSON'}})"""
-
-
-def _has_files(storage: Storage, table_def: TableDef) -> bool:
-    """Whether the view has files to read (its glob must match one)."""
-    return storage.has_keys(table_def.location)
 
 
 #: Where sync records what each table holds: (table, date, the file's identity when it was loaded).
@@ -136,17 +131,16 @@ def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, os.stat_resu
     except FileNotFoundError:
         return found
     for entry in entries:
-        if not entry.name.startswith(_DATE_PREFIX) or not entry.is_dir():
+        if not entry.name.startswith(DATE_DIR_PREFIX) or not entry.is_dir():
             continue
         path = f"{entry.path}/{name}"
         try:
-            found[dt.date.fromisoformat(entry.name[len(_DATE_PREFIX) :])] = (path, os.stat(path))
+            found[dt.date.fromisoformat(entry.name[len(DATE_DIR_PREFIX) :])] = (path, os.stat(path))
         except (ValueError, FileNotFoundError):  # not a date, or a date without its file (yet)
             continue
     return found
 
 
-_DATE_PREFIX = "date="
 #: The state's date of an unpartitioned table's one file (the coverage table).
 WHOLE = dt.date(1, 1, 1)
 
@@ -317,7 +311,7 @@ class DuckDBCatalogResource(CatalogResource):
         parquet = [t for t in tables if t.file_format == "parquet"]
         published: dict[str, set[dt.date]] = {}  # each unit's manifests, listed once
         files = {t.name: lake_files(storage, t, published) for t in parquet}
-        present = {t.name: _has_files(storage, t) for t in tables if t.file_format != "parquet"}
+        present = {t.name: storage.has_keys(t.location) for t in tables if t.file_format != "parquet"}
         # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
         # must not keep the file locked for as long as the process (or its traceback) lives.
         with self.duckdb.get_connection() as conn, closing(conn):

@@ -17,12 +17,14 @@ RAW_DATASET = f"raw/{PORTFOLIO_DAY}"
 PARQUET_FILE = "data.parquet"
 META_SUFFIX = ".meta.json"  # a raw capture's sidecar, written last: its presence commits the capture
 
-_DATE_DIR = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})(?:/|$)")
+#: How a date's folder is named: `date=YYYY-MM-DD`.
+DATE_DIR_PREFIX = "date="
+_DATE_DIR = re.compile(rf"(?:^|/){DATE_DIR_PREFIX}(\d{{4}}-\d{{2}}-\d{{2}})(?:/|$)")
 _INDEX_DIR = re.compile(r"(?:^|/)index=([A-Z0-9]+)(?:/|$)")
 
 
 def date_dir(day: dt.date) -> str:
-    return f"date={day.isoformat()}"
+    return f"{DATE_DIR_PREFIX}{day.isoformat()}"
 
 
 def raw_prefix(day: dt.date | None = None, index: str | None = None, *, method: str = PORTFOLIO_DAY) -> str:
