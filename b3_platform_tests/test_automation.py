@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from b3_platform.cli import _report_imports
+from b3_platform.dashboard.site import PAGE_KEY
 from b3_platform.definitions import build_defs
 from b3_platform.importer import import_paths
 from b3_platform.lake.raw_store import RawStore
@@ -143,19 +144,44 @@ def test_an_import_of_past_dates_requests_exactly_those_dates(defs, instance, la
     assert requested == {k: {d.isoformat() for d in days} for k in BELOW_RAW}
 
 
+def dashboard_drawn(instance: dg.DagsterInstance) -> dict | None:
+    """The metadata of the dashboard's latest materialization (None: never drawn)."""
+    records = instance.fetch_materializations(dg.AssetKey("dashboard"), limit=1).records
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
+
+
 def test_a_capture_run_that_built_every_layer_is_not_built_again(defs, instance, lake_root, today, b3_server):
-    """The daily job builds raw and everything below in one run; automation must not redo it."""
+    """The daily job builds raw and everything below, then the catalog, in one run; automation
+    redoes none of it, and redraws the dashboard (not in the job: it draws every date of the history)
+    from the catalog the job refreshed, on the next tick, with the new date."""
     from b3_platform_tests.conftest import replay_b3_resource
 
     day = today()
     daemon = Daemon(defs, instance)
     daemon.tick()
+    earlier = dt.date(2025, 7, 8)
+    import_days(lake_root, instance, earlier)
+    daemon.settle()
+    assert dashboard_drawn(instance)["last_date"] == earlier.isoformat()
+
     job = dg.Definitions(
         assets=defs.assets,
         jobs=defs.jobs,
         resources={**defs.resources, "b3": replay_b3_resource(b3_server)},
     ).resolve_job_def("daily_capture")
-    assert job.execute_in_process(instance=instance, partition_key=day.isoformat()).success
+    result = job.execute_in_process(instance=instance, partition_key=day.isoformat())
+    assert result.success
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "athena_tables" in built and "dashboard" not in built
+    assert dashboard_drawn(instance)["last_date"] == earlier.isoformat()  # not redrawn by the job
+    assert day.isoformat() not in (lake_root / PAGE_KEY).read_text(encoding="utf-8")
+
+    assert daemon.tick() == {"dashboard": {None}}
+    daemon.run(daemon.ticks[-1])
+    drawn = dashboard_drawn(instance)
+    assert (drawn["first_date"], drawn["last_date"], drawn["dates"]) == (earlier.isoformat(), day.isoformat(), 2)
+    page = (lake_root / PAGE_KEY).read_text(encoding="utf-8")
+    assert day.isoformat() in page
     assert daemon.tick() == {}
 
 

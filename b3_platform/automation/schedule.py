@@ -18,6 +18,7 @@ import dagster as dg
 
 from b3_platform.assets import raw_portfolio, raw_stock_index
 from b3_platform.assets.announced import ANNOUNCED_RAW_ASSETS
+from b3_platform.assets.dashboard import dashboard
 from b3_platform.resources import B3ApiResource, LakeResource
 from b3_platform.trading_calendar import SAO_PAULO, TIMEZONE, is_trading_day, next_trading_day
 
@@ -26,12 +27,18 @@ CAPTURE_HOURS = {9: "morning", 13: "midday", 20: "evening"}
 
 daily_capture_job = dg.define_asset_job(
     "daily_capture",
-    selection=dg.AssetSelection.assets(raw_stock_index, raw_portfolio).downstream()
-    # The announced portfolios (theoretical, preview) are captured in the same run, as their own steps.
-    | dg.AssetSelection.assets(*ANNOUNCED_RAW_ASSETS).downstream(),
+    selection=(
+        dg.AssetSelection.assets(raw_stock_index, raw_portfolio).downstream()
+        # The announced portfolios (theoretical, preview) are captured in the same run, as their own steps.
+        | dg.AssetSelection.assets(*ANNOUNCED_RAW_ASSETS).downstream()
+    )
+    # The dashboard draws every date of the history, so it would make the daily run grow with the
+    # lake's age: its automation condition redraws it after the catalog this job refreshed.
+    - dg.AssetSelection.assets(dashboard),
     description=(
         "Capture the day's GetStockIndex listing, every listed index's portfolio and its announced "
-        "portfolios from B3, and build the layers below for that day."
+        "portfolios from B3, and build the layers below for that day, then the catalog (the "
+        "dashboard is redrawn after it by automation)."
     ),
 )
 
