@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import functools
 import http.server
+import importlib
 import os
 import re
 import subprocess
@@ -24,9 +25,11 @@ import sqlglot
 from playwright.sync_api import sync_playwright
 
 from b3_platform.assets import ALL_ASSETS
-from b3_platform.assets.dashboard import dashboard
+from b3_platform.assets.dashboard import PICTURE_WINDOW_DAYS, dashboard
 from b3_platform.b3.announced import PREVIEW, THEORETICAL
+from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.dashboard import queries
+from b3_platform.dashboard.data import window_start
 from b3_platform.dashboard.site import PAGE_KEY, build_site
 from b3_platform.definitions import build_defs
 from b3_platform.lake.schemas import CATALOG_TABLES
@@ -55,6 +58,8 @@ GOLD = [
     dg.AssetKey(k) for k in ("gold_composition", "gold_changes", "gold_index_summary", "gold_time_in_index")
 ]
 NEWEST = "2025-10-03"
+#: The module of the dashboard asset and gold's pictures (the package exports the asset by that name).
+dashboard_assets = importlib.import_module("b3_platform.assets.dashboard")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -362,6 +367,55 @@ def test_gold_newest_date_carries_a_png_of_each_index(demo):
     assert [k for k in by_asset["gold_changes"] if k.startswith("picture")] == []
 
 
+def test_gold_pictures_draw_a_trailing_window_queried_date_pruned(demo, catalog, monkeypatch):
+    """The demo lake holds dates from 2021 on; gold's picture of its newest date draws only the last
+    PICTURE_WINDOW_DAYS trading days: every query it sends the catalog keeps `date >=` the window's
+    first day, the data handed to the drawing holds no older row, and the caption says the dates."""
+    since = window_start(dt.date.fromisoformat(NEWEST), PICTURE_WINDOW_DAYS)
+    held = [r[0] for r in catalog.query('SELECT DISTINCT "date" FROM gold_index_summary ORDER BY 1').rows]
+    assert held[0] < since < held[-1], (held, since)  # a history longer than the window
+    assert catalog.query(queries.sectors()).rows  # the whole history has sectors (2022's capture)
+
+    drawn, sent = [], []
+    draw, ask = dashboard_assets.index_png, DuckDBCatalogResource.query
+    monkeypatch.setattr(
+        dashboard_assets,
+        "index_png",
+        lambda data, index, **kw: drawn.append((data, index)) or draw(data, index, **kw),
+    )
+    monkeypatch.setattr(
+        DuckDBCatalogResource,
+        "query",
+        lambda self, sql, *a, **kw: sent.append(sql) or ask(self, sql, *a, **kw),
+    )
+    defs = build_defs({"B3_PLATFORM_DATA_DIR": str(demo)})
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=GOLD, partition_key=NEWEST
+    )
+    assert result.success
+
+    assert len(sent) == 4 and all(f"\"date\" >= DATE '{since}'" in sql for sql in sent), sent
+    assert [index for _, index in drawn] == ["IBOV"]  # the one index of the newest date
+    data = drawn[0][0]
+    for name in ("summary", "weights", "sectors", "events"):
+        dates = {r["date"] for r in getattr(data, name).records()}
+        assert all(d >= since.isoformat() for d in dates), (name, sorted(dates))
+    assert data.sectors.rows == []  # the 2022 capture with sectors is outside the window
+    ibov_in_window = catalog.query(
+        f"""SELECT DISTINCT "date" FROM gold_index_summary WHERE "index" = 'IBOV' AND "date" >= DATE '{since}'"""
+    ).rows
+    assert data.dates("IBOV") == sorted(d.isoformat() for (d,) in ibov_in_window)
+    (summary,) = [
+        m
+        for m in result.asset_materializations_for_node("gold_tables")
+        if m.asset_key.path[0] == "gold_index_summary"
+    ]
+    first = data.dates("IBOV")[0]
+    assert summary.metadata["picture_IBOV"].value.startswith(
+        f"![IBOV, {first} to {NEWEST}](data:image/png;base64,"
+    )
+
+
 def test_gold_without_a_catalog_is_written_and_says_why_there_is_no_picture(demo, tmp_path):
     defs = build_defs(
         {"B3_PLATFORM_DATA_DIR": str(demo), "B3_PLATFORM_DUCKDB": str(tmp_path / "none.duckdb")}
@@ -404,6 +458,10 @@ def test_cli_dashboard_builds_the_page_and_refuses_without_a_catalog(demo, tmp_p
         queries.latest_composition(),
         queries.overlap(),
         queries.weights(before=dt.date(2025, 7, 8)),
+        queries.weights(before=dt.date(2025, 7, 8), since=dt.date(2024, 7, 10)),
+        queries.summary(before=dt.date(2025, 7, 8), since=dt.date(2024, 7, 10)),
+        queries.sectors(since=dt.date(2024, 7, 10)),
+        queries.events(before=dt.date(2025, 7, 8), since=dt.date(2024, 7, 10)),
         queries.rebalance_preview(),
         queries.rebalance_changes(),
         queries.rebalance_accuracy(),

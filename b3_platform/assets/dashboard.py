@@ -5,7 +5,8 @@ runs after athena_tables (automation) and shows what SQL over the catalog shows.
 `dashboard/index.html` through the lake's storage; its materialization carries a PNG of the main
 charts of one index and where the page is.
 
-`gold_pictures` is what gold's newest partition shows: the same main charts as PNGs, per index.
+`gold_pictures` is what gold's newest partition shows: the same main charts as PNGs, per index,
+over a trailing window ending at the date (the page keeps the whole history).
 """
 
 import datetime as dt
@@ -16,7 +17,7 @@ import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import CatalogError, CatalogResource, QueryError
-from b3_platform.dashboard.data import load_with_day
+from b3_platform.dashboard.data import load_with_day, window_start
 from b3_platform.dashboard.picture import index_png, markdown_image
 from b3_platform.dashboard.site import build_site
 from b3_platform.lake.schemas import GOLD_CHANGES, GOLD_COMPOSITION, GOLD_INDEX_SUMMARY
@@ -25,6 +26,9 @@ from b3_platform.resources import LakeResource
 #: Gold's pictures are stored in the event log with every newest-date run: three quarters of the
 #: page's size keeps each near 240 kB (about 320 kB at full size).
 GOLD_PICTURE_SCALE = 0.75
+#: Gold's pictures draw the last this many B3 trading days up to the date (about a year), not the
+#: whole history: a daily run then queries and draws the same amount whatever the lake's age.
+PICTURE_WINDOW_DAYS = 250
 #: The index whose picture the materialization shows (the first held otherwise).
 FEATURED_INDEX = "IBOV"
 
@@ -67,9 +71,11 @@ def gold_pictures(
     tables: dict[str, pa.Table],
     weights: dict[str, dict[str, Decimal]],
 ) -> dict[str, dg.MetadataValue | str]:
-    """For gold's newest date: a PNG of each index's main charts (`picture_<INDEX>`), the catalog's
-    history before the date plus the date's tables just built. A picture never fails gold: when it
-    cannot be drawn (no catalog yet, the catalog busy or failing) `picture` says why instead."""
+    """For gold's newest date: a PNG of each index's main charts (`picture_<INDEX>`) over the last
+    `PICTURE_WINDOW_DAYS` trading days, the catalog's rows of the window before the date plus the
+    date's tables just built; the caption says the dates drawn ("IBOV, 2024-07-10 to 2025-07-10").
+    A picture never fails gold: when it cannot be drawn (no catalog yet, the catalog busy or
+    failing) `picture` says why instead."""
     try:
         data = load_with_day(
             catalog,
@@ -78,14 +84,20 @@ def gold_pictures(
             composition=tables[GOLD_COMPOSITION.name].to_pylist(),
             changes=tables[GOLD_CHANGES.name].to_pylist(),
             weights=weights,
+            since=window_start(day, PICTURE_WINDOW_DAYS),
         )
         pictures: dict[str, dg.MetadataValue | str] = {}
         for index in sorted(weights):
-            png = index_png(data, index, scale=GOLD_PICTURE_SCALE)
+            days = data.dates(index)
+            if not days:
+                continue
+            caption = f"{index}, {days[0]} to {days[-1]}"
+            title = (
+                f"{caption} ({len(days)} dates in the lake of the last {PICTURE_WINDOW_DAYS} trading days)"
+            )
+            png = index_png(data, index, scale=GOLD_PICTURE_SCALE, title=title)
             if png:
-                pictures[f"picture_{index}"] = dg.MetadataValue.md(
-                    markdown_image(png, f"{index} up to {day}")
-                )
+                pictures[f"picture_{index}"] = dg.MetadataValue.md(markdown_image(png, caption))
         return pictures or {"picture": "not drawn: no index on this date"}
     except (CatalogError, QueryError) as exc:
         return {"picture": f"not drawn: {exc}"}

@@ -243,6 +243,17 @@ def _weights_of_day(
     return rows
 
 
+def window_start(day: dt.date, trading_days: int) -> dt.date:
+    """The first of the `trading_days` B3 trading days that end at `day` (`day` counted when it is
+    one; the calendar's first day when it holds fewer)."""
+    if trading_days < 1:
+        raise ValueError(f"a window holds at least one trading day, not {trading_days}")
+    first_known = horizon()[0]
+    # 2 calendar days per trading day, and two weeks more, cover any run of holidays.
+    days = trading_days_between(max(first_known, day - dt.timedelta(days=2 * trading_days + 14)), day)
+    return days[-trading_days] if len(days) >= trading_days else (days[0] if days else day)
+
+
 def load_with_day(
     catalog: CatalogResource,
     day: dt.date,
@@ -252,12 +263,15 @@ def load_with_day(
     changes: list[dict[str, Any]],
     weights: dict[str, dict[str, Decimal]],
     top_n: int = queries.DEFAULT_TOP_N,
+    since: dt.date | None = None,
 ) -> DashboardData:
     """The history before `day` from the catalog, and `day` itself from tables just built (gold's
     rows of the date, and each index's weights by ticker): what gold draws for the date it is
-    writing, which the catalog cannot show yet."""
+    writing, which the catalog cannot show yet. `since`: only the history from that date on (every
+    query date-pruned, so the cost does not grow with the lake's age); the top-N tickers are then
+    the heaviest over that window."""
     empty = QueryResult([], [], [])
-    history = catalog.query(queries.weights(top_n, before=day))
+    history = catalog.query(queries.weights(top_n, before=day, since=since))
     sector_rows = [
         {**r, "date": day, "sector": r["group_name"]}
         for r in composition
@@ -275,10 +289,12 @@ def load_with_day(
         if r["membership"] in ("entered", "exited")
     ]
     return shape(
-        _column_rows(catalog.query(queries.summary(before=day)), [{**r, "date": day} for r in summary]),
+        _column_rows(
+            catalog.query(queries.summary(before=day, since=since)), [{**r, "date": day} for r in summary]
+        ),
         _column_rows(history, _weights_of_day(history, day, weights, top_n)),
-        _column_rows(catalog.query(queries.sectors(before=day)), sector_rows),
-        _column_rows(catalog.query(queries.events(before=day)), event_rows),
+        _column_rows(catalog.query(queries.sectors(before=day, since=since)), sector_rows),
+        _column_rows(catalog.query(queries.events(before=day, since=since)), event_rows),
         empty,
         empty,
         top_n=top_n,

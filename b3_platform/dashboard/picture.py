@@ -1,5 +1,6 @@
 """PNG pictures of an index's main charts, rendered without a browser by vl-convert (the same
-Vega-Lite specs the page draws, over the index's whole history in the lake)."""
+Vega-Lite specs the page draws, over the dates the data holds: the lake's whole history for the
+dashboard's own picture, a trailing window for gold's)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ def utc_domain(first: dt.date, last: dt.date) -> dict:
     }
 
 
-def index_spec(data: DashboardData, index: str) -> specs.Spec | None:
-    """One Vega-Lite spec stacking the index's main charts (None: the index has no date)."""
+def index_spec(data: DashboardData, index: str, title: str | None = None) -> specs.Spec | None:
+    """One Vega-Lite spec stacking the index's main charts (None: the index has no date). `title`
+    replaces the default one (the index, its first and last dates, and how many)."""
     days = data.dates(index)
     if not days:
         return None
@@ -47,7 +49,7 @@ def index_spec(data: DashboardData, index: str) -> specs.Spec | None:
     return {
         "$schema": specs.SCHEMA,
         "title": {
-            "text": f"{index}: {days[0]} to {days[-1]} ({len(days)} dates in the lake)",
+            "text": title or f"{index}: {days[0]} to {days[-1]} ({len(days)} dates in the lake)",
             "anchor": "start",
         },
         "vconcat": charts,
@@ -56,8 +58,8 @@ def index_spec(data: DashboardData, index: str) -> specs.Spec | None:
     }
 
 
-def index_png(data: DashboardData, index: str, scale: float = 1.0) -> bytes | None:
-    spec = index_spec(data, index)
+def index_png(data: DashboardData, index: str, scale: float = 1.0, title: str | None = None) -> bytes | None:
+    spec = index_spec(data, index, title)
     if spec is None:
         return None
     return vl_convert.vegalite_to_png(spec, vl_version=specs.VEGA_LITE_VERSION, scale=scale)

@@ -8,6 +8,9 @@ every component of every date (Athena pages its results 1,000 rows at a time).
 
 `before`, when given, limits every question to dates before it: gold's picture of the date it is
 building asks for the history before that date and adds the date from the tables it has just built.
+`since`, when given, keeps only dates from it on: the picture draws a trailing window, and a plain
+`"date" >=` predicate lets DuckDB skip the older rows' row groups and Athena the older partitions, so
+the picture costs the same whatever the lake's age.
 """
 
 from __future__ import annotations
@@ -19,30 +22,33 @@ DEFAULT_TOP_N = 10
 OTHERS = "Others"
 
 
-def _before(day: dt.date | None, column: str = '"date"') -> str:
-    return f"{column} < DATE '{day.isoformat()}'" if day else "TRUE"
+def _dates(before: dt.date | None, since: dt.date | None, column: str = '"date"') -> str:
+    """The date predicate: `since` <= date < `before`, either bound left out when not given."""
+    bounds = [f"{column} >= DATE '{since.isoformat()}'"] if since else []
+    bounds += [f"{column} < DATE '{before.isoformat()}'"] if before else []
+    return " AND ".join(bounds) or "TRUE"
 
 
-def summary(before: dt.date | None = None) -> str:
+def summary(before: dt.date | None = None, since: dt.date | None = None) -> str:
     """Per (date, index): size, concentration and the day-over-day comparison's outcome."""
     return f"""SELECT "date", "index", components, top5_weight, top10_weight, hhi, has_sector,
     previous_in_lake, entries, exits
 FROM gold_index_summary
-WHERE {_before(before)}
+WHERE {_dates(before, since)}
 ORDER BY "index", "date\""""
 
 
-def weights(top_n: int = DEFAULT_TOP_N, before: dt.date | None = None) -> str:
+def weights(top_n: int = DEFAULT_TOP_N, before: dt.date | None = None, since: dt.date | None = None) -> str:
     """Per (date, index): the weight of each of the index's top-N tickers and of the rest.
 
-    The top N are the tickers with the largest weight summed over every date the lake holds (a
-    ticker that was heavy for years ranks above one heavy for a week); `rank` orders the bands,
-    with the rest last."""
+    The top N are the tickers with the largest weight summed over every date asked for (a ticker
+    that was heavy for years ranks above one heavy for a week); `rank` orders the bands, with the
+    rest last."""
     return f"""WITH ranked AS (
     SELECT "index", ticker,
         ROW_NUMBER() OVER (PARTITION BY "index" ORDER BY SUM(weight) DESC, ticker) AS rank
     FROM silver_assets
-    WHERE {_before(before)}
+    WHERE {_dates(before, since)}
     GROUP BY "index", ticker
 )
 SELECT a."date", a."index",
@@ -52,27 +58,27 @@ SELECT a."date", a."index",
     COUNT(*) AS components
 FROM silver_assets AS a
 JOIN ranked AS r ON r."index" = a."index" AND r.ticker = a.ticker
-WHERE {_before(before, 'a."date"')}
+WHERE {_dates(before, since, 'a."date"')}
 GROUP BY a."date", a."index", CASE WHEN r.rank <= {int(top_n)} THEN a.ticker ELSE '{OTHERS}' END
 ORDER BY a."index", a."date", rank"""
 
 
-def sectors(before: dt.date | None = None) -> str:
+def sectors(before: dt.date | None = None, since: dt.date | None = None) -> str:
     """Per (date, index, sector): Σ weight, only where the capture carried sectors (segment 2)."""
     return f"""SELECT "date", "index", group_name AS sector,
     ROW_NUMBER() OVER (PARTITION BY "date", "index" ORDER BY weight DESC, group_name) AS rank,
     weight, components
 FROM gold_composition
-WHERE dimension = 'sector' AND group_name IS NOT NULL AND {_before(before)}
+WHERE dimension = 'sector' AND group_name IS NOT NULL AND {_dates(before, since)}
 ORDER BY "index", "date", weight DESC, group_name"""
 
 
-def events(before: dt.date | None = None) -> str:
+def events(before: dt.date | None = None, since: dt.date | None = None) -> str:
     """Every entry and exit, against the previous trading day (dates not compared have none)."""
     return f"""SELECT "date", "index", membership, ticker, company,
     COALESCE(weight, previous_weight) AS weight
 FROM gold_changes
-WHERE membership IN ('entered', 'exited') AND {_before(before)}
+WHERE membership IN ('entered', 'exited') AND {_dates(before, since)}
 ORDER BY "index", "date", membership, ticker"""
 
 
