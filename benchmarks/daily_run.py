@@ -19,6 +19,12 @@ same runs of another checkout (its code, this script) are interleaved with this 
 
     .venv/bin/python benchmarks/daily_run.py --history 250 1250 --baseline ../base --repeat 3
 
+When the job does not draw the dashboard (automation redraws it after the catalog), the child then
+materializes the dashboard alone on the same instance, as automation would, and times that run apart.
+Each run also reports the bytes of metadata its materializations stored, and how many of them are
+gold's pictures. `--indices K` (with --history) files the same synthetic archive under IBOV and K − 1
+other index codes, and the daily run captures those K: what the pictures of K indices store.
+
 `--workdir DIR` keeps the lakes it builds there and reuses them on the next run (building 1,250 dates
 takes minutes).
 """
@@ -196,6 +202,16 @@ DASHBOARD_STEPS = ("dashboard",)
 GOLD_STEPS = ("gold_tables",)
 
 
+def history_codes(k: int) -> list[str]:
+    """IBOV and the first k − 1 other codes of B3's 34 (every one answers IBOV's portfolio here)."""
+    from b3_platform.b3.indices import BUILTIN_INDICES
+
+    others = [c for c in BUILTIN_INDICES if c != "IBOV"]
+    if not 1 <= k <= len(others) + 1:
+        raise SystemExit(f"--indices must be 1..{len(others) + 1}")
+    return ["IBOV", *others[: k - 1]]
+
+
 def history_days(n: int) -> list[dt.date]:
     """The `n` B3 trading days before DAY."""
     from b3_platform.trading_calendar import START_DATE, trading_days_between
@@ -206,28 +222,32 @@ def history_days(n: int) -> list[dt.date]:
     return days
 
 
-def build_history_lake(n: int, work: Path) -> Path:
-    """A lake holding the n trading days before DAY for IBOV, every layer and the catalog: the
-    synthetic archive (archive.py's re-dated samples), imported, then one single-run backfill in a
-    child process of run.py (untimed)."""
+def build_history_lake(n: int, work: Path, codes: list[str]) -> Path:
+    """A lake holding the n trading days before DAY for `codes`, every layer and the catalog: the
+    synthetic archive (archive.py's re-dated samples, the same file under every code), imported,
+    then one single-run backfill in a child process of run.py (untimed)."""
     from archive import redate, source_samples
     from backfill import child_env, import_archive, run_child
 
-    archive, lake = work / f"archive-{n}", work / f"lake-{n}"
-    if (work / f"backfill-{n}" / "result.json").exists():
+    name = f"{n}" if codes == ["IBOV"] else f"{n}-k{len(codes)}"
+    archive, lake = work / f"archive-{name}", work / f"lake-{name}"
+    if (work / f"backfill-{name}" / "result.json").exists():
         print(f"  history {n}: reusing the lake built before in {lake}", flush=True)
         return lake
     shutil.rmtree(archive, ignore_errors=True)
     shutil.rmtree(lake, ignore_errors=True)
     days = history_days(n)
     texts = [p.read_text(encoding="utf-8") for p in source_samples()]
-    (archive / "IBOV").mkdir(parents=True)
+    for code in codes:
+        (archive / code).mkdir(parents=True)
     for i, day in enumerate(days):
-        (archive / "IBOV" / f"{day.isoformat()}.json").write_text(redate(texts[i % len(texts)], day))
+        body = redate(texts[i % len(texts)], day)
+        for code in codes:
+            (archive / code / f"{day.isoformat()}.json").write_text(body)
     import_archive(archive, lake)
     spec = {"mode": "backfill", "instance": "ephemeral", "days": [d.isoformat() for d in days]}
     started = time.perf_counter()
-    run_child(spec, child_env(lake, ("IBOV",), None), work / f"backfill-{n}")
+    run_child(spec, child_env(lake, tuple(codes), None), work / f"backfill-{name}")
     print(f"  history {n}: lake built in {time.perf_counter() - started:.0f} s (untimed)", flush=True)
     return lake
 
@@ -251,8 +271,48 @@ def _timed_gold_pictures() -> list[float]:
     return seconds
 
 
+def stored_metadata(result) -> tuple[int, int, int]:
+    """(bytes of metadata, of which gold's pictures, pictures) the run's materializations carry,
+    each value as Dagster serializes it into the event log."""
+    import dagster as dg
+
+    total = pictures = count = 0
+    for event in result.get_asset_materialization_events():
+        for key, value in event.event_specific_data.materialization.metadata.items():
+            size = len(dg.serialize_value(value))
+            total += size
+            if key.startswith("picture_"):
+                pictures, count = pictures + size, count + 1
+    return total, pictures, count
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_daily_child(spec: dict, env: dict[str, str], scratch: Path) -> dict:
+    """This script's `--child` in a fresh process (the checkout measured is env's CHECKOUT_VAR)."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    spec_file, result_file = scratch / "spec.json", scratch / "result.json"
+    spec_file.write_text(json.dumps({**spec, "result": str(result_file)}), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_file)],
+        env=env,
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0 or not result_file.exists():
+        raise SystemExit(f"the daily child failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    result = json.loads(result_file.read_text(encoding="utf-8"))
+    if not result["success"]:
+        raise SystemExit(f"the daily run failed: {result['errors'][:5]}")
+    return result
+
+
 def child_daily(spec: dict) -> dict:
-    """One timed daily run of IBOV for DAY on the lake the spec names (a copy, used once)."""
+    """One timed daily run of the spec's indices for DAY on the lake the spec names (a copy, used
+    once); then, when the job did not draw the dashboard, the dashboard's own run, timed apart."""
     import dagster as dg
 
     import b3_platform
@@ -265,26 +325,53 @@ def child_daily(spec: dict) -> dict:
     lake = spec["lake"]
     base = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
     b3 = B3ApiResource(
-        base_url=spec["base_url"], indices=["IBOV"], lake=base.resources["lake"], pause_seconds=0.0
+        base_url=spec["base_url"],
+        indices=spec.get("indices", ["IBOV"]),
+        lake=base.resources["lake"],
+        pause_seconds=0.0,
     )
     defs = dg.Definitions(assets=base.assets, jobs=base.jobs, resources={**base.resources, "b3": b3})
     job = defs.resolve_job_def("daily_capture")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+    def step_seconds(instance, run_id: str) -> dict[str, float]:
+        return {
+            s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in instance.get_run_step_stats(run_id)
+        }
+
+    after: dict = {}
     with dg.instance_for_test(temp_dir=spec["home"]) as instance:
+        home_before = folder_bytes(Path(spec["home"]))
         wall, cpu = time.perf_counter(), cpu_seconds()
         result = job.execute_in_process(
-            partition_key=DAY.isoformat(),
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            partition_key=DAY.isoformat(), instance=instance, raise_on_error=False, run_config=quiet
         )
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-        steps = {
-            s.step_key: (s.end_time or 0) - (s.start_time or 0)
-            for s in instance.get_run_step_stats(result.run_id)
-        }
+        home_growth = folder_bytes(Path(spec["home"])) - home_before
+        steps = step_seconds(instance, result.run_id)
+        if result.success and not any(k in DASHBOARD_STEPS for k in steps):
+            # The run automation requests after the catalog this job refreshed: the dashboard alone.
+            drawn_wall, drawn_cpu = time.perf_counter(), cpu_seconds()
+            drawn = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=instance,
+                asset_selection=[dg.AssetKey(k) for k in DASHBOARD_STEPS],
+                raise_on_error=False,
+                run_config=quiet,
+            )
+            after = {
+                "dashboard_after_wall": time.perf_counter() - drawn_wall,
+                "dashboard_after_cpu": cpu_seconds() - drawn_cpu,
+                "dashboard_after_step": sum(
+                    t for k, t in step_seconds(instance, drawn.run_id).items() if k in DASHBOARD_STEPS
+                ),
+            }
+            result_ok = drawn.success
+        else:
+            result_ok = True
     errors = [e.message for e in result.all_events if e.is_failure]
+    metadata, picture_bytes, picture_count = stored_metadata(result)
     return {
-        "success": result.success,
+        "success": result.success and result_ok,
         "errors": errors,
         "wall": wall,
         "cpu": cpu,
@@ -292,16 +379,39 @@ def child_daily(spec: dict) -> dict:
         "dashboard": sum(t for k, t in steps.items() if k in DASHBOARD_STEPS),
         "gold": sum(t for k, t in steps.items() if k in GOLD_STEPS),
         "pictures": sum(pictures),
+        "metadata_bytes": metadata,
+        "picture_bytes": picture_bytes,
+        "picture_count": picture_count,
+        "instance_growth": home_growth,
+        **after,
         "steps": steps,
         "code": str(Path(b3_platform.__file__).resolve().parent.parent),
     }
 
 
-def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int, workdir: Path | None) -> dict:
-    """{(checkout, n): {wall, cpu, catalog, dashboard: [...]}}: every (checkout, n) once per repeat,
-    interleaved, each on a fresh copy of its history's lake."""
-    from backfill import run_child
+#: The figures a --history child reports, each kept per repeat.
+HISTORY_FIGURES = (
+    "wall",
+    "cpu",
+    "catalog",
+    "dashboard",
+    "gold",
+    "pictures",
+    "metadata_bytes",
+    "picture_bytes",
+    "picture_count",
+    "instance_growth",
+    "dashboard_after_wall",
+    "dashboard_after_cpu",
+    "dashboard_after_step",
+)
 
+
+def measure_history(
+    sizes: list[int], checkouts: dict[str, Path], repeat: int, workdir: Path | None, codes: list[str]
+) -> dict:
+    """{(checkout, n): {wall, cpu, catalog, dashboard, ...: [...]}}: every (checkout, n) once per
+    repeat, interleaved, each on a fresh copy of its history's lake."""
     ctx = multiprocessing.get_context("spawn")
     urls, stop = ctx.Queue(), ctx.Event()
     server = ctx.Process(target=_serve, args=(urls, stop), daemon=True)
@@ -311,7 +421,7 @@ def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int, w
     try:
         with tempfile.TemporaryDirectory(prefix="b3_daily_history_") as tmp:
             work = Path(tmp)
-            lakes = {n: build_history_lake(n, workdir or work) for n in sizes}
+            lakes = {n: build_history_lake(n, workdir or work, codes) for n in sizes}
             for r in range(repeat):
                 for n in sizes:
                     for name, checkout in checkouts.items():
@@ -319,30 +429,35 @@ def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int, w
                         lake = run_dir / "lake"
                         shutil.copytree(lakes[n], lake)
                         (run_dir / "home").mkdir()
-                        spec = {"mode": "daily", "lake": str(lake), "home": str(run_dir / "home")}
+                        spec = {
+                            "mode": "daily",
+                            "lake": str(lake),
+                            "home": str(run_dir / "home"),
+                            "base_url": base_url,
+                            "indices": codes,
+                        }
                         env = {**os.environ, CHECKOUT_VAR: str(checkout), "PYTHONWARNINGS": "ignore"}
-                        got = run_child(
-                            {**spec, "base_url": base_url}, env, run_dir / "child", entry_point=Path(__file__)
-                        ).result
+                        got = run_daily_child(spec, env, run_dir / "child")
                         if Path(got["code"]) != checkout.resolve():
                             raise SystemExit(f"the child ran {got['code']}, not {checkout}")
-                        f = figures.setdefault(
-                            (name, n),
-                            {
-                                "wall": [],
-                                "cpu": [],
-                                "catalog": [],
-                                "dashboard": [],
-                                "gold": [],
-                                "pictures": [],
-                            },
-                        )
+                        f = figures.setdefault((name, n), {key: [] for key in HISTORY_FIGURES})
                         for key in f:
-                            f[key].append(got.get(key, 0.0))
+                            if key in got:
+                                f[key].append(got[key])
                         shutil.rmtree(run_dir)
                         print(
                             f"  repeat {r + 1}/{repeat} {name} history {n}: {got['wall']:.2f} s wall, "
-                            f"{got['cpu']:.2f} s CPU (catalog {got['catalog']:.2f} s)",
+                            f"{got['cpu']:.2f} s CPU (catalog {got['catalog']:.2f} s, gold {got['gold']:.2f} s of "
+                            f"which pictures {got['pictures']:.2f} s; dashboard "
+                            + (
+                                f"{got['dashboard']:.2f} s in the run"
+                                if "dashboard_after_wall" not in got
+                                else f"after, alone: {got['dashboard_after_wall']:.2f} s wall, "
+                                f"{got['dashboard_after_cpu']:.2f} s CPU"
+                            )
+                            + f"; metadata {got['metadata_bytes'] / 1024:.0f} KB, of which "
+                            f"{got['picture_count']} picture(s) {got['picture_bytes'] / 1024:.0f} KB; instance "
+                            f"+{got['instance_growth'] / 1024:.0f} KB)",
                             flush=True,
                         )
     finally:
@@ -351,64 +466,82 @@ def measure_history(sizes: list[int], checkouts: dict[str, Path], repeat: int, w
     return figures
 
 
-def history_report(figures: dict, sizes: list[int], checkouts: dict[str, Path], repeat: int) -> str:
+def history_report(
+    figures: dict, sizes: list[int], checkouts: dict[str, Path], repeat: int, codes: list[str]
+) -> str:
     def commit(path: Path) -> str:
         return subprocess.run(
             ["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip()
 
+    def med(name: str, n: int, key: str) -> float | None:
+        values = figures[name, n][key]
+        return median(values) if values else None
+
+    what = "IBOV" if codes == ["IBOV"] else f"{len(codes)} indices ({', '.join(codes[:3])}, …)"
     lines = [
         "## Daily run against history: one date after N earlier dates",
         "",
         f"`python benchmarks/daily_run.py --history {' '.join(map(str, sizes))}"
         + "".join(f" --baseline {p}" for n, p in checkouts.items() if n != "this branch")
+        + (f" --indices {len(codes)}" if len(codes) > 1 else "")
         + f" --repeat {repeat}` — {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} cores, python {platform.python_version()}; "
         + ", ".join(f"{name} = {commit(p)}" for name, p in checkouts.items())
-        + ". The `daily_capture` job for "
-        f"{DAY} (IBOV from the replay server → raw → bronze → silver → gold → checks → catalog → "
-        "dashboard) on a copy of a lake already holding the N trading days before it (synthetic IBOV "
-        "archive, backfilled untimed), a fresh sqlite instance, each run in its own process; medians of "
-        f"{repeat} repeats, every checkout and size interleaved. `catalog` is the athena_tables step "
-        "(the DuckDB sync), `dashboard` and `gold` their steps, `pictures` the part of gold's step that "
-        "draws the newest date's dashboard pictures (PNGs of the whole history, through the catalog); "
-        "`rest` = wall − catalog − dashboard. Load average at "
-        f"the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}.",
+        + f". The `daily_capture` job for {DAY} ({what} from the replay server → raw → bronze → silver → "
+        "gold → checks → catalog, and the dashboard where the job still draws it) on a copy of a lake "
+        "already holding the N trading days before it (synthetic archive, backfilled untimed), a fresh "
+        f"sqlite instance, each run in its own process; medians of {repeat} repeats, every checkout and "
+        "size interleaved. `catalog` is the athena_tables step (the DuckDB sync), `gold` its step, "
+        "`pictures` the part of gold's step that draws the newest date's pictures (through the "
+        "catalog); `dashboard` is the dashboard's step, inside the job (in) or in its own run after "
+        "it, as automation requests it (after: wall and CPU of that whole run); `rest` = wall − catalog "
+        "− pictures − the dashboard in the job; `metadata` the bytes the run's materializations stored "
+        "(serialized), of which gold's pictures. Load average at the end: "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         "",
-        "| checkout | history | wall s | CPU s | catalog s | dashboard s | gold s | of which pictures s "
-        "| rest s | wall s (all) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| checkout | history | wall s | CPU s | catalog s | gold s | of which pictures s | rest s "
+        "| dashboard s | metadata KB (pictures KB) | wall s (all) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for name in checkouts:
         for n in sizes:
             f = figures[name, n]
-            wall, cat, dash = median(f["wall"]), median(f["catalog"]), median(f["dashboard"])
+            wall, cat, pics = med(name, n, "wall"), med(name, n, "catalog"), med(name, n, "pictures")
+            after = med(name, n, "dashboard_after_wall")
+            if after is None:
+                dash = f"{fmt(med(name, n, 'dashboard'), 2)} (in)"
+                inside = med(name, n, "dashboard")
+            else:
+                dash = (
+                    f"{fmt(med(name, n, 'dashboard_after_step'), 2)} (after: {fmt(after, 2)} wall, "
+                    f"{fmt(med(name, n, 'dashboard_after_cpu'), 2)} CPU)"
+                )
+                inside = 0.0
             lines.append(
-                f"| {name} | {n} | {fmt(wall, 2)} | {fmt(median(f['cpu']), 2)} | {fmt(cat, 2)} | "
-                f"{fmt(dash, 2)} | {fmt(median(f['gold']), 2)} | {fmt(median(f['pictures']), 2)} | "
-                f"{fmt(wall - cat - dash, 2)} | "
+                f"| {name} | {n} | {fmt(wall, 2)} | {fmt(med(name, n, 'cpu'), 2)} | {fmt(cat, 2)} | "
+                f"{fmt(med(name, n, 'gold'), 2)} | {fmt(pics, 2)} | {fmt(wall - cat - pics - inside, 2)} | "
+                f"{dash} | {med(name, n, 'metadata_bytes') / 1024:.0f} ({med(name, n, 'picture_bytes') / 1024:.0f}) | "
                 f"{', '.join(fmt(w, 2) for w in f['wall'])} |"
             )
-    lines.append("")
-
-    def core(name: str, n: int, measure: str) -> float:
-        """wall or CPU less the catalog, the dashboard and gold's pictures (steps' wall seconds)."""
-        f = figures[name, n]
-        return median(f[measure]) - sum(median(f[k]) for k in ("catalog", "dashboard", "pictures"))
-
-    lines.append(
-        "Without the catalog, the dashboard and gold's pictures (capture → raw → bronze → silver → gold "
-        "→ checks, Dagster's own work included; the three subtracted are wall seconds of their steps, "
-        "measured in the same runs):"
-    )
-    lines.append("")
+    lines += ["", f"Growth with history ({sizes[-1]} ÷ {sizes[0]} dates, medians):", ""]
     for name in checkouts:
-        small, large = (median(figures[name, n]["wall"]) for n in (sizes[0], sizes[-1]))
-        each = ", ".join(f"history {n}: {fmt(core(name, n, 'wall'), 2)} s wall" for n in sizes)
+        small, large = sizes[0], sizes[-1]
+
+        def ratio(key: str) -> str:
+            a, b = med(name, small, key), med(name, large, key)
+            return f"{b / a:.2f}×" if a and b is not None else "n/a"
+
         lines.append(
-            f"- {name}: {each} "
-            f"({core(name, sizes[-1], 'wall') / core(name, sizes[0], 'wall'):.2f}×); the whole run "
-            f"{large / small:.2f}× wall."
+            f"- {name}: the daily run {ratio('wall')} wall, {ratio('cpu')} CPU; catalog {ratio('catalog')}, "
+            f"gold {ratio('gold')}, pictures {ratio('pictures')}"
+            + (
+                f"; the dashboard's own run {ratio('dashboard_after_wall')} wall, "
+                f"{ratio('dashboard_after_cpu')} CPU"
+                if figures[name, small]["dashboard_after_wall"]
+                else f"; the dashboard step {ratio('dashboard')}"
+            )
+            + "."
         )
     return "\n".join(lines)
 
@@ -432,6 +565,9 @@ def main() -> int:
     )
     parser.add_argument("--baseline", type=Path, help="another checkout to measure alongside (--history)")
     parser.add_argument(
+        "--indices", type=int, default=1, help="--history: indices in the lake and the daily run (IBOV first)"
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         help="where --history builds its lakes and finds them again on a later run (default: a temp dir)",
@@ -447,9 +583,13 @@ def main() -> int:
         checkouts = {"this branch": Path(__file__).resolve().parent.parent}
         if args.baseline:
             checkouts["baseline"] = args.baseline.resolve()
-        sizes = sorted(args.history)
+        sizes, codes = sorted(args.history), history_codes(args.indices)
         text = history_report(
-            measure_history(sizes, checkouts, args.repeat, args.workdir), sizes, checkouts, args.repeat
+            measure_history(sizes, checkouts, args.repeat, args.workdir, codes),
+            sizes,
+            checkouts,
+            args.repeat,
+            codes,
         )
         print(text)
         if args.write_results:
