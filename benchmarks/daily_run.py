@@ -14,7 +14,8 @@ platform's own cost; what the pause adds to a real day is (indices − 1) × pau
 With `--history N [N ...]` it measures instead how the daily run grows with history: for each N a lake
 already holding the N trading days before the run's day (a synthetic IBOV archive as benchmarks/run.py
 builds it, imported and backfilled in one single run, untimed), then the timed daily run of 1 index for
-the next day, each repeat on a fresh copy of that lake, in a child process. With `--baseline PATH` the
+the next day, each repeat on a fresh copy of that lake (hard links: its catalog in step with it, as
+the day after a run), in a child process. With `--baseline PATH` the
 same runs of another checkout (its code, this script) are interleaved with this one's:
 
     .venv/bin/python benchmarks/daily_run.py --history 250 1250 --baseline ../base --repeat 3
@@ -252,6 +253,22 @@ def build_history_lake(n: int, work: Path, codes: list[str]) -> Path:
     return lake
 
 
+def link_lake(source: Path, target: Path) -> None:
+    """A copy of a history lake made of hard links (same inodes, sizes and mtimes): its catalog is in
+    step with its files as the original's is, as on a platform that ran the day before. A real copy
+    would give every file a new inode, and the catalog step would reload the whole history. Safe:
+    the lake writes a file by renaming a new one over it, never into it; the DuckDB file, which
+    DuckDB writes in place, is copied."""
+
+    def link(src: str, dst: str) -> str:
+        if ".duckdb" in Path(src).name:
+            return shutil.copy2(src, dst)
+        os.link(src, dst)
+        return dst
+
+    shutil.copytree(source, target, copy_function=link)
+
+
 def _timed_gold_pictures() -> list[float]:
     """Times gold's dashboard pictures of the newest date (inside gold's step): the seconds of
     each call land in the list returned."""
@@ -427,7 +444,7 @@ def measure_history(
                     for name, checkout in checkouts.items():
                         run_dir = work / f"run-{name}-{n}-{r}"
                         lake = run_dir / "lake"
-                        shutil.copytree(lakes[n], lake)
+                        link_lake(lakes[n], lake)
                         (run_dir / "home").mkdir()
                         spec = {
                             "mode": "daily",
