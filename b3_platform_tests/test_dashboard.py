@@ -35,7 +35,7 @@ from b3_platform.definitions import build_defs
 from b3_platform.lake.schemas import CATALOG_TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import LakeResource, lake_resources
-from b3_platform.trading_calendar import previous_trading_day
+from b3_platform.trading_calendar import previous_trading_day, trading_days_between
 from b3_platform_tests.chromium import browser_page
 from b3_platform_tests.conftest import REPO, SAMPLE_DAY, duckdb_catalog
 from b3_platform_tests.pngs import decode_png
@@ -414,6 +414,19 @@ def test_gold_pictures_draw_a_trailing_window_queried_date_pruned(demo, catalog,
     assert summary.metadata["picture_IBOV"].value.startswith(
         f"![IBOV, {first} to {NEWEST}](data:image/png;base64,"
     )
+
+
+def test_the_window_is_that_many_trading_days_ending_at_the_date():
+    day = dt.date(2025, 7, 10)
+    first = window_start(day, PICTURE_WINDOW_DAYS)
+    assert len(trading_days_between(first, day)) == PICTURE_WINDOW_DAYS
+    assert first == dt.date(2024, 7, 10)  # B3's calendar: a year of sessions, holidays skipped
+    assert window_start(day, 1) == day
+    assert window_start(dt.date(2015, 1, 5), PICTURE_WINDOW_DAYS) == dt.date(
+        2015, 1, 2
+    )  # the calendar's start
+    with pytest.raises(ValueError, match="at least one trading day"):
+        window_start(day, 0)
 
 
 def test_gold_without_a_catalog_is_written_and_says_why_there_is_no_picture(demo, tmp_path):
