@@ -416,6 +416,61 @@ def test_gold_pictures_draw_a_trailing_window_queried_date_pruned(demo, catalog,
     )
 
 
+def _day_rows(catalog, day: str) -> tuple[dict[str, list[dict]], dict[str, dict[str, Decimal]]]:
+    """Gold's rows of `day` per table and its weights per index, as gold hands them to its picture:
+    read back from the demo's catalog."""
+    from b3_platform.lake.schemas import GOLD_CHANGES, GOLD_COMPOSITION, GOLD_INDEX_SUMMARY
+
+    rows = {}
+    for table in (GOLD_INDEX_SUMMARY, GOLD_COMPOSITION, GOLD_CHANGES):
+        result = catalog.query(f"SELECT * FROM {table.name} WHERE \"date\" = DATE '{day}'")
+        rows[table.name] = [dict(zip(result.columns, r)) for r in result.rows]
+    weights: dict[str, dict[str, Decimal]] = {}
+    held = catalog.query(f'SELECT "index", ticker, weight FROM silver_assets WHERE "date" = DATE \'{day}\'')
+    for index, ticker, weight in held.rows:
+        weights.setdefault(index, {})[ticker] = weight
+    return rows, weights
+
+
+def _tables(rows: dict[str, list[dict]], *, without: str = "") -> dict:
+    import pyarrow as pa
+
+    return {name: pa.Table.from_pylist([r for r in rs if r["index"] != without]) for name, rs in rows.items()}
+
+
+def test_gold_draws_one_picture_the_featured_index_of_a_date_holding_several(demo, catalog, monkeypatch):
+    """A date holding several indices carries one picture: IBOV's when the date holds it (else the
+    first index held), never one per index (each is ~320 kB of run history and ~0.5 s of CPU)."""
+    day = dt.date.fromisoformat(NEWEST)
+    rows, weights = _day_rows(catalog, NEWEST)
+    assert list(weights) == ["IBOV"] and rows["gold_index_summary"]
+    # The same date also holding a second index, AAAA (sorted before IBOV): IBOV's rows filed again.
+    rows = {
+        name: rs + [{**r, "index": "AAAA"} for r in rs if r["index"] == "IBOV"] for name, rs in rows.items()
+    }
+    weights = {**weights, "AAAA": dict(weights["IBOV"])}
+    drawn = []
+    draw = dashboard_assets.index_png
+    monkeypatch.setattr(
+        dashboard_assets,
+        "index_png",
+        lambda data, index, **kw: drawn.append(index) or draw(data, index, **kw),
+    )
+
+    pictures = dashboard_assets.gold_pictures(catalog, day, _tables(rows), weights)
+    assert drawn == ["IBOV"] and list(pictures) == ["picture_IBOV"]
+    width, height = decode_png(_png_of(pictures["picture_IBOV"].value))
+    assert width > 400 and height > 400
+
+    # Without the featured index, the first index the date holds is drawn.
+    drawn.clear()
+    pictures = dashboard_assets.gold_pictures(
+        catalog, day, _tables(rows, without="IBOV"), {"AAAA": weights["AAAA"]}
+    )
+    assert drawn == ["AAAA"] and list(pictures) == ["picture_AAAA"]
+    assert pictures["picture_AAAA"].value.startswith(f"![AAAA, {NEWEST} to {NEWEST}]")
+
+
 def test_the_window_is_that_many_trading_days_ending_at_the_date():
     day = dt.date(2025, 7, 10)
     first = window_start(day, PICTURE_WINDOW_DAYS)

@@ -280,7 +280,7 @@ def gold_tables(
                 f"lacks: {unreadable[skipped]}"
             )
         cached = (day, today)
-        # The lake's newest date shows the dashboard's main charts of each index (on the summary only:
+        # The lake's newest date shows the dashboard's main charts of one index (on the summary only:
         # a PNG is large, and one copy per date is enough).
         metadata = _metadata(summary)
         if _is_newest(later_silver, day, lake_dates):
