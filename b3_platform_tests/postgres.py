@@ -14,6 +14,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -39,8 +40,13 @@ def bindir() -> Path:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """`durable=False` (the tests): fsync and synchronous commit off. `durable=True`: PostgreSQL's
+    own defaults, as a production server runs (benchmarks/instance_storage.py, where the cost of a
+    commit is part of what is measured)."""
+
+    def __init__(self, durable: bool = False) -> None:
         self.bin = bindir()
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="b3-postgres-"))
         self.data = self.root / "data"
         self.port = unused_port()
@@ -83,11 +89,10 @@ class PostgresServer:
             "--no-locale",
         )
         password_file.unlink()
-        # Durability settings off: a test cluster is thrown away, and fsync per commit is slow.
-        options = (
-            f"-c listen_addresses={self.host} -p {self.port} -k {self.root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        options = f"-c listen_addresses={self.host} -p {self.port} -k {self.root}"
+        if not self.durable:
+            # Durability settings off: a test cluster is thrown away, and fsync per commit is slow.
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-o", options, "start"
         )
@@ -136,3 +141,70 @@ class PostgresServer:
                 return cursor.fetchall()
         finally:
             connection.close()
+
+    # --- what the server itself costs (benchmarks/instance_storage.py) ---------------------------
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server's processes have used so far, from /proc (Linux): the postmaster's
+        own, its exited children's (`cutime`/`cstime`: every backend of a closed connection — the
+        Dagster storages open one per operation (NullPool) — and every autovacuum worker), and each
+        live child's (checkpointer, WAL writer, open backends)."""
+        postmaster = self.postmaster_pid()
+        total = sum(_proc_times(postmaster))
+        for pid in _children(postmaster):
+            try:
+                total += sum(_proc_times(pid))
+            except FileNotFoundError:  # exited since listed: now in the postmaster's cutime/cstime
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def wait_for_no_client(self, timeout: float = 30.0) -> None:
+        """Until every client backend has exited (a closed connection's backend ends a moment after
+        the client), so that its CPU is in the postmaster's `cutime`/`cstime` when read."""
+        deadline = time.monotonic() + timeout
+        while any(_is_client_backend(pid) for pid in _children(self.postmaster_pid())):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL still has client backends after {timeout:.0f} s")
+            time.sleep(0.05)
+
+    def database_bytes(self, database: str) -> int:
+        """pg_database_size: every table, index and TOAST file of `database` (not the cluster's WAL)."""
+        ((size,),) = self.query(database, "SELECT pg_database_size(current_database())")
+        return int(size)
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat from field 3 (state) on: the command name may hold spaces, so split after it."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _proc_times(pid: int) -> tuple[int, int, int, int]:
+    """utime, stime, cutime, cstime in clock ticks (stat fields 14-17)."""
+    fields = _stat_fields(pid)
+    return int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14])
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat_fields(int(entry.name))[1]) == parent:
+                    found.append(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+    return found
+
+
+def _is_client_backend(pid: int) -> bool:
+    """A backend serving a connection is titled `postgres: <user> <database> <host>(<port>) …`;
+    the server's own processes `postgres: checkpointer`, `… walwriter` and so on."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return False
+    return title.startswith(f"postgres: {USER} ")
