@@ -175,6 +175,14 @@ class PostgresServer:
         ((size,),) = self.query(database, "SELECT pg_database_size(current_database())")
         return int(size)
 
+    def sessions(self, database: str) -> int:
+        """Connections opened to `database` so far, this query's own included
+        (pg_stat_database.sessions, PostgreSQL 14+). The Dagster storages open one per operation
+        (NullPool): each is a new backend and a password exchange."""
+        sql = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ((count,),) = self.query(database, sql)
+        return int(count)
+
 
 def _stat_fields(pid: int) -> list[str]:
     """/proc/<pid>/stat from field 3 (state) on: the command name may hold spaces, so split after it."""

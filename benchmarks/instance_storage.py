@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -82,15 +83,6 @@ def event_counts(server, database: str) -> dict[str, int]:
     return {kind: int(n) for kind, n in rows}
 
 
-def sessions(server, database: str) -> int:
-    """Connections opened to `database` so far (pg_stat_database.sessions, PostgreSQL 14+): the
-    Dagster storages open one per operation (NullPool), each a new backend and a password exchange."""
-    ((count,),) = server.query(
-        database, "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-    )
-    return int(count)
-
-
 def one_backfill(config: Config, server, raw_lake: Path, days, indices, scratch: Path) -> dict:
     """One child backfill on `config`'s fresh instance over a fresh copy of the raw-only lake: the
     child's wall and CPU, the server's CPU over the same span, and the instance's size after."""
@@ -104,7 +96,7 @@ def one_backfill(config: Config, server, raw_lake: Path, days, indices, scratch:
         database = server.create_database()
         env.update(server.env(database))
         empty_bytes = server.database_bytes(database)
-        sessions_before = sessions(server, database)
+        sessions_before = server.sessions(database)
     if config.batch:
         env["DAGSTER_EVENT_BATCH_SIZE"] = str(config.batch)
     spec = {
@@ -129,7 +121,7 @@ def one_backfill(config: Config, server, raw_lake: Path, days, indices, scratch:
     }
     if database is not None:
         result["server_cpu_s"] = server_cpu
-        result["sessions"] = sessions(server, database) - sessions_before - 1  # less this query's own
+        result["sessions"] = server.sessions(database) - sessions_before - 1  # less this reading's own
         result["instance_kb"] += (server.database_bytes(database) - empty_bytes) / 1024
         result["events"] = event_counts(server, database)
     return result
@@ -242,9 +234,18 @@ def main() -> int:
         ],
         help="storage[:DAGSTER_EVENT_BATCH_SIZE]; the first is the one the others are compared with",
     )
+    parser.add_argument(
+        "--long-configs",
+        type=parse_config,
+        nargs="+",
+        default=[parse_config(c) for c in ("sqlite", "postgres", "postgres:100", "postgres:1000")],
+        help="the configurations of the --long-dates round (default: --configs less sqlite with a batch size)",
+    )
     args = parser.parse_args()
     from b3_platform_tests.postgres import PostgresServer
 
+    # Stopped with SIGTERM, still stop the server and remove the workdir (the `finally` below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     clock = Clock()
     work = Path(tempfile.mkdtemp(prefix="b3instance-"))
     server = PostgresServer(durable=True).start()
@@ -253,7 +254,7 @@ def main() -> int:
         history_selection()  # resolved once, outside every timed section
         session(args.configs, server, work, args.dates, args.indices, args.rounds, clock)
         if args.long_dates:
-            session(args.configs, server, work, args.long_dates, args.indices, 1, clock)
+            session(args.long_configs, server, work, args.long_dates, args.indices, 1, clock)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
