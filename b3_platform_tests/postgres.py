@@ -133,11 +133,11 @@ class PostgresServer:
             "DAGSTER_PG_DB": database,
         }
 
-    def query(self, database: str, sql: str) -> list[tuple]:
+    def query(self, database: str, sql: str, params: tuple = ()) -> list[tuple]:
         connection = self.connect(database)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(sql)
+                cursor.execute(sql, params or None)
                 return cursor.fetchall()
         finally:
             connection.close()
