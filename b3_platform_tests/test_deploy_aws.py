@@ -39,6 +39,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 AWS_INSTANCE = REPO / "deploy" / "aws" / "dagster.yaml"
+COMPOSE_ENV = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["x-dagster-env"]
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/b3-platform:test"
 DAGSTER_RESOURCES = {
     "DagsterVpc", "DagsterInternetGateway", "DagsterGatewayAttachment", "DagsterSubnetA", "DagsterSubnetB",
@@ -119,6 +120,8 @@ def test_every_task_has_the_settings_the_instance_and_the_pipeline_read(template
         assert set(pipeline) <= set(env) and env["B3_PLATFORM_ENV"] == "aws"
         assert env["B3_PLATFORM_ALERT_SNS_TOPIC_ARN"] == {"Ref": "AlertTopic"}
         assert env["DAGSTER_HOME"] == "/opt/dagster/aws" and env["PGSSLMODE"] == "require"
+        # Dagster's event batching, as the compose deployment's (test_deploy.py asserts it there).
+        assert env["DAGSTER_EVENT_BATCH_SIZE"] == COMPOSE_ENV["DAGSTER_EVENT_BATCH_SIZE"], logical_id
         assert secrets == {
             "DAGSTER_PG_USERNAME": {"Fn::Sub": "${DagsterDbSecret}:username::"},
             "DAGSTER_PG_PASSWORD": {"Fn::Sub": "${DagsterDbSecret}:password::"},
