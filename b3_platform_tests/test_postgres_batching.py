@@ -153,9 +153,9 @@ def materializations(history: History) -> dict[tuple[str, str], list[dict]]:
 
 
 def test_the_deploy_batches_and_batching_takes_effect(histories):
-    """The deploy's size batches a whole range output (more than a backfill block's dates would be
-    needless), and batching really changed how the events were written: the same history opened
-    fewer connections (one INSERT per batch instead of two connections per materialization)."""
+    """The deploy's size writes a range output of a long backfill block in a few batches, and
+    batching really changed how the events were written: the same history opened fewer connections
+    (one INSERT per batch instead of two connections per materialization)."""
     assert int(DEPLOY_BATCH_SIZE) >= 100
     unbatched = histories["unbatched"].sessions
     assert histories["deploy"].sessions < unbatched - 30, {n: h.sessions for n, h in histories.items()}
@@ -180,6 +180,8 @@ def test_each_date_keeps_one_materialization_with_its_own_row_count(histories, v
             assert metadata["dagster/row_count"] > 50, day
     # The same metadata, date by date, as without batching (the run ids aside).
     unbatched = materializations(histories["unbatched"])
+    labels = {key: sorted(records[0]["metadata"]) for key, records in found.items()}
+    assert labels == {key: sorted(records[0]["metadata"]) for key, records in unbatched.items()}
     differing = [
         (key, label, value, unbatched[key][0]["metadata"].get(label))
         for key, records in found.items()
