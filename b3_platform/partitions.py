@@ -1,6 +1,7 @@
 """The one partitions definition: B3 trading days, in São Paulo time.
 
-Weekends are excluded by cron and weekday holidays by date, from `exchange_calendars` (BVMF).
+Weekends are excluded by cron and weekday holidays from `exchange_calendars` (BVMF): the ones B3
+closes every year by a cron string per month, the moveable ones by date (`exclusions_from`).
 `end_offset=1` makes today's partition exist during the day (B3 serves the day's portfolio from
 early morning), which is what the capture needs. Dagster bug #33551: on a weekend or holiday this
 shows the *next* trading day as the latest partition; raw_portfolio refuses future dates clearly.
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
 from b3_platform.settings_errors import ConfigError
-from b3_platform.trading_calendar import START_DATE, TIMEZONE, weekday_closures
+from b3_platform.trading_calendar import START_DATE, TIMEZONE, horizon, weekday_closures
 
 #: The first trading day Dagster offers as a partition (YYYY-MM-DD).
 PARTITIONS_START_VAR = "B3_PLATFORM_PARTITIONS_START"
@@ -42,15 +43,71 @@ def partitions_start(env: Mapping[str, str] | None = None) -> dt.date:
     return start
 
 
+#: Weekends, as a cron exclusion.
+WEEKENDS = "0 0 * * 6,0"
+
+#: A cron string for fixed-date holidays only where it replaces at least this many dates. Every
+#: cron string slows each partition-range lookup (~0.3 ms at 60 dates), and Dagster looks the run's
+#: range up again for every partition's metadata (8 per date): the strings that replace ~10 dates
+#: each save ~1 KB per stored subset but cost more CPU than they save. Measured in
+#: benchmarks/RESULTS.md.
+MIN_DATES_PER_CRON = 15
+
+
+def fixed_date_closures(closures: Sequence[dt.date], start: dt.date, end: dt.date) -> dict[int, list[int]]:
+    """{month: [days]} of the calendar dates B3 closes on in every year of `start`..`end` where
+    they fall on a weekday (New Year, Tiradentes, Christmas...): each can be excluded by one cron
+    string instead of one timestamp per year."""
+    closed = set(closures)
+    fixed: dict[int, list[int]] = {}
+    for month, day in sorted({(d.month, d.day) for d in closures}):
+        dates = []
+        for year in range(start.year, end.year + 1):
+            try:
+                dates.append(dt.date(year, month, day))
+            except ValueError:  # 29 February
+                continue
+        weekdays = [d for d in dates if start <= d <= end and d.weekday() < 5]
+        if all(d in closed for d in weekdays):
+            fixed.setdefault(month, []).append(day)
+    return fixed
+
+
+def exclusions_from(start: dt.date) -> list[str | dt.datetime]:
+    """Weekends and B3's weekday closures from `start` on, as few exclusions as give the same days.
+
+    Dagster copies the whole partitions definition into every planned check row and every
+    partitions subset it stores (one row per check per date of a run), so its size is paid per
+    date in the instance database: one timestamp costs ~95 bytes serialized, a cron string ~15.
+    Dates B3 closes every year (where they fall on a weekday of the calendar's span) become cron
+    strings grouped by day of month, where one replaces `MIN_DATES_PER_CRON` dates or more; the
+    others, and the moveable and one-off closures (Carnival, Good Friday, Corpus Christi, São
+    Paulo's holidays before 2022, a year-end Friday), stay dates. The partition keys are the same
+    as listing every closure over the calendar's span; past its end (next year's last day) the
+    cron strings' holidays stay excluded, which is what B3 does."""
+    _, end = horizon()
+    closures = [d for d in weekday_closures() if d >= start]
+    fixed = fixed_date_closures(closures, start, end)
+    months_by_days: dict[tuple[int, ...], list[int]] = {}
+    for month, days in fixed.items():
+        months_by_days.setdefault(tuple(days), []).append(month)
+    crons: list[str] = []
+    by_cron: set[tuple[int, int]] = set()
+    for days, months in months_by_days.items():
+        covered = {(m, d) for m in months for d in days}
+        if sum((c.month, c.day) in covered for c in closures) >= MIN_DATES_PER_CRON:
+            crons.append(f"0 0 {','.join(map(str, days))} {','.join(map(str, months))} *")
+            by_cron |= covered
+    dates = [dt.datetime(d.year, d.month, d.day) for d in closures if (d.month, d.day) not in by_cron]
+    return [WEEKENDS, *crons, *dates]
+
+
 def trading_days_from(start: dt.date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(
         start_date=start.isoformat(),
         timezone=TIMEZONE,
         end_offset=1,
-        exclusions=[
-            "0 0 * * 6,0",
-            *[dt.datetime(d.year, d.month, d.day) for d in weekday_closures() if d >= start],
-        ],
+        exclusions=exclusions_from(start),
     )
 
 
