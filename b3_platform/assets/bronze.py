@@ -69,8 +69,8 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
         refused = "\n".join(f"- {p}" for p in choice.problems)
         return DateTables(
             {BRONZE_PORTFOLIO.name: table},
+            # Rows per index are silver_assets' (`rows_<index>`, the same rows typed), not repeated here.
             shared={
-                **{f"rows_{index}": len(p.results) for index, _, p in choice.items},
                 "capture_ids": dg.MetadataValue.json({index: cid for index, cid, _ in choice.items}),
                 "captures_available": sum(len(c) for c in captures.values()),
                 **({"refused_captures": dg.MetadataValue.md(refused)} if refused else {}),

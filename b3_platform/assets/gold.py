@@ -286,16 +286,16 @@ def gold_tables(
         if _is_newest(later_silver, day, lake_dates):
             weights = {i: {t: c["weight"] for t, c in d.components.items()} for i, d in today.items()}
             metadata[GOLD_INDEX_SUMMARY.name].update(gold_pictures(catalog, day, tables, weights))
-        return DateTables(
-            tables,
-            metadata=metadata,
-            shared={
-                "previous_date": previous_date.isoformat(),
-                "not_compared": ", ".join(missing) or "none",
-                "time_in_index_from": how,
-                **({"unreadable_history": ", ".join(map(str, sorted(unreadable)))} if unreadable else {}),
-            },
+        # Each fact about the date's build on the table it concerns, not on all four (each entry is
+        # stored twice per date in the instance).
+        metadata[GOLD_CHANGES.name].update(
+            {"previous_date": previous_date.isoformat(), "not_compared": ", ".join(missing) or "none"}
         )
+        metadata[GOLD_TIME_IN_INDEX.name] = {
+            "time_in_index_from": how,
+            **({"unreadable_history": ", ".join(map(str, sorted(unreadable)))} if unreadable else {}),
+        }
+        return DateTables(tables, metadata=metadata)
 
     stream = DateStream(
         context,

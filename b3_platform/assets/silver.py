@@ -51,6 +51,11 @@ def per_index_metadata(assets: pa.Table) -> dict[str, float | int]:
     }
 
 
+def reductor_notes(header: pa.Table) -> str:
+    """B3's notes on the day's reductor, comma-separated ("" when it wrote none)."""
+    return ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -92,10 +97,8 @@ def silver(context: dg.AssetExecutionContext, bronze: DateReader):
         return DateTables(
             tables,
             metadata={
-                SILVER_HEADER.name: {
-                    "reductor_notes": ", ".join(n for n in header.column("reductor_note").to_pylist() if n)
-                    or "none",
-                },
+                # Only when B3 wrote one: a "none" on every date is stored twice per date for nothing.
+                SILVER_HEADER.name: {"reductor_notes": notes} if (notes := reductor_notes(header)) else {},
                 SILVER_ASSETS.name: {
                     # Which capture each index's rows come from (silver_header holds it as a column).
                     "capture_ids": dg.MetadataValue.json(
