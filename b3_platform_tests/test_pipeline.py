@@ -317,6 +317,27 @@ def test_range_is_one_run_with_one_step_per_asset_and_metadata_per_date(lake_roo
             float(sum(assets.column("weight").to_pylist()))
         )
     assert len(capture_ids) == len(days)
+    # The schema is the definition's (the asset page shows it), never repeated on each date.
+    specs = {spec.key.to_user_string(): spec for a in ALL_ASSETS for spec in a.specs}
+    for (asset, key), values in mats.items():
+        assert "dagster/column_schema" not in values, (asset, key)
+        if asset in TABLES:
+            assert specs[asset].metadata["dagster/column_schema"].columns
+    # Every date passed every check: each date's evaluation says Passed and carries no metadata
+    # (the run-level result beside them holds the counts and each rule's result).
+    per_date = [e for e in result.get_asset_check_evaluations() if e.partition is not None]
+    assert {e.partition for e in per_date} == {d.isoformat() for d in days}
+    not_judged = {"all_configured_indices_captured", "previous_trading_day_in_lake"}
+    for evaluation in per_date:
+        assert evaluation.passed
+        if evaluation.check_name in not_judged:  # imported history: why it was not judged stays
+            assert evaluation.metadata["judged"].value is False
+            assert evaluation.description.startswith("not judged: ")
+        else:
+            assert dict(evaluation.metadata) == {} and evaluation.description is None, evaluation
+    summary = check_evaluations(result)["silver_assets_rules"]
+    assert summary.metadata["dates_checked"].value == len(days)
+    assert summary.metadata["weights_sum_to_100"].value == "passed"
     # The header total changes on 2025-07-03 (demo_data/PROVENANCE.md): the per-date files really differ.
     totals = {
         d: pq.read_table(path_of(lake_root, SILVER_HEADER, d)).column("theoretical_quantity_total")[0].as_py()

@@ -139,6 +139,7 @@ def test_today_capture_is_stored_byte_for_byte_with_its_sidecar(resources, b3_se
     latest = metadata["latest_captures"].value["IBOV"]
     assert latest["capture_id"] == body_file.name[: -len(".json")]
     assert latest["source"] == "api" and latest["url"] == meta["url"]
+    assert "file_name" not in latest  # a live capture has none: no null stored per index per date
     evaluation = check_evaluation(result)
     assert evaluation.passed
 
@@ -313,6 +314,7 @@ def test_past_partition_with_an_imported_capture_succeeds_offline(resources, b3_
     assert metadata["captured_this_run"].value == "none (already stored)"
     latest = metadata["latest_captures"].value["IBOV"]
     assert latest["capture_id"] == imported.capture_id and latest["source"] == "import"
+    assert "url" not in latest and latest["file_name"]  # an import has no url, a file name
     evaluation = check_evaluation(result)
     assert evaluation.passed
 

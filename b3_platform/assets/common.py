@@ -291,9 +291,12 @@ def _date_metadata(
     nearly every date of a backfill does. Its "Passed" says it all (the check's description
     lists its rules), and each date's evaluation is stored three times in the instance (the
     run's event log, the index and the check's row), so a bare pass is the bulk of a backfill's
-    check bookkeeping. A failed or not-judged date says which rule, and why."""
+    check bookkeeping. A date one rule did not judge says so (its description says why); a failed
+    date, or a grouped check's with a rule not judged, gives its problems and each rule's result."""
     if not problems and not_judged is None and all(r == "passed" for r in by_rule.values()):
         return {}
+    if not problems and not_judged is not None and not grouped:
+        return {"judged": False}  # the description says why
     return {
         "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
         **({"judged": False} if not_judged is not None else {}),

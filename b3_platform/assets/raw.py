@@ -221,11 +221,17 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
                 "captured_this_run": ", ".join(sorted(captured_now)) or "none (already stored)",
                 "latest_captures": dg.MetadataValue.json(
                     {
+                        # What the capture's sidecar holds (an import has no url, a live capture
+                        # no file_name): no nulls stored for every index on every date.
                         ix: {
-                            "capture_id": c.capture_id,
-                            "source": c.meta.get("source"),
-                            "file_name": c.meta.get("file_name"),
-                            "url": c.meta.get("url"),
+                            key: value
+                            for key, value in (
+                                ("capture_id", c.capture_id),
+                                ("source", c.meta.get("source")),
+                                ("file_name", c.meta.get("file_name")),
+                                ("url", c.meta.get("url")),
+                            )
+                            if value is not None
                         }
                         for ix, c in sorted(latest.items())
                     }
