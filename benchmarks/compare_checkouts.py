@@ -66,10 +66,18 @@ def main() -> int:
     parser.add_argument("--indices", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--instance", choices=("ephemeral", "persistent"), default="ephemeral")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another checkout measured in the same rounds (e.g. one lever alone); repeatable",
+    )
     args = parser.parse_args()
     baseline = args.baseline.resolve()
     if not (baseline / "benchmarks" / "run.py").is_file():
         raise SystemExit(f"{baseline}: no benchmarks/run.py")
+    extra = [(name, Path(path).resolve()) for name, _, path in (a.partition("=") for a in args.also)]
     clock = Clock()
     work = Path(tempfile.mkdtemp(prefix="b3compare-"))
     try:
@@ -79,10 +87,10 @@ def main() -> int:
         clock.say(
             f"SYNTHETIC archive: {len(days)} dates × {len(indices)} index(es); {args.instance} instance"
         )
-        figures: dict[str, list[dict]] = {"baseline": [], "this": []}
+        figures: dict[str, list[dict]] = {"baseline": [], "this": [], **{name: [] for name, _ in extra}}
         for round_ in range(1, args.rounds + 1):
             # Alternate which goes first, so neither always runs on the warmer machine.
-            order = [("baseline", baseline), ("this", REPO)]
+            order = [("baseline", baseline), *extra, ("this", REPO)]
             for name, checkout in order if round_ % 2 else reversed(order):
                 result = one_backfill(
                     checkout, raw_lake, days, indices, args.instance, work / f"{name}-{round_}"
@@ -101,7 +109,7 @@ def main() -> int:
         )
         print("|---|---:|---:|---:|---:|")
         medians = {}
-        for name in ("baseline", "this"):
+        for name in ("baseline", *(n for n, _ in extra), "this"):
             wall = statistics.median(r["wall_s"] for r in figures[name]) * 1000 / len(days)
             cpu = statistics.median(r["cpu_s"] for r in figures[name]) * 1000 / len(days)
             sizes = [r["instance_kb"] for r in figures[name] if r["instance_kb"] is not None]
@@ -112,6 +120,11 @@ def main() -> int:
         print(
             f"\nthis ÷ baseline: wall {tw / bw:.3f}× ({tw - bw:+.1f} ms/date), CPU {tc / bc:.3f}× ({tc - bc:+.1f} ms/date)"
         )
+        for name, _ in extra:
+            ew, ec = medians[name]
+            print(
+                f"{name} ÷ baseline: wall {ew / bw:.3f}× ({ew - bw:+.1f} ms/date), CPU {ec / bc:.3f}× ({ec - bc:+.1f} ms/date)"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
