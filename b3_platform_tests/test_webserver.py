@@ -210,3 +210,28 @@ def test_after_a_range_run_every_date_shows_its_own_check_result(ui):
     assert set(bronze) == {"bronze_portfolio_rules", "bronze_portfolio_warnings"}
     assert {k: bronze["bronze_portfolio_warnings"].get(k) for k in expected} == {**expected, gap: "FAILED"}
     assert {k: bronze["bronze_portfolio_rules"].get(k) for k in expected} == expected
+
+
+ASSET_SCHEMA = """
+query ($path: [String!]!) {
+  assetNodes(assetKeys: [{path: $path}]) {
+    metadataEntries {
+      label
+      ... on TableSchemaMetadataEntry { schema { columns { name type } } }
+    }
+  }
+}
+"""
+
+
+def test_a_tables_schema_is_shown_on_its_asset_not_repeated_per_date(ui):
+    """The asset page shows the table's columns from its definition; no date's materialization
+    carries a copy (it would be stored twice per date in the instance)."""
+    url, _lake, _run = ui
+    (node,) = graphql(url, ASSET_SCHEMA, path=[SILVER_ASSETS.name])["assetNodes"]
+    (schema,) = [e["schema"] for e in node["metadataEntries"] if e["label"] == "dagster/column_schema"]
+    assert [c["name"] for c in schema["columns"]] == SILVER_ASSETS.schema.names
+    dates = [d.isoformat() for d in DAYS]
+    data = graphql(url, MATERIALIZATIONS, path=[SILVER_ASSETS.name], partitions=dates)
+    for materialization in data["assetOrError"]["assetMaterializations"]:
+        assert "dagster/column_schema" not in metadata(materialization), materialization["partition"]
