@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import archive as archive_module  # noqa: E402
 from archive import build_archive  # noqa: E402
 from backfill import child_env, fresh_dagster_home, history_selection, import_archive, run_child  # noqa: E402
 from common import REPO, Clock  # noqa: E402
@@ -144,6 +145,10 @@ def breakdown(home: Path, dates: int, top: int = 5) -> str:
 
 def backfill_once(code: Path, dates: int, indices: int, work: Path, say) -> Path:
     """A fresh persistent instance after one single-run backfill (the (b) child) of `code`."""
+    if indices > len(archive_module.INDEX_CODES):
+        from b3_platform.b3.indices import BUILTIN_INDICES
+
+        archive_module.INDEX_CODES = BUILTIN_INDICES  # every real code (up to 34), as moonshot.py
     archive, days, index_names = build_archive(work / "archive", dates, indices)
     raw_lake = work / "lake"
     import_archive(archive, raw_lake)
