@@ -1,7 +1,7 @@
 """The one partitions definition: B3 trading days, in São Paulo time.
 
-Weekends are excluded by cron and weekday holidays from `exchange_calendars` (BVMF): the ones B3
-closes every year by a cron string per month, the moveable ones by date (`exclusions_from`).
+Weekends are excluded by cron and weekday holidays from `exchange_calendars` (BVMF): the commonest
+ones B3 closes on every year by cron strings, the others by date (`exclusions_from`).
 `end_offset=1` makes today's partition exist during the day (B3 serves the day's portfolio from
 early morning), which is what the capture needs. Dagster bug #33551: on a weekend or holiday this
 shows the *next* trading day as the latest partition; raw_portfolio refuses future dates clearly.
