@@ -74,16 +74,19 @@ def composition(days: Mapping[str, IndexDay]) -> pa.Table:
     """Weight and count per group, for each dimension; unknown groups are null and say why."""
     rows = []
     for index, day in days.items():
+        # Sorted once: each group below collects its members in this order, heaviest first (one
+        # sort per index instead of one per group: ~85 groups per index by company).
+        heaviest_first = _heaviest_first(day.components.values())
         for dimension in DIMENSIONS:
+            known = dimension != "sector" or day.has_sector
             groups: dict[str | None, list[dict]] = {}
-            for component in day.components.values():
-                known = dimension != "sector" or day.has_sector
+            for component in heaviest_first:
                 groups.setdefault(component[dimension] if known else None, []).append(component)
             totals = {
                 name: sum((c["weight"] for c in members), Decimal(0)) for name, members in groups.items()
             }
             for name in sorted(groups, key=lambda g: (-totals[g], g or "")):
-                members = _heaviest_first(groups[name])
+                members = groups[name]
                 rows.append(
                     {
                         "index": index,
