@@ -228,6 +228,7 @@ def child_backfill(days: list[dt.date], kind: str, selection: str | list[str] = 
     defs = build_defs()
     instance = _child_instance(kind)
     marks: list[float] = []
+    peaks: list[float] = []  # the high-water mark when each run starts: [block(s)..., catalog]
     rss_before = _self_maxrss_mb()
     cpu_before = _self_cpu_s()
     started = time.perf_counter()
@@ -237,7 +238,7 @@ def child_backfill(days: list[dt.date], kind: str, selection: str | list[str] = 
         instance=instance,
         selection=selection,
         quiet=True,
-        progress=lambda a, b: marks.append(time.perf_counter()),
+        progress=lambda a, b: (marks.append(time.perf_counter()), peaks.append(_self_maxrss_mb())),
     )
     ended = time.perf_counter()
     marks.append(ended)
@@ -247,6 +248,8 @@ def child_backfill(days: list[dt.date], kind: str, selection: str | list[str] = 
         "run_s": [b - a for a, b in zip(marks, marks[1:])],  # block run(s), then the catalog run
         "runs": len(results),
         "rss_before_mb": rss_before,
+        # The peak before the catalog run started = the peak of the block run(s) alone.
+        "rss_at_run_start_mb": peaks,
         "success": all(r.success for r in results),
         "errors": _failures(results),
     }
