@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from b3_platform.catalog import duckdb_catalog as duckdb_catalog_module
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.coverage import write_coverage
 from b3_platform.lake.schemas import COVERAGE, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TABLES
@@ -174,3 +176,24 @@ def test_a_subset_rebuild_reloads_only_the_table_it_wrote(lake_copy):  # noqa: F
     assert silver_assets_of(catalog, DAYS[1]) == [(*r.values(), DAYS[1]) for r in assets.to_pylist()]
     assert [r for r in state(catalog) if r[0] == SILVER_HEADER.name] == header_state  # not reloaded
     assert contents(catalog)[SILVER_HEADER.name] == header_rows
+
+
+def test_a_load_in_batches_holds_the_same_rows_in_date_order(lake_copy, tmp_path, monkeypatch):  # noqa: F811 (the imported fixture)
+    """The first load of a long history goes in date-ordered batches (LOAD_BATCH_DATES per INSERT,
+    so the rows of the whole history are never in memory at once): one date per batch loads the
+    same rows as one INSERT of every date, stored in date order."""
+    whole = tmp_path / "whole"
+    shutil.copytree(lake_copy, whole)
+    sync(whole)
+    expected = contents(duckdb_catalog(whole))
+
+    monkeypatch.setattr(duckdb_catalog_module, "LOAD_BATCH_DATES", 1)
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    assert contents(catalog) == expected
+    for name in (SILVER_ASSETS.name, *GOLD):
+        stored = [d for (d,) in catalog.query(f'SELECT "date" FROM "{name}" ORDER BY rowid').rows]
+        assert stored == sorted(stored) and set(stored) <= set(DAYS), name
+    assert {d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {SILVER_ASSETS.name}').rows} == set(
+        DAYS
+    )
