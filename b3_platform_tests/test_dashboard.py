@@ -342,8 +342,8 @@ def test_dashboard_asset_writes_the_page_and_shows_a_picture(demo, catalog):
     metadata = materialization.metadata
     assert metadata["dagster/uri"].value == str(demo / PAGE_KEY) and (demo / PAGE_KEY).is_file()
     assert metadata["indices"].value == "IBOV, IBRA, IBXX" and metadata["dates"].value == 18
-    width, height = decode_png(_png_of(metadata["preview"].value))
-    assert width > 600 and height > 600
+    # No picture in the run history on every redraw: gold's newest partition carries IBOV's.
+    assert not any("data:image" in str(entry.value) for entry in metadata.values())
 
 
 def test_gold_newest_date_carries_a_png_of_each_index(demo):

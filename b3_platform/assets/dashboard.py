@@ -2,11 +2,13 @@
 
 Built from the catalog's answers (the `catalog` resource: DuckDB locally, Athena on AWS), so it
 runs after athena_tables (automation) and shows what SQL over the catalog shows. The page is
-`dashboard/index.html` through the lake's storage; its materialization carries a PNG of the main
-charts of one index and where the page is.
+`dashboard/index.html` through the lake's storage; its materialization says where the page is and
+what it covers. It carries no picture: automation redraws the page after every catalog refresh, and
+a PNG there (~360 kB, kept several times over in the run history) would add megabytes a day to the
+instance for a copy of what gold's newest partition already shows.
 
-`gold_pictures` is what gold's newest partition shows: the same main charts as PNGs, per index,
-over a trailing window ending at the date (the page keeps the whole history).
+`gold_pictures` is what gold's newest partition shows: the same main charts as a PNG of one index,
+over a trailing window ending at the date (the page keeps the whole history and every index).
 """
 
 import datetime as dt
@@ -29,7 +31,7 @@ GOLD_PICTURE_SCALE = 0.75
 #: Gold's pictures draw the last this many B3 trading days up to the date (about a year), not the
 #: whole history: a daily run then queries and draws the same amount whatever the lake's age.
 PICTURE_WINDOW_DAYS = 250
-#: The index whose picture the materialization shows (the first held otherwise).
+#: The index whose picture gold's newest partition shows (the first held otherwise).
 FEATURED_INDEX = "IBOV"
 
 
@@ -49,8 +51,6 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
         f"dashboard: {len(built.indices)} indices over {len(built.dates)} dates, {built.size:,} bytes; "
         f"queries {built.query_seconds:.1f} s, page {built.render_seconds:.1f} s → {built.uri}"
     )
-    featured = FEATURED_INDEX if FEATURED_INDEX in built.indices else next(iter(built.indices), None)
-    png = index_png(built.data, featured) if featured else None
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": built.uri,
@@ -60,7 +60,6 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
             "dates": len(built.dates),
             "first_date": built.dates[0] if built.dates else "none",
             "last_date": built.dates[-1] if built.dates else "none",
-            "preview": dg.MetadataValue.md(markdown_image(png, f"{featured} dashboard")) if png else "none",
         }
     )
 
