@@ -11,7 +11,12 @@ whose published silver and gold dates are repeated `--copies` times under earlie
 links for the Parquet files, a new manifest naming its date), so a 20-date × 34-index lake stands in
 for a history `--copies` times longer without building it.
 
+With `--queries N`, the first size's child then runs every queries/*.sql N times through the
+`query` command's reader (a fresh read-only open of the DuckDB file per query, as the command
+does) and prints each query's median: the example queries at that history's size.
+
     .venv/bin/python benchmarks/catalog_load_memory.py --lake /tmp/h-daily-lakes/lake-20-k34 --copies 12
+    .venv/bin/python benchmarks/catalog_load_memory.py --lake LAKE --copies 249 --batches 100 --queries 15
 """
 
 from __future__ import annotations
@@ -59,7 +64,27 @@ def _grow(source: Path, target: Path, copies: int) -> int:
     return len(dates)
 
 
-def _child(lake: str, batch: int) -> None:
+QUERIES = Path(__file__).resolve().parent.parent / "queries"
+
+
+def _time_queries(database: str, repeat: int) -> dict[str, float]:
+    """Median wall ms of each example query through the `query` command's reader."""
+    from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader
+
+    reader = DuckDBCatalogReader(database=database)
+    medians = {}
+    for path in sorted(QUERIES.glob("*.sql")):
+        sql = path.read_text(encoding="utf-8")
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            reader.query(sql)
+            times.append((time.perf_counter() - start) * 1000)
+        medians[path.stem] = sorted(times)[len(times) // 2]
+    return medians
+
+
+def _child(lake: str, batch: int, repeat: int) -> None:
     from dagster_duckdb import DuckDBResource
 
     from b3_platform.catalog import duckdb_catalog
@@ -73,7 +98,12 @@ def _child(lake: str, batch: int) -> None:
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     rows = sum(t.rows or 0 for t in tables)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"batch": batch, "wall": wall, "cpu": cpu, "peak_mb": peak, "rows": rows}))
+    queries = _time_queries(f"{lake}/warehouse.duckdb", repeat) if repeat else {}
+    print(
+        json.dumps(
+            {"batch": batch, "wall": wall, "cpu": cpu, "peak_mb": peak, "rows": rows, "queries": queries}
+        )
+    )
 
 
 def main() -> None:
@@ -83,20 +113,32 @@ def main() -> None:
     parser.add_argument("--lake", type=Path, required=True)
     parser.add_argument("--copies", type=int, default=12)
     parser.add_argument("--batches", type=int, nargs="+", default=[100, 1_000_000])
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--queries", type=int, default=0, help="then time the example queries N times (first size)"
+    )
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], int(args.child[1]))
+        _child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
     with tempfile.TemporaryDirectory(prefix="b3-catalog-load-") as tmp:
         grown = Path(tmp) / "grown"
         dates = _grow(args.lake, grown, args.copies)
         print(f"lake: {dates} dates ({args.copies + 1} copies of {args.lake})")
-        for batch in args.batches:
+        for n, batch in enumerate(args.batches):
             lake = Path(tmp) / f"lake-{batch}"
             shutil.copytree(grown, lake, copy_function=os.link)
             done = subprocess.run(
-                [sys.executable, __file__, "--lake", str(args.lake), "--child", str(lake), str(batch)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--lake",
+                    str(args.lake),
+                    "--child",
+                    str(lake),
+                    str(batch),
+                    str(args.queries if n == 0 else 0),
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -108,6 +150,8 @@ def main() -> None:
                 f"{label:>26}: peak RSS {figures['peak_mb']:.0f} MB, {figures['wall']:.1f} s wall, "
                 f"{figures['cpu']:.1f} s CPU, {figures['rows']:,} rows"
             )
+            for name, ms in figures["queries"].items():
+                print(f"{'':>28}{name}: {ms:.0f} ms median of {args.queries}")
             shutil.rmtree(lake)
 
 
