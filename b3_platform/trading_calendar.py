@@ -7,6 +7,7 @@ whole lake is keyed on. It comes from `exchange_calendars` ("BVMF"), which agree
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -77,8 +78,23 @@ def trading_days_between(first: dt.date, last: dt.date) -> list[dt.date]:
 
 
 @lru_cache(maxsize=1)
+def _sorted_sessions() -> tuple[dt.date, ...]:
+    return tuple(sorted(_sessions()))
+
+
+@lru_cache(maxsize=1)
 def _ordinals() -> dict[dt.date, int]:
-    return {d: i for i, d in enumerate(sorted(_sessions()))}
+    return {d: i for i, d in enumerate(_sorted_sessions())}
+
+
+def first_of_last_trading_days(day: dt.date, count: int) -> dt.date:
+    """The first of the `count` B3 trading days that end at `day` (`day` counted when it is one;
+    the calendar's first day when it holds fewer; `day` itself before the calendar starts)."""
+    if count < 1:
+        raise ValueError(f"a window holds at least one trading day, not {count}")
+    sessions = _sorted_sessions()
+    held = bisect.bisect_right(sessions, day)  # trading days on or before `day`
+    return sessions[max(0, held - count)] if held else day
 
 
 def trading_days_held(first: dt.date, last: dt.date) -> int:

@@ -29,13 +29,16 @@ from b3_platform.assets.dashboard import PICTURE_WINDOW_DAYS, dashboard
 from b3_platform.b3.announced import PREVIEW, THEORETICAL
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.dashboard import queries
-from b3_platform.dashboard.data import window_start
 from b3_platform.dashboard.site import PAGE_KEY, build_site
 from b3_platform.definitions import build_defs
 from b3_platform.lake.schemas import CATALOG_TABLES
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import LakeResource, lake_resources
-from b3_platform.trading_calendar import previous_trading_day, trading_days_between
+from b3_platform.trading_calendar import (
+    first_of_last_trading_days,
+    previous_trading_day,
+    trading_days_between,
+)
 from b3_platform_tests.chromium import browser_page
 from b3_platform_tests.conftest import REPO, SAMPLE_DAY, duckdb_catalog
 from b3_platform_tests.pngs import decode_png
@@ -371,7 +374,7 @@ def test_gold_pictures_draw_a_trailing_window_queried_date_pruned(demo, catalog,
     """The demo lake holds dates from 2021 on; gold's picture of its newest date draws only the last
     PICTURE_WINDOW_DAYS trading days: every query it sends the catalog keeps `date >=` the window's
     first day, the data handed to the drawing holds no older row, and the caption says the dates."""
-    since = window_start(dt.date.fromisoformat(NEWEST), PICTURE_WINDOW_DAYS)
+    since = first_of_last_trading_days(dt.date.fromisoformat(NEWEST), PICTURE_WINDOW_DAYS)
     held = [r[0] for r in catalog.query('SELECT DISTINCT "date" FROM gold_index_summary ORDER BY 1').rows]
     assert held[0] < since < held[-1], (held, since)  # a history longer than the window
     assert catalog.query(queries.sectors()).rows  # the whole history has sectors (2022's capture)
@@ -473,14 +476,14 @@ def test_gold_draws_one_picture_the_featured_index_of_a_date_holding_several(dem
 
 def test_the_window_is_that_many_trading_days_ending_at_the_date():
     day = dt.date(2025, 7, 10)
-    first = window_start(day, PICTURE_WINDOW_DAYS)
+    first = first_of_last_trading_days(day, PICTURE_WINDOW_DAYS)
     assert len(trading_days_between(first, day)) == PICTURE_WINDOW_DAYS
     assert first == dt.date(2024, 7, 10)  # B3's calendar: a year of sessions, holidays skipped
-    assert window_start(day, 1) == day
+    assert first_of_last_trading_days(day, 1) == day
     # Near the calendar's start, the window starts there.
-    assert window_start(dt.date(2015, 1, 5), PICTURE_WINDOW_DAYS) == dt.date(2015, 1, 2)
+    assert first_of_last_trading_days(dt.date(2015, 1, 5), PICTURE_WINDOW_DAYS) == dt.date(2015, 1, 2)
     with pytest.raises(ValueError, match="at least one trading day"):
-        window_start(day, 0)
+        first_of_last_trading_days(day, 0)
 
 
 def test_gold_without_a_catalog_is_written_and_says_why_there_is_no_picture(demo, tmp_path):

@@ -19,11 +19,12 @@ import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import CatalogError, CatalogResource, QueryError
-from b3_platform.dashboard.data import load_with_day, window_start
+from b3_platform.dashboard.data import load_with_day
 from b3_platform.dashboard.picture import index_png, markdown_image
 from b3_platform.dashboard.site import build_site
 from b3_platform.lake.schemas import GOLD_CHANGES, GOLD_COMPOSITION, GOLD_INDEX_SUMMARY
 from b3_platform.resources import LakeResource
+from b3_platform.trading_calendar import first_of_last_trading_days
 
 #: Gold's pictures are stored in the event log with every newest-date run: three quarters of the
 #: page's size keeps each near 240 kB (about 320 kB at full size).
@@ -88,7 +89,7 @@ def gold_pictures(
             composition=tables[GOLD_COMPOSITION.name].to_pylist(),
             changes=tables[GOLD_CHANGES.name].to_pylist(),
             weights=weights,
-            since=window_start(day, PICTURE_WINDOW_DAYS),
+            since=first_of_last_trading_days(day, PICTURE_WINDOW_DAYS),
         )
         held = [index for index in sorted(weights) if data.dates(index)]
         if not held:

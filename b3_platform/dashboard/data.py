@@ -243,17 +243,6 @@ def _weights_of_day(
     return rows
 
 
-def window_start(day: dt.date, trading_days: int) -> dt.date:
-    """The first of the `trading_days` B3 trading days that end at `day` (`day` counted when it is
-    one; the calendar's first day when it holds fewer)."""
-    if trading_days < 1:
-        raise ValueError(f"a window holds at least one trading day, not {trading_days}")
-    first_known = horizon()[0]
-    # 2 calendar days per trading day, and two weeks more, cover any run of holidays.
-    days = trading_days_between(max(first_known, day - dt.timedelta(days=2 * trading_days + 14)), day)
-    return days[-trading_days] if len(days) >= trading_days else (days[0] if days else day)
-
-
 def load_with_day(
     catalog: CatalogResource,
     day: dt.date,
