@@ -128,10 +128,16 @@ def layer_progress(lake: Path, n: int) -> str:
 
 
 def run_child(
-    spec: dict, env: dict[str, str], scratch: Path, heartbeat=None, code: Path | None = None
+    spec: dict,
+    env: dict[str, str],
+    scratch: Path,
+    heartbeat=None,
+    code: Path | None = None,
+    entry_point: Path = ENTRY_POINT,
 ) -> ChildRun:
-    """Run this checkout's `run.py --child` and read its result; its peak RSS comes from wait4 (this
-    child only). `heartbeat()` is called about once a minute while it runs.
+    """Run this checkout's `run.py --child` (or another script's, `entry_point`, that reads the same
+    spec file and writes the same result file) and read its result; its peak RSS comes from wait4
+    (this child only). `heartbeat()` is called about once a minute while it runs.
 
     `code`: another checkout whose b3_platform the child measures (B3_BENCH_CODE, put first on the
     child's sys.path by run.py), so both sides of a comparison run the same benchmark code and
@@ -143,7 +149,7 @@ def run_child(
     spec_file.write_text(json.dumps({**spec, "result": str(result_file)}), encoding="utf-8")
     with open(scratch / "stdout.txt", "wb") as out, open(scratch / "stderr.txt", "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, str(ENTRY_POINT), "--child", str(spec_file)],
+            [sys.executable, str(entry_point), "--child", str(spec_file)],
             env=env,
             stdout=out,
             stderr=err,

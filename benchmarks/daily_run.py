@@ -308,23 +308,11 @@ def folder_bytes(path: Path) -> int:
 
 
 def run_daily_child(spec: dict, env: dict[str, str], scratch: Path) -> dict:
-    """This script's `--child` in a fresh process (the checkout measured is env's CHECKOUT_VAR)."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    spec_file, result_file = scratch / "spec.json", scratch / "result.json"
-    spec_file.write_text(json.dumps({**spec, "result": str(result_file)}), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_file)],
-        env=env,
-        cwd=scratch,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0 or not result_file.exists():
-        raise SystemExit(f"the daily child failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    result = json.loads(result_file.read_text(encoding="utf-8"))
-    if not result["success"]:
-        raise SystemExit(f"the daily run failed: {result['errors'][:5]}")
-    return result
+    """This script's `--child` in a fresh process (the checkout measured is env's CHECKOUT_VAR),
+    through the benchmarks' one child runner."""
+    from backfill import run_child
+
+    return run_child(spec, env, scratch, entry_point=Path(__file__).resolve()).result
 
 
 def child_daily(spec: dict) -> dict:
