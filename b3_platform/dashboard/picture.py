@@ -42,7 +42,12 @@ def index_spec(data: DashboardData, index: str, title: str | None = None) -> spe
         rows = [r for r in getattr(data, table).records() if r["index"] == index]
         if rows:
             make = specs.INDEX_CHARTS[chart]
-            made = specs.as_areas(specs.weights(data.top_n)) if chart == "weights" else make()
+            if chart == "weights":
+                # The picture's data is what it draws (gold's: a trailing window), so the top N
+                # were ranked over those dates.
+                made = specs.as_areas(specs.weights(data.top_n, ranked_over="the dates drawn"))
+            else:
+                made = make()
             spec = specs.with_rows(made, rows, domain)
             spec.pop("$schema")
             charts.append(spec)

@@ -145,11 +145,12 @@ def as_areas(spec: Spec) -> Spec:
     return spec
 
 
-def weights(top_n: int = DEFAULT_TOP_N) -> Spec:
-    """The top-N tickers in distinct colours, then "Others" (ranked last) in grey."""
+def weights(top_n: int = DEFAULT_TOP_N, ranked_over: str = "the lake's history") -> Spec:
+    """The top-N tickers in distinct colours, then "Others" (ranked last) in grey; `ranked_over`
+    says which dates the top N were chosen over (the data's: the page loads the whole history)."""
     palette = PALETTE[:top_n] + [OTHERS_COLOR]
     return stacked(
-        f"Weight of each component (the {top_n} heaviest over the lake's history; the rest as {OTHERS})",
+        f"Weight of each component (the {top_n} heaviest over {ranked_over}; the rest as {OTHERS})",
         "series",
         "ticker",
         {"range": palette},
