@@ -94,10 +94,11 @@ def child_env(lake: Path, indices: tuple[str, ...], dagster_home: Path | None) -
     return env
 
 
-def fresh_dagster_home(path: Path) -> Path:
-    """A persistent sqlite instance configured like the repo's (its dagster.yaml)."""
+def fresh_dagster_home(path: Path, dagster_yaml: Path = REPO_DAGSTER_YAML) -> Path:
+    """A persistent sqlite instance configured like a checkout's (its dagster.yaml; this repo's
+    by default), so a compared checkout runs on its own instance settings."""
     path.mkdir(parents=True)
-    shutil.copy(REPO_DAGSTER_YAML, path / "dagster.yaml")
+    shutil.copy(dagster_yaml, path / "dagster.yaml")
     return path
 
 

@@ -43,7 +43,7 @@ def one_backfill(checkout: Path, raw_lake: Path, days, indices, kind: str, scrat
     its instance grew to (persistent only)."""
     lake = scratch / "lake"
     shutil.copytree(raw_lake, lake)
-    home = fresh_dagster_home(scratch / "home") if kind == "persistent" else None
+    home = fresh_dagster_home(scratch / "home", checkout / "dagster.yaml") if kind == "persistent" else None
     spec = {
         "mode": "backfill",
         "instance": kind,
