@@ -479,11 +479,17 @@ def test_workspace_yaml_loads_the_definitions_module():
 
 
 def test_dagster_yaml_has_no_telemetry_and_the_default_storage():
-    """No `storage:` section: Dagster's default keeps the sqlite files under the instance folder
-    (asserted below), and a throw-away instance made from this file needs no DAGSTER_HOME."""
+    """No `storage:` section and no folder named: Dagster's default keeps the sqlite files under the
+    instance folder (asserted below), and a throw-away instance made from this file needs no
+    DAGSTER_HOME. The event log is Dagster's sqlite one through the pooled class, configured with
+    nothing but its name."""
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert config["telemetry"] == {"enabled": False}
-    assert "storage" not in config
+    assert "storage" not in config and "run_storage" not in config and "schedule_storage" not in config
+    assert config["event_log_storage"] == {
+        "module": "b3_platform.sqlite_storage",
+        "class": "PooledSqliteEventLogStorage",
+    }
 
 
 def test_dagster_yaml_gives_each_pool_one_slot():
@@ -504,7 +510,8 @@ def test_dagster_yaml_makes_a_working_instance(tmp_path, monkeypatch):
     try:
         assert instance.root_directory == str(home)
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
-        assert type(instance.event_log_storage).__name__ == "SqliteEventLogStorage"
+        assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
+        assert instance.event_log_storage._base_dir == str(home / "history" / "runs")
         assert type(instance.schedule_storage).__name__ == "SqliteScheduleStorage"
         assert instance.run_storage._conn_string.startswith(f"sqlite:///{home}/")
         assert instance.get_settings("telemetry") == {"enabled": False}

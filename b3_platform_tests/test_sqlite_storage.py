@@ -1,0 +1,282 @@
+"""The instance's event log (b3_platform.sqlite_storage): Dagster's sqlite files, written through
+connections kept open. What is stored must be exactly what Dagster's own class stores and reads, from
+several threads and processes at once, and across runs, wipes and forks.
+
+The graphs here are tiny on purpose (a partitioned asset with a check): the storage does not care
+what is materialized, and the project's real graphs run on this storage in every other test that
+uses the repo's dagster.yaml (the CLI, `dagster dev`, the demo)."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.instance.ref import InstanceRef
+
+from b3_platform.sqlite_storage import MAX_OPEN_SHARDS, PooledSqliteEventLogStorage
+from b3_platform_tests.conftest import REPO
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2025-07-01")
+RUN_SUCCESS = dg.DagsterEventType.RUN_SUCCESS.value
+KEYS = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-04"]
+
+
+@dg.asset(partitions_def=DAYS)
+def prices(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={"rows": len(context.partition_key)})
+
+
+@dg.asset_check(asset=prices, blocking=True, partitions_def=DAYS)
+def prices_rules(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True, metadata={"judged": True})
+
+
+def home_with(tmp_path: Path, name: str, pooled: bool) -> Path:
+    """An instance folder with the repo's dagster.yaml (pooled) or the same file without its
+    event_log_storage entry (Dagster's own class)."""
+    home = tmp_path / name
+    home.mkdir(exist_ok=True)
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    if not pooled:
+        config.pop("event_log_storage")
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+def open_instance(home: Path) -> dg.DagsterInstance:
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def materialize(instance: dg.DagsterInstance, key: str) -> None:
+    result = dg.materialize([prices, prices_rules], partition_key=key, instance=instance)
+    assert result.success
+
+
+def what_is_stored(instance: dg.DagsterInstance) -> dict:
+    """Everything a user reads about the asset: its partitions, its materializations with their
+    metadata, its check's evaluations, and each run's full event log."""
+    key = dg.AssetKey("prices")
+    records = instance.fetch_materializations(key, limit=1000).records
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(key, "prices_rules"), limit=1000
+    )
+    runs = sorted(r.run_id for r in instance.get_runs())
+    return {
+        "partitions": sorted(instance.get_materialized_partitions(key)),
+        "materializations": sorted(
+            (r.partition_key, r.run_id, r.asset_materialization.metadata["rows"].value) for r in records
+        ),
+        "checks": sorted((c.run_id, c.partition, c.status.value) for c in checks),
+        "logs": {
+            run_id: [
+                (e.dagster_event_type.value if e.dagster_event_type else None, e.message)
+                for e in instance.all_logs(run_id)
+            ]
+            for run_id in runs
+        },
+    }
+
+
+def test_the_repo_instance_uses_it_in_dagsters_default_place(tmp_path, monkeypatch):
+    home = home_with(tmp_path, "home", pooled=True)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    instance = dg.DagsterInstance.get()
+    try:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        materialize(instance, KEYS[0])
+    finally:
+        instance.dispose()
+    runs = home / "history" / "runs"
+    assert (runs / "index.db").is_file()
+    assert len(list(runs.glob("*.db"))) == 2  # the index and the one run
+
+
+def test_a_throw_away_instance_keeps_its_event_log_in_its_own_folder(tmp_path, monkeypatch):
+    """Without DAGSTER_HOME (`dagster dev`, `dg` from the repo root) Dagster makes an instance in a
+    temporary folder from ./dagster.yaml: the event log goes under that folder, as with Dagster's
+    own class, not wherever DAGSTER_HOME might point."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    folder = tmp_path / "tmp_home"
+    folder.mkdir()
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(folder), config_dir=str(REPO))) as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        materialize(instance, KEYS[0])
+        assert instance.get_materialized_partitions(dg.AssetKey("prices")) == {KEYS[0]}
+    assert (folder / "history" / "runs" / "index.db").is_file()
+
+
+def test_what_it_writes_reads_the_same_through_dagsters_own_storage(tmp_path):
+    """One folder, written by both classes in turn: each reads exactly what the other reads."""
+    pooled_home = home_with(tmp_path, "shared", pooled=True)
+    with open_instance(pooled_home) as pooled:
+        assert isinstance(pooled.event_log_storage, PooledSqliteEventLogStorage)
+        materialize(pooled, KEYS[0])
+        materialize(pooled, KEYS[1])
+    stock_home = home_with(tmp_path, "shared", pooled=False)  # the same folder, the stock config
+    with open_instance(stock_home) as stock:
+        assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
+        materialize(stock, KEYS[2])
+        seen_by_stock = what_is_stored(stock)
+    home_with(tmp_path, "shared", pooled=True)
+    with open_instance(pooled_home) as pooled:
+        materialize(pooled, KEYS[3])
+        seen_by_pooled = what_is_stored(pooled)
+    with open_instance(home_with(tmp_path, "shared", pooled=False)) as stock:
+        seen_by_stock_after = what_is_stored(stock)
+
+    assert seen_by_pooled == seen_by_stock_after
+    assert seen_by_pooled["partitions"] == KEYS
+    assert [m[0] for m in seen_by_pooled["materializations"]] == KEYS
+    assert len(seen_by_pooled["checks"]) == 4 and {c[2] for c in seen_by_pooled["checks"]} == {"SUCCEEDED"}
+    # What the stock class had read before the last run is still there, unchanged.
+    for run_id, log in seen_by_stock["logs"].items():
+        assert seen_by_pooled["logs"][run_id] == log
+    for log in seen_by_pooled["logs"].values():
+        assert log[-1][0] == RUN_SUCCESS
+
+
+def test_threads_storing_at_once_lose_nothing(tmp_path):
+    home = home_with(tmp_path, "home", pooled=True)
+    errors: list[BaseException] = []
+    with open_instance(home) as instance:
+
+        def report(thread: int) -> None:
+            try:
+                for i in range(25):
+                    instance.report_runless_asset_event(
+                        dg.AssetMaterialization("ticks", metadata={"thread": thread, "i": i})
+                    )
+            except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=report, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        records = instance.fetch_materializations(dg.AssetKey("ticks"), limit=1000).records
+    seen = {
+        (r.asset_materialization.metadata["thread"].value, r.asset_materialization.metadata["i"].value)
+        for r in records
+    }
+    assert seen == {(t, i) for t in range(4) for i in range(25)}
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+    from b3_platform_tests.test_sqlite_storage import prices, prices_rules
+
+    home, keys = sys.argv[1], sys.argv[2:]
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(home)) as instance:
+        for key in keys:
+            assert dg.materialize([prices, prices_rules], partition_key=key, instance=instance).success
+    """
+)
+
+
+def test_processes_writing_the_same_instance_at_once(tmp_path):
+    """Two run processes and a reader (as the daemon's runs and the webserver are) share the files:
+    busy waits, not errors, and every event of every run is there."""
+    home = home_with(tmp_path, "home", pooled=True)
+    first = [f"2025-08-{d:02d}" for d in range(1, 9)]
+    second = [f"2025-09-{d:02d}" for d in range(1, 9)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(home), *keys], env=env, cwd=tmp_path, stderr=subprocess.PIPE
+        )
+        for keys in (first, second)
+    ]
+    with open_instance(home) as reader:
+        while any(w.poll() is None for w in writers):
+            reader.get_materialized_partitions(dg.AssetKey("prices"))
+            for run in reader.get_runs(limit=3):
+                list(reader.all_logs(run.run_id))
+        for w in writers:
+            assert w.wait() == 0, w.stderr.read().decode()[-3000:]
+        stored = what_is_stored(reader)
+    assert stored["partitions"] == sorted(first + second)
+    assert len(stored["logs"]) == 16
+    assert all(log[-1][0] == RUN_SUCCESS for log in stored["logs"].values())
+
+
+def open_db_files() -> int:
+    return sum(
+        1 for fd in os.listdir("/proc/self/fd") if os.path.realpath(f"/proc/self/fd/{fd}").endswith(".db")
+    )
+
+
+def test_a_process_reading_many_runs_keeps_a_bounded_number_of_files_open(tmp_path):
+    home = home_with(tmp_path, "home", pooled=True)
+    keys = [f"2025-07-{d:02d}" for d in range(1, MAX_OPEN_SHARDS + 8)]
+    before = open_db_files()
+    with open_instance(home) as instance:
+        for key in keys:
+            materialize(instance, key)
+        logs = {run.run_id: list(instance.all_logs(run.run_id)) for run in instance.get_runs()}
+        assert len(logs) == len(keys) and all(
+            log[-1].dagster_event_type.value == RUN_SUCCESS for log in logs.values()
+        )
+        # Each kept file holds at most its pooled connection; never one per run read.
+        assert open_db_files() - before <= MAX_OPEN_SHARDS
+        # A run whose file was closed (the least recently used) reads again, complete.
+        first_run = instance.get_runs()[-1].run_id
+        assert list(instance.all_logs(first_run)) == logs[first_run]
+    assert open_db_files() == before  # disposing the instance closed them all
+
+
+def _child_stores(home: str, conn) -> None:
+    try:
+        instance = _FORKED[0]
+        instance.report_runless_asset_event(dg.AssetMaterialization("forked", metadata={"by": "child"}))
+        conn.send("ok")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        conn.send(repr(exc))
+
+
+_FORKED: list[dg.DagsterInstance] = []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="fork")
+def test_a_forked_child_opens_its_own_connections(tmp_path):
+    home = home_with(tmp_path, "home", pooled=True)
+    with open_instance(home) as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization("forked", metadata={"by": "parent"}))
+        _FORKED[:] = [instance]
+        parent_end, child_end = multiprocessing.Pipe()
+        child = multiprocessing.get_context("fork").Process(target=_child_stores, args=(str(home), child_end))
+        child.start()
+        child.join(60)
+        assert parent_end.recv() == "ok"
+        # The parent's kept connection still works after the child used (and dropped) its copy.
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("forked", metadata={"by": "parent again"})
+        )
+        records = instance.fetch_materializations(dg.AssetKey("forked"), limit=10).records
+    assert sorted(r.asset_materialization.metadata["by"].value for r in records) == [
+        "child",
+        "parent",
+        "parent again",
+    ]
+
+
+def test_wipe_then_write_again(tmp_path):
+    home = home_with(tmp_path, "home", pooled=True)
+    with open_instance(home) as instance:
+        materialize(instance, KEYS[0])
+        instance.wipe()
+        assert instance.get_materialized_partitions(dg.AssetKey("prices")) == set()
+        materialize(instance, KEYS[1])
+        assert instance.get_materialized_partitions(dg.AssetKey("prices")) == {KEYS[1]}
+    with open_instance(home_with(tmp_path, "home", pooled=False)) as stock:
+        assert stock.get_materialized_partitions(dg.AssetKey("prices")) == {KEYS[1]}
