@@ -23,6 +23,7 @@ from b3_platform.b3.client import B3RequestError, Capture
 from b3_platform.b3.contract import ContractError
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.live_capture import LiveCaptures, not_judged
+from b3_platform.partition_metadata import add_partition_metadata
 from b3_platform.partitions import partition_days
 from b3_platform.quality import configured_indices_present
 from b3_platform.resources import B3ApiResource, LakeResource
@@ -212,7 +213,8 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
             )
         else:
             book.record(INDICES_CHECK.name, day, [], not_judged=not_judged(day, "the day's capture list"))
-        context.add_asset_metadata(
+        add_partition_metadata(
+            context,
             {
                 "capture_list": plan.describe(day),
                 "capture_list_source": plan.source,
@@ -237,6 +239,7 @@ def raw_portfolio(context: dg.AssetExecutionContext, lake: LakeResource, b3: B3A
                     }
                 ),
             },
+            asset_key=context.asset_key,
             partition_key=key,
         )
     if failures:

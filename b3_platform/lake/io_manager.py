@@ -54,6 +54,7 @@ from b3_platform.lake.tables import (
     unit_tables,
     write_date,
 )
+from b3_platform.partition_metadata import add_partition_metadata
 
 #: The resource key the Parquet layers are stored under (in every environment).
 LAKE_IO_MANAGER = "lake_io_manager"
@@ -135,7 +136,8 @@ class DateStream:
         """Called by the IO manager once every table of `day` is stored."""
         self.built.append(day)
         for table_def in self.tables:
-            self.context.add_asset_metadata(
+            add_partition_metadata(
+                self.context,
                 {
                     "dagster/row_count": result.tables[table_def.name].num_rows,
                     "dagster/uri": uris[table_def.name],
@@ -152,7 +154,8 @@ class DateStream:
         removed_note = f"; removed the stale {', '.join(removed)} file(s)" if removed else ""
         self.context.log.warning(f"{day}: {reason}{removed_note}")
         for table_def in self.tables:
-            self.context.add_asset_metadata(
+            add_partition_metadata(
+                self.context,
                 {"dagster/row_count": 0, "status": reason},
                 asset_key=table_def.name,
                 partition_key=day.isoformat(),
