@@ -47,6 +47,17 @@ from sqlalchemy.pool import QueuePool
 MAX_OPEN_SHARDS = 16
 
 
+def _without_fsync_per_commit(dbapi_connection, _record) -> None:
+    """WAL with synchronous=NORMAL: a commit appends to the write-ahead log without waiting for the
+    disk; the log is synced when sqlite checkpoints it into the database. A process that crashes
+    or is killed loses nothing it committed; a power cut or kernel crash can roll back the last
+    events (never corrupt the file). Dagster's own class syncs on every commit (FULL), which on a
+    busy disk was most of a backfill's wall time (~1.4 ms per commit, ~60 commits per date)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` whose connections outlive an event (see the module docstring)."""
 
@@ -104,6 +115,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 # One connection serves whichever thread holds the lock next.
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
+            db.event.listen(engine, "connect", _without_fsync_per_commit)
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
