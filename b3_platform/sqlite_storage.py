@@ -64,7 +64,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
-        self._tables_present: set[str] = set()
+        self._tables_present: set[str] = set()  # tables and asset_keys columns known to exist
         self._inst_data = inst_data
         self._base_dir_pending = base_dir is None
         if base_dir is not None:
@@ -141,6 +141,16 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             present = bool(conn.dialect.has_table(conn, table_name))
         if present:
             self._tables_present.add(table_name)
+        return present
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        """Asked (by reflecting the table's columns) on every asset event; remembered like
+        `has_table`: a column, once there, stays."""
+        if f"asset_keys.{column_name}" in self._tables_present:
+            return True
+        present = super()._has_asset_key_col_on_connection(conn, column_name)
+        if present:
+            self._tables_present.add(f"asset_keys.{column_name}")
         return present
 
     def _close_engines(self) -> None:
