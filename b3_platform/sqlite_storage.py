@@ -161,67 +161,54 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 engine.dispose()
             self._engines.clear()
 
-    # --- planned events: one per asset per run -----------------------------------------------
+    # --- planned events: one per asset per run in the run's log --------------------------------
 
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
-        """A run plans each asset once, naming its dates as one subset, instead of once per asset
-        and date (a 250-date backfill of 8 partitioned assets: 8 planned events, not 2,000, which
-        were ~20 % of its time). Dagster's switch for this (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_
-        EVENTS) notes its cost: a failed run no longer marks its dates failed, because Dagster finds
-        failed dates from per-date planned events. `store_event` gives those back when a run fails."""
+        """A run plans each asset with one event naming its dates as a subset, instead of one event
+        per asset and date through Dagster's whole event path (a 250-date backfill of 8
+        partitioned assets: 8 events, not 2,000, which were ~20 % of its time). `store_event` still
+        indexes one planned row per date (see `_index_planned_dates`)."""
         return True
 
     def store_event(self, event: EventLogEntry) -> None:
-        if event.is_dagster_event and event.dagster_event_type == DagsterEventType.RUN_FAILURE:
-            self._plan_unbuilt_dates(event.run_id)
         super().store_event(event)
+        if (
+            event.is_dagster_event
+            and event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+            and event.get_dagster_event().event_specific_data.partitions_subset is not None
+        ):
+            self._index_planned_dates(event)
 
-    def _plan_unbuilt_dates(self, run_id: str) -> None:
-        """Before a run's failure is stored: for every date its planned subsets named that the run
-        did not materialize, the per-date planned event Dagster would have written at the run's
-        start, so each such date reads FAILED as it did before (in the UI's partition status and
-        `get_status_by_partition`). Written to the cross-run index only, where Dagster looks for
-        failed dates; the run's own log keeps the subsets it started with. One transaction."""
-        records = self.get_records_for_run(
-            run_id,
-            of_type={DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_MATERIALIZATION},
-        ).records
-        built = {
-            (r.event_log_entry.dagster_event.asset_key, r.event_log_entry.dagster_event.partition)
-            for r in records
-            if r.event_log_entry.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION
-        }
-        unbuilt: list[EventLogEntry] = []
-        for record in records:
-            entry = record.event_log_entry
-            planned = entry.dagster_event.event_specific_data
-            if not isinstance(planned, AssetMaterializationPlannedData) or planned.partitions_subset is None:
-                continue
-            for key in planned.partitions_subset.get_partition_keys():
-                if (planned.asset_key, key) in built:
-                    continue
-                event = DagsterEvent.build_asset_materialization_planned_event(
-                    entry.job_name,
-                    entry.step_key,
+    def _index_planned_dates(self, event: EventLogEntry) -> None:
+        """The per-date planned rows Dagster's class would have indexed for this subset, in one
+        transaction. Dagster reads a date's in-progress and failed status from them (the latest
+        planned row of a date without a later materialization, and its run's status): without
+        them (Dagster's DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS switch) a failed run's
+        dates do not read FAILED, and automation does not see a running run's dates in progress
+        and may request them again. They go to the cross-run index only, where those reads look;
+        the run's own log keeps the one event it was planned with."""
+        planned = event.get_dagster_event().event_specific_data
+        rows = [
+            EventLogEntry(
+                user_message="",
+                level=event.level,
+                job_name=event.job_name,
+                run_id=event.run_id,
+                error_info=None,
+                timestamp=event.timestamp,
+                step_key=event.step_key,
+                dagster_event=DagsterEvent.build_asset_materialization_planned_event(
+                    event.job_name,
+                    event.step_key,
                     AssetMaterializationPlannedData(planned.asset_key, partition=key),
-                )
-                unbuilt.append(
-                    EventLogEntry(
-                        user_message="",
-                        level=entry.level,
-                        job_name=entry.job_name,
-                        run_id=run_id,
-                        error_info=None,
-                        timestamp=entry.timestamp,
-                        step_key=entry.step_key,
-                        dagster_event=event,
-                    )
-                )
-        if unbuilt:
-            with self.index_transaction() as conn:
-                for entry in unbuilt:
-                    conn.execute(self.prepare_insert_event(entry))
+                ),
+            )
+            for key in planned.partitions_subset.get_partition_keys()
+        ]
+        with self.index_transaction() as conn:
+            for row in rows:
+                conn.execute(self.prepare_insert_event(row))
 
     # --- lifecycle ----------------------------------------------------------------------------
 

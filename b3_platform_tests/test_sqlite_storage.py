@@ -319,3 +319,90 @@ def test_a_killed_process_loses_no_event_it_committed(tmp_path):
         with open_instance(home_with(tmp_path, "home", pooled=pooled)) as instance:
             records = instance.fetch_materializations(dg.AssetKey("killed"), limit=100).records
             assert sorted(r.asset_materialization.metadata["i"].value for r in records) == list(range(40))
+
+
+RELEASE = threading.Event()
+STARTED = threading.Event()
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def slow(context: dg.AssetExecutionContext) -> None:
+    STARTED.set()
+    assert RELEASE.wait(60)
+    if "2025-07-03" in context.partition_keys:
+        raise RuntimeError("fails on purpose")
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run(), deps=[slow])
+def after_slow() -> None:
+    pass
+
+
+def statuses_during_and_after(home: Path, first: str, last: str) -> tuple[dict, dict]:
+    """Each date's status for both assets while a range run of them is running, and after."""
+    STARTED.clear()
+    RELEASE.clear()
+    keys = DAYS.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    with open_instance(home) as instance:
+
+        def statuses() -> dict:
+            return {
+                name: {
+                    k: (v.value if v else None)
+                    for k, v in instance.get_status_by_partition(dg.AssetKey(name), keys, DAYS).items()
+                }
+                for name in ("slow", "after_slow")
+            }
+
+        job = dg.Definitions(assets=[slow, after_slow]).resolve_implicit_global_asset_job_def()
+        runner = threading.Thread(
+            target=lambda: job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                },
+            )
+        )
+        runner.start()
+        assert STARTED.wait(60)
+        during = statuses()
+        RELEASE.set()
+        runner.join(60)
+        return during, statuses()
+
+
+def test_a_running_range_shows_its_dates_in_progress_and_a_failed_one_failed(tmp_path):
+    """What automation (`in_progress()`) and the UI read while a range runs, and after it fails:
+    the same as with Dagster's class, from one planned event per asset in the run's log."""
+    seen = {}
+    for pooled in (True, False):
+        home = home_with(tmp_path, f"home-{pooled}", pooled=pooled)
+        seen[pooled] = (
+            statuses_during_and_after(home, "2025-07-07", "2025-07-08"),  # succeeds
+            statuses_during_and_after(home, "2025-07-01", "2025-07-04"),  # fails
+        )
+        with open_instance(home) as instance:
+            planned = [
+                r.event_log_entry.dagster_event.event_specific_data
+                for run in instance.get_runs()
+                for r in instance.event_log_storage.get_records_for_run(
+                    run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+                ).records
+            ]
+        if pooled:  # one event per asset and run in the runs' logs, each naming its dates
+            assert len(planned) == 4 and all(p.partitions_subset is not None for p in planned)
+        else:
+            assert len(planned) == 2 * (2 + 4) and all(p.partition for p in planned)
+    assert seen[True] == seen[False]
+    (ok_during, ok_after), (bad_during, bad_after) = seen[True]
+    assert ok_during == {
+        name: dict.fromkeys(["2025-07-07", "2025-07-08"], "IN_PROGRESS") for name in ("slow", "after_slow")
+    }
+    assert ok_after == {
+        name: dict.fromkeys(["2025-07-07", "2025-07-08"], "MATERIALIZED") for name in ("slow", "after_slow")
+    }
+    four = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-04"]
+    assert bad_during == {name: dict.fromkeys(four, "IN_PROGRESS") for name in ("slow", "after_slow")}
+    assert bad_after == {name: dict.fromkeys(four, "FAILED") for name in ("slow", "after_slow")}
