@@ -35,12 +35,14 @@ from dagster import Field, StringSource
 from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import _event_logs_directory
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -209,6 +211,32 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         with self.index_transaction() as conn:
             for row in rows:
                 conn.execute(self.prepare_insert_event(row))
+
+    # --- planned checks -----------------------------------------------------------------------
+
+    def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
+        """Dagster's method, with the planned event serialized once instead of once per date: each
+        date's row stores the same text (the whole event, ~11 KB with its dates), and serializing it
+        again for every date made a range's planning quadratic (~4 s of a 250-date backfill)."""
+        planned = event.get_dagster_event().event_specific_data
+        partition_keys = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        shared = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as conn:
+            conn.execute(
+                AssetCheckExecutionsTable.insert().values(
+                    [{**shared, "partition": key} for key in partition_keys]
+                )
+            )
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -406,3 +406,42 @@ def test_a_running_range_shows_its_dates_in_progress_and_a_failed_one_failed(tmp
     four = ["2025-07-01", "2025-07-02", "2025-07-03", "2025-07-04"]
     assert bad_during == {name: dict.fromkeys(four, "IN_PROGRESS") for name in ("slow", "after_slow")}
     assert bad_after == {name: dict.fromkeys(four, "FAILED") for name in ("slow", "after_slow")}
+
+
+@dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+def never_built(context: dg.AssetExecutionContext) -> None:
+    raise RuntimeError("fails before its check runs")
+
+
+@dg.asset_check(asset=never_built, partitions_def=DAYS)
+def never_judged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def test_a_ranges_planned_check_rows_are_dagsters(tmp_path):
+    """One planned check row per date, each holding the planned event (written once per range
+    here, once per date by Dagster's class): the same rows either way."""
+    rows = {}
+    for pooled in (True, False):
+        with open_instance(home_with(tmp_path, f"home-{pooled}", pooled=pooled)) as instance:
+            job = dg.Definitions(
+                assets=[never_built], asset_checks=[never_judged]
+            ).resolve_implicit_global_asset_job_def()
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                tags={
+                    "dagster/asset_partition_range_start": "2025-07-01",
+                    "dagster/asset_partition_range_end": "2025-07-07",
+                },
+            )
+            assert not result.success
+            records = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(dg.AssetKey("never_built"), "never_judged"), limit=100
+            )
+            rows[pooled] = sorted(
+                (r.partition, r.status.value, r.event.dagster_event.event_specific_data) for r in records
+            )
+    assert rows[True] == rows[False]
+    assert [(p, s) for p, s, _ in rows[True]] == [(f"2025-07-0{d}", "PLANNED") for d in range(1, 8)]
+    assert {data.partitions_subset.get_partition_keys()[-1] for *_, data in rows[True]} == {"2025-07-07"}
