@@ -146,9 +146,17 @@ ENV_VARS = (
 )
 
 
+@pytest.fixture(scope="session")
+def _session_cache_home(tmp_path_factory) -> Path:
+    """The user cache folder of the test session (the dashboard's built Vega bundle lands there):
+    shared by the session's tests, never the developer's ~/.cache."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path):
+def _isolated_env(monkeypatch, tmp_path, _session_cache_home):
     # Nothing a test runs may touch the developer's ./data or DAGSTER_HOME, or a real AWS account.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache_home))
     for var in ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     for var, value in CREDENTIALS.items():

@@ -11,9 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import html
+import importlib.metadata
 import json
+import logging
+import os
 import re
+import tempfile
 from importlib import resources
+from pathlib import Path
 
 import vl_convert
 
@@ -21,13 +26,40 @@ from b3_platform.dashboard import specs
 from b3_platform.dashboard.data import DashboardData
 
 STATIC = resources.files("b3_platform.dashboard") / "static"
+log = logging.getLogger(__name__)
+
+
+def bundle_cache_file() -> Path:
+    """Where the built bundle is kept between processes: the user's cache folder (XDG_CACHE_HOME,
+    else ~/.cache), named for the vl-convert release and Vega-Lite version that built it, so an
+    upgrade builds a new one."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    version = importlib.metadata.version("vl-convert-python")
+    return root / "b3_platform" / f"vega-bundle-{version}-{specs.VEGA_LITE_VERSION}.js"
 
 
 @functools.cache
 def vega_bundle() -> str:
-    """Vega + Vega-Lite + vega-embed as one script defining `vegaEmbed`, `vega`, `vegaLite` (built
-    once per process: about a second)."""
-    return vl_convert.javascript_bundle(vl_version=specs.VEGA_LITE_VERSION)
+    """Vega + Vega-Lite + vega-embed as one script defining `vegaEmbed`, `vega`, `vegaLite`.
+
+    Building it takes vl-convert about 1.5-2 s of CPU, in every process that draws a page (each
+    dashboard run), for the same text each time: it is built once per vl-convert release and kept
+    in the user's cache folder (written whole or not at all). An unwritable cache folder only
+    means building it each time."""
+    cached = bundle_cache_file()
+    try:
+        return cached.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    bundle = vl_convert.javascript_bundle(vl_version=specs.VEGA_LITE_VERSION)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cached.parent, delete=False) as tmp:
+            tmp.write(bundle)
+        os.replace(tmp.name, cached)
+    except OSError as exc:
+        log.debug("the Vega bundle is not cached (%s): it is built again next time", exc)
+    return bundle
 
 
 def _script_json(value) -> str:
