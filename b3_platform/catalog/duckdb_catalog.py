@@ -13,6 +13,9 @@ A table of a layer published together (silver, gold: lake.tables) loads only the
 manifest exists: a date being rewritten, or left half-written by a killed run, is not loaded (and a
 loaded date whose manifest disappeared is removed) rather than partly there. raw_captures stays a
 view over raw's JSON sidecars, read at query time.
+Tables looked up by ticker over the whole history (silver_assets, gold_changes: CLUSTERED_BY) are
+stored year by year, each closed year's rows sorted by (index, ticker, date): a query for one
+ticker then reads a row group or two per year instead of every row (module `_clustered_load`).
 Only one process may hold a DuckDB file for writing: writers go through dagster-duckdb's
 `DuckDBResource` (which retries on the lock) inside the `duckdb` pool (limit 1 in dagster.yaml);
 readers open the file read-only (duckdb_reader, which the `query` command uses without Dagster),
@@ -44,7 +47,7 @@ from b3_platform.catalog.base import (
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
-from b3_platform.lake.schemas import TableDef
+from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, TableDef
 from b3_platform.lake.storage import LocalStorage, Storage
 from b3_platform.lake.tables import MANIFEST_FILE, PUBLISHED_DIR, published_together
 
@@ -149,6 +152,19 @@ WHOLE = dt.date(1, 1, 1)
 #: table keeps its date order. All batches commit in the sync's one transaction.
 LOAD_BATCH_DATES = 100
 
+#: Tables stored clustered by these columns within each year (their "period"), for whole-history
+#: lookups of one ticker (queries/weight_history.sql): DuckDB skips a row group whose min/max of
+#: `index` and `ticker` exclude the value, so a year sorted by them (~6 row groups at 34 indices)
+#: is read one or two row groups deep, where in date order every row group holds every ticker.
+#: A date filter still skips all but the year(s) it names. The Athena tables are unaffected.
+CLUSTERED_BY: dict[str, tuple[str, ...]] = {
+    SILVER_ASSETS.name: ("index", "ticker"),
+    GOLD_CHANGES.name: ("index", "ticker"),
+}
+#: Where sync records the years of a clustered table holding rows appended after the year was
+#: loaded sorted (the daily run's dates, in date order): (table, year).
+UNCLUSTERED_TABLE = f"{STATE_SCHEMA}.unclustered"
+
 
 def lake_files(
     storage: LocalStorage, table_def: TableDef, published: dict[str, set[dt.date]] | None = None
@@ -236,6 +252,9 @@ def _apply(
         ).fetchall()
     )
     changed = sorted(d for d, (_, identity) in files.items() if known.get(d) != identity)
+    batches = _date_batches(changed)
+    if table_def.name in CLUSTERED_BY and table_def.partitioned:
+        changed, batches = _clustered_load(conn, table_def.name, files, changed)
     stale = sorted(set(changed) | (set(known) - set(files)))
     if stale:
         if table_def.partitioned:
@@ -250,15 +269,17 @@ def _apply(
             f"DELETE FROM {STATE_TABLE} WHERE table_name = ? AND date IN (SELECT unnest(?::DATE[]))",
             [table_def.name, stale],
         )
-    # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date.
+    # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date (a
+    # clustered table: by its columns, then date, within each batch = one year).
+    order = [*map(_quote_ident, CLUSTERED_BY.get(table_def.name, ())), PARTITION_COLUMN]
     source = (
         f"read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}) "
-        f"ORDER BY {PARTITION_COLUMN}"
+        f"ORDER BY {', '.join(order)}"
         if table_def.partitioned
         else "read_parquet(?, hive_partitioning = false)"
     )
-    for first in range(0, len(changed), LOAD_BATCH_DATES):
-        paths = [files[d][0] for d in changed[first : first + LOAD_BATCH_DATES]]
+    for batch in batches:
+        paths = [files[d][0] for d in batch]
         try:
             conn.execute(
                 f"INSERT INTO {_quote_ident(table_def.name)} SELECT {', '.join(_columns_sql(table_def))} "
@@ -275,6 +296,61 @@ def _apply(
             [(table_def.name, d, files[d][1]) for d in changed],
         )
     return len(stale)
+
+
+def _date_batches(dates: list[dt.date]) -> list[list[dt.date]]:
+    """Sorted `dates` in consecutive batches of LOAD_BATCH_DATES."""
+    return [dates[first : first + LOAD_BATCH_DATES] for first in range(0, len(dates), LOAD_BATCH_DATES)]
+
+
+def _clustered_load(
+    conn: duckdb.DuckDBPyConnection,
+    name: str,
+    files: dict[dt.date, tuple[str, str]],
+    changed: list[dt.date],
+) -> tuple[list[dt.date], list[list[dt.date]]]:
+    """What a clustered table (re)loads, and in which batches: one batch per year, sorted by
+    CLUSTERED_BY (the caller's ORDER BY), so a year loaded whole is stored clustered.
+
+    Loading a whole year is what keeps it clustered, so a year is reloaded whole from its published
+    files whenever dates of it change, except the newest year: its dates arrive one daily run at a
+    time, and reloading up to a year of files on every run would cost the daily run seconds. They
+    are appended (in date order, as before) and the year is recorded as unclustered; once a later
+    year holds a date it is no longer the newest and the next sync reloads it whole, once. A
+    rebuilt or removed date of any year is therefore replaced exactly (its rows deleted, the year's
+    published files loaded), and an unpublished date stays out (only `files` are loaded).
+    Returns the dates to (re)load, and their batches."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {UNCLUSTERED_TABLE} (table_name VARCHAR NOT NULL, year INTEGER NOT NULL)"
+    )
+    by_year: dict[int, list[dt.date]] = {}
+    for day in sorted(files):
+        by_year.setdefault(day.year, []).append(day)
+    unclustered = {
+        year
+        for (year,) in conn.execute(
+            f"SELECT year FROM {UNCLUSTERED_TABLE} WHERE table_name = ?", [name]
+        ).fetchall()
+    }
+    changed_by_year: dict[int, list[dt.date]] = {}
+    for day in changed:
+        changed_by_year.setdefault(day.year, []).append(day)
+    newest = max(by_year, default=None)
+    load: dict[int, list[dt.date]] = {}
+    still_unclustered = set()
+    for year in sorted((unclustered | set(changed_by_year)) & set(by_year)):
+        if year != newest or len(changed_by_year.get(year, ())) == len(by_year[year]):
+            load[year] = by_year[year]  # whole: stored sorted
+        else:
+            load[year] = changed_by_year.get(year, [])
+            still_unclustered.add(year)
+    conn.execute(f"DELETE FROM {UNCLUSTERED_TABLE} WHERE table_name = ?", [name])
+    if still_unclustered:
+        conn.executemany(
+            f"INSERT INTO {UNCLUSTERED_TABLE} VALUES (?, ?)", [(name, y) for y in sorted(still_unclustered)]
+        )
+    batches = [dates for _, dates in sorted(load.items()) if dates]
+    return sorted(d for dates in batches for d in dates), batches
 
 
 def _unfit(table_def: TableDef, paths: list[str]) -> str:
