@@ -181,7 +181,8 @@ def test_a_subset_rebuild_reloads_only_the_table_it_wrote(lake_copy):  # noqa: F
 def test_a_load_in_batches_holds_the_same_rows_in_date_order(lake_copy, tmp_path, monkeypatch):  # noqa: F811 (the imported fixture)
     """The first load of a long history goes in date-ordered batches (LOAD_BATCH_DATES per INSERT,
     so the rows of the whole history are never in memory at once): one date per batch loads the
-    same rows as one INSERT of every date, stored in date order."""
+    same rows as one INSERT of every date, stored in date order (a clustered table: a year per
+    batch, test_catalog_clustered)."""
     whole = tmp_path / "whole"
     shutil.copytree(lake_copy, whole)
     sync(whole)
@@ -192,6 +193,8 @@ def test_a_load_in_batches_holds_the_same_rows_in_date_order(lake_copy, tmp_path
     sync(lake_copy, catalog)
     assert contents(catalog) == expected
     for name in (SILVER_ASSETS.name, *GOLD):
+        if name in duckdb_catalog_module.CLUSTERED_BY:
+            continue
         stored = [d for (d,) in catalog.query(f'SELECT "date" FROM "{name}" ORDER BY rowid').rows]
         assert stored == sorted(stored) and set(stored) <= set(DAYS), name
     assert {d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {SILVER_ASSETS.name}').rows} == set(
