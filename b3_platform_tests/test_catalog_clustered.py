@@ -159,3 +159,29 @@ def test_a_rebuilt_date_of_a_closed_year_replaces_its_rows_exactly(lake_copy, tm
     sync(lake_copy, catalog)
     assert Y2024[1] not in {d for d, _, _ in stored(catalog, SILVER_ASSETS.name)}
     assert clustered_years(stored(catalog, SILVER_ASSETS.name)) == {2024, 2025}
+
+
+def test_a_catalog_stored_in_date_order_is_relaid_once(lake_copy, monkeypatch):  # noqa: F811 (the imported fixture)
+    """A catalog built before clustering (every table in date order, nothing changed in the lake
+    since) is reloaded year by year on its next sync, then left alone."""
+    for source, day in zip(DAYS * 2, Y2024):
+        file_as(lake_copy, source, day)
+    catalog = duckdb_catalog(lake_copy)
+    with monkeypatch.context() as mp:
+        mp.setattr(duckdb_catalog_module, "CLUSTERED_BY", {})
+        sync(lake_copy, catalog)
+    before = contents(catalog)
+    rows = stored(catalog, SILVER_ASSETS.name)
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows) and clustered_years(rows) == set()
+
+    sync(lake_copy, catalog)
+    for name in CLUSTERED_BY:
+        assert clustered_years(stored(catalog, name)) == {2024, 2025}, name
+    assert contents(catalog) == before
+    identities = catalog.query("SELECT * FROM _sync.files ORDER BY ALL").rows
+    # Nothing changed: nothing reloaded (a reload keeps the identities but moves the year's rows
+    # to the table's end, after 2025's).
+    layout = stored(catalog, SILVER_ASSETS.name)
+    sync(lake_copy, catalog)
+    assert catalog.query("SELECT * FROM _sync.files ORDER BY ALL").rows == identities
+    assert layout == stored(catalog, SILVER_ASSETS.name)

@@ -15,7 +15,7 @@ loaded date whose manifest disappeared is removed) rather than partly there. raw
 view over raw's JSON sidecars, read at query time.
 Tables looked up by ticker over the whole history (silver_assets, gold_changes: CLUSTERED_BY) are
 stored year by year, each closed year's rows sorted by (index, ticker, date): a query for one
-ticker then reads a row group or two per year instead of every row (module `_clustered_load`).
+ticker then reads a row group or two per year instead of every row (`_clustered_load`).
 Only one process may hold a DuckDB file for writing: writers go through dagster-duckdb's
 `DuckDBResource` (which retries on the lock) inside the `duckdb` pool (limit 1 in dagster.yaml);
 readers open the file read-only (duckdb_reader, which the `query` command uses without Dagster),
@@ -164,6 +164,9 @@ CLUSTERED_BY: dict[str, tuple[str, ...]] = {
 #: Where sync records the years of a clustered table holding rows appended after the year was
 #: loaded sorted (the daily run's dates, in date order): (table, year).
 UNCLUSTERED_TABLE = f"{STATE_SCHEMA}.unclustered"
+#: Which columns each table was last stored clustered by: a table missing there (a catalog built
+#: before clustering) or clustered by other columns is reloaded whole, once.
+CLUSTERED_BY_TABLE = f"{STATE_SCHEMA}.clustered_by"
 
 
 def lake_files(
@@ -323,6 +326,13 @@ def _clustered_load(
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {UNCLUSTERED_TABLE} (table_name VARCHAR NOT NULL, year INTEGER NOT NULL)"
     )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {CLUSTERED_BY_TABLE} (table_name VARCHAR NOT NULL, columns VARCHAR NOT NULL)"
+    )
+    columns = ", ".join(CLUSTERED_BY[name])
+    recorded = conn.execute(
+        f"SELECT columns FROM {CLUSTERED_BY_TABLE} WHERE table_name = ?", [name]
+    ).fetchall()
     by_year: dict[int, list[dt.date]] = {}
     for day in sorted(files):
         by_year.setdefault(day.year, []).append(day)
@@ -336,10 +346,15 @@ def _clustered_load(
     for day in changed:
         changed_by_year.setdefault(day.year, []).append(day)
     newest = max(by_year, default=None)
+    relayout = set(by_year) if recorded != [(columns,)] else set()
+    if recorded != [(columns,)]:
+        conn.execute(f"DELETE FROM {CLUSTERED_BY_TABLE} WHERE table_name = ?", [name])
+        conn.execute(f"INSERT INTO {CLUSTERED_BY_TABLE} VALUES (?, ?)", [name, columns])
     load: dict[int, list[dt.date]] = {}
     still_unclustered = set()
-    for year in sorted((unclustered | set(changed_by_year)) & set(by_year)):
-        if year != newest or len(changed_by_year.get(year, ())) == len(by_year[year]):
+    for year in sorted((unclustered | relayout | set(changed_by_year)) & set(by_year)):
+        whole = len(changed_by_year.get(year, ())) == len(by_year[year])
+        if year in relayout or year != newest or whole:
             load[year] = by_year[year]  # whole: stored sorted
         else:
             load[year] = changed_by_year.get(year, [])
