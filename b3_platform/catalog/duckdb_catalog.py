@@ -15,7 +15,9 @@ loaded date whose manifest disappeared is removed) rather than partly there. raw
 view over raw's JSON sidecars, read at query time.
 Tables looked up by ticker over the whole history (silver_assets, gold_changes: CLUSTERED_BY) are
 stored year by year, each closed year's rows sorted by (index, ticker, date): a query for one
-ticker then reads a row group or two per year instead of every row (`_clustered_load`).
+ticker then reads a row group or two per year instead of every row. Their cost: a changed date of
+an older year reloads that year's files, and the newest year is reloaded once after it closes
+(`_clustered_load`).
 Only one process may hold a DuckDB file for writing: writers go through dagster-duckdb's
 `DuckDBResource` (which retries on the lock) inside the `duckdb` pool (limit 1 in dagster.yaml);
 readers open the file read-only (duckdb_reader, which the `query` command uses without Dagster),
