@@ -15,7 +15,7 @@ from pathlib import Path
 
 from b3_platform.catalog import duckdb_catalog as duckdb_catalog_module
 from b3_platform.catalog.duckdb_catalog import CLUSTERED_BY, DuckDBCatalogResource
-from b3_platform.lake.schemas import GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER
+from b3_platform.lake.schemas import SILVER_ASSETS
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.lake.tables import delete_date, manifest_key, read_partition, write_date
 from b3_platform_tests.conftest import duckdb_catalog
@@ -27,10 +27,8 @@ from b3_platform_tests.test_catalog import (  # noqa: F401  (fixtures: the built
     small_lake,
     sync,
 )
-from b3_platform_tests.test_catalog_in_step import _fewer_and_reweighted
+from b3_platform_tests.test_catalog_in_step import GOLD, SILVER, _fewer_and_reweighted
 
-SILVER = {t.name: t for t in (SILVER_HEADER, SILVER_ASSETS)}
-GOLD = {t.name: t for t in GOLD_TABLES}
 UNITS = (SILVER, GOLD)
 #: Dates of 2023 and 2024 the tests file copies of DAYS under (DAYS are in 2025).
 Y2023 = (dt.date(2023, 3, 1), dt.date(2023, 3, 2))
