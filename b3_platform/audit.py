@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from b3_platform.b3.contract import ContractError, Portfolio
 from b3_platform.b3.parse import ParseError
@@ -38,14 +40,20 @@ def audit_portfolio(index: str, capture_id: str, portfolio: Portfolio, day: dt.d
 
 def _problems(items: list[tuple[str, str, Portfolio]], day: dt.date) -> list[str]:
     """The audit of (index, capture_id, portfolio) items of distinct indices, as one table."""
+    return _audited(items, day)[1]
+
+
+def _audited(items: list[tuple[str, str, Portfolio]], day: dt.date) -> tuple[pa.Table, list[str]]:
+    """(the bronze table of `items`, its audit's problems): the table is what bronze publishes
+    when they pass, so the caller need not build it again."""
     bronze = bronze_table(items)
     tables = {"bronze_portfolio": bronze}
     problems = _broken(PUBLISH_RULES, tables, day, layer="bronze_portfolio")
     try:
         tables["silver_header"], tables["silver_assets"] = silver_tables(bronze, day)
     except ParseError as exc:
-        return [*problems, str(exc)]
-    return [*problems, *_broken(PUBLISH_RULES, tables, day, layer="silver_assets")]
+        return bronze, [*problems, str(exc)]
+    return bronze, [*problems, *_broken(PUBLISH_RULES, tables, day, layer="silver_assets")]
 
 
 def _broken(rules: Iterable[Rule], tables: Mapping, day: dt.date, *, layer: str) -> list[str]:
@@ -120,6 +128,13 @@ class DayChoice:
     """Every index's choice on one date."""
 
     choices: tuple[IndexChoice, ...]
+    #: The bronze table of `items` when the audit built it whole (every newest capture passed):
+    #: `bronze()` hands it on instead of building the same ~3,000 rows again.
+    audited_table: pa.Table | None = field(default=None, compare=False, repr=False)
+
+    def bronze(self) -> pa.Table:
+        """The bronze table of the published items (`transforms.bronze.bronze_table(items)`)."""
+        return self.audited_table if self.audited_table is not None else bronze_table(self.items)
 
     @property
     def items(self) -> list[tuple[str, str, Portfolio]]:
@@ -164,6 +179,9 @@ def _all_newest_pass(
             return None
         newest.append((index, found[0], portfolio))
     items = [(index, capture.capture_id, portfolio) for index, capture, portfolio in newest]
-    if not items or _problems(items, day):
+    if not items:
         return None
-    return DayChoice(tuple(IndexChoice(index, c.capture_id, p, ()) for index, c, p in newest))
+    table, problems = _audited(items, day)
+    if problems:
+        return None
+    return DayChoice(tuple(IndexChoice(index, c.capture_id, p, ()) for index, c, p in newest), table)

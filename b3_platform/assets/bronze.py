@@ -16,7 +16,6 @@ from b3_platform.lake.schemas import BRONZE_PORTFOLIO
 from b3_platform.partitions import partition_days
 from b3_platform.quality import BRONZE_RULES
 from b3_platform.resources import LakeResource
-from b3_platform.transforms.bronze import bronze_table
 
 AUDIT = check_spec(
     "captures_pass_audit",
@@ -63,7 +62,7 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
             context.log.warning(f"{day}: {problem}")
         if not choice.items:
             return NoInput(f"no capture passes the audit ({'; '.join(choice.problems)})")
-        table = bronze_table(choice.items)
+        table = choice.bronze()  # the audit's own table when it built the date's whole
         for rule in BRONZE_RULES:
             book.record(rule.name, day, rule.fn(table, day))
         refused = "\n".join(f"- {p}" for p in choice.problems)

@@ -72,37 +72,31 @@ def _heaviest_first(rows: Iterable[dict]) -> list[dict]:
 
 def composition(days: Mapping[str, IndexDay]) -> pa.Table:
     """Weight and count per group, for each dimension; unknown groups are null and say why."""
-    rows = []
+    columns: dict[str, list] = {f.name: [] for f in GOLD_COMPOSITION.schema}
     for index, day in days.items():
         # Sorted once: each group below collects its members in this order, heaviest first (one
         # sort per index instead of one per group: ~85 groups per index by company).
         heaviest_first = _heaviest_first(day.components.values())
         for dimension in DIMENSIONS:
             known = dimension != "sector" or day.has_sector
-            groups: dict[str | None, list[dict]] = {}
+            groups: dict[str | None, list[str]] = {}
+            totals: dict[str | None, Decimal] = {}
             for component in heaviest_first:
-                groups.setdefault(component[dimension] if known else None, []).append(component)
-            totals = {
-                name: sum((c["weight"] for c in members), Decimal(0)) for name, members in groups.items()
-            }
-            for name in sorted(groups, key=lambda g: (-totals[g], g or "")):
-                members = groups[name]
-                rows.append(
-                    {
-                        "index": index,
-                        "dimension": dimension,
-                        "group_name": name,
-                        "weight": totals[name],
-                        "components": len(members),
-                        "tickers": ",".join(c["ticker"] for c in members),
-                        "note": None
-                        if name is not None
-                        else NO_SECTOR
-                        if dimension == "sector" and not day.has_sector
-                        else NOTES[dimension],
-                    }
-                )
-    return pa.Table.from_pylist(rows, schema=GOLD_COMPOSITION.schema)
+                name = component[dimension] if known else None
+                groups.setdefault(name, []).append(component["ticker"])
+                # Summed in the same order as before (heaviest first, from Decimal 0): same sums.
+                totals[name] = totals.get(name, Decimal(0)) + component["weight"]
+            names = sorted(groups, key=lambda g: (-totals[g], g or ""))
+            unknown = NO_SECTOR if dimension == "sector" and not day.has_sector else NOTES[dimension]
+            # Rows a column at a time (a date of 34 indices has ~3,000): no dict per row.
+            columns["index"].extend([index] * len(names))
+            columns["dimension"].extend([dimension] * len(names))
+            columns["group_name"].extend(names)
+            columns["weight"].extend([totals[name] for name in names])
+            columns["components"].extend([len(groups[name]) for name in names])
+            columns["tickers"].extend([",".join(groups[name]) for name in names])
+            columns["note"].extend([None if name is not None else unknown for name in names])
+    return pa.Table.from_pydict(columns, schema=GOLD_COMPOSITION.schema)
 
 
 @dataclass(frozen=True)
@@ -127,36 +121,34 @@ def changes(
     days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
 ) -> pa.Table:
     """Entries, exits and changes of held tickers, for indices whose previous trading day is known."""
-    rows = []
+    columns: dict[str, list] = {f.name: [] for f in GOLD_CHANGES.schema}
+    zero = Decimal(0)
     for index, day in days.items():
         before = previous.get(index)
         if before is None:
             continue  # never compared with an older day: the summary says so
         reductor_changed = day.reductor != before.reductor
-        for ticker in sorted(day.components.keys() | before.components.keys()):
+        tickers = sorted(day.components.keys() | before.components.keys())
+        columns["index"].extend([index] * len(tickers))
+        columns["ticker"].extend(tickers)
+        columns["previous_date"].extend([previous_date] * len(tickers))
+        columns["reductor_changed"].extend([reductor_changed] * len(tickers))
+        for ticker in tickers:
             now, then = day.components.get(ticker), before.components.get(ticker)
             weight = now["weight"] if now else None
             previous_weight = then["weight"] if then else None
             quantity = now["theoretical_quantity"] if now else None
             previous_quantity = then["theoretical_quantity"] if then else None
-            rows.append(
-                {
-                    "index": index,
-                    "ticker": ticker,
-                    "company": (now or then)["company"],
-                    "membership": "held" if now and then else "entered" if now else "exited",
-                    "previous_date": previous_date,
-                    "weight": weight,
-                    "previous_weight": previous_weight,
-                    "weight_change_pp": (weight or Decimal(0)) - (previous_weight or Decimal(0)),
-                    "theoretical_quantity": quantity,
-                    "previous_quantity": previous_quantity,
-                    "quantity_change": (quantity or 0) - (previous_quantity or 0),
-                    "quantity_changed": bool(now and then and quantity != previous_quantity),
-                    "reductor_changed": reductor_changed,
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=GOLD_CHANGES.schema)
+            columns["company"].append((now or then)["company"])
+            columns["membership"].append("held" if now and then else "entered" if now else "exited")
+            columns["weight"].append(weight)
+            columns["previous_weight"].append(previous_weight)
+            columns["weight_change_pp"].append((weight or zero) - (previous_weight or zero))
+            columns["theoretical_quantity"].append(quantity)
+            columns["previous_quantity"].append(previous_quantity)
+            columns["quantity_change"].append((quantity or 0) - (previous_quantity or 0))
+            columns["quantity_changed"].append(bool(now and then and quantity != previous_quantity))
+    return pa.Table.from_pydict(columns, schema=GOLD_CHANGES.schema)
 
 
 def index_summary(
@@ -291,33 +283,31 @@ class StayTracker:
         if new:
             self.walked.extend(sorted(new))
             self._walk_back(new, day)
-        rows = []
+        columns: dict[str, list] = {f.name: [] for f in GOLD_TIME_IN_INDEX.schema}
+        held: dict[dt.date, int] = {}  # first_seen -> trading days held on `day` (a few per date)
         for index in sorted(tickers_by_index):
             before = self._stays[index]
             first_time = not self._seen[index]
             stays = {}
             for ticker in sorted(tickers_by_index[index]):
                 old = before.get(ticker)
-                stays[ticker] = (
+                s = stays[ticker] = (
                     Stay(old.first_seen, old.observed_days + 1, old.history_start)
                     if old
                     else Stay(day, 1, first_time)
                 )
-                s = stays[ticker]
-                rows.append(
-                    {
-                        "index": index,
-                        "ticker": ticker,
-                        "first_seen": s.first_seen,
-                        "trading_days_held": trading_days_held(s.first_seen, day),
-                        "calendar_days_since_entry": (day - s.first_seen).days,
-                        "observed_days": s.observed_days,
-                        "first_seen_is_history_start": s.history_start,
-                    }
-                )
+                if s.first_seen not in held:
+                    held[s.first_seen] = trading_days_held(s.first_seen, day)
+                columns["index"].append(index)
+                columns["ticker"].append(ticker)
+                columns["first_seen"].append(s.first_seen)
+                columns["trading_days_held"].append(held[s.first_seen])
+                columns["calendar_days_since_entry"].append((day - s.first_seen).days)
+                columns["observed_days"].append(s.observed_days)
+                columns["first_seen_is_history_start"].append(s.history_start)
             self._stays[index] = stays
             self._seen[index] = True
-        return pa.Table.from_pylist(rows, schema=GOLD_TIME_IN_INDEX.schema)
+        return pa.Table.from_pydict(columns, schema=GOLD_TIME_IN_INDEX.schema)
 
 
 def tickers_by_index(assets: pa.Table) -> dict[str, list[str]]:
