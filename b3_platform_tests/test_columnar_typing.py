@@ -273,6 +273,11 @@ def test_a_date_audited_as_one_table_chooses_what_index_by_index_chooses(tmp_pat
     assert day_choice.choices == one_by_one
     assert [c.index for c in day_choice.choices if c.refused] == [BUILTIN_INDICES[2]]
     assert "weights_sum_to_100" in day_choice.problems[0]
+    # A refusal means the date was audited index by index: bronze's table is built from the
+    # chosen items (the older capture of the refused index), not the refused one.
+    assert day_choice.audited_table is None
+    assert day_choice.bronze().equals(bronze_table(day_choice.items))
+    assert BUILTIN_INDICES[2] in day_choice.bronze().column("index").to_pylist()
 
     clean = RawStore(LocalStorage(tmp_path / "clean"))
     for code in BUILTIN_INDICES[:6]:
@@ -281,3 +286,8 @@ def test_a_date_audited_as_one_table_chooses_what_index_by_index_chooses(tmp_pat
     choice = choose_captures(clean, DAY, captures)
     assert choice.choices == tuple(choose_capture(clean, DAY, i, f) for i, f in sorted(captures.items()))
     assert not choice.problems and len(choice.items) == 6
+    # Every newest capture passed: bronze publishes the very table the audit judged, which is
+    # what building it again from the items would give.
+    assert choice.audited_table is not None
+    assert choice.bronze() is choice.audited_table
+    assert choice.bronze().equals(bronze_table(choice.items))
