@@ -284,12 +284,17 @@ PUBLISH_RULES = tuple(r for r in (*BRONZE_RULES, *SILVER_ASSET_RULES) if r.block
 def composition_covers_every_component(composition: pa.Table, day: dt.date) -> list[str]:
     """Each dimension's groups add up to the whole index (a component lost or counted twice shows)."""
     problems = []
-    totals: dict[tuple[str, str], tuple[Decimal, int]] = {}
-    for index, dimension, weight, n in zip(
-        *(composition.column(c).to_pylist() for c in ("index", "dimension", "weight", "components"))
-    ):
-        w, count = totals.get((index, dimension), (Decimal(0), 0))
-        totals[(index, dimension)] = (w + weight, count + n)
+    # Summed by Arrow per (index, dimension): exact decimal sums, ~140 groups from ~3,000 rows
+    # at 34 indices, so only the groups become Python values.
+    sums = composition.group_by(["index", "dimension"], use_threads=False).aggregate(
+        [("weight", "sum"), ("components", "sum")]
+    )
+    totals: dict[tuple[str, str], tuple[Decimal, int]] = {
+        (index, dimension): (weight, n)
+        for index, dimension, weight, n in zip(
+            *(sums.column(c).to_pylist() for c in ("index", "dimension", "weight_sum", "components_sum"))
+        )
+    }
     counts = {}
     for (index, dimension), (weight, n) in sorted(totals.items()):
         tolerance = WEIGHT_ROUNDING_PER_ROW * n
@@ -320,6 +325,8 @@ def concentration_within_bounds(summary: pa.Table, day: dt.date) -> list[str]:
 
 
 def time_in_index_consistent(stays: pa.Table, day: dt.date) -> list[str]:
+    if _every_stay_consistent(stays, day):
+        return []  # the row by row pass below would find nothing; it runs only to name problems
     problems = []
     columns = [
         "index",
@@ -342,6 +349,31 @@ def time_in_index_consistent(stays: pa.Table, day: dt.date) -> list[str]:
                 f"{where}: calendar days {r['calendar_days_since_entry']} do not match first_seen"
             )
     return problems
+
+
+def _every_stay_consistent(stays: pa.Table, day: dt.date) -> bool:
+    """Whether no row breaks `time_in_index_consistent`, checked a column at a time: a date of
+    34 indices has ~3,000 stays, which the row by row pass turns into ~3,000 Python dicts only to
+    find nothing on nearly every date. A null anywhere is left to the row pass (False)."""
+    columns = ["first_seen", "trading_days_held", "calendar_days_since_entry", "observed_days"]
+    if any(stays.column(c).null_count for c in columns):
+        return False
+    first_seen = stays.column("first_seen")
+    observed = stays.column("observed_days")
+    ok = pc.and_(
+        pc.and_(
+            pc.less_equal(first_seen, pa.scalar(day, first_seen.type)),
+            pc.less_equal(observed, stays.column("trading_days_held")),
+        ),
+        pc.and_(
+            pc.greater_equal(observed, 1),
+            pc.equal(
+                stays.column("calendar_days_since_entry"),
+                pc.days_between(first_seen, pa.scalar(day, first_seen.type)),
+            ),
+        ),
+    )
+    return bool(pc.all(ok).as_py())
 
 
 def previous_trading_day_in_lake(summary: pa.Table, day: dt.date) -> list[str]:
