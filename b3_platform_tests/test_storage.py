@@ -61,6 +61,9 @@ def test_local_storage_round_trip(tmp_path):
     assert store.list_keys("") == ["a/b/c.json", "a/d.json"]
     assert store.list_keys("missing/") == []
     assert store.has_keys("a/") and store.has_keys("a/b") and not store.has_keys("missing/")
+    store.write_bytes("top.json", b"three")  # a key at the root has no folder part
+    assert store.list_keys("") == ["a/b/c.json", "a/d.json", "top.json"]
+    store.delete("top.json")
     (tmp_path / "lake" / "e").mkdir()
     (tmp_path / "lake" / "e" / f"{TEMP_PREFIX}x.partial").write_bytes(b"half")
     assert not store.has_keys("e/")  # a temp file is not a key
