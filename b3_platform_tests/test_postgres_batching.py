@@ -97,28 +97,32 @@ def build_history(postgres_server, base: Path, batch: str | None) -> History:
     env.update(postgres_server.env(database))
     if batch is not None:
         env["DAGSTER_EVENT_BATCH_SIZE"] = batch
-    defs = build_defs(env)
-    graph = defs.resolve_asset_graph()
     with opened(env, home) as instance:
         before = postgres_server.sessions(database)
-        job = defs.resolve_implicit_global_asset_job_def()
-        built = job.execute_in_process(
-            instance=instance,
-            asset_selection=[dg.AssetKey(name) for name in LAYERS],
-            tags=range_tags(dt.date.fromisoformat(BUILT[0]), dt.date.fromisoformat(BUILT[-1])),
-        )
-        assert built.success
-        (failed,) = materialize_days(
-            defs,
-            [dt.date.fromisoformat(day) for day in FAILED],
-            instance=instance,
-            selection=archive_selection(graph),
-            quiet=True,
-        )
-        assert not failed.success
+        range_run, backfill_run = run_history(build_defs(env), instance)
     postgres_server.wait_for_no_client()
     sessions = postgres_server.sessions(database) - before - 1  # less the reading after
-    return History(postgres_server, env, home, lake, database, built.run_id, failed.run_id, sessions)
+    return History(postgres_server, env, home, lake, database, range_run, backfill_run, sessions)
+
+
+def run_history(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[str, str]:
+    """The two runs of the module docstring on `instance`: (the range run's id, the failed
+    backfill's id)."""
+    built = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=[dg.AssetKey(name) for name in LAYERS],
+        tags=range_tags(dt.date.fromisoformat(BUILT[0]), dt.date.fromisoformat(BUILT[-1])),
+    )
+    assert built.success
+    (failed,) = materialize_days(
+        defs,
+        [dt.date.fromisoformat(day) for day in FAILED],
+        instance=instance,
+        selection=archive_selection(defs.resolve_asset_graph()),
+        quiet=True,
+    )
+    assert not failed.success
+    return built.run_id, failed.run_id
 
 
 @pytest.fixture(scope="module")
@@ -249,20 +253,27 @@ def partition_statuses(history: History) -> dict[str, dict[str, str | None]]:
     return statuses
 
 
+def expected_statuses() -> dict[str, dict[str, str | None]]:
+    """Each date's status after the module docstring's history, whatever stored it."""
+    return {
+        **{
+            name: {
+                **dict.fromkeys(FAILED, "FAILED"),
+                "2025-07-04": None,  # in neither run
+                **dict.fromkeys(BUILT, "MATERIALIZED"),
+            }
+            for name in LAYERS
+        },
+        # the range run did not select raw
+        "raw_portfolio": {**dict.fromkeys(FAILED, "FAILED"), **dict.fromkeys(["2025-07-04", *BUILT], None)},
+    }
+
+
 @pytest.mark.parametrize("variant", ["deploy", "batch of 3"])
 def test_a_failed_backfill_still_marks_its_dates_failed(histories, variant):
     statuses = partition_statuses(histories[variant])
     assert statuses == partition_statuses(histories["unbatched"])
-    for name in LAYERS:
-        assert statuses[name] == {
-            **dict.fromkeys(FAILED, "FAILED"),
-            "2025-07-04": None,  # in neither run
-            **dict.fromkeys(BUILT, "MATERIALIZED"),
-        }, name
-    assert statuses["raw_portfolio"] == {
-        **dict.fromkeys(FAILED, "FAILED"),
-        **dict.fromkeys(["2025-07-04", *BUILT], None),  # the range run did not select raw
-    }
+    assert statuses == expected_statuses()
 
 
 def planned(history: History) -> Counter:

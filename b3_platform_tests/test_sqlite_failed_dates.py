@@ -12,7 +12,6 @@ it runs). Every date's status must read the same on both, in the instance and in
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from b3_platform.definitions import build_defs
-from b3_platform.runs import archive_selection, materialize_days, range_tags
+from b3_platform.runs import archive_selection
 from b3_platform_tests.conftest import dagster_home_and_lake
 from b3_platform_tests.test_postgres_batching import (
     BUILT,
@@ -31,6 +30,8 @@ from b3_platform_tests.test_postgres_batching import (
     JSON_DIR,
     LAYERS,
     PARTITION_STATUSES,
+    expected_statuses,
+    run_history,
 )
 from b3_platform_tests.test_webserver import graphql, running_webserver
 
@@ -49,25 +50,10 @@ def build_history(base: Path, pooled: bool) -> History:
         config = yaml.safe_load((home / "dagster.yaml").read_text())
         config.pop("event_log_storage")
         (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    defs = build_defs(env)
-    graph = defs.resolve_asset_graph()
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert (type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage") == pooled
-        built = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance,
-            asset_selection=[dg.AssetKey(name) for name in LAYERS],
-            tags=range_tags(dt.date.fromisoformat(BUILT[0]), dt.date.fromisoformat(BUILT[-1])),
-        )
-        assert built.success
-        (failed,) = materialize_days(
-            defs,
-            [dt.date.fromisoformat(day) for day in FAILED],
-            instance=instance,
-            selection=archive_selection(graph),
-            quiet=True,
-        )
-        assert not failed.success
-    return History(env, home, built.run_id, failed.run_id)
+        range_run, backfill_run = run_history(build_defs(env), instance)
+    return History(env, home, range_run, backfill_run)
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +79,7 @@ def partition_statuses(history: History) -> dict[str, dict[str, str | None]]:
 def test_a_failed_backfill_marks_its_dates_failed_as_with_dagsters_class(histories):
     statuses = partition_statuses(histories["pooled"])
     assert statuses == partition_statuses(histories["dagster's"])
-    for name in LAYERS:
-        assert statuses[name] == {
-            **dict.fromkeys(FAILED, "FAILED"),
-            "2025-07-04": None,  # in neither run
-            **dict.fromkeys(BUILT, "MATERIALIZED"),
-        }, name
-    assert statuses["raw_portfolio"] == {
-        **dict.fromkeys(FAILED, "FAILED"),
-        **dict.fromkeys(["2025-07-04", *BUILT], None),
-    }
+    assert statuses == expected_statuses()
 
 
 def planned_in_run_logs(history: History) -> Counter:
