@@ -15,7 +15,8 @@ With `--history N [N ...]` it measures instead how the daily run grows with hist
 already holding the N trading days before the run's day (a synthetic IBOV archive as benchmarks/run.py
 builds it, imported and backfilled in one single run, untimed), then the timed daily run of 1 index for
 the next day, each repeat on a fresh copy of that lake (hard links: its catalog in step with it, as
-the day after a run), in a child process. With `--baseline PATH` the
+the day after a run), in a child process on a fresh persistent instance configured by the measured
+checkout's dagster.yaml (its event log storage is part of the daily run). With `--baseline PATH` the
 same runs of another checkout (its code, this script) are interleaved with this one's:
 
     .venv/bin/python benchmarks/daily_run.py --history 250 1250 --baseline ../base --repeat 3
@@ -269,22 +270,31 @@ def link_lake(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link)
 
 
-def _timed_gold_pictures() -> list[float]:
-    """Times gold's dashboard pictures of the newest date (inside gold's step): the seconds of
-    each call land in the list returned."""
+def _timed_pictures() -> dict[str, list[float]]:
+    """Times gold's picture of the newest date wherever the measured checkout draws it: inside gold's
+    step (`gold_pictures`, in the daily job: "job") or in the dashboard's run after the catalog
+    (`gold_picture`: "after"); the seconds of each call land in the lists returned."""
+    import b3_platform.assets.dashboard as dashboard_asset
     import b3_platform.assets.gold as gold_asset
 
-    seconds: list[float] = []
-    draw = gold_asset.gold_pictures
+    seconds: dict[str, list[float]] = {"job": [], "after": []}
 
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return draw(*args, **kwargs)
-        finally:
-            seconds.append(time.perf_counter() - started)
+    def timed(module, name: str, into: list[float]) -> None:
+        draw = getattr(module, name)
 
-    gold_asset.gold_pictures = timed
+        def timed_draw(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return draw(*args, **kwargs)
+            finally:
+                into.append(time.perf_counter() - started)
+
+        setattr(module, name, timed_draw)
+
+    if hasattr(gold_asset, "gold_pictures"):
+        timed(gold_asset, "gold_pictures", seconds["job"])
+    if hasattr(dashboard_asset, "gold_picture"):
+        timed(dashboard_asset, "gold_picture", seconds["after"])
     return seconds
 
 
@@ -326,7 +336,7 @@ def child_daily(spec: dict) -> dict:
     from b3_platform.resources import B3ApiResource
 
     trading_calendar.today_sao_paulo = lambda: DAY
-    pictures = _timed_gold_pictures()
+    pictures = _timed_pictures()
     lake = spec["lake"]
     base = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
     b3 = B3ApiResource(
@@ -345,7 +355,9 @@ def child_daily(spec: dict) -> dict:
         }
 
     after: dict = {}
-    with dg.instance_for_test(temp_dir=spec["home"]) as instance:
+    # The checkout's own instance settings (its dagster.yaml, copied into DAGSTER_HOME by the parent):
+    # a daily run is on a persistent instance, and its event log storage is part of what is measured.
+    with dg.DagsterInstance.get() as instance:
         home_before = folder_bytes(Path(spec["home"]))
         wall, cpu = time.perf_counter(), cpu_seconds()
         result = job.execute_in_process(
@@ -369,6 +381,7 @@ def child_daily(spec: dict) -> dict:
                 "dashboard_after_step": sum(
                     t for k, t in step_seconds(instance, drawn.run_id).items() if k in DASHBOARD_STEPS
                 ),
+                "picture_after": sum(pictures["after"]),
             }
             result_ok = drawn.success
         else:
@@ -383,7 +396,7 @@ def child_daily(spec: dict) -> dict:
         "catalog": sum(t for k, t in steps.items() if k in CATALOG_STEPS),
         "dashboard": sum(t for k, t in steps.items() if k in DASHBOARD_STEPS),
         "gold": sum(t for k, t in steps.items() if k in GOLD_STEPS),
-        "pictures": sum(pictures),
+        "pictures": sum(pictures["job"]),
         "metadata_bytes": metadata,
         "picture_bytes": picture_bytes,
         "picture_count": picture_count,
@@ -409,6 +422,7 @@ HISTORY_FIGURES = (
     "dashboard_after_wall",
     "dashboard_after_cpu",
     "dashboard_after_step",
+    "picture_after",
 )
 
 
@@ -417,6 +431,8 @@ def measure_history(
 ) -> dict:
     """{(checkout, n): {wall, cpu, catalog, dashboard, ...: [...]}}: every (checkout, n) once per
     repeat, interleaved, each on a fresh copy of its history's lake."""
+    from backfill import fresh_dagster_home
+
     ctx = multiprocessing.get_context("spawn")
     urls, stop = ctx.Queue(), ctx.Event()
     server = ctx.Process(target=_serve, args=(urls, stop), daemon=True)
@@ -433,15 +449,20 @@ def measure_history(
                         run_dir = work / f"run-{name}-{n}-{r}"
                         lake = run_dir / "lake"
                         link_lake(lakes[n], lake)
-                        (run_dir / "home").mkdir()
+                        home = fresh_dagster_home(run_dir / "home", checkout / "dagster.yaml")
                         spec = {
                             "mode": "daily",
                             "lake": str(lake),
-                            "home": str(run_dir / "home"),
+                            "home": str(home),
                             "base_url": base_url,
                             "indices": codes,
                         }
-                        env = {**os.environ, CHECKOUT_VAR: str(checkout), "PYTHONWARNINGS": "ignore"}
+                        env = {
+                            **os.environ,
+                            CHECKOUT_VAR: str(checkout),
+                            "DAGSTER_HOME": str(home),
+                            "PYTHONWARNINGS": "ignore",
+                        }
                         got = run_daily_child(spec, env, run_dir / "child")
                         if Path(got["code"]) != checkout.resolve():
                             raise SystemExit(f"the child ran {got['code']}, not {checkout}")
@@ -458,7 +479,8 @@ def measure_history(
                                 f"{got['dashboard']:.2f} s in the run"
                                 if "dashboard_after_wall" not in got
                                 else f"after, alone: {got['dashboard_after_wall']:.2f} s wall, "
-                                f"{got['dashboard_after_cpu']:.2f} s CPU"
+                                f"{got['dashboard_after_cpu']:.2f} s CPU, of which gold's picture "
+                                f"{got.get('picture_after', 0):.2f} s"
                             )
                             + f"; metadata {got['metadata_bytes'] / 1024:.0f} KB, of which "
                             f"{got['picture_count']} picture(s) {got['picture_bytes'] / 1024:.0f} KB; instance "
@@ -496,11 +518,13 @@ def history_report(
         + f". The `daily_capture` job for {DAY} ({what} from the replay server → raw → bronze → silver → "
         "gold → checks → catalog, and the dashboard where the job still draws it) on a copy of a lake "
         "already holding the N trading days before it (synthetic archive, backfilled untimed), a fresh "
-        f"sqlite instance, each run in its own process; medians of {repeat} repeats, every checkout and "
-        "size interleaved. `catalog` is the athena_tables step (the DuckDB sync), `gold` its step, "
-        "`pictures` the part of gold's step that draws the newest date's pictures (through the "
-        "catalog); `dashboard` is the dashboard's step, inside the job (in) or in its own run after "
-        "it, as automation requests it (after: wall and CPU of that whole run); `rest` = wall − catalog "
+        "persistent sqlite instance on the checkout's own dagster.yaml, each run in its own process; "
+        f"medians of {repeat} repeats, every checkout and size interleaved. `catalog` is the "
+        "athena_tables step (the DuckDB sync), `gold` its step, `pictures` the part of gold's step "
+        "that draws the newest date's pictures (through the catalog; 0 where the checkout draws gold's "
+        "picture in the dashboard's run instead); `dashboard` is the dashboard's step, inside the job "
+        "(in) or in its own run after it, as automation requests it (after: wall and CPU of that whole "
+        "run, and the seconds of gold's picture when that run draws it); `rest` = wall − catalog "
         "− pictures − the dashboard in the job; `metadata` the bytes the run's materializations stored "
         "(serialized), of which gold's pictures. Load average at the end: "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}.",
@@ -518,9 +542,12 @@ def history_report(
                 dash = f"{fmt(med(name, n, 'dashboard'), 2)} (in)"
                 inside = med(name, n, "dashboard")
             else:
+                drawn_after = med(name, n, "picture_after")
                 dash = (
                     f"{fmt(med(name, n, 'dashboard_after_step'), 2)} (after: {fmt(after, 2)} wall, "
-                    f"{fmt(med(name, n, 'dashboard_after_cpu'), 2)} CPU)"
+                    f"{fmt(med(name, n, 'dashboard_after_cpu'), 2)} CPU"
+                    + (f"; gold's picture {fmt(drawn_after, 2)}" if drawn_after else "")
+                    + ")"
                 )
                 inside = 0.0
             lines.append(
