@@ -150,6 +150,18 @@ def dashboard_drawn(instance: dg.DagsterInstance) -> dict | None:
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()} if records else None
 
 
+def gold_pictures(instance: dg.DagsterInstance, day: dt.date) -> list[dict]:
+    """The metadata of each observation of gold_index_summary at `day` (its pictures), oldest first."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("gold_index_summary"), asset_partitions=[day.isoformat()]
+        ),
+        limit=10,
+        ascending=True,
+    ).records
+    return [{k: v.value for k, v in r.asset_observation.metadata.items()} for r in records]
+
+
 def test_a_capture_run_that_built_every_layer_is_not_built_again(defs, instance, lake_root, today, b3_server):
     """The daily job builds raw and everything below, then the catalog, in one run; automation
     redoes none of it, and redraws the dashboard (not in the job: it draws every date of the history)
@@ -175,6 +187,12 @@ def test_a_capture_run_that_built_every_layer_is_not_built_again(defs, instance,
     assert "athena_tables" in built and "dashboard" not in built
     assert dashboard_drawn(instance)["last_date"] == earlier.isoformat()  # not redrawn by the job
     assert day.isoformat() not in (lake_root / PAGE_KEY).read_text(encoding="utf-8")
+    # Nor does the job draw gold's picture of the new date: the dashboard's run reports it.
+    assert not any(
+        k.startswith("picture")
+        for k in latest(instance, "gold_index_summary", day.isoformat()).asset_materialization.metadata
+    )
+    assert gold_pictures(instance, day) == []
 
     assert daemon.tick() == {"dashboard": {None}}
     daemon.run(daemon.ticks[-1])
@@ -183,6 +201,11 @@ def test_a_capture_run_that_built_every_layer_is_not_built_again(defs, instance,
     assert drawn["dates"] == 2
     page = (lake_root / PAGE_KEY).read_text(encoding="utf-8")
     assert day.isoformat() in page
+    # Gold's newest partition now shows the picture: an observation, by the dashboard's run...
+    (picture,) = gold_pictures(instance, day)
+    assert picture["picture_IBOV"].startswith(f"![IBOV, {earlier} to {day}](data:image/png;base64,")
+    assert drawn["picture"] == f"picture_IBOV on gold_index_summary {day}"
+    # ...which is no update of gold: nothing follows it.
     assert daemon.tick() == {}
 
 

@@ -1,8 +1,8 @@
 """The index dashboard built from the demo lake (every real sample), looked at the way a person
 does: the page in headless Chromium, served from 127.0.0.1 as a bucket would serve it and opened
 from disk, with every request and console message recorded; what the charts draw compared with
-the catalog's own answer to the same question; and the PNGs in the dashboard's and gold's
-metadata decoded."""
+the catalog's own answer to the same question; and the PNG the dashboard's run reports on gold's
+newest partition decoded."""
 
 from __future__ import annotations
 
@@ -334,46 +334,60 @@ def _png_of(markdown: str) -> bytes:
     return base64.b64decode(match.group(1))
 
 
-def test_dashboard_asset_writes_the_page_and_shows_a_picture(demo, catalog):
-    (demo / PAGE_KEY).unlink()
-    result = dg.materialize(
+def _draw_dashboard(demo, catalog) -> dg.ExecuteInProcessResult:
+    """The dashboard asset materialized alone, as automation runs it after the catalog."""
+    return dg.materialize(
         [dashboard],
         resources={**lake_resources(LakeResource(root=str(demo))), "catalog": catalog},
         instance=dg.DagsterInstance.ephemeral(),
     )
+
+
+def _observed(result: dg.ExecuteInProcessResult) -> dg.AssetObservation:
+    """The run's one observation: gold_index_summary at the catalog's newest date."""
+    (observation,) = result.asset_observations_for_node("dashboard")
+    assert observation.asset_key == dg.AssetKey("gold_index_summary")
+    return observation
+
+
+def test_dashboard_asset_writes_the_page_and_reports_gold_s_picture(demo, catalog):
+    (demo / PAGE_KEY).unlink()
+    result = _draw_dashboard(demo, catalog)
     (materialization,) = result.asset_materializations_for_node("dashboard")
     metadata = materialization.metadata
     assert metadata["dagster/uri"].value == str(demo / PAGE_KEY) and (demo / PAGE_KEY).is_file()
     assert metadata["indices"].value == "IBOV, IBRA, IBXX" and metadata["dates"].value == 18
-    # No picture in the run history on every redraw: gold's newest partition carries IBOV's.
+    # No picture in the dashboard's own materialization: it says where the picture is.
     assert not any("data:image" in str(entry.value) for entry in metadata.values())
-
-
-def test_gold_newest_date_carries_a_png_of_each_index(demo):
-    defs = build_defs({"B3_PLATFORM_DATA_DIR": str(demo)})
-    job = defs.resolve_implicit_global_asset_job_def()
-    instance = dg.DagsterInstance.ephemeral()
-    newest = job.execute_in_process(instance=instance, asset_selection=GOLD, partition_key=NEWEST)
-    older = job.execute_in_process(instance=instance, asset_selection=GOLD, partition_key="2025-07-08")
-    assert newest.success and older.success
-    by_asset = {
-        m.asset_key.path[0]: m.metadata for m in newest.asset_materializations_for_node("gold_tables")
-    }
-    width, height = decode_png(_png_of(by_asset["gold_index_summary"]["picture_IBOV"].value))
+    assert metadata["picture"].value == f"picture_IBOV on gold_index_summary {NEWEST}"
+    # The picture: an observation of gold's newest partition, a PNG of IBOV's main charts.
+    observation = _observed(result)
+    assert observation.partition == NEWEST and list(observation.metadata) == ["picture_IBOV"]
+    width, height = decode_png(_png_of(observation.metadata["picture_IBOV"].value))
     assert width > 400 and height > 400
-    # Only the newest date draws, once (on the summary).
-    assert not any(
-        k.startswith("picture")
-        for m in older.asset_materializations_for_node("gold_tables")
-        for k in m.metadata
+
+
+def test_gold_draws_no_picture_and_needs_no_catalog(demo, tmp_path):
+    """Gold's step of the newest date draws nothing (the dashboard's run does, after the catalog):
+    no picture entry and no catalog query, so it builds even where no catalog exists."""
+    defs = build_defs(
+        {"B3_PLATFORM_DATA_DIR": str(demo), "B3_PLATFORM_DUCKDB": str(tmp_path / "none.duckdb")}
     )
-    assert [k for k in by_asset["gold_changes"] if k.startswith("picture")] == []
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=GOLD, partition_key=NEWEST
+    )
+    assert result.success
+    materializations = result.asset_materializations_for_node("gold_tables")
+    assert len(materializations) == 4
+    assert not any(k.startswith("picture") for m in materializations for k in m.metadata)
+    assert not (tmp_path / "none.duckdb").exists()
 
 
-def test_gold_pictures_draw_a_trailing_window_queried_date_pruned(demo, catalog, monkeypatch):
-    """The demo lake holds dates from 2021 on; gold's picture of its newest date draws only the last
-    PICTURE_WINDOW_DAYS trading days: every query it sends the catalog keeps `date >=` the window's
-    first day, the data handed to the drawing holds no older row, and the caption says the dates."""
+def test_gold_s_picture_draws_a_trailing_window_queried_date_pruned(demo, catalog, monkeypatch):
+    """The demo lake holds dates from 2021 on; the picture of its newest date draws only the last
+    PICTURE_WINDOW_DAYS trading days up to it: every query the picture sends the catalog keeps
+    `date >=` the window's first day (and stops after the date), the data handed to the drawing holds
+    no older row, and the caption says the dates."""
     since = first_of_last_trading_days(dt.date.fromisoformat(NEWEST), PICTURE_WINDOW_DAYS)
     held = [r[0] for r in catalog.query('SELECT DISTINCT "date" FROM gold_index_summary ORDER BY 1').rows]
     assert held[0] < since < held[-1], (held, since)  # a history longer than the window
@@ -391,67 +405,64 @@ def test_gold_pictures_draw_a_trailing_window_queried_date_pruned(demo, catalog,
         "query",
         lambda self, sql, *a, **kw: sent.append(sql) or ask(self, sql, *a, **kw),
     )
-    defs = build_defs({"B3_PLATFORM_DATA_DIR": str(demo)})
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), asset_selection=GOLD, partition_key=NEWEST
-    )
-    assert result.success
+    observation = _observed(_draw_dashboard(demo, catalog))
 
-    assert len(sent) == 4 and all(f"\"date\" >= DATE '{since}'" in sql for sql in sent), sent
+    # The page's nine questions cover the whole history; the picture's four, the window only.
+    page, picture = sent[:-4], sent[-4:]
+    assert len(page) == 9 and not any(f"DATE '{since}'" in sql for sql in page)
+    after = dt.date.fromisoformat(NEWEST) + dt.timedelta(days=1)
+    assert all(f"\"date\" >= DATE '{since}'" in sql and f"< DATE '{after}'" in sql for sql in picture), (
+        picture
+    )
     assert [index for _, index in drawn] == ["IBOV"]  # the one index of the newest date
     data = drawn[0][0]
     for name in ("summary", "weights", "sectors", "events"):
         dates = {r["date"] for r in getattr(data, name).records()}
-        assert all(d >= since.isoformat() for d in dates), (name, sorted(dates))
+        assert all(since.isoformat() <= d <= NEWEST for d in dates), (name, sorted(dates))
     assert data.sectors.rows == []  # the 2022 capture with sectors is outside the window
     ibov_in_window = catalog.query(
         f"""SELECT DISTINCT "date" FROM gold_index_summary WHERE "index" = 'IBOV' AND "date" >= DATE '{since}'"""
     ).rows
     assert data.dates("IBOV") == sorted(d.isoformat() for (d,) in ibov_in_window)
-    (summary,) = [
-        m
-        for m in result.asset_materializations_for_node("gold_tables")
-        if m.asset_key.path[0] == "gold_index_summary"
-    ]
+    assert data.dates("IBOV")[-1] == NEWEST
     first = data.dates("IBOV")[0]
-    assert summary.metadata["picture_IBOV"].value.startswith(
+    assert observation.metadata["picture_IBOV"].value.startswith(
         f"![IBOV, {first} to {NEWEST}](data:image/png;base64,"
     )
 
 
-def _day_rows(catalog, day: str) -> tuple[dict[str, list[dict]], dict[str, dict[str, Decimal]]]:
-    """Gold's rows of `day` per table and its weights per index, as gold hands them to its picture:
-    read back from the demo's catalog."""
-    from b3_platform.lake.schemas import GOLD_CHANGES, GOLD_COMPOSITION, GOLD_INDEX_SUMMARY
-
-    rows = {}
-    for table in (GOLD_INDEX_SUMMARY, GOLD_COMPOSITION, GOLD_CHANGES):
-        result = catalog.query(f"SELECT * FROM {table.name} WHERE \"date\" = DATE '{day}'")
-        rows[table.name] = [dict(zip(result.columns, r)) for r in result.rows]
-    weights: dict[str, dict[str, Decimal]] = {}
-    held = catalog.query(f'SELECT "index", ticker, weight FROM silver_assets WHERE "date" = DATE \'{day}\'')
-    for index, ticker, weight in held.rows:
-        weights.setdefault(index, {})[ticker] = weight
-    return rows, weights
+#: The tables gold's picture reads.
+PICTURE_TABLES = ("gold_index_summary", "gold_composition", "gold_changes", "silver_assets")
 
 
-def _tables(rows: dict[str, list[dict]], *, without: str = "") -> dict:
-    import pyarrow as pa
+@pytest.fixture
+def two_indices(demo, tmp_path):
+    """A copy of the demo's catalog whose newest date also holds AAAA (sorted before IBOV): IBOV's
+    rows of that date filed again under AAAA in every table the picture reads."""
+    import shutil
 
-    return {name: pa.Table.from_pylist([r for r in rs if r["index"] != without]) for name, rs in rows.items()}
+    import duckdb
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo / "warehouse.duckdb", copy)
+    with duckdb.connect(str(copy)) as conn:
+        for table in PICTURE_TABLES:
+            columns = [c for (c,) in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()]
+            chosen = ", ".join("'AAAA'" if c == "index" else f'"{c}"' for c in columns)
+            conn.execute(
+                f"INSERT INTO {table} SELECT {chosen} FROM {table} "
+                f"WHERE \"index\" = 'IBOV' AND \"date\" = DATE '{NEWEST}'"
+            )
+    return copy
 
 
-def test_gold_draws_one_picture_the_featured_index_of_a_date_holding_several(demo, catalog, monkeypatch):
+def test_gold_s_picture_is_one_the_featured_index_of_a_date_holding_several(two_indices, monkeypatch):
     """A date holding several indices carries one picture: IBOV's when the date holds it (else the
     first index held), never one per index (each is ~320 kB of run history and ~0.5 s of CPU)."""
+    import duckdb
+
+    catalog = duckdb_catalog(two_indices.parent)
     day = dt.date.fromisoformat(NEWEST)
-    rows, weights = _day_rows(catalog, NEWEST)
-    assert list(weights) == ["IBOV"] and rows["gold_index_summary"]
-    # The same date also holding a second index, AAAA (sorted before IBOV): IBOV's rows filed again.
-    rows = {
-        name: rs + [{**r, "index": "AAAA"} for r in rs if r["index"] == "IBOV"] for name, rs in rows.items()
-    }
-    weights = {**weights, "AAAA": dict(weights["IBOV"])}
     drawn = []
     draw = dashboard_assets.index_png
     monkeypatch.setattr(
@@ -459,19 +470,42 @@ def test_gold_draws_one_picture_the_featured_index_of_a_date_holding_several(dem
         "index_png",
         lambda data, index, **kw: drawn.append(index) or draw(data, index, **kw),
     )
-
-    pictures = dashboard_assets.gold_pictures(catalog, day, _tables(rows), weights)
+    pictures = dashboard_assets.gold_picture(catalog, day)
     assert drawn == ["IBOV"] and list(pictures) == ["picture_IBOV"]
     width, height = decode_png(_png_of(pictures["picture_IBOV"].value))
     assert width > 400 and height > 400
 
-    # Without the featured index, the first index the date holds is drawn.
+    # Without the featured index on that date, the first index the date holds is drawn.
+    with duckdb.connect(str(two_indices)) as conn:
+        for table in PICTURE_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE \"index\" = 'IBOV' AND \"date\" = DATE '{NEWEST}'")
     drawn.clear()
-    pictures = dashboard_assets.gold_pictures(
-        catalog, day, _tables(rows, without="IBOV"), {"AAAA": weights["AAAA"]}
-    )
-    assert drawn == ["AAAA"] and list(pictures) == ["picture_AAAA"]
+    pictures = dashboard_assets.gold_picture(catalog, day)
+    assert drawn == ["AAAA"] and list(pictures) == ["picture_AAAA"], pictures
     assert pictures["picture_AAAA"].value.startswith(f"![AAAA, {NEWEST} to {NEWEST}]")
+
+
+def test_a_picture_that_cannot_be_drawn_says_why_and_the_page_is_still_written(demo, catalog, monkeypatch):
+    """The renderer failing does not fail the page: gold's newest partition is observed with
+    `picture: not drawn: <why>`, and the dashboard's materialization says the same."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the renderer is broken")
+
+    monkeypatch.setattr(dashboard_assets, "index_png", broken)
+    (demo / PAGE_KEY).unlink()
+    result = _draw_dashboard(demo, catalog)
+    assert result.success and (demo / PAGE_KEY).is_file()
+    observation = _observed(result)
+    assert observation.partition == NEWEST
+    assert observation.metadata["picture"].value == "not drawn: RuntimeError: the renderer is broken"
+    (materialization,) = result.asset_materializations_for_node("dashboard")
+    assert materialization.metadata["picture"].value == "not drawn: RuntimeError: the renderer is broken"
+    # Without a catalog at all, the picture says so (the page itself then fails: tested below).
+    missing = duckdb_catalog(demo / "nowhere")
+    assert dashboard_assets.gold_picture(missing, dt.date.fromisoformat(NEWEST))["picture"].startswith(
+        "not drawn: no catalog at"
+    )
 
 
 def test_the_window_is_that_many_trading_days_ending_at_the_date():
@@ -484,25 +518,6 @@ def test_the_window_is_that_many_trading_days_ending_at_the_date():
     assert first_of_last_trading_days(dt.date(2015, 1, 5), PICTURE_WINDOW_DAYS) == dt.date(2015, 1, 2)
     with pytest.raises(ValueError, match="at least one trading day"):
         first_of_last_trading_days(day, 0)
-
-
-def test_gold_without_a_catalog_is_written_and_says_why_there_is_no_picture(demo, tmp_path):
-    defs = build_defs(
-        {"B3_PLATFORM_DATA_DIR": str(demo), "B3_PLATFORM_DUCKDB": str(tmp_path / "none.duckdb")}
-    )
-    job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(),
-        asset_selection=GOLD,
-        partition_key=NEWEST,
-    )
-    assert result.success
-    (summary,) = [
-        m
-        for m in result.asset_materializations_for_node("gold_tables")
-        if m.asset_key.path[0] == "gold_index_summary"
-    ]
-    assert summary.metadata["picture"].value.startswith("not drawn: no catalog at")
 
 
 # --------------------------------------------------------------------------------------- the CLI, SQL

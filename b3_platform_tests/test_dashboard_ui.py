@@ -1,7 +1,7 @@
-"""The pictures as the Dagster UI shows them: the real `dagster-webserver` on 127.0.0.1, asked over
-GraphQL the way the UI asks, for gold's newest partition and for the dashboard asset; the markdown
-it serves holds a PNG that decodes. Dagster's UI renders base64 data-URI images in markdown
-metadata."""
+"""The picture as the Dagster UI shows it: the real `dagster-webserver` on 127.0.0.1, asked over
+GraphQL the way the UI asks, for gold's newest partition (the observation the dashboard's run
+reports there) and for the dashboard asset; the markdown it serves holds a PNG that decodes.
+Dagster's UI renders base64 data-URI images in markdown metadata."""
 
 import base64
 import datetime as dt
@@ -23,31 +23,34 @@ from b3_platform_tests.test_webserver import (
 )
 
 FIRST, NEWEST = dt.date(2025, 7, 7), dt.date(2025, 7, 8)
-GOLD = ["gold_composition", "gold_changes", "gold_index_summary", "gold_time_in_index"]
 
 MARKDOWN = """
 query ($path: [String!]!, $partitions: [String!]) {
   assetOrError(assetKey: {path: $path}) {
     ... on Asset {
-      assetMaterializations(partitions: $partitions) {
-        partition
-        timestamp
-        metadataEntries {
-          label
-          ... on MarkdownMetadataEntry { mdStr }
-          ... on TextMetadataEntry { text }
-        }
-      }
+      assetMaterializations(partitions: $partitions) { ...shown }
+      assetObservations(partitions: $partitions) { ...shown }
     }
   }
+}
+fragment shown on MessageEvent {
+  runId
+  timestamp
+  ... on MaterializationEvent { partition metadataEntries { ...entry } }
+  ... on ObservationEvent { partition metadataEntries { ...entry } }
+}
+fragment entry on MetadataEntry {
+  label
+  ... on MarkdownMetadataEntry { mdStr }
+  ... on TextMetadataEntry { text }
 }
 """
 
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """Every layer over two dates, the catalog and the dashboard, then gold of the newest date again
-    (as automation does on the next update: now the catalog exists, it draws); the webserver on it."""
+    """Every layer over two dates, then the catalog and the dashboard (which reports gold's picture
+    of the newest date), as automation runs them; the webserver on it."""
     env, home, lake = dagster_home_and_lake(
         tmp_path_factory.mktemp("dashboard-ui"), [JSON_DIR / f"{d}.json" for d in (FIRST, NEWEST)]
     )
@@ -65,10 +68,6 @@ def ui(tmp_path_factory):
                 ([dg.AssetKey("athena_tables"), dg.AssetKey("dashboard")], {}),
             ):
                 assert job.execute_in_process(instance=instance, asset_selection=selection, tags=tags).success
-            gold = [dg.AssetKey(k) for k in GOLD]
-            assert job.execute_in_process(
-                instance=instance, asset_selection=gold, partition_key=str(NEWEST)
-            ).success
     with running_webserver(["-m", "b3_platform.definitions"], env) as url:
         yield url, lake
 
@@ -85,27 +84,31 @@ def _png(markdown: str) -> bytes:
 
 def test_gold_newest_partition_shows_a_png_of_the_main_charts(ui):
     url, _lake = ui
-    data = graphql(url, MARKDOWN, path=["gold_index_summary"], partitions=[str(NEWEST)])
-    shown = sorted(data["assetOrError"]["assetMaterializations"], key=lambda m: float(m["timestamp"]))
-    assert len(shown) == 2
-    # The first build of the newest date had no catalog yet and says so; the rebuild draws.
-    assert _entries(shown[0])["picture"].startswith("not drawn: no catalog at")
-    width, height = decode_png(_png(_entries(shown[-1])["picture_IBOV"]))
+    data = graphql(url, MARKDOWN, path=["gold_index_summary"], partitions=[str(NEWEST)])["assetOrError"]
+    # Gold's own build of the date carries no picture; the dashboard's run observed the partition.
+    (built,) = data["assetMaterializations"]
+    assert not any(label.startswith("picture") for label in _entries(built))
+    (observed,) = data["assetObservations"]
+    assert observed["partition"] == str(NEWEST) and observed["runId"] != built["runId"]
+    assert float(observed["timestamp"]) > float(built["timestamp"])
+    assert list(_entries(observed)) == ["picture_IBOV"]
+    width, height = decode_png(_png(_entries(observed)["picture_IBOV"]))
     assert width > 400 and height > 400
-    older = graphql(url, MARKDOWN, path=["gold_index_summary"], partitions=[str(FIRST)])
-    (first,) = older["assetOrError"]["assetMaterializations"]
+    older = graphql(url, MARKDOWN, path=["gold_index_summary"], partitions=[str(FIRST)])["assetOrError"]
+    assert older["assetObservations"] == []
+    (first,) = older["assetMaterializations"]
     assert not any(label.startswith("picture") for label in _entries(first))
 
 
 def test_dashboard_asset_shows_its_page_and_no_picture(ui):
-    """The dashboard's materialization says where the page is; it stores no PNG (redrawn after every
-    catalog refresh, a picture there would add megabytes a day to the run history; gold's newest
-    partition carries the picture, tested above)."""
+    """The dashboard's materialization says where the page is, and where the picture is; it stores
+    no PNG of its own (the picture is on gold's newest partition, tested above)."""
     url, lake = ui
     data = graphql(url, MARKDOWN, path=["dashboard"], partitions=None)
     (shown,) = data["assetOrError"]["assetMaterializations"]
     entries = _entries(shown)
     assert "page" in entries and not any("data:image" in str(value) for value in entries.values())
+    assert entries["picture"] == f"picture_IBOV on gold_index_summary {NEWEST}"
     assert (lake / PAGE_KEY).is_file()
     kinds = {"/".join(n["assetKey"]["path"]): set(n["kinds"]) for n in graphql(url, KINDS)["assetNodes"]}
     assert kinds["dashboard"] == {"html", "vega"}

@@ -1,4 +1,5 @@
-"""dashboard: the index dashboard, a self-contained HTML page written under the lake.
+"""dashboard: the index dashboard, a self-contained HTML page written under the lake, and the picture
+gold's newest partition shows.
 
 Built from the catalog's answers (the `catalog` resource: DuckDB locally, Athena on AWS), so it
 runs after athena_tables (automation) and shows what SQL over the catalog shows. The page is
@@ -7,30 +8,32 @@ what it covers. It carries no picture: automation redraws the page after every c
 a PNG there (~360 kB, kept several times over in the run history) would add megabytes a day to the
 instance for a copy of what gold's newest partition already shows.
 
-`gold_pictures` is what gold's newest partition shows: the same main charts as a PNG of one index,
-over a trailing window ending at the date (the page keeps the whole history and every index).
+Gold's picture (`gold_picture`): the same main charts as a PNG of one index, over a trailing window
+ending at the catalog's newest date, reported as an observation of `gold_index_summary` at that
+date, so the UI shows it on gold's newest partition. It is drawn here, after the catalog, rather than
+in gold's step: vl-convert's engine starts in ~0.4 s of CPU in every new run process and the render
+takes ~0.6 s, about a third of a daily run, and the daily job should end as soon as the date is
+queryable. The picture then appears with the page, some 30 s after the job.
 """
 
 import datetime as dt
-from decimal import Decimal
 
 import dagster as dg
-import pyarrow as pa
 
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import CatalogError, CatalogResource, QueryError
-from b3_platform.dashboard.data import load_with_day
+from b3_platform.dashboard.data import load_window
 from b3_platform.dashboard.picture import index_png, markdown_image
 from b3_platform.dashboard.site import build_site
-from b3_platform.lake.schemas import GOLD_CHANGES, GOLD_COMPOSITION, GOLD_INDEX_SUMMARY
+from b3_platform.lake.schemas import GOLD_INDEX_SUMMARY
 from b3_platform.resources import LakeResource
 from b3_platform.trading_calendar import first_of_last_trading_days
 
-#: Gold's pictures are stored in the event log with every newest-date run: three quarters of the
-#: page's size keeps each near 240 kB (about 320 kB at full size).
+#: Gold's picture is stored in the event log with every dashboard run: three quarters of the
+#: page's size keeps it near 240 kB (about 320 kB at full size).
 GOLD_PICTURE_SCALE = 0.75
-#: Gold's pictures draw the last this many B3 trading days up to the date (about a year), not the
-#: whole history: a daily run then queries and draws the same amount whatever the lake's age.
+#: Gold's picture draws the last this many B3 trading days up to the date (about a year), not the
+#: whole history: each redraw then queries and draws the same amount whatever the lake's age.
 PICTURE_WINDOW_DAYS = 250
 #: The index whose picture gold's newest partition shows (the first held otherwise).
 FEATURED_INDEX = "IBOV"
@@ -52,6 +55,19 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
         f"dashboard: {len(built.indices)} indices over {len(built.dates)} dates, {built.size:,} bytes; "
         f"queries {built.query_seconds:.1f} s, page {built.render_seconds:.1f} s → {built.uri}"
     )
+    picture = "not drawn: the catalog holds no date"
+    if built.dates:
+        newest = dt.date.fromisoformat(built.dates[-1])
+        drawn = gold_picture(catalog, newest)
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=GOLD_INDEX_SUMMARY.name, partition=newest.isoformat(), metadata=drawn
+            )
+        )
+        shown = [key for key in drawn if key.startswith("picture_")]
+        picture = f"{shown[0]} on {GOLD_INDEX_SUMMARY.name} {newest}" if shown else str(drawn["picture"])
+        if not shown:
+            context.log.warning(f"gold's picture of {newest}: {picture}")
     return dg.MaterializeResult(
         metadata={
             "dagster/uri": built.uri,
@@ -61,39 +77,26 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
             "dates": len(built.dates),
             "first_date": built.dates[0] if built.dates else "none",
             "last_date": built.dates[-1] if built.dates else "none",
+            "picture": picture,
         }
     )
 
 
-def gold_pictures(
-    catalog: CatalogResource,
-    day: dt.date,
-    tables: dict[str, pa.Table],
-    weights: dict[str, dict[str, Decimal]],
-) -> dict[str, dg.MetadataValue | str]:
-    """For gold's newest date: a PNG of one index's main charts (`picture_<INDEX>`: the featured
-    index, else the first the date holds) over the last `PICTURE_WINDOW_DAYS` trading days, the
-    catalog's rows of the window before the date plus the date's tables just built; the caption says
-    the dates drawn ("IBOV, 2024-07-10 to 2025-07-10").
+def gold_picture(catalog: CatalogResource, day: dt.date) -> dict[str, dg.MetadataValue | str]:
+    """Gold's picture of `day` (the catalog's newest date): a PNG of one index's main charts
+    (`picture_<INDEX>`: the featured index, else the first `day` holds) over the last
+    `PICTURE_WINDOW_DAYS` trading days up to `day`, from the catalog's rows of that window (every
+    query bounded by `date >=`); the caption says the dates drawn ("IBOV, 2024-07-10 to 2025-07-10").
 
     One picture, not one per index: each is ~320 kB of metadata kept in the run history and ~0.5 s
-    of CPU, so at 34 indices a picture per index cost ~11 MB and ~20 s on every daily run; every
-    index's charts are on the dashboard page, which automation redraws after the catalog.
-    A picture never fails gold: when it cannot be drawn (no catalog yet, the catalog busy or
-    failing) `picture` says why instead."""
+    of CPU, so at 34 indices a picture per index cost ~11 MB and ~20 s on every redraw; every
+    index's charts are on the dashboard page. A picture never fails the page: when it cannot be
+    drawn (the catalog failing, the renderer) `picture` says why instead."""
     try:
-        data = load_with_day(
-            catalog,
-            day,
-            summary=tables[GOLD_INDEX_SUMMARY.name].to_pylist(),
-            composition=tables[GOLD_COMPOSITION.name].to_pylist(),
-            changes=tables[GOLD_CHANGES.name].to_pylist(),
-            weights=weights,
-            since=first_of_last_trading_days(day, PICTURE_WINDOW_DAYS),
-        )
-        held = [index for index in sorted(weights) if data.dates(index)]
+        data = load_window(catalog, first_of_last_trading_days(day, PICTURE_WINDOW_DAYS), day)
+        held = [index for index in data.indices if day.isoformat() in data.dates(index)]
         if not held:
-            return {"picture": "not drawn: no index on this date"}
+            return {"picture": f"not drawn: no index on {day}"}
         index = FEATURED_INDEX if FEATURED_INDEX in held else held[0]
         days = data.dates(index)
         caption = f"{index}, {days[0]} to {days[-1]}"
@@ -104,5 +107,5 @@ def gold_pictures(
         return {f"picture_{index}": dg.MetadataValue.md(markdown_image(png, caption))}
     except (CatalogError, QueryError) as exc:
         return {"picture": f"not drawn: {exc}"}
-    except Exception as exc:  # noqa: BLE001 - a picture is never worth failing a data layer
+    except Exception as exc:  # noqa: BLE001 - a picture is never worth failing the page
         return {"picture": f"not drawn: {type(exc).__name__}: {exc}"}

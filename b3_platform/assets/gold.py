@@ -27,11 +27,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import dagster as dg
 import pyarrow as pa
 
-from b3_platform import trading_calendar
 from b3_platform.assets.common import PARTITIONED, CheckBook, check_specs, rules_of, table_metadata
-from b3_platform.assets.dashboard import gold_pictures
 from b3_platform.assets.subset import selected_checks, selected_tables
-from b3_platform.catalog.base import CatalogResource
 from b3_platform.lake.io_manager import LAKE_IO_MANAGER, DateReader, DateStream, DateTables, NoInput
 from b3_platform.lake.resource import LakeResource
 from b3_platform.lake.schemas import (
@@ -108,22 +105,6 @@ def _time_in_index(
 
 #: What carrying on needs of the previous day's gold_time_in_index.
 _CARRIED_COLUMNS = ["index", "ticker", "first_seen", "observed_days", "first_seen_is_history_start"]
-
-
-#: Later trading days `_is_newest` looks up one by one before it lists every silver date.
-NEWEST_PROBES = 4
-
-
-def _is_newest(silver: PublishedReader, day: dt.date, lake_dates) -> bool:
-    """Whether `day` is the lake's newest silver date (its summary carries the dashboard's
-    pictures). No partition lies beyond the next trading day after today, so when only a few
-    trading days remain up to it (a daily run: one) each is looked up alone; otherwise one
-    listing of silver tells, as a range run needs anyway."""
-    last = trading_calendar.next_trading_day(trading_calendar.today_sao_paulo())
-    later = trading_calendar.trading_days_between(day + dt.timedelta(days=1), last)
-    if len(later) <= NEWEST_PROBES:
-        return not any(silver.is_published(d) and silver.read(d, columns=[]) is not None for d in later)
-    return day == lake_dates()[-1]
 
 
 class _ReadAhead:
@@ -210,7 +191,6 @@ def gold_tables(
     context: dg.AssetExecutionContext,
     silver_header: DateReader,
     silver_assets: DateReader,
-    catalog: CatalogResource,
     lake: LakeResource,
 ):
     checks = selected_checks(context, SPECS)
@@ -232,7 +212,6 @@ def gold_tables(
 
     stays = gold.StayTracker(lake_dates, _ReadAhead(tickers, lake_dates))
     previous_gold = PublishedReader(lake.storage(), GOLD_TIME_IN_INDEX)
-    later_silver = PublishedReader(lake.storage(), SILVER_ASSETS)
     cached: tuple[dt.date, dict[str, gold.IndexDay]] | None = None
     tally = {"compared": 0, "not_compared": 0}
 
@@ -280,12 +259,9 @@ def gold_tables(
                 f"lacks: {unreadable[skipped]}"
             )
         cached = (day, today)
-        # The lake's newest date shows the dashboard's main charts of one index (on the summary only:
-        # a PNG is large, and one copy per date is enough).
+        # The newest date's picture is not drawn here: the dashboard's run, after the catalog, reports
+        # it on gold_index_summary's newest partition (assets/dashboard.py says why).
         metadata = _metadata(summary)
-        if _is_newest(later_silver, day, lake_dates):
-            weights = {i: {t: c["weight"] for t, c in d.components.items()} for i, d in today.items()}
-            metadata[GOLD_INDEX_SUMMARY.name].update(gold_pictures(catalog, day, tables, weights))
         # Each fact about the date's build on the table it concerns, not on all four (each entry is
         # stored twice per date in the instance).
         metadata[GOLD_CHANGES.name].update(

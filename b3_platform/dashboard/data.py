@@ -198,92 +198,22 @@ def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> Das
     )
 
 
-# ----------------------------------------------------------------- gold's picture of a new date
+# ----------------------------------------------------------------- gold's picture of a window
 
 
-def _column_rows(result: QueryResult, rows: list[dict[str, Any]]) -> QueryResult:
-    """`result` with `rows` (dicts keyed by its columns) appended. An answer without columns (an
-    engine that returned nothing at all) takes the rows' own keys."""
-    columns = result.columns or (list(rows[0]) if rows else [])
-    return QueryResult(columns, result.types, [*result.rows, *(tuple(r[c] for c in columns) for r in rows)])
-
-
-def _weights_of_day(
-    history: QueryResult, day: dt.date, weights: dict[str, dict[str, Decimal]], top_n: int
-) -> list[dict[str, Any]]:
-    """The date's weights grouped like the history's: its top-N tickers keep their rank, every other
-    ticker is in Others (an index without history ranks the date's own tickers)."""
-    at = {c: i for i, c in enumerate(history.columns)}
-    ranks: dict[str, dict[str, int]] = defaultdict(dict)
-    for row in history.rows:
-        if row[at["series"]] != queries.OTHERS:
-            ranks[row[at["index"]]][row[at["series"]]] = row[at["rank"]]
-    rows = []
-    for index, by_ticker in weights.items():
-        known = ranks.get(index) or {
-            t: r for r, t in enumerate(sorted(by_ticker, key=lambda t: (-by_ticker[t], t))[:top_n], start=1)
-        }
-        bands: dict[str, list] = {}
-        for ticker, weight in by_ticker.items():
-            series = ticker if ticker in known else queries.OTHERS
-            band = bands.setdefault(series, [known.get(ticker, top_n + 1), Decimal(0), 0])
-            band[1] += weight
-            band[2] += 1
-        for series, (rank, weight, count) in bands.items():
-            rows.append(
-                {
-                    "date": day,
-                    "index": index,
-                    "series": series,
-                    "rank": rank,
-                    "weight": weight,
-                    "components": count,
-                }
-            )
-    return rows
-
-
-def load_with_day(
-    catalog: CatalogResource,
-    day: dt.date,
-    *,
-    summary: list[dict[str, Any]],
-    composition: list[dict[str, Any]],
-    changes: list[dict[str, Any]],
-    weights: dict[str, dict[str, Decimal]],
-    top_n: int = queries.DEFAULT_TOP_N,
-    since: dt.date | None = None,
+def load_window(
+    catalog: CatalogResource, since: dt.date, last: dt.date, *, top_n: int = queries.DEFAULT_TOP_N
 ) -> DashboardData:
-    """The history before `day` from the catalog, and `day` itself from tables just built (gold's
-    rows of the date, and each index's weights by ticker): what gold draws for the date it is
-    writing, which the catalog cannot show yet. `since`: only the history from that date on (every
-    query date-pruned, so the cost does not grow with the lake's age); the top-N tickers are then
-    the heaviest over that window."""
+    """The dates from `since` to `last` (both included) of the charts gold's picture draws, every
+    query bounded by `date >=` so its cost does not grow with the lake's age; the top-N tickers
+    are the heaviest over that window."""
+    before = last + dt.timedelta(days=1)
     empty = QueryResult([], [], [])
-    history = catalog.query(queries.weights(top_n, before=day, since=since))
-    sector_rows = [
-        {**r, "date": day, "sector": r["group_name"]}
-        for r in composition
-        if r["dimension"] == "sector" and r["group_name"] is not None
-    ]
-    for index in {r["index"] for r in sector_rows}:
-        ordered = sorted(
-            (r for r in sector_rows if r["index"] == index), key=lambda r: (-r["weight"], r["sector"])
-        )
-        for rank, r in enumerate(ordered, start=1):
-            r["rank"] = rank
-    event_rows = [
-        {**r, "date": day, "weight": r["weight"] if r["weight"] is not None else r["previous_weight"]}
-        for r in changes
-        if r["membership"] in ("entered", "exited")
-    ]
     return shape(
-        _column_rows(
-            catalog.query(queries.summary(before=day, since=since)), [{**r, "date": day} for r in summary]
-        ),
-        _column_rows(history, _weights_of_day(history, day, weights, top_n)),
-        _column_rows(catalog.query(queries.sectors(before=day, since=since)), sector_rows),
-        _column_rows(catalog.query(queries.events(before=day, since=since)), event_rows),
+        catalog.query(queries.summary(before=before, since=since)),
+        catalog.query(queries.weights(top_n, before=before, since=since)),
+        catalog.query(queries.sectors(before=before, since=since)),
+        catalog.query(queries.events(before=before, since=since)),
         empty,
         empty,
         top_n=top_n,
