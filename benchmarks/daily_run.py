@@ -274,8 +274,11 @@ def _timed_pictures() -> dict[str, list[float]]:
     """Times gold's picture of the newest date wherever the measured checkout draws it: inside gold's
     step (`gold_pictures`, in the daily job: "job") or in the dashboard's run after the catalog
     (`gold_picture`: "after"); the seconds of each call land in the lists returned."""
-    import b3_platform.assets.dashboard as dashboard_asset
-    import b3_platform.assets.gold as gold_asset
+    import importlib
+
+    # By module name: the package exports the dashboard *asset* under the module's name.
+    dashboard_asset = importlib.import_module("b3_platform.assets.dashboard")
+    gold_asset = importlib.import_module("b3_platform.assets.gold")
 
     seconds: dict[str, list[float]] = {"job": [], "after": []}
 
