@@ -470,9 +470,11 @@ def measure_history(
                         if Path(got["code"]) != checkout.resolve():
                             raise SystemExit(f"the child ran {got['code']}, not {checkout}")
                         f = figures.setdefault((name, n), {key: [] for key in HISTORY_FIGURES})
-                        for key in f:
+                        for key in HISTORY_FIGURES:
                             if key in got:
                                 f[key].append(got[key])
+                        for step, seconds in got["steps"].items():
+                            f.setdefault("steps", {}).setdefault(step, []).append(seconds)
                         shutil.rmtree(run_dir)
                         print(
                             f"  repeat {r + 1}/{repeat} {name} history {n}: {got['wall']:.2f} s wall, "
@@ -578,6 +580,12 @@ def history_report(
             )
             + "."
         )
+    lines += ["", "Each step of the job (median wall s, slowest first):", ""]
+    for name in checkouts:
+        for n in sizes:
+            steps = figures[name, n].get("steps", {})
+            ranked = sorted(((median(v), k) for k, v in steps.items()), reverse=True)
+            lines.append(f"- {name}, {n}: " + ", ".join(f"{k} {fmt(t, 2)}" for t, k in ranked) + ".")
     return "\n".join(lines)
 
 
