@@ -94,7 +94,7 @@ def test_dagster_materializes_a_range_on_s3_and_registers_glue_in_one_run(import
 def test_query_runs_on_athena_in_the_workgroup(imported, env, target):
     sql = 'SELECT "date", count(*) AS n FROM silver_assets GROUP BY 1'
     athena = target.client("athena")
-    # The materialization already sent the dashboard's and gold's picture queries: only this one counts.
+    # The materialization already sent the dashboard's queries (its page's and gold's picture's): only this one counts.
     earlier = set(athena.list_query_executions(WorkGroup=target.workgroup)["QueryExecutionIds"])
     proc = run(env, sys.executable, "-m", "b3_platform", "query", sql)
     assert proc.returncode == 0, proc.stderr
