@@ -270,6 +270,31 @@ def link_lake(source: Path, target: Path) -> None:
     shutil.copytree(source, target, copy_function=link)
 
 
+def child_catalog(spec: dict) -> dict:
+    """The catalog step alone (athena_tables), untimed, on the lake the spec names: brings the lake's
+    DuckDB file to the measured checkout's own layout (a checkout may relay an older catalog once,
+    e.g. clustering tables), so each timed run starts from a catalog in step as that checkout keeps
+    it, as on the day after a run, and pays no one-time migration."""
+    import dagster as dg
+
+    import b3_platform
+    from b3_platform import trading_calendar
+    from b3_platform.definitions import build_defs
+
+    trading_calendar.today_sao_paulo = lambda: DAY
+    lake = spec["lake"]
+    defs = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey(k) for k in CATALOG_STEPS], raise_on_error=False
+        )
+    return {
+        "success": result.success,
+        "errors": [e.message for e in result.all_events if e.is_failure],
+        "code": str(Path(b3_platform.__file__).resolve().parent.parent),
+    }
+
+
 def _timed_pictures() -> dict[str, list[float]]:
     """Times gold's picture of the newest date wherever the measured checkout draws it: inside gold's
     step (`gold_pictures`, in the daily job: "job") or in the dashboard's run after the catalog
@@ -446,12 +471,27 @@ def measure_history(
         with tempfile.TemporaryDirectory(prefix="b3_daily_history_") as tmp:
             work = Path(tmp)
             lakes = {n: build_history_lake(n, workdir or work, codes) for n in sizes}
+            # Each checkout's catalog of each history, in that checkout's own layout (untimed).
+            catalogs: dict[tuple[str, int], Path] = {}
+            for n in sizes:
+                for name, checkout in checkouts.items():
+                    prep = work / f"catalog-{name}-{n}"
+                    link_lake(lakes[n], prep / "lake")
+                    home = fresh_dagster_home(prep / "home", checkout / "dagster.yaml")
+                    env = {**os.environ, CHECKOUT_VAR: str(checkout), "DAGSTER_HOME": str(home)}
+                    got = run_daily_child(
+                        {"mode": "catalog", "lake": str(prep / "lake")}, env, prep / "child"
+                    )
+                    if not got["success"] or Path(got["code"]) != checkout.resolve():
+                        raise SystemExit(f"{name}: the catalog of {n} dates failed: {got['errors']}")
+                    catalogs[name, n] = prep / "lake" / "warehouse.duckdb"
             for r in range(repeat):
                 for n in sizes:
                     for name, checkout in checkouts.items():
                         run_dir = work / f"run-{name}-{n}-{r}"
                         lake = run_dir / "lake"
                         link_lake(lakes[n], lake)
+                        shutil.copy2(catalogs[name, n], lake / "warehouse.duckdb")
                         home = fresh_dagster_home(run_dir / "home", checkout / "dagster.yaml")
                         spec = {
                             "mode": "daily",
@@ -592,7 +632,7 @@ def history_report(
 def child_main(spec_file: str) -> int:
     quiet_warnings()
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
-    result = child_daily(spec)
+    result = child_catalog(spec) if spec["mode"] == "catalog" else child_daily(spec)
     Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
