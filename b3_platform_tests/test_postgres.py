@@ -112,9 +112,12 @@ def test_sqlite_stays_the_default_and_both_instances_agree_on_everything_else(tm
     root = yaml.safe_load((REPO / "dagster.yaml").read_text())
     deploy = yaml.safe_load(DEPLOY_INSTANCE.read_text())
     assert "storage" not in root  # Dagster's default: sqlite under DAGSTER_HOME (asserted below)
+    # ... with the sqlite event log written through kept connections; PostgreSQL has its own pool.
+    assert root.pop("event_log_storage")["module"] == "b3_platform.sqlite_storage"
     assert set(deploy.pop("storage")) == {"postgres"}
     assert deploy == root  # concurrency, pools, telemetry, loggers: one behaviour in both
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PooledSqliteEventLogStorage"
