@@ -6,14 +6,19 @@ commits, and closes it; closing the last connection to a WAL database also check
 new engine starts with an empty compiled-statement cache. It also opens a third engine on every
 asset event only to ask whether a table exists. At ~30 events per trading date that plumbing was
 the largest single cost of a backfill (a 60-date single-run backfill: ~350 ms CPU per date, of
-which this class saves about 200; see benchmarks/RESULTS.md).
+which kept connections alone save about 200; benchmarks/RESULTS.md, "The instance's event log
+through kept connections").
 
-`PooledSqliteEventLogStorage` changes only how connections are made: one engine per database
-file, kept while the process uses it, with one pooled connection, under Dagster's own lock. The
-files, their schema, what is written and when it is committed are Dagster's, unchanged: an
-instance written by either class reads the same through the other, and each event is still its
-own committed transaction, so readers in other processes (the webserver, the daemon) see it at
-once, as before.
+`PooledSqliteEventLogStorage` keeps one engine per database file while the process uses it, with
+one pooled connection, under Dagster's own lock; each event is still its own committed transaction,
+so readers in other processes (the webserver, the daemon) see it at once. The files and their
+schema are Dagster's, and an instance written by either class reads the same through the other.
+What it stores differently, each explained where it is done:
+- commits do not wait for the disk (`_without_fsync_per_commit`);
+- a run plans each asset with one event naming its dates, the per-date rows Dagster reads
+  in-progress and failed dates from still indexed (`_index_planned_dates`);
+- a planned check's per-date row holds the planned event without the range's dates
+  (`_store_asset_check_evaluation_planned`).
 
 dagster.yaml names it under `event_log_storage` (see the repo's dagster.yaml). With no
 `base_dir` it uses Dagster's default place for the event logs, `<instance folder>/history/runs`,
