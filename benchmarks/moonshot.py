@@ -87,10 +87,11 @@ def build_raw_lake(work: Path, n: int, k: int, clock: Clock):
 
 def one_run(checkout: Path, name: str, raw: Path, days, indices, scratch: Path) -> Measure:
     """One single-run backfill of every date from `checkout` on a fresh copy of the raw lake and a
-    fresh persistent sqlite instance (the repo's dagster.yaml)."""
+    fresh persistent sqlite instance made from that checkout's dagster.yaml (an older checkout runs
+    on the event log class it had)."""
     lake = scratch / "lake"
     shutil.copytree(raw, lake)
-    home = fresh_dagster_home(scratch / "home")
+    home = fresh_dagster_home(scratch / "home", checkout / "dagster.yaml")
     before = folder_kb(home)
     spec = {
         "mode": "backfill",
