@@ -305,12 +305,32 @@ def child_per_partition(days: list[dt.date], kind: str, selection: str | list[st
     }
 
 
+def assert_measured_code(checkout: str | None) -> None:
+    """Fail a child that measured another checkout (`checkout`) if any b3_platform module it ran
+    came from elsewhere. The editable install's import hook resolves a module the other checkout
+    lacks (one added since, e.g. b3_platform.sqlite_storage named by this checkout's dagster.yaml)
+    from THIS checkout, silently mixing the two."""
+    if not checkout:
+        return
+    root = Path(checkout).resolve()
+    strays = sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if (name == "b3_platform" or name.startswith("b3_platform."))
+        and getattr(module, "__file__", None)
+        and not Path(module.__file__).resolve().is_relative_to(root)
+    )
+    if strays:
+        raise SystemExit(f"measured {root} but imported {', '.join(strays)} from elsewhere")
+
+
 def child_main(spec_file: str) -> int:
     quiet_warnings()
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     days = [dt.date.fromisoformat(d) for d in spec["days"]]
     run = {"backfill": child_backfill, "per-partition": child_per_partition}[spec["mode"]]
     result = run(days, spec["instance"], spec.get("selection", "*"))
+    assert_measured_code(os.environ.get("B3_BENCH_CODE"))
     Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 

@@ -633,6 +633,9 @@ def child_main(spec_file: str) -> int:
     quiet_warnings()
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     result = child_catalog(spec) if spec["mode"] == "catalog" else child_daily(spec)
+    from backfill import assert_measured_code
+
+    assert_measured_code(os.environ.get(CHECKOUT_VAR))
     Path(spec["result"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
