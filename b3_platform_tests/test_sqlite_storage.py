@@ -15,7 +15,6 @@ import threading
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
 
@@ -235,26 +234,22 @@ def test_a_process_reading_many_runs_keeps_a_bounded_number_of_files_open(tmp_pa
     assert open_db_files() == before  # disposing the instance closed them all
 
 
-def _child_stores(home: str, conn) -> None:
+def _child_stores(instance: dg.DagsterInstance, conn) -> None:
+    """In a forked child: store an event through the parent's instance object (fork hands it over
+    as it is, kept engines included)."""
     try:
-        instance = _FORKED[0]
         instance.report_runless_asset_event(dg.AssetMaterialization("forked", metadata={"by": "child"}))
         conn.send("ok")
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send(repr(exc))
 
 
-_FORKED: list[dg.DagsterInstance] = []
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="fork")
 def test_a_forked_child_opens_its_own_connections(tmp_path):
     home = home_with(tmp_path, "home", pooled=True)
     with open_instance(home) as instance:
         instance.report_runless_asset_event(dg.AssetMaterialization("forked", metadata={"by": "parent"}))
-        _FORKED[:] = [instance]
         parent_end, child_end = multiprocessing.Pipe()
-        child = multiprocessing.get_context("fork").Process(target=_child_stores, args=(str(home), child_end))
+        child = multiprocessing.get_context("fork").Process(target=_child_stores, args=(instance, child_end))
         child.start()
         child.join(60)
         assert parent_end.recv() == "ok"
