@@ -431,6 +431,37 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+def cmd_instance_plain(args) -> int:
+    """Rewrite the event log's compressed bodies as plain text, so that Dagster's own sqlite class
+    reads the instance again once `event_log_storage` is removed from dagster.yaml."""
+    from b3_platform.sqlite_storage import PlainRewriteError, event_log_files, write_plain
+
+    if args.folder:
+        folder = Path(args.folder)
+    elif os.environ.get("DAGSTER_HOME"):
+        folder = Path(os.environ["DAGSTER_HOME"]) / "history" / "runs"
+    else:
+        print("error: set DAGSTER_HOME or name the event log's folder", file=sys.stderr)
+        return 2
+    files = event_log_files(folder)
+    if not files:
+        print(f"error: no event log database (*.db) in {folder}", file=sys.stderr)
+        return 2
+    total = 0
+    for done, db_file in enumerate(files):
+        try:
+            total += write_plain(db_file)
+        except PlainRewriteError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            print(
+                f"{done} of {len(files)} files were rewritten before it; run again once fixed",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"{folder}: {total} compressed rows rewritten as plain text in {len(files)} files")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # `backfill_policy` is marked beta in Dagster 1.13; the warning tells a CLI user nothing.
     warnings.filterwarnings("ignore", message=".*backfill_policy.*")
@@ -490,6 +521,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_dashboard.add_argument("--open", action="store_true", help="open the page in the default browser")
     p_dashboard.set_defaults(func=cmd_dashboard)
+    p_plain = sub.add_parser(
+        "instance-plain",
+        help="rewrite the Dagster instance's compressed event log as plain text (before dropping its storage class)",
+        description=(
+            "The repo's dagster.yaml stores the event log compressed (b3_platform.sqlite_storage), which "
+            "Dagster's own sqlite class cannot read. Stop dagster dev and the daemon, remove "
+            "`event_log_storage` from dagster.yaml, then run this: each database file is rewritten "
+            "whole or not at all."
+        ),
+    )
+    p_plain.add_argument(
+        "folder", nargs="?", help="the event log's folder (default: $DAGSTER_HOME/history/runs)"
+    )
+    p_plain.set_defaults(func=cmd_instance_plain)
     args = parser.parse_args(argv)
     from b3_platform.lake.storage import StorageError
     from b3_platform.settings_errors import ConfigError

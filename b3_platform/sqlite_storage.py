@@ -12,13 +12,23 @@ through kept connections").
 `PooledSqliteEventLogStorage` keeps one engine per database file while the process uses it, with
 one pooled connection, under Dagster's own lock; each event is still its own committed transaction,
 so readers in other processes (the webserver, the daemon) see it at once. The files and their
-schema are Dagster's, and an instance written by either class reads the same through the other.
+schema are Dagster's: an instance Dagster's class wrote reads the same through this one, and one
+this class wrote reads the same through Dagster's once its bodies are plain again (below).
 What it stores differently, each explained where it is done:
 - commits do not wait for the disk (`_without_fsync_per_commit`);
 - a run plans each asset with one event naming its dates, the per-date rows Dagster reads
   in-progress and failed dates from still indexed (`_index_planned_dates`);
 - a planned check's per-date row holds the planned event without the range's dates
-  (`_store_asset_check_evaluation_planned`).
+  (`_store_asset_check_evaluation_planned`);
+- the serialized Dagster objects (`event_logs.event`, `asset_check_executions.evaluation_event`,
+  `asset_keys.last_materialization`) are stored zlib-compressed, as BLOBs (`CompressedBody`).
+
+The last one has a cost the others do not: Dagster's own class, in a process that has not imported
+this module, reads a compressed row as bytes and fails. An instance this class wrote therefore no
+longer reads through the stock class once `event_log_storage` is removed from dagster.yaml, until
+`python -m b3_platform instance-plain` (`write_plain`) has rewritten its compressed rows as plain
+text. Reads tell the two apart by the value's type (sqlite gives a BLOB as bytes, TEXT as str), so a
+history mixing rows of both kinds, or of both classes, reads whole.
 
 dagster.yaml names it under `event_log_storage` (see the repo's dagster.yaml). With no
 `base_dir` it uses Dagster's default place for the event logs, `<instance folder>/history/runs`,
@@ -29,10 +39,13 @@ learnt when the instance registers itself: the same folder `dagster dev`'s throw
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as db
@@ -42,19 +55,81 @@ from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, 
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    AssetKeyTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
+from dagster._core.storage.sql import LongText
 from dagster._serdes import ConfigurableClassData, serialize_value
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import QueuePool
 
 # Database files one process keeps open at once: a run writes its own file and the index; the
 # webserver reads many runs' files, and the least recently used beyond this many are closed.
 MAX_OPEN_SHARDS = 16
+
+# zlib's level for the stored bodies, chosen by measurement on a 34-index backfill's bodies
+# (benchmarks/RESULTS.md, "The instance's bodies compressed"): level 1 left 23 % of the bytes at
+# ~29 µs a body, 6 left 21.5 % at ~45 µs; 9 gained nothing more.
+COMPRESSION_LEVEL = 6
+
+# Set on the dialect of each engine this class creates: only those compress what they write.
+_COMPRESSING = "b3_platform_compresses_bodies"
+
+#: The columns holding one serialized Dagster object each: (table, column).
+BODY_COLUMNS = (
+    (SqlEventLogStorageTable, SqlEventLogStorageTable.c.event),
+    (AssetCheckExecutionsTable, AssetCheckExecutionsTable.c.evaluation_event),
+    (AssetKeyTable, AssetKeyTable.c.last_materialization),
+)
+
+
+def compress_body(text: str) -> bytes:
+    return zlib.compress(text.encode(), COMPRESSION_LEVEL)
+
+
+def plain_body(stored: bytes) -> str:
+    return zlib.decompress(stored).decode()
+
+
+class CompressedBody(db.types.TypeDecorator):
+    """The type of the body columns (`BODY_COLUMNS`), in place of Dagster's text type.
+
+    Dagster's table objects are module globals shared by every storage in the process (its stock
+    sqlite class, PostgreSQL's), so the type is everyone's: it compresses only what is written
+    through an engine of `PooledSqliteEventLogStorage` (its dialect is marked), and everyone else
+    writes exactly what Dagster would. Reading, a BLOB (bytes) is a compressed body and anything
+    else is returned as stored: plain text from Dagster's class, from this class before it
+    compressed, or from any other database. The DDL is the wrapped type's (TEXT, MySQL's
+    LONGTEXT), so the files' schema stays Dagster's."""
+
+    impl = db.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | bytes | None:
+        if value is not None and getattr(dialect, _COMPRESSING, False):
+            return compress_body(value)
+        return value
+
+    def process_result_value(self, value: str | bytes | None, dialect: Dialect) -> str | None:
+        return plain_body(value) if isinstance(value, bytes) else value
+
+
+class CompressedLongBody(CompressedBody):
+    """`CompressedBody` over Dagster's `LongText` (LONGTEXT on MySQL)."""
+
+    impl = LongText
+    cache_ok = True
+
+
+for _table, _column in BODY_COLUMNS:
+    _column.type = (CompressedLongBody if isinstance(_column.type, LongText) else CompressedBody)()
 
 
 def _without_subset(event: EventLogEntry) -> EventLogEntry:
@@ -141,6 +216,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
             db.event.listen(engine, "connect", _without_fsync_per_commit)
+            setattr(engine.dialect, _COMPRESSING, True)
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
@@ -277,3 +353,50 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             return  # never started: nothing open
         self._close_engines()
         super().dispose()
+
+
+# --- the way back to Dagster's own class -------------------------------------------------------
+
+
+class PlainRewriteError(Exception):
+    """A database file whose compressed bodies could not all be rewritten; the file is unchanged."""
+
+
+def write_plain(db_file: Path) -> int:
+    """Rewrite one event-log database file's compressed bodies as the plain text Dagster's own class
+    reads, in one transaction (the whole file or nothing); returns the rows rewritten. Idempotent: a
+    file with no compressed body is left as it is. Plain sqlite3, so that nothing but this module's
+    decompression is involved."""
+    conn = sqlite3.connect(db_file, timeout=SQLITE_BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # waits for a writer, then keeps others out until done
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rewritten = 0
+        for table, column in BODY_COLUMNS:
+            if table.name not in tables:
+                continue
+            where = f"FROM {table.name} WHERE typeof({column.name}) = 'blob'"
+            for (rowid,) in conn.execute(f"SELECT rowid {where}").fetchall():
+                (stored,) = conn.execute(
+                    f"SELECT {column.name} FROM {table.name} WHERE rowid = ?", (rowid,)
+                ).fetchone()
+                try:
+                    text = plain_body(stored)
+                except (zlib.error, UnicodeDecodeError) as exc:
+                    raise PlainRewriteError(
+                        f"{db_file}: {table.name}.{column.name} of row {rowid} is not a body this "
+                        f"storage compressed ({exc}); nothing in this file was changed"
+                    ) from exc
+                conn.execute(f"UPDATE {table.name} SET {column.name} = ? WHERE rowid = ?", (text, rowid))
+                rewritten += 1
+        conn.execute("COMMIT")
+        return rewritten
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+
+
+def event_log_files(folder: Path) -> list[Path]:
+    """The event log's database files in its folder: the index and one per run."""
+    return sorted(p for p in folder.glob("*.db") if p.is_file())
