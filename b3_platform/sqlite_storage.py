@@ -21,7 +21,8 @@ What it stores differently, each explained where it is done:
 - a planned check's per-date row holds the planned event without the range's dates
   (`_store_asset_check_evaluation_planned`);
 - the serialized Dagster objects (`event_logs.event`, `asset_check_executions.evaluation_event`,
-  `asset_keys.last_materialization`) are stored zlib-compressed, as BLOBs (`CompressedBody`).
+  `asset_keys.last_materialization`) are stored zlib-compressed from a preset dictionary of what
+  such bodies share (b3_platform/sqlite_body_dictionary.py), as BLOBs (`CompressedBody`).
 
 The last one has a cost the others do not: Dagster's own class, in a process that has not imported
 this module, reads a compressed row as bytes and fails. An instance this class wrote therefore no
@@ -70,14 +71,26 @@ from dagster._serdes import ConfigurableClassData, serialize_value
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import QueuePool
 
+from b3_platform.sqlite_body_dictionary import DICTIONARY, DICTIONARY_ID
+
 # Database files one process keeps open at once: a run writes its own file and the index; the
 # webserver reads many runs' files, and the least recently used beyond this many are closed.
 MAX_OPEN_SHARDS = 16
 
-# zlib's level for the stored bodies, chosen by measurement on a 34-index backfill's bodies
-# (benchmarks/RESULTS.md, "The instance's bodies compressed"): level 1 left 23 % of the bytes at
-# ~29 µs a body, 6 left 21.5 % at ~45 µs; 9 gained nothing more.
+# zlib's level for the stored bodies, chosen by measurement on a 60-date × 34-index backfill's
+# bodies with the preset dictionary (benchmarks/RESULTS.md, "The instance's bodies compressed"):
+# level 1 left 23.9 KB per date at ~23 µs a body, 6 left 19.2 KB at ~36 µs, 9 18.8 KB at ~55 µs.
 COMPRESSION_LEVEL = 6
+
+# Every preset dictionary bodies were ever compressed with, by the id a zlib stream names its
+# dictionary by (its Adler-32). Only ever added to: a body reads with the dictionary it names.
+_DICTIONARIES = {DICTIONARY_ID: DICTIONARY}
+_ZLIB_FDICT = 0x20  # the header flag saying the stream was compressed with a preset dictionary
+
+# A compressor that has already read the dictionary: each body starts from a copy of it, which
+# costs no more than starting afresh without one (setting the dictionary for each body cost a
+# third more).
+_PRIMED = zlib.compressobj(COMPRESSION_LEVEL, zdict=DICTIONARY)
 
 # Set on the dialect of each engine this class creates: only those compress what they write.
 _COMPRESSING = "b3_platform_compresses_bodies"
@@ -91,11 +104,27 @@ BODY_COLUMNS = (
 
 
 def compress_body(text: str) -> bytes:
-    return zlib.compress(text.encode(), COMPRESSION_LEVEL)
+    """A zlib stream of the text's UTF-8, compressed from the preset dictionary (its header names it)."""
+    compressor = _PRIMED.copy()
+    return compressor.compress(text.encode()) + compressor.flush()
 
 
 def plain_body(stored: bytes) -> str:
-    return zlib.decompress(stored).decode()
+    """The text of a body `compress_body` stored (with whichever dictionary its header names, or
+    none). Raises zlib.error for anything else: unknown dictionary, damaged or truncated stream."""
+    if len(stored) < 6:
+        raise zlib.error("too short for a zlib stream")
+    if stored[1] & _ZLIB_FDICT:
+        dictionary_id = int.from_bytes(stored[2:6], "big")
+        if dictionary_id not in _DICTIONARIES:
+            raise zlib.error(f"compressed with an unknown dictionary (id {dictionary_id})")
+        decompressor = zlib.decompressobj(zdict=_DICTIONARIES[dictionary_id])
+    else:
+        decompressor = zlib.decompressobj()
+    data = decompressor.decompress(stored) + decompressor.flush()
+    if not decompressor.eof or decompressor.unused_data:
+        raise zlib.error("truncated stream, or bytes after its end")
+    return data.decode()
 
 
 class CompressedBody(db.types.TypeDecorator):

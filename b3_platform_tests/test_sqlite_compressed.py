@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from b3_platform.sqlite_body_dictionary import DICTIONARY, DICTIONARY_ID
 from b3_platform.sqlite_storage import PooledSqliteEventLogStorage
 from b3_platform_tests import compressed_history as history
 from b3_platform_tests.conftest import REPO
@@ -129,7 +130,10 @@ def test_bodies_written_through_our_class_are_compressed_on_disk(mixed):
             "SELECT run_id FROM event_logs WHERE typeof(event) = 'text' LIMIT 1"
         ).fetchone()[0]
         for (stored,) in conn.execute("SELECT event FROM event_logs WHERE typeof(event) = 'blob'"):
-            assert json.loads(zlib.decompress(stored))["__class__"] == "EventLogEntry"
+            # A zlib stream naming the preset dictionary in its header, and read with it.
+            assert int.from_bytes(stored[2:6], "big") == DICTIONARY_ID == zlib.adler32(DICTIONARY)
+            body = zlib.decompressobj(zdict=DICTIONARY).decompress(stored)
+            assert json.loads(body)["__class__"] == "EventLogEntry"
         check_rows = dict(
             conn.execute(
                 "SELECT typeof(evaluation_event), count(*) FROM asset_check_executions "
