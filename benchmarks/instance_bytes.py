@@ -9,7 +9,9 @@ instance and prints the breakdown), or point it at a DAGSTER_HOME kept from anot
     python benchmarks/instance_bytes.py --dates 60 --code ../base  # another checkout's package
     python benchmarks/instance_bytes.py --home /path/to/DAGSTER_HOME --dates 60
 
-Table sizes come from sqlite's `dbstat` (pages in use, indexes included, free pages apart).
+Table sizes come from sqlite's `dbstat` (pages in use, indexes included, free pages apart). Events
+the event log stored compressed (b3_platform.sqlite_storage) count their stored bytes, with their
+size as text beside them.
 """
 
 from __future__ import annotations
@@ -58,17 +60,24 @@ def table_bytes(db: Path) -> dict[str, int]:
     return dict(sizes)
 
 
-def event_types(db: Path) -> dict[str, tuple[int, int]]:
-    """(count, bytes of the serialized event) per dagster_event_type in one event_logs table."""
+def event_types(db: Path) -> dict[str, tuple[int, int, int]]:
+    """(count, bytes stored, bytes of the serialized event as text) per dagster_event_type in one
+    event_logs table: the two differ where the event log stored the event compressed."""
+    from b3_platform.sqlite_storage import plain_body
+
+    found: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
         if "event_logs" not in tables:
             return {}
-        rows = conn.execute(
-            "select coalesce(dagster_event_type, '(log message)'), count(*), sum(length(event)) "
-            "from event_logs group by 1"
-        )
-        return {kind: (count, size) for kind, count, size in rows}
+        for kind, event in conn.execute(
+            "select coalesce(dagster_event_type, '(log message)'), event from event_logs"
+        ):
+            text = plain_body(event) if isinstance(event, bytes) else event
+            found[kind][0] += 1
+            found[kind][1] += len(event)
+            found[kind][2] += len(text.encode())
+    return {kind: (count, stored, plain) for kind, (count, stored, plain) in found.items()}
 
 
 def largest_rows(db: Path, limit: int) -> list[tuple[int, str, str]]:
@@ -116,26 +125,27 @@ def breakdown(home: Path, dates: int, top: int = 5) -> str:
         )
         lines.append(f"| {kind} | {len(members)} | {size / 1024 / dates:.1f} |")
     tables: dict[str, int] = defaultdict(int)
-    events: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    events: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for f in files:
         where = "shard" if f.parent.name == "runs" and f.stem not in ("index", "runs") else f.stem
         for table, size in table_bytes(f).items():
             tables[f"{where}: {table}"] += size
-        for kind, (count, size) in event_types(f).items():
-            events[f"{where}: {kind}"][0] += count
-            events[f"{where}: {kind}"][1] += size
+        for kind, counts in event_types(f).items():
+            for i, n in enumerate(counts):
+                events[f"{where}: {kind}"][i] += n
     lines += ["", "| database: table (with its indexes) | KB/date |", "|---|---:|"]
     for name, size in sorted(tables.items(), key=lambda kv: -kv[1]):
         if size / 1024 / dates >= 0.05:
             lines.append(f"| {name} | {size / 1024 / dates:.1f} |")
     lines += [
         "",
-        "| database: event type | events/date | bytes/event | KB/date (event column) |",
+        "| database: event type | events/date | bytes/event stored (as text) | KB/date stored (event column) |",
         "|---|---:|---:|---:|",
     ]
-    for name, (count, size) in sorted(events.items(), key=lambda kv: -kv[1][1]):
+    for name, (count, size, plain) in sorted(events.items(), key=lambda kv: -kv[1][1]):
         lines.append(
-            f"| {name} | {count / dates:.2f} | {size / max(count, 1):,.0f} | {size / 1024 / dates:.1f} |"
+            f"| {name} | {count / dates:.2f} | {size / max(count, 1):,.0f} ({plain / max(count, 1):,.0f}) "
+            f"| {size / 1024 / dates:.1f} |"
         )
     rows = sorted((r for f in files for r in largest_rows(f, top)), reverse=True)[:top]
     lines += ["", "| largest rows: bytes | table | what |", "|---:|---|---|"]
