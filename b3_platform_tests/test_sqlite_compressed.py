@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import zlib
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from b3_platform.sqlite_body_dictionary import DICTIONARY, DICTIONARY_ID
@@ -197,6 +199,30 @@ def test_dagsters_class_in_the_same_process_still_writes_plain(tmp_path):
     history.fail_a_range(stock, history.KEYS[2], history.KEYS[4])
     assert all(set(kinds) == {"text"} for kinds in body_types(stock).values())
     assert all(set(kinds) == {"blob"} for kinds in body_types(ours).values())
+
+
+def test_postgresql_in_the_same_process_still_stores_plain_text(postgres_server, tmp_path, monkeypatch):
+    """The production instance (deploy/dagster.yaml) shares Dagster's table objects, and so their
+    column type, with our class: it stores what Dagster stores."""
+    ours = history.configure(tmp_path / "ours", pooled=True)
+    history.materialize_prices(ours, history.KEYS[0])
+    home = tmp_path / "pg"
+    home.mkdir()
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    database = postgres_server.create_database()
+    for var, value in postgres_server.env(database).items():
+        monkeypatch.setenv(var, value)
+    with history.open_instance(home) as instance:
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+    history.materialize_prices(home, history.KEYS[0])
+    history.fail_a_range(home, history.KEYS[2], history.KEYS[4])
+    for table, column in BODIES.items():
+        bodies = postgres_server.query(database, f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL")
+        assert bodies, table
+        for (body,) in bodies:
+            assert body.startswith('{"__class__": '), (table, body[:80])
+    with history.open_instance(home) as instance:
+        assert instance.get_materialized_partitions(dg.AssetKey("prices")) == {history.KEYS[0]}
 
 
 def test_the_way_back_leaves_a_file_it_cannot_read_untouched(tmp_path):
