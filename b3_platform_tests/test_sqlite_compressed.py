@@ -242,3 +242,10 @@ def test_the_way_back_leaves_a_file_it_cannot_read_untouched(tmp_path):
 
     empty = instance_plain(str(tmp_path / "nowhere"), home=home)
     assert empty.returncode == 2 and "no event log database" in empty.stderr
+
+
+def test_the_dictionary_never_changes():
+    """Every body compressed so far names this dictionary by its checksum and reads only with exactly
+    these bytes: a better dictionary is added beside it (see sqlite_body_dictionary.py), never over it."""
+    assert len(DICTIONARY) == 16384
+    assert zlib.adler32(DICTIONARY) == DICTIONARY_ID == 2510479470
