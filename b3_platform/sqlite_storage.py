@@ -103,10 +103,21 @@ BODY_COLUMNS = (
 )
 
 
+# The last body compressed, as (text, stream): Dagster executes an asset or check event's one
+# insert statement twice, into the run's file and into the index, so its text is compressed once.
+_last_compressed: tuple[str, bytes] | None = None
+
+
 def compress_body(text: str) -> bytes:
     """A zlib stream of the text's UTF-8, compressed from the preset dictionary (its header names it)."""
+    global _last_compressed
+    last = _last_compressed
+    if last is not None and last[0] is text:
+        return last[1]
     compressor = _PRIMED.copy()
-    return compressor.compress(text.encode()) + compressor.flush()
+    stream = compressor.compress(text.encode()) + compressor.flush()
+    _last_compressed = (text, stream)
+    return stream
 
 
 def plain_body(stored: bytes) -> str:
