@@ -143,6 +143,50 @@ def _load_json(body: bytes, fail, *, quote_body: bool = True) -> object:
     return data
 
 
+def _validated_directly(body: bytes) -> PortfolioResponse | None:
+    """The response validated straight from the bytes by pydantic's own JSON parser, or None: then
+    `_validated_stepwise` decides, and words any error.
+
+    The fast path of every decode (a backfill decodes each capture again): one pass over the bytes
+    builds the models, with no Python dicts and lists in between. It only ever says yes to a body the
+    stepwise path accepts as the same response: the parser refuses everything Python's `json`
+    refuses (invalid UTF-8, a BOM, a JSON string holding the document, bad syntax, nesting deeper
+    than ~200 levels, lone surrogates) and takes the last of repeated keys, as `json` does; the
+    models and strict mode are the same. The contract's checks before validation are either implied
+    by it (an object with page, header and results; a header with a date; results not null) or
+    checked here (results not empty)."""
+    try:
+        response = PortfolioResponse.model_validate_json(body)
+    except ValidationError:
+        return None
+    return response if response.results else None
+
+
+def _validated_stepwise(body: bytes, fail, *, quote_body: bool) -> PortfolioResponse:
+    """The response parsed by Python's `json` and checked step by step, each step with its own
+    error (`fail(reason)`): what the contract's messages name."""
+    data = _load_json(body, fail, quote_body=quote_body)
+    if not isinstance(data, dict):
+        fail(f"expected a JSON object, got {type(data).__name__}")
+    missing = [k for k in ("page", "header", "results") if k not in data]
+    if missing:
+        keys = f" (top-level keys: {', '.join(sorted(data)[:8]) or 'none'})" if quote_body else ""
+        fail(f"not a GetPortfolioDay response: no {', '.join(missing)}{keys}")
+    if data["results"] is None:
+        fail('"results" is null: B3 has no portfolio for this index (unknown code or not published)')
+    if data.get("results") == []:
+        fail('"results" is empty: the response lists no components')
+    if isinstance(data["header"], dict) and "date" not in data["header"]:
+        fail(
+            "header has no date: not a GetPortfolioDay response (GetTheoricalPortfolio and "
+            "GetStockIndex responses are not a day's portfolio)"
+        )
+    try:
+        return PortfolioResponse.model_validate(data)
+    except ValidationError as exc:
+        fail(f"does not match the GetPortfolioDay contract: {_describe_validation(exc)}")
+
+
 def decode_portfolio_json(
     body: bytes,
     *,
@@ -163,27 +207,7 @@ def decode_portfolio_json(
     def fail(reason: str, error: type[ContractError] = ContractError):
         raise error(reason, index=index, requested_date=requested_date)
 
-    data = _load_json(body, fail, quote_body=quote_body)
-    if not isinstance(data, dict):
-        fail(f"expected a JSON object, got {type(data).__name__}")
-    missing = [k for k in ("page", "header", "results") if k not in data]
-    if missing:
-        keys = f" (top-level keys: {', '.join(sorted(data)[:8]) or 'none'})" if quote_body else ""
-        fail(f"not a GetPortfolioDay response: no {', '.join(missing)}{keys}")
-    if data["results"] is None:
-        fail('"results" is null: B3 has no portfolio for this index (unknown code or not published)')
-    if data.get("results") == []:
-        fail('"results" is empty: the response lists no components')
-    if isinstance(data["header"], dict) and "date" not in data["header"]:
-        fail(
-            "header has no date: not a GetPortfolioDay response (GetTheoricalPortfolio and "
-            "GetStockIndex responses are not a day's portfolio)"
-        )
-    try:
-        response = PortfolioResponse.model_validate(data)
-    except ValidationError as exc:
-        fail(f"does not match the GetPortfolioDay contract: {_describe_validation(exc)}")
-
+    response = _validated_directly(body) or _validated_stepwise(body, fail, quote_body=quote_body)
     try:
         language = detect_language(response.header.text, response.header.textReductor)
         reference_date = parse_date(response.header.date, language, field="header.date")
