@@ -1,0 +1,102 @@
+"""gold.composition groups a date by Arrow when its days come from one silver table, and its table
+is then the row-by-row reference's exactly (`composition_by_row`): on the real samples, on the
+hand-built days of test_gold, on random dates full of ties and nulls, and where it steps aside."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+
+import pytest
+
+from b3_platform.b3.contract import decode_portfolio_json
+from b3_platform.lake.tables import to_parquet_bytes
+from b3_platform.transforms import gold
+from b3_platform.transforms.bronze import bronze_table
+from b3_platform.transforms.silver import silver_tables
+from b3_platform_tests.replay import SAMPLES, with_header_date
+from b3_platform_tests.test_gold import DAY, IBOV_TODAY, SMLL_TODAY, component, silver
+
+
+def _same_as_by_row(days: dict[str, gold.IndexDay], *, by_arrow: bool = True) -> None:
+    assert (gold._composition_by_arrow(days) is not None) is by_arrow
+    got, expected = gold.composition(days), gold.composition_by_row(days)
+    assert got.to_pylist() == expected.to_pylist()
+    assert to_parquet_bytes(got) == to_parquet_bytes(expected)
+
+
+def test_the_hand_built_days_of_test_gold():
+    assets, head = silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True), "SMLL": (SMLL_TODAY, "1.0", False)})
+    _same_as_by_row(gold.index_days(assets, head))
+
+
+def test_the_real_samples_with_and_without_sectors():
+    items = []
+    for n, path in enumerate(sorted((SAMPLES / "GetPortfolioDay" / "IBOV").glob("*.json"))):
+        body = with_header_date(path.read_bytes(), "10/07/25")  # each on one date
+        portfolio = decode_portfolio_json(body, index=None)
+        items.append((f"IX{n:02d}", f"20250710T13000{n}000000Z-" + "0" * 64, portfolio))
+    assert any(p.has_sector for _, _, p in items) and not all(p.has_sector for _, _, p in items)
+    header, assets = silver_tables(bronze_table(items), dt.date(2025, 7, 10))
+    _same_as_by_row(gold.index_days(assets, header))
+
+
+def _random_date(rng: random.Random, indices: int) -> dict[str, gold.IndexDay]:
+    """Indices of random components with many equal weights, companies with several tickers, and
+    null listing segments and sectors, some captured without sectors."""
+    portfolios = {}
+    sectors = ["Financeiro", "Petróleo", "Utilidade Pública", "Saúde", None]
+    for i in range(indices):
+        rows = []
+        for t in range(rng.randint(1, 40)):
+            rows.append(
+                component(
+                    f"T{i:02d}{t:02d}3",
+                    rng.choice(["ALPHA", "BETA", "ÇETA", "delta", f"SOLO{t}"]),
+                    rng.choice(["ON", "PN", "UNT"]),
+                    rng.choice(["NM", "N1", "N2", None]),
+                    rng.choice(sectors),
+                    rng.choice(
+                        [
+                            "1.000",
+                            "2.500",
+                            "0.125",
+                            "2.500",
+                            "10.000",
+                            f"{rng.randint(0, 20)}.{rng.randint(0, 999):03d}",
+                        ]
+                    ),
+                    rng.randint(1, 10_000),
+                )
+            )
+        portfolios[f"I{rng.randint(0, 999):03d}{i}"] = (rows, "1.0", rng.random() < 0.7)
+    assets, head = silver(DAY, portfolios)
+    return gold.index_days(assets, head)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_dates_full_of_ties_and_nulls(seed):
+    days = _random_date(random.Random(seed), indices=12)
+    _same_as_by_row(days)
+    # Some indices of the date only, in another order: the rows of those, in that order.
+    rng = random.Random(seed)
+    some = rng.sample(list(days), k=5)
+    _same_as_by_row({index: days[index] for index in some})
+
+
+def test_it_steps_aside_where_the_two_could_differ():
+    assets, head = silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True), "SMLL": (SMLL_TODAY, "1.0", False)})
+    days = gold.index_days(assets, head)
+    # A group named "" ties with the null group in the reference's order.
+    blank = [{**c, "listing_segment": ""} if c["ticker"] == "VALE3" else c for c in IBOV_TODAY]
+    assets_blank, head_blank = silver(DAY, {"IBOV": (blank, "1.5", True)})
+    _same_as_by_row(gold.index_days(assets_blank, head_blank), by_arrow=False)
+    # A ticker twice in an index: the reference keeps its last row.
+    twice = [*IBOV_TODAY, component("VALE3", "VALE", "PN", "N1", "Financeiro", "1.000", 10)]
+    assets_twice, head_twice = silver(DAY, {"IBOV": (twice, "1.5", True)})
+    _same_as_by_row(gold.index_days(assets_twice, head_twice), by_arrow=False)
+    # Days not read from one table (built by hand, or from two dates).
+    _same_as_by_row({i: dataclasses.replace(d, assets=None) for i, d in days.items()}, by_arrow=False)
+    other = gold.index_days(*silver(DAY, {"IBXX": (IBOV_TODAY, "1.5", True)}))
+    _same_as_by_row({**days, **other}, by_arrow=False)
