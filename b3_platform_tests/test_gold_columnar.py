@@ -1,6 +1,7 @@
-"""gold.composition groups a date by Arrow when its days come from one silver table, and its table
-is then the row-by-row reference's exactly (`composition_by_row`): on the real samples, on the
-hand-built days of test_gold, on random dates full of ties and nulls, and where it steps aside."""
+"""gold.composition and gold.changes work by Arrow when the days come from one silver table per
+date, and their tables are then the row-by-row references' exactly (`composition_by_row`,
+`changes_by_row`): on the real samples, on the hand-built days of test_gold, on random dates full
+of ties, nulls, entries and exits, and where they step aside."""
 
 from __future__ import annotations
 
@@ -16,19 +17,31 @@ from b3_platform.transforms import gold
 from b3_platform.transforms.bronze import bronze_table
 from b3_platform.transforms.silver import silver_tables
 from b3_platform_tests.replay import SAMPLES, with_header_date
-from b3_platform_tests.test_gold import DAY, IBOV_TODAY, SMLL_TODAY, component, silver
+from b3_platform_tests.test_gold import BEFORE, DAY, IBOV_BEFORE, IBOV_TODAY, SMLL_TODAY, component, silver
 
 
 def _same_as_by_row(days: dict[str, gold.IndexDay], *, by_arrow: bool = True) -> None:
     assert (gold._composition_by_arrow(days) is not None) is by_arrow
-    got, expected = gold.composition(days), gold.composition_by_row(days)
+    _same(gold.composition(days), gold.composition_by_row(days))
+
+
+def _same_changes_as_by_row(days, previous, *, by_arrow: bool = True) -> None:
+    assert (gold._changes_by_arrow(days, previous, BEFORE) is not None) is by_arrow
+    _same(gold.changes(days, previous, BEFORE), gold.changes_by_row(days, previous, BEFORE))
+
+
+def _same(got, expected) -> None:
     assert got.to_pylist() == expected.to_pylist()
     assert to_parquet_bytes(got) == to_parquet_bytes(expected)
 
 
 def test_the_hand_built_days_of_test_gold():
     assets, head = silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True), "SMLL": (SMLL_TODAY, "1.0", False)})
-    _same_as_by_row(gold.index_days(assets, head))
+    today = gold.index_days(assets, head)
+    _same_as_by_row(today)
+    before = gold.index_days(*silver(BEFORE, {"IBOV": (IBOV_BEFORE, "1.4", True)}))
+    _same_changes_as_by_row(today, before)
+    _same_changes_as_by_row(today, {}, by_arrow=False)  # nothing compared: no rows either way
 
 
 def test_the_real_samples_with_and_without_sectors():
@@ -42,7 +55,7 @@ def test_the_real_samples_with_and_without_sectors():
     _same_as_by_row(gold.index_days(assets, header))
 
 
-def _random_date(rng: random.Random, indices: int) -> dict[str, gold.IndexDay]:
+def _random_portfolios(rng: random.Random, indices: int) -> dict[str, tuple[list[dict], str, bool]]:
     """Indices of random components with many equal weights, companies with several tickers, and
     null listing segments and sectors, some captured without sectors."""
     portfolios = {}
@@ -71,8 +84,34 @@ def _random_date(rng: random.Random, indices: int) -> dict[str, gold.IndexDay]:
                 )
             )
         portfolios[f"I{rng.randint(0, 999):03d}{i}"] = (rows, "1.0", rng.random() < 0.7)
-    assets, head = silver(DAY, portfolios)
-    return gold.index_days(assets, head)
+    return portfolios
+
+
+def _the_day_before(rng: random.Random, portfolios: dict) -> dict:
+    """The same indices the trading day before (some missing): tickers exited and entered, weights,
+    quantities and reductors changed, or not."""
+    before = {}
+    for index, (rows, reductor, has_sector) in portfolios.items():
+        if rng.random() < 0.2:
+            continue  # not in the lake that day
+        kept = [
+            {
+                **r,
+                "weight": rng.choice([r["weight"], r["weight"] + 1]),
+                "theoretical_quantity": rng.choice([r["theoretical_quantity"], 7]),
+            }
+            for r in rows
+            if rng.random() < 0.8
+        ]
+        exited = [
+            component(f"X{index}{n}3", "GONE", "ON", "NM", None, "0.500", 5) for n in range(rng.randint(0, 3))
+        ]
+        before[index] = (kept + exited, rng.choice([reductor, "2.0"]), has_sector)
+    return before
+
+
+def _random_date(rng: random.Random, indices: int) -> dict[str, gold.IndexDay]:
+    return gold.index_days(*silver(DAY, _random_portfolios(rng, indices)))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -83,6 +122,17 @@ def test_random_dates_full_of_ties_and_nulls(seed):
     rng = random.Random(seed)
     some = rng.sample(list(days), k=5)
     _same_as_by_row({index: days[index] for index in some})
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_changes_full_of_entries_exits_and_ties(seed):
+    rng = random.Random(seed)
+    portfolios = _random_portfolios(rng, indices=12)
+    today = gold.index_days(*silver(DAY, portfolios))
+    before = gold.index_days(*silver(BEFORE, _the_day_before(rng, portfolios)))
+    _same_changes_as_by_row(today, before)
+    some = rng.sample(list(today), k=5)
+    _same_changes_as_by_row({index: today[index] for index in some}, before)
 
 
 def test_it_steps_aside_where_the_two_could_differ():
@@ -100,3 +150,14 @@ def test_it_steps_aside_where_the_two_could_differ():
     _same_as_by_row({i: dataclasses.replace(d, assets=None) for i, d in days.items()}, by_arrow=False)
     other = gold.index_days(*silver(DAY, {"IBXX": (IBOV_TODAY, "1.5", True)}))
     _same_as_by_row({**days, **other}, by_arrow=False)
+
+
+def test_changes_step_aside_where_the_two_could_differ():
+    before = gold.index_days(*silver(BEFORE, {"IBOV": (IBOV_BEFORE, "1.4", True)}))
+    twice = [*IBOV_TODAY, component("VALE3", "VALE", "PN", "N1", "Financeiro", "1.000", 10)]
+    today_twice = gold.index_days(*silver(DAY, {"IBOV": (twice, "1.5", True)}))
+    _same_changes_as_by_row(today_twice, before, by_arrow=False)
+    _same_changes_as_by_row(before, today_twice, by_arrow=False)
+    today = gold.index_days(*silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True)}))
+    by_hand = {i: dataclasses.replace(d, assets=None) for i, d in before.items()}
+    _same_changes_as_by_row(today, by_hand, by_arrow=False)

@@ -210,7 +210,81 @@ def concentration(day: IndexDay) -> Concentration:
 def changes(
     days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
 ) -> pa.Table:
-    """Entries, exits and changes of held tickers, for indices whose previous trading day is known."""
+    """Entries, exits and changes of held tickers, for indices whose previous trading day is known.
+
+    Joined by Arrow when each side's days were read from one silver table (`index_days`);
+    `changes_by_row`, the reference, otherwise (`_changes_by_arrow` says when)."""
+    table = _changes_by_arrow(days, previous, previous_date)
+    return table if table is not None else changes_by_row(days, previous, previous_date)
+
+
+def _rows_of(days: Mapping[str, IndexDay], indices: pa.Array, columns: list[str]) -> pa.Table | None:
+    """The rows of `indices` in the one silver table `days` were read from, or None when they do
+    not share one or it holds a ticker twice for an index (the components keep its last row)."""
+    sources = {id(days[index].assets) for index in indices.to_pylist()}
+    source = days[indices[0].as_py()].assets if len(sources) == 1 else None
+    if source is None:
+        return None
+    rows = source.filter(pc.is_in(source.column("index"), value_set=indices)).select(columns)
+    if rows.num_rows != sum(len(days[index].components) for index in indices.to_pylist()):
+        return None
+    return rows
+
+
+def _changes_by_arrow(
+    days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
+) -> pa.Table | None:
+    """`changes_by_row`, as one full outer join of the two dates' rows on (index, ticker), sorted
+    by (index as in `days`, ticker). None, for the row path, when no index is compared or either
+    side's rows cannot be taken from one table (`_rows_of`)."""
+    compared = pa.array([index for index in days if index in previous], pa.string())
+    if len(compared) == 0:
+        return None
+    columns = ["index", "ticker", "company", "weight", "theoretical_quantity"]
+    now, then = _rows_of(days, compared, columns), _rows_of(previous, compared, columns)
+    if now is None or then is None:
+        return None
+    then = then.rename_columns(
+        ["index", "ticker", "previous_company", "previous_weight", "previous_quantity"]
+    )
+    joined = now.join(then, keys=["index", "ticker"], join_type="full outer", use_threads=False)
+    position = pc.index_in(joined.column("index"), value_set=compared)
+    joined = joined.append_column("position", position)
+    joined = joined.take(
+        pc.sort_indices(joined, sort_keys=[("position", "ascending"), ("ticker", "ascending")])
+    )
+    position = joined.column("position")
+    # Weights and quantities are never null in silver: a null one is the ticker's absence.
+    held_now, held_then = pc.is_valid(joined.column("weight")), pc.is_valid(joined.column("previous_weight"))
+    held = pc.and_(held_now, held_then)
+    weight, previous_weight = joined.column("weight"), joined.column("previous_weight")
+    quantity, previous_quantity = joined.column("theoretical_quantity"), joined.column("previous_quantity")
+    zero = pa.scalar(Decimal(0), weight.type)
+    reductor_changed = [days[i].reductor != previous[i].reductor for i in compared.to_pylist()]
+    return pa.Table.from_pydict(
+        {
+            "index": joined.column("index"),
+            "ticker": joined.column("ticker"),
+            "company": pc.coalesce(joined.column("company"), joined.column("previous_company")),
+            "membership": pc.if_else(held, "held", pc.if_else(held_now, "entered", "exited")),
+            "previous_date": pa.repeat(pa.scalar(previous_date, pa.date32()), joined.num_rows),
+            "weight": weight,
+            "previous_weight": previous_weight,
+            "weight_change_pp": pc.subtract(pc.coalesce(weight, zero), pc.coalesce(previous_weight, zero)),
+            "theoretical_quantity": quantity,
+            "previous_quantity": previous_quantity,
+            "quantity_change": pc.subtract(pc.coalesce(quantity, 0), pc.coalesce(previous_quantity, 0)),
+            "quantity_changed": pc.and_(held, pc.fill_null(pc.not_equal(quantity, previous_quantity), False)),
+            "reductor_changed": pa.array(reductor_changed, pa.bool_()).take(position),
+        },
+        schema=GOLD_CHANGES.schema,
+    )
+
+
+def changes_by_row(
+    days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
+) -> pa.Table:
+    """`changes` row by row, from the days' components: the reference."""
     columns: dict[str, list] = {f.name: [] for f in GOLD_CHANGES.schema}
     zero = Decimal(0)
     for index, day in days.items():
