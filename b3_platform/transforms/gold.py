@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -350,9 +351,11 @@ def index_summary(
     return pa.Table.from_pylist(rows, schema=GOLD_INDEX_SUMMARY.schema)
 
 
-@dataclass(frozen=True)
-class Stay:
-    """A ticker's current stay in an index, as far as the lake shows."""
+class Stay(NamedTuple):
+    """A ticker's current stay in an index, as far as the lake shows.
+
+    A named tuple, not a frozen dataclass: a range run makes one per component per date (~3,000
+    at 34 indices), and a tuple is made ~5x faster (and is not tracked by the garbage collector)."""
 
     first_seen: dt.date
     observed_days: int
@@ -452,24 +455,25 @@ class StayTracker:
         for index in sorted(tickers_by_index):
             before = self._stays[index]
             first_time = not self._seen[index]
-            stays = {}
-            for ticker in sorted(tickers_by_index[index]):
-                old = before.get(ticker)
-                s = stays[ticker] = (
-                    Stay(old.first_seen, old.observed_days + 1, old.history_start)
-                    if old
-                    else Stay(day, 1, first_time)
-                )
-                if s.first_seen not in held:
-                    held[s.first_seen] = trading_days_held(s.first_seen, day)
-                columns["index"].append(index)
-                columns["ticker"].append(ticker)
-                columns["first_seen"].append(s.first_seen)
-                columns["trading_days_held"].append(held[s.first_seen])
-                columns["calendar_days_since_entry"].append((day - s.first_seen).days)
-                columns["observed_days"].append(s.observed_days)
-                columns["first_seen_is_history_start"].append(s.history_start)
-            self._stays[index] = stays
+            tickers = sorted(tickers_by_index[index])
+            # Each index's rows a column at a time (a date of 34 indices has ~3,000).
+            now = [
+                Stay(old.first_seen, old.observed_days + 1, old.history_start)
+                if (old := before.get(ticker))
+                else Stay(day, 1, first_time)
+                for ticker in tickers
+            ]
+            first_seen = [s.first_seen for s in now]
+            for since in set(first_seen) - held.keys():
+                held[since] = trading_days_held(since, day)
+            columns["index"].extend([index] * len(tickers))
+            columns["ticker"].extend(tickers)
+            columns["first_seen"].extend(first_seen)
+            columns["trading_days_held"].extend([held[since] for since in first_seen])
+            columns["calendar_days_since_entry"].extend([(day - since).days for since in first_seen])
+            columns["observed_days"].extend([s.observed_days for s in now])
+            columns["first_seen_is_history_start"].extend([s.history_start for s in now])
+            self._stays[index] = dict(zip(tickers, now))
             self._seen[index] = True
         return pa.Table.from_pydict(columns, schema=GOLD_TIME_IN_INDEX.schema)
 
