@@ -366,18 +366,21 @@ def test_failed_run_is_published_to_the_stacks_sns_topic(moto_server, tmp_path, 
 
 
 def test_failed_blocking_check_is_posted_to_slack(slack, tmp_path, replay_server, monkeypatch):
-    """Silver's weights of 2025-07-10 made to sum to 105: the blocking check fails, gold does not
-    run, and Slack gets the check's message (not a generic run failure) with the token as auth.
+    """Silver's weights of 2025-07-10 made to sum to 105 (and a type code odd, which only warns):
+    the blocking check fails, gold does not run, and Slack gets the check's message (not a generic
+    run failure) naming the blocking rule, with the token as auth.
     The publish audit would keep such a capture out before silver is written (so the checks fail
     only on a bug); its rules are switched off here to reach the check."""
     import b3_platform.audit as audit_module
 
     monkeypatch.setattr(audit_module, "PUBLISH_RULES", ())
     lake = tmp_path / "lake"
-    body = with_changes(
-        sample_bytes(f"GetPortfolioDay/IBOV/{DAY}.json"),
-        lambda data: data["results"][0].update(part="5,493"),
-    )
+
+    def heavier_and_odd(data):
+        data["results"][0].update(part="5,493")
+        data["results"][5].update(type="ON  QQ  NM")  # a warning rule fails on the same date
+
+    body = with_changes(sample_bytes(f"GetPortfolioDay/IBOV/{DAY}.json"), heavier_and_odd)
     RawStore(LocalStorage(lake)).store(
         DAY, "IBOV", [body], fetched_at=dt.datetime.now(dt.timezone.utc), source_format="json", meta={}
     )
@@ -399,6 +402,7 @@ def test_failed_blocking_check_is_posted_to_slack(slack, tmp_path, replay_server
     assert request["auth"] == f"Bearer {SLACK_TOKEN}"
     assert request["body"]["channel"] == "#b3-alerts"
     text = request["body"]["text"]
+    # Only the blocking rule is named as what failed: the warning beside it blocked nothing.
     assert text.startswith(f"[b3_platform] blocking check failed: silver_assets.weights_sum_to_100 {DAY}\n")
     assert (
         f"Asset silver_assets, check silver_assets_rules, rules failed weights_sum_to_100, date {DAY}: "

@@ -348,10 +348,11 @@ def test_an_unpublished_preview_is_kept_and_reported(b3_server, today, lake_root
     assert json.loads(meta.read_text())["published"] is False
     assert read(lake_root, SILVER_PREVIEW, day) == [] and read(lake_root, ANNOUNCED_CHANGES, day) == []
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert (
-        not checks["preview_published"].passed
-        and "no preview published: IBOV" in checks["preview_published"].description
-    )
+    # A warning rule of silver_preview's one (blocking) check: severity WARN, nothing blocked.
+    preview = checks["silver_preview_rules"]
+    assert not preview.passed and preview.blocking and preview.severity == dg.AssetCheckSeverity.WARN
+    assert preview.metadata["failed_rules"].value == "preview_published"
+    assert preview.description == f"{day}: preview_published: no preview published: IBOV"
     assert not checks["theoretical_and_preview_captured"].passed
 
 

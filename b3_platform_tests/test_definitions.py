@@ -65,14 +65,12 @@ EXPECTED_SPECS = {
 }
 
 #: Check name -> (asset, blocking). Blocking ones fail the run and stop downstream assets. An asset's
-#: rules of one severity are one check (`<asset>_rules` blocking, `<asset>_warnings` not); a
-#: severity with one rule keeps the rule's name.
+#: rules are one check (`<asset>_rules`, blocking when any rule blocks; each evaluation's severity
+#: says whether a blocking rule failed); an asset with one rule has a check named for it.
 EXPECTED_CHECKS = {
     "all_configured_indices_captured": ("raw_portfolio", False),
     "bronze_portfolio_rules": ("bronze_portfolio", True),
-    "bronze_portfolio_warnings": ("bronze_portfolio", False),
     "silver_assets_rules": ("silver_assets", True),
-    "type_codes_recognised": ("silver_assets", False),
     "composition_covers_every_component": ("gold_composition", True),
     "previous_trading_day_in_lake": ("gold_changes", False),
     "concentration_within_bounds": ("gold_index_summary", True),
@@ -80,25 +78,31 @@ EXPECTED_CHECKS = {
     "tables_match_schemas": ("athena_tables", True),
 }
 
-#: The rules each grouped check reports, in the order its metadata lists them.
+#: The rules each grouped check reports, in the order its metadata lists them (blocking ones first),
+#: and which of them only warn.
 EXPECTED_RULES = {
-    "bronze_portfolio_rules": "header_date_matches_partition, row_count_matches_total_records",
-    "bronze_portfolio_warnings": "raw_capture_present, captures_pass_audit",
+    "bronze_portfolio_rules": (
+        "header_date_matches_partition, row_count_matches_total_records, raw_capture_present, "
+        "captures_pass_audit"
+    ),
     "silver_assets_rules": (
         "unique_tickers, ticker_format, weights_sum_to_100, quantities_positive, "
-        "quantities_sum_to_header_total"
+        "quantities_sum_to_header_total, type_codes_recognised"
     ),
+}
+EXPECTED_WARNING_RULES = {
+    "bronze_portfolio_rules": "raw_capture_present, captures_pass_audit",
+    "silver_assets_rules": "type_codes_recognised",
 }
 
 #: The announced portfolios' checks, (asset, check) -> blocking: their silver tables run the day
-#: portfolio's own blocking rules as one check.
+#: portfolio's own blocking rules as one check, silver_preview's with its warning rule.
 _SILVER_RULES = (
     "unique_tickers, ticker_format, weights_sum_to_100, quantities_positive, quantities_sum_to_header_total"
 )
 EXPECTED_ANNOUNCED_CHECKS = {
     **{(name, "all_configured_indices_captured"): False for name in ANNOUNCED_RAW},
     **{(name, f"{name}_rules"): True for name in ANNOUNCED_SILVER},
-    ("silver_preview", "preview_published"): False,
     ("announced_changes", "theoretical_and_preview_captured"): False,
 }
 
@@ -296,10 +300,15 @@ def test_check_specs_and_blocking():
     checks = {}
     announced = {}
     rules = {}
+    warnings = {}
     for assets_def in defs.assets:
         for spec in assets_def.check_specs:
             if "rules" in spec.metadata:
                 rules[spec.name] = spec.metadata["rules"]
+            if "warning_rules" in spec.metadata:
+                warnings[spec.name] = spec.metadata["warning_rules"]
+                # A check holding warning rules says which in its description too.
+                assert "Warning rules (" in spec.description and "never blocking" in spec.description
             if spec.asset_key.to_user_string() in ANNOUNCED_RAW + ANNOUNCED_SILVER + ANNOUNCED_GOLD:
                 announced[(spec.asset_key.to_user_string(), spec.name)] = spec.blocking
                 assert spec.partitions_def is partitions.trading_days, spec.name
@@ -313,8 +322,10 @@ def test_check_specs_and_blocking():
     assert announced == EXPECTED_ANNOUNCED_CHECKS
     assert rules == {
         **EXPECTED_RULES,
-        **{f"{name}_rules": _SILVER_RULES for name in ANNOUNCED_SILVER},
+        "silver_theoretical_rules": _SILVER_RULES,
+        "silver_preview_rules": f"{_SILVER_RULES}, preview_published",
     }
+    assert warnings == {**EXPECTED_WARNING_RULES, "silver_preview_rules": "preview_published"}
     assert {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys} == {
         *((asset, name) for name, (asset, _) in EXPECTED_CHECKS.items()),
         *EXPECTED_ANNOUNCED_CHECKS,

@@ -66,9 +66,10 @@ GOLD_NAMES = [t.name for t in GOLD_TABLES]
 #: The steps of a run of the whole graph: silver and gold are one multi-asset each.
 ALL_STEPS = ["raw_portfolio", "bronze_portfolio", "silver", "gold_tables", "athena_tables", "dashboard"]
 CATALOG_FILE = "warehouse.duckdb"
-#: An asset's rules of one severity are one check; its metadata gives each rule's result.
-BRONZE_CHECKS = {"bronze_portfolio_rules", "bronze_portfolio_warnings"}
-SILVER_CHECKS = {"silver_assets_rules", "type_codes_recognised"}
+#: An asset's rules are one check; its metadata gives each rule's result, its severity whether a
+#: blocking rule failed.
+BRONZE_CHECKS = {"bronze_portfolio_rules"}
+SILVER_CHECKS = {"silver_assets_rules"}
 GOLD_CHECKS = {
     "composition_covers_every_component",
     "previous_trading_day_in_lake",
@@ -369,7 +370,8 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     """2025-07-09 is a trading day with no sample. What the code does, by design:
     raw_portfolio fails a past date with nothing captured, naming it and how to import, so a full
     graph run over the gap fails before writing anything; bronze+silver alone build the dates that
-    are there and report the gap through the non-blocking `raw_capture_present` check (WARN)."""
+    are there and report the gap through the non-blocking `raw_capture_present` rule of bronze's
+    check: that date fails with severity WARN, which blocks nothing."""
     seed(lake_root, *JSON_DAYS)
     first, last = dt.date(2025, 7, 8), dt.date(2025, 7, 10)
 
@@ -395,7 +397,7 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     checks = check_evaluations(result)
     # Every date has its own evaluation, so the UI shows the gap on 2025-07-09 itself and the
     # dates that passed as passed; a rule with nothing to judge on the gap is not evaluated there.
-    assert partition_evaluations(result, "bronze_portfolio_warnings") == {
+    assert partition_evaluations(result, "bronze_portfolio_rules") == {
         "2025-07-08": True,
         "2025-07-09": False,
         "2025-07-10": True,
@@ -405,13 +407,15 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     (gap_day,) = [
         e
         for e in result.get_asset_check_evaluations()
-        if e.check_name == "bronze_portfolio_warnings" and e.partition == "2025-07-09"
+        if e.check_name == "bronze_portfolio_rules" and e.partition == "2025-07-09"
     ]
     assert gap_day.description == "raw_capture_present: no raw capture"
+    assert gap_day.blocking and gap_day.severity == dg.AssetCheckSeverity.WARN
     assert gap_day.metadata["failed_rules"].value == "raw_capture_present"
+    assert "warned_rules" not in gap_day.metadata
     assert gap_day.metadata["raw_capture_present"].value == "failed: no raw capture"
     assert "captures_pass_audit" not in gap_day.metadata  # nothing to audit on the gap
-    gap = checks["bronze_portfolio_warnings"]
+    gap = checks["bronze_portfolio_rules"]
     assert not gap.passed
     assert gap.severity == dg.AssetCheckSeverity.WARN
     assert gap.description == "2025-07-09: raw_capture_present: no raw capture"
@@ -420,7 +424,8 @@ def test_range_over_a_day_without_capture(lake_root, resources):
     assert gap.metadata["failed_rules"].value == "raw_capture_present"
     assert gap.metadata["raw_capture_present"].value == "failed on 1 date(s)"
     assert gap.metadata["captures_pass_audit"].value == "passed"
-    assert [name for name, e in checks.items() if not e.passed] == ["bronze_portfolio_warnings"]
+    assert gap.metadata["row_count_matches_total_records"].value == "passed"
+    assert [name for name, e in checks.items() if not e.passed] == ["bronze_portfolio_rules"]
 
     mats = materializations(result)
     assert mats["bronze_portfolio", "2025-07-09"] == {"dagster/row_count": 0, "status": "no raw capture"}
@@ -589,7 +594,7 @@ def test_value_that_does_not_parse_is_refused_by_the_audit_and_keeps_every_file(
     bad_id = store_json(lake_root, D, bad_weight)
     result = run(resources, day=D)
     assert result.success
-    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    audit = check_evaluations(result)["bronze_portfolio_rules"]
     assert not audit.passed and audit.severity == dg.AssetCheckSeverity.WARN
     assert audit.metadata["failed_rules"].value == "captures_pass_audit"
     assert audit.description.startswith("2025-07-10: captures_pass_audit: ")
@@ -666,6 +671,121 @@ def test_duplicate_ticker_fails_unique_tickers(lake_root, resources, audit_witho
     assert "gold_tables" not in steps(result, "STEP_START")
 
 
+#: Three consecutive trading days with samples, for ranges where some dates fail a rule.
+RANGE = [dt.date(2025, 7, 3), dt.date(2025, 7, 4), dt.date(2025, 7, 7)]
+ODD_TYPE = "ON  QQ  NM"  # an event flag no rule knows: type_codes_recognised warns
+
+
+def odd_type_code(found: list[str]):
+    """A change giving the sixth row a type code no rule recognises; the ticker goes to `found`."""
+
+    def change(data):
+        data["results"][5]["type"] = ODD_TYPE
+        found.append(data["results"][5]["cod"])
+
+    return change
+
+
+def test_a_date_failing_only_a_warning_rule_blocks_nothing_in_a_range(lake_root, resources):
+    """silver_assets' one check holds its blocking rules and the warning rule type_codes_recognised.
+    A range where one date fails only the warning: that date's evaluation fails with severity WARN,
+    the step succeeds and gold and the catalog are built for every date."""
+    seed(lake_root, *RANGE)
+    ticker: list[str] = []
+    store_json(lake_root, RANGE[1], odd_type_code(ticker))
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(resources, first=RANGE[0], last=RANGE[-1], instance=instance)
+    assert result.success
+    assert steps(result, "STEP_SUCCESS") == ALL_STEPS
+    for day in RANGE:
+        for table_def in GOLD_TABLES:
+            assert path_of(lake_root, table_def, day).is_file(), (table_def.name, day)
+
+    assert partition_evaluations(result, "silver_assets_rules") == {
+        "2025-07-03": True,
+        "2025-07-04": False,
+        "2025-07-07": True,
+    }
+    (warned,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "silver_assets_rules" and e.partition == "2025-07-04"
+    ]
+    expected = f"IBOV: type code '{ODD_TYPE}' (unknown event flag 'QQ') of {ticker[0]}"
+    assert warned.blocking and warned.severity == dg.AssetCheckSeverity.WARN
+    assert warned.description == f"type_codes_recognised: {expected}"
+    assert warned.metadata["failed_rules"].value == "type_codes_recognised"
+    assert warned.metadata["type_codes_recognised"].value == f"failed: {expected}"
+    assert warned.metadata["weights_sum_to_100"].value == "passed"
+
+    run_level = check_evaluations(result)["silver_assets_rules"]
+    assert not run_level.passed and run_level.severity == dg.AssetCheckSeverity.WARN
+    assert run_level.description == f"2025-07-04: type_codes_recognised: {expected}"
+    assert run_level.metadata["failed_rules"].value == "type_codes_recognised"
+    assert run_level.metadata["type_codes_recognised"].value == "failed on 1 date(s)"
+    assert "warned_rules" not in run_level.metadata
+    log = run_log(instance, result)
+    assert (
+        "silver_assets.silver_assets_rules failed with warnings only (not blocking): type_codes_recognised; "
+        f"first: 2025-07-04: type_codes_recognised: {expected}"
+    ) in log
+    assert "blocking asset check" not in log
+
+
+def test_a_blocking_rule_failing_on_one_date_stops_the_range_whatever_warned_elsewhere(
+    lake_root, resources, audit_without_rules
+):
+    """The same range with 2025-07-07's weights made not to sum to 100 as well as its type code
+    odd, and 2025-07-04's type code odd: 07-07 fails with severity ERROR (the blocking rule), 07-04
+    with WARN; the run-level result is an ERROR naming the blocking rule first, and gold does not
+    run on the bad silver."""
+    seed(lake_root, *RANGE)
+    ticker: list[str] = []
+    store_json(lake_root, RANGE[1], odd_type_code(ticker))
+
+    def heavier_and_odd(data):
+        data["results"][0]["part"] = "25,000"
+        odd_type_code(ticker)(data)
+
+    store_json(lake_root, RANGE[2], heavier_and_odd)
+    instance = dg.DagsterInstance.ephemeral()
+    result = run(resources, first=RANGE[0], last=RANGE[-1], instance=instance)
+    assert not result.success
+    assert "gold_tables" not in steps(result, "STEP_START")
+    assert not (lake_root / "gold").exists()
+    assert "blocking asset check failed with ERROR severity" in failure_text(result, "silver")
+    assert "silver_assets: silver_assets_rules" in failure_text(result, "silver")
+
+    per_date = {
+        e.partition: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "silver_assets_rules" and e.partition is not None
+    }
+    assert {k: (e.passed, e.severity) for k, e in per_date.items()} == {
+        "2025-07-03": (True, dg.AssetCheckSeverity.ERROR),  # a pass carries the check's own severity
+        "2025-07-04": (False, dg.AssetCheckSeverity.WARN),
+        "2025-07-07": (False, dg.AssetCheckSeverity.ERROR),
+    }
+    bad = per_date["2025-07-07"]
+    assert bad.metadata["failed_rules"].value == "weights_sum_to_100"
+    assert bad.metadata["warned_rules"].value == "type_codes_recognised"
+    assert bad.description.startswith("weights_sum_to_100: IBOV: weights sum to ")
+    assert "; type_codes_recognised: IBOV: type code" in bad.description
+    assert per_date["2025-07-04"].metadata["failed_rules"].value == "type_codes_recognised"
+
+    run_level = check_evaluations(result)["silver_assets_rules"]
+    assert not run_level.passed and run_level.severity == dg.AssetCheckSeverity.ERROR
+    # The first problem named is the blocking one, though a warning came on an earlier date.
+    assert run_level.description.startswith("3 problems, first: 2025-07-07: weights_sum_to_100: IBOV: ")
+    assert run_level.metadata["failed_rules"].value == "weights_sum_to_100"
+    assert run_level.metadata["warned_rules"].value == "type_codes_recognised"
+    assert run_level.metadata["failed_dates"].value == "2025-07-04, 2025-07-07"
+    assert (
+        "silver_assets.silver_assets_rules failed: weights_sum_to_100 (warned: type_codes_recognised); "
+        "first: 2025-07-07: weights_sum_to_100: IBOV: weights sum to "
+    ) in run_log(instance, result)
+
+
 def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(lake_root, resources):
     """totalRecords 85 over 84 rows in the newest capture: bronze uses the latest *valid* capture
     and names the skipped one; raw keeps both."""
@@ -694,7 +814,7 @@ def test_date_whose_only_capture_fails_the_contract_is_refused_before_bronze_wri
     message = failure_text(result, "bronze_portfolio")
     assert "bronze_portfolio: no capture passes the audit (IBOV: left out of the date" in message
     assert f"capture {bad_id}: B3 response for IBOV 2025-07-10: page.totalRecords is 85" in message
-    assert not check_evaluations(result)["bronze_portfolio_warnings"].passed
+    assert not check_evaluations(result)["bronze_portfolio_rules"].passed
     assert "silver" not in steps(result, "STEP_START")
     assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
 

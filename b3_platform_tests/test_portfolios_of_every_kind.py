@@ -205,10 +205,13 @@ def test_type_code_no_rule_recognises_is_kept_and_reported_by_a_warning(lake_roo
         "QQ",
         "NM",
     )
-    check = check_evaluations(result)["type_codes_recognised"]
-    assert not check.passed and not check.blocking and check.severity == dg.AssetCheckSeverity.WARN
+    # A warning rule of silver_assets' blocking check: the date fails with severity WARN, which
+    # does not block (gold below is built).
+    check = check_evaluations(result)["silver_assets_rules"]
+    assert not check.passed and check.blocking and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["failed_rules"].value == "type_codes_recognised"
     expected = "IBOV: type code 'ON  QQ  NM' (unknown event flag 'QQ') of B3SA3"
-    assert check.description == f"2025-07-10: {expected}"
+    assert check.description == f"2025-07-10: type_codes_recognised: {expected}"
     assert expected in materializations(result)["silver_assets", D.isoformat()]["unrecognised_type_codes"]
     assert pq.read_table(path_of(lake_root, GOLD_INDEX_SUMMARY, D)).num_rows == 1  # gold built
 
@@ -238,11 +241,11 @@ def test_malformed_number_in_one_index_fails_only_that_index(lake_root, resource
     assert set(summary) == {"IBOV", "IBXX"}
     assert all(r["previous_in_lake"] for r in summary.values())
 
-    assert partition_evaluations(result, "bronze_portfolio_warnings") == {
+    assert partition_evaluations(result, "bronze_portfolio_rules") == {
         "2025-07-07": True,
         "2025-07-08": False,
     }
-    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    audit = check_evaluations(result)["bronze_portfolio_rules"]
     assert not audit.passed
     assert audit.metadata["failed_rules"].value == "captures_pass_audit"
     assert audit.description.startswith(

@@ -230,13 +230,13 @@ def test_each_date_keeps_its_own_check_result(histories, variant):
     assert set(results.values()) == {1}  # one evaluation per check per date
     per_date = {key: n for key, n in results.items() if key[2] is not None}
     failed = {(asset, check, day) for asset, check, day, passed in per_date if not passed}
-    assert failed == {(BRONZE_PORTFOLIO.name, "bronze_portfolio_warnings", "2025-07-09")}
+    assert failed == {(BRONZE_PORTFOLIO.name, "bronze_portfolio_rules", "2025-07-09")}
     assert {day for _asset, _check, day, _passed in per_date} == set(BUILT)
     checks = {(asset, check) for asset, check, _day, _passed in results}
     run_level = {(asset, check, passed) for asset, check, day, passed in results if day is None}
     assert {(asset, check) for asset, check, _passed in run_level} == checks
     assert {key for key in run_level if not key[2]} == {
-        (BRONZE_PORTFOLIO.name, "bronze_portfolio_warnings", False)
+        (BRONZE_PORTFOLIO.name, "bronze_portfolio_rules", False)
     }
 
 
@@ -315,18 +315,18 @@ def test_every_date_is_planned(histories, variant):
     checks_planned = {
         (run, check) for run, kind, check, _day in counts if kind == "ASSET_CHECK_EVALUATION_PLANNED"
     }
-    assert ("range", "bronze_portfolio_warnings") in checks_planned
-    assert ("backfill", "bronze_portfolio_warnings") in checks_planned
+    assert ("range", "bronze_portfolio_rules") in checks_planned
+    assert ("backfill", "bronze_portfolio_rules") in checks_planned
 
 
 def test_the_ui_shows_each_dates_check_and_the_failed_dates(histories):
-    """The webserver over the deploy's batched history: bronze's warnings read Failed on 07-09 and
+    """The webserver over the deploy's batched history: bronze's check reads Failed on 07-09 and
     Passed on the other built dates; the failed backfill's dates read FAILED."""
     history = histories["deploy"]
     with running_webserver(["-m", "b3_platform.definitions"], history.env) as url:
         bronze = check_statuses(url, BRONZE_PORTFOLIO.name)
         expected = {**dict.fromkeys(BUILT, "SUCCEEDED"), "2025-07-09": "FAILED"}
-        assert {day: bronze["bronze_portfolio_warnings"].get(day) for day in BUILT} == expected
+        assert {day: bronze["bronze_portfolio_rules"].get(day) for day in BUILT} == expected
         (node,) = graphql(url, PARTITION_STATUSES, path=["silver_assets"])["assetNodes"]
         ranges = node["assetPartitionStatuses"]["ranges"]
     shown = {(r["startKey"], r["endKey"]): r["status"] for r in ranges}

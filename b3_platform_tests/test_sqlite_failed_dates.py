@@ -5,7 +5,7 @@ naming its dates, instead of one event per asset and date, and on the run's fail
 per-date planned events of the dates it did not build, from which Dagster computes failed dates.
 The same history is built on the repo's instance and on one with Dagster's own event log class
 (the same dagster.yaml without its `event_log_storage` entry): a single-run range of bronze → gold
-over 2025-07-07 … 2025-07-10 (07-09 has no capture: bronze's warnings fail on it), then a backfill of
+over 2025-07-07 … 2025-07-10 (07-09 has no capture: bronze's check fails on it, a warning), then a backfill of
 2025-06-30 … 2025-07-03 that fails (07-02 was never captured, so raw_portfolio fails and nothing below
 it runs). Every date's status must read the same on both, in the instance and in the UI.
 """

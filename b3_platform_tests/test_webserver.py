@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from b3_platform.definitions import build_defs
-from b3_platform.lake.schemas import BRONZE_PORTFOLIO, SILVER_ASSETS
+from b3_platform.lake.schemas import BRONZE_PORTFOLIO, GOLD_INDEX_SUMMARY, SILVER_ASSETS
 from b3_platform.runs import range_tags
 from b3_platform_tests.conftest import REPO, dagster_home_and_lake, unused_port
 
@@ -195,7 +195,7 @@ def check_statuses(url: str, asset: str) -> dict[str, dict[str, str]]:
 def test_after_a_range_run_every_date_shows_its_own_check_result(ui):
     """A single-run range records a result per date: the dates that passed read Passed (not
     "Skipped", as they did when only failing dates were recorded), a date that failed reads Failed
-    — bronze's warnings (its raw_capture_present rule) on 2025-07-09, a trading day without a
+    — bronze's check (its warning rule raw_capture_present) on 2025-07-09, a trading day without a
     capture — and the checks whose rules had nothing to judge on that date read Skipped."""
     url, _lake, _run = ui
     built = [d.isoformat() for d in DAYS]
@@ -207,9 +207,61 @@ def test_after_a_range_run_every_date_shows_its_own_check_result(ui):
         for name, per_date in checks.items():
             assert {k: per_date.get(k) for k in expected} == expected, (asset, name)
     bronze = check_statuses(url, BRONZE_PORTFOLIO.name)
-    assert set(bronze) == {"bronze_portfolio_rules", "bronze_portfolio_warnings"}
-    assert {k: bronze["bronze_portfolio_warnings"].get(k) for k in expected} == {**expected, gap: "FAILED"}
-    assert {k: bronze["bronze_portfolio_rules"].get(k) for k in expected} == expected
+    assert set(bronze) == {"bronze_portfolio_rules"}  # one check for the asset's rules
+    assert {k: bronze["bronze_portfolio_rules"].get(k) for k in expected} == {**expected, gap: "FAILED"}
+
+
+CHECK_EXECUTIONS = """
+query ($path: [String!]!, $check: String!, $partition: String) {
+  assetNodes(assetKeys: [{path: $path}]) {
+    assetChecksOrError { ... on AssetChecks { checks { name blocking } } }
+  }
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, partition: $partition, limit: 10) {
+    status
+    partition
+    evaluation {
+      severity
+      description
+      metadataEntries { label ... on TextMetadataEntry { text } }
+    }
+  }
+}
+"""
+
+
+def test_a_date_only_a_warning_rule_failed_reads_as_a_warning_and_blocks_nothing(ui):
+    """Bronze's one check holds blocking and warning rules. On 2025-07-09 only its warning rule
+    (raw_capture_present) failed: the UI gets that date's execution as failed with severity WARN
+    (drawn as a warning, not an error) although the check is blocking, and the layers below were
+    built for the other dates of the same run."""
+    url, lake, _run = ui
+    data = graphql(
+        url,
+        CHECK_EXECUTIONS,
+        path=[BRONZE_PORTFOLIO.name],
+        check="bronze_portfolio_rules",
+        partition="2025-07-09",
+    )
+    (node,) = data["assetNodes"]
+    assert node["assetChecksOrError"]["checks"] == [{"name": "bronze_portfolio_rules", "blocking": True}]
+    (execution,) = data["assetCheckExecutions"]
+    assert (execution["status"], execution["partition"]) == ("FAILED", "2025-07-09")
+    evaluation = execution["evaluation"]
+    assert evaluation["severity"] == "WARN"
+    assert evaluation["description"] == "raw_capture_present: no raw capture"
+    entries = {e["label"]: e.get("text") for e in evaluation["metadataEntries"]}
+    assert entries["failed_rules"] == "raw_capture_present"
+    assert entries["raw_capture_present"] == "failed: no raw capture"
+    passed = graphql(
+        url,
+        CHECK_EXECUTIONS,
+        path=[BRONZE_PORTFOLIO.name],
+        check="bronze_portfolio_rules",
+        partition="2025-07-10",
+    )["assetCheckExecutions"]
+    assert [e["status"] for e in passed] == ["SUCCEEDED"]
+    # Not blocked: gold of the run's last date was built from that silver.
+    assert (lake / GOLD_INDEX_SUMMARY.location / "date=2025-07-10" / "data.parquet").is_file()
 
 
 ASSET_SCHEMA = """

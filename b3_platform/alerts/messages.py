@@ -46,14 +46,15 @@ class FailedCheck:
     dates: tuple[str, ...]
     #: the check's own description of what is wrong (its metadata), shortened
     problems: str
-    #: the rules that failed, when the check reports several (its `failed_rules` metadata)
+    #: the blocking rules that failed, when the check reports several (the `failed_rules` metadata
+    #: of its ERROR evaluations; warning rules that failed beside them are in `warned_rules`)
     rules: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         """`asset.check`, or `asset.rule` for a check that reports several rules: the rule is
-        what a reader acts on (the check only groups the asset's rules of one severity), and the
-        subject has no room for both."""
+        what a reader acts on (the check only groups the asset's rules), and the subject has no
+        room for both."""
         return f"{self.asset}.{', '.join(self.rules) or self.check}"
 
 

@@ -2,7 +2,7 @@
 parse rules, the blocking rules of bronze and silver; `b3_platform.audit`), as one table per date,
 still in B3's strings. A refused capture is skipped for the next older one; an index none of whose
 captures pass is left out of the date while the other indices build. Either way the capture is
-named in the run log, the partition metadata and the `captures_pass_audit` check."""
+named in the run log, the partition metadata and the `captures_pass_audit` rule of bronze's check."""
 
 import datetime as dt
 

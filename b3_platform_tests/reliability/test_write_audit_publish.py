@@ -5,7 +5,7 @@ Reproduces the defect where such a file imported with exit 0 and, once its date 
 replaced good silver (blocking checks ran after the write). Now `import` refuses it with the reason,
 and a capture like it stored directly in raw (as a live capture is, verbatim) is skipped by bronze
 for the newest capture that passes; with none, its index is left out of the date and the
-`captures_pass_audit` rule of bronze's warnings check names it."""
+`captures_pass_audit` warning rule of bronze's check names it."""
 
 from __future__ import annotations
 
@@ -172,9 +172,11 @@ def test_bad_capture_in_raw_does_not_replace_good_silver(defect, lake_root, reso
     assert mats["silver_assets", D.isoformat()]["capture_ids"] == {"IBOV": good_id}
 
     checks = check_evaluations(result)
-    audit = checks["bronze_portfolio_warnings"]
-    assert not audit.passed and not audit.blocking and audit.severity == dg.AssetCheckSeverity.WARN
+    audit = checks["bronze_portfolio_rules"]
+    # A warning rule of bronze's one (blocking) check: severity WARN, so nothing below is blocked.
+    assert not audit.passed and audit.blocking and audit.severity == dg.AssetCheckSeverity.WARN
     assert audit.metadata["failed_rules"].value == "captures_pass_audit"
+    assert audit.metadata["header_date_matches_partition"].value == "passed"
     assert bad_id in audit.description and reason in audit.description
     # The blocking rules themselves pass on what was published.
     rules = checks["silver_assets_rules"]
@@ -206,7 +208,7 @@ def test_index_without_a_good_capture_is_left_out_and_the_others_reach_gold(lake
         f"IBXX: left out of the date, no capture passes the audit; refused capture {bad_id}: unique_tickers"
     )
     assert expected in bronze["refused_captures"]
-    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    audit = check_evaluations(result)["bronze_portfolio_rules"]
     assert not audit.passed and audit.description.startswith(f"2025-07-10: captures_pass_audit: {expected}")
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.level >= 30]
     assert any(f"2025-07-10: {expected}" in m for m in logged), logged
@@ -219,7 +221,7 @@ def test_date_without_any_good_capture_is_not_written(lake_root, resources):
     message = failure_text(result, "bronze_portfolio")
     assert "no capture passes the audit" in message and bad_id in message
     assert "quantities_positive: IBOV: non-positive theoretical quantity: ALOS3=-476976044" in message
-    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    audit = check_evaluations(result)["bronze_portfolio_rules"]
     assert not audit.passed and bad_id in audit.description
     assert audit.metadata["failed_rules"].value == "captures_pass_audit"
     assert not (lake_root / "bronze").exists() and not (lake_root / "silver").exists()
@@ -270,8 +272,7 @@ def test_a_later_fix_of_the_rule_or_the_capture_rebuilds_the_index_from_raw(
     assert indices_in_silver() == {"IBOV", "IBXX"}
     assert materializations(result)["bronze_portfolio", D.isoformat()]["capture_ids"]["IBXX"] == bad_id
     assert (
-        check_evaluations(result)["bronze_portfolio_warnings"].metadata["captures_pass_audit"].value
-        == "passed"
+        check_evaluations(result)["bronze_portfolio_rules"].metadata["captures_pass_audit"].value == "passed"
     )
     summary = pq.read_table(path_of(lake_root, GOLD_INDEX_SUMMARY, D))
     assert set(summary.column("index").to_pylist()) == {"IBOV", "IBXX"}
@@ -284,5 +285,5 @@ def test_a_later_fix_of_the_rule_or_the_capture_rebuilds_the_index_from_raw(
     assert result.success
     assert indices_in_silver() == {"IBOV", "IBXX"}
     assert materializations(result)["bronze_portfolio", D.isoformat()]["capture_ids"]["IBXX"] == fixed_id
-    audit = check_evaluations(result)["bronze_portfolio_warnings"]
+    audit = check_evaluations(result)["bronze_portfolio_rules"]
     assert audit.metadata["captures_pass_audit"].value == "passed"  # the refused one is older
