@@ -302,7 +302,8 @@ class CheckBook:
             )
             failed_dates = [key for key, (found, _, _) in dates.items() if not found.passed]
             skipped = [key for key, (_, reason, _) in dates.items() if reason is not None]
-            # The first problem that gives the run its severity (a blocking one when any failed).
+            # The first problem that gives the run its severity (a blocking one when any failed: a
+            # check lists its blocking rules first, so an ERROR date's first problem is a blocking one).
             first = next(
                 (
                     f"{key}: {found.problems[0]}"
