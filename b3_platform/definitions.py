@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
+from b3_platform import gc_tuning
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.athena_tables import athena_tables
 from b3_platform.automation import (
@@ -53,4 +54,5 @@ def build_defs(env: Mapping[str, str] | None = None) -> dg.Definitions:
     )
 
 
+gc_tuning.tune_for_runs()
 defs = build_defs()
