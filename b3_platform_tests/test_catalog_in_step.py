@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
 from b3_platform.catalog import duckdb_catalog as duckdb_catalog_module
+from b3_platform.catalog.base import CatalogError
 from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.coverage import write_coverage
 from b3_platform.lake.schemas import COVERAGE, GOLD_TABLES, SILVER_ASSETS, SILVER_HEADER, TABLES
@@ -200,3 +202,34 @@ def test_a_load_in_batches_holds_the_same_rows_in_date_order(lake_copy, tmp_path
     assert {d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {SILVER_ASSETS.name}').rows} == set(
         DAYS
     )
+
+
+def test_the_sync_runs_under_its_memory_limit_and_a_load_over_it_keeps_the_previous_tables(
+    lake_copy,  # noqa: F811 (the imported fixture)
+    monkeypatch,
+):
+    """A sync sets DuckDB's memory_limit (SYNC_MEMORY_LIMIT), so a first load of years of history
+    stays within it instead of holding its whole transaction in memory. A load that cannot fit
+    fails whole, says which limit it ran under, and leaves the catalog as it was; a limit in the
+    resource's connection_config is the one used."""
+    from dagster_duckdb import DuckDBResource
+
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)  # under the default limit
+    before = state(catalog), contents(catalog)
+    rebuild_silver(lake_copy, DAYS[1], _fewer_and_reweighted)
+
+    monkeypatch.setattr(duckdb_catalog_module, "SYNC_MEMORY_LIMIT", "1MB")
+    with pytest.raises(CatalogError) as caught:
+        sync(lake_copy, catalog)
+    message = str(caught.value)
+    assert "Out of Memory Error" in message
+    assert "the sync runs under DuckDB's memory_limit 1MB" in message
+    assert message.endswith("its tables are as they were before this sync")
+    assert (state(catalog), contents(catalog)) == before
+
+    roomy = DuckDBCatalogResource(
+        duckdb=DuckDBResource(database=catalog.duckdb.database, connection_config={"memory_limit": "1GB"})
+    )
+    sync(lake_copy, roomy)
+    assert len(silver_assets_of(roomy, DAYS[1])) == 50  # the rebuilt date, loaded under the resource's limit

@@ -155,6 +155,17 @@ WHOLE = dt.date(1, 1, 1)
 #: CLUSTERED_BY loads a year per INSERT instead.)
 LOAD_BATCH_DATES = 100
 
+#: DuckDB's memory limit for a sync (its default is 80 % of the machine's RAM). A first load of years
+#: of history is one transaction: without a limit DuckDB keeps every block it inserted in its buffer
+#: pool until the commit, so the load's peak grew with the history (~0.5 MB per 34-index date).
+#: Under the limit it writes those blocks to the database file as it goes and spills a year's sort
+#: to its temporary directory (`<catalog>.tmp`, removed on close): the peak stays ~the limit
+#: whatever the history (measured flat from 260 to 1,000 dates × 34 indices, for ~20 % more CPU
+#: on that first load; an ordinary refresh never reaches it). 64 MB was too little for a
+#: 34-index year's sort (DuckDB's "Out of Memory Error": the sync then rolls back and says so). A
+#: `memory_limit` in the DuckDB resource's `connection_config` is kept instead.
+SYNC_MEMORY_LIMIT = "128MB"
+
 #: Tables stored clustered by these columns within each year (their "period"), for whole-history
 #: lookups of one ticker (queries/weight_history.sql): DuckDB skips a row group whose min/max of
 #: `index` and `ticker` exclude the value, so a year sorted by them (~6 row groups at 34 indices)
@@ -415,6 +426,8 @@ class DuckDBCatalogResource(CatalogResource):
         # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
         # must not keep the file locked for as long as the process (or its traceback) lives.
         with self.duckdb.get_connection() as conn, closing(conn):
+            if "memory_limit" not in self.duckdb.connection_config:
+                conn.execute(f"SET memory_limit = '{SYNC_MEMORY_LIMIT}'")
             conn.execute("BEGIN TRANSACTION")
             try:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
@@ -438,8 +451,8 @@ class DuckDBCatalogResource(CatalogResource):
             except duckdb.Error as exc:
                 _rollback(conn)
                 raise CatalogError(
-                    f"cannot update the catalog {self.location}: {exc}; its tables are as they were "
-                    "before this sync"
+                    f"cannot update the catalog {self.location}: {exc}; {self._limit_note(exc)}its tables "
+                    "are as they were before this sync"
                 ) from exc
             except BaseException:
                 _rollback(conn)
@@ -451,6 +464,16 @@ class DuckDBCatalogResource(CatalogResource):
                 ).fetchone()
                 registered.append(RegisteredTable(table_def.name, rows, dates, first, last))
         return registered
+
+    def _limit_note(self, exc: duckdb.Error) -> str:
+        """What to change when the sync ran out of its memory limit (SYNC_MEMORY_LIMIT)."""
+        if not any(isinstance(e, duckdb.OutOfMemoryException) for e in (exc, exc.__cause__)):
+            return ""
+        limit = self.duckdb.connection_config.get("memory_limit", SYNC_MEMORY_LIMIT)
+        return (
+            f"the sync runs under DuckDB's memory_limit {limit} (set `memory_limit` in the DuckDB "
+            "resource's connection_config to give it more); "
+        )
 
     def describe(self, name: str) -> list[tuple[str, str]]:
         result = self.query(f"DESCRIBE {_quote_ident(name)}")
