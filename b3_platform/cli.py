@@ -369,9 +369,8 @@ def _demo_query(catalog) -> None:
 
 def _print_failures(failed) -> None:
     for r in failed:
-        for event in r.all_events:
-            if event.is_failure:
-                print(f"    FAILED: {event.message}", file=sys.stderr)
+        for message in r.failures:
+            print(f"    FAILED: {message}", file=sys.stderr)
 
 
 def cmd_demo(args) -> int:

@@ -210,7 +210,15 @@ def _child_instance(kind: str):
 
 
 def _failures(results) -> list[str]:
-    return [e.message for r in results if not r.success for e in r.all_events if e.is_failure]
+    """The failed runs' messages: a RunOutcome's `failures`, or the failure events of an older
+    checkout's ExecuteInProcessResult (a baseline's materialize_days returned those)."""
+    found = []
+    for r in (r for r in results if not r.success):
+        if hasattr(r, "failures"):
+            found += r.failures
+        else:
+            found += [e.message for e in r.all_events if e.is_failure]
+    return found
 
 
 def _self_maxrss_mb() -> float:
