@@ -9,6 +9,7 @@ Unpartitioned assets in the selection (the catalog) run once, after the last blo
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -146,6 +147,7 @@ def materialize_days(
             )
             outcome = RunOutcome.of(result, first, last)
             del result  # its events: the next run must not start while they are held
+            gc.collect()  # nor while its step contexts' reference cycles wait for a full collection
             if not outcome.success and n + 1 < len(ranges):
                 outcome = _stopped(outcome, ranges[n + 1][0], block_last)
             outcomes.append(outcome)

@@ -173,8 +173,14 @@ def child_profile(spec: dict) -> dict:
     def progress(first, last):
         nonlocal runs
         runs += 1
+        if spec.get("gc"):  # what the earlier runs left as unreachable cycles, freed now
+            import gc
+
+            gc.collect()
         if trace and first is None:  # the block run(s) are over: what they left held
             tracemalloc.take_snapshot().dump(str(out / "snap-after-blocks.pickle"))
+        elif trace:  # what earlier runs left held when this one starts
+            tracemalloc.take_snapshot().dump(str(out / f"snap-run{runs:03d}-start.pickle"))
         sampler.run, sampler.layer, sampler.stored = ("catalog" if first is None else f"block{runs}"), "", 0
 
     started = time.perf_counter()
@@ -303,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="profile that checkout's package instead")
     parser.add_argument("--keep", type=Path, help="keep the samples and snapshots here")
     parser.add_argument("--cache", type=Path, help="keep each size's raw lake here and reuse it")
+    parser.add_argument("--gc", action="store_true", help="gc.collect() before each run starts")
     parser.add_argument("--max-run-dates", type=int, help="runs.materialize_days' max_run_dates")
     parser.add_argument(
         "--keep-lake", type=Path, help="move the built lake here (e.g. for catalog_load_memory.py)"
@@ -333,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             "out": str(out),
             "mode": "profile",
             "max_run_dates": args.max_run_dates,
+            "gc": args.gc,
         }
         run = run_child(
             spec,
