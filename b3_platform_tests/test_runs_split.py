@@ -17,6 +17,7 @@ import dagster as dg
 import pytest
 
 from b3_platform.assets import ALL_ASSETS
+from b3_platform.cli import _print_failures
 from b3_platform.runs import RANGE_END, RANGE_START, archive_selection, materialize_days, run_ranges
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.test_catalog import JSON_DIR, import_days, platform_resources
@@ -126,7 +127,9 @@ def test_a_block_split_into_runs_builds_every_date_once_with_the_range_tags_and_
     assert split_lake == whole_lake
 
 
-def test_a_failed_run_stops_the_rest_of_its_block_and_the_catalog_and_says_which_dates(raw_lake, tmp_path):
+def test_a_failed_run_stops_the_rest_of_its_block_and_the_catalog_and_says_which_dates(
+    raw_lake, tmp_path, capsys
+):
     root = tmp_path / "lake"
     shutil.copytree(raw_lake, root)
     # Silver cannot store 2025-07-04 (the second run's range): a file stands where its folder goes.
@@ -159,3 +162,12 @@ def test_a_failed_run_stops_the_rest_of_its_block_and_the_catalog_and_says_which
     built = materialized_dates(instance, defs)
     assert "2025-07-08" not in built["raw_portfolio"]
     assert "2025-07-10" in built["gold_index_summary"]
+
+    # What the demo prints for it (cli._print_failures, on stderr): the cause, then the dates left.
+    capsys.readouterr()  # the runs' own log lines
+    _print_failures([o for o in outcomes if not o.success])
+    printed = capsys.readouterr().err.splitlines()
+    assert printed[0].startswith(
+        '    FAILED: Execution of step "silver" failed: silver 2025-07-04: [Errno 17]'
+    )
+    assert printed[-1] == f"    FAILED: {failed.failures[-1]}"
