@@ -119,6 +119,18 @@ def test_a_block_split_into_runs_builds_every_date_once_with_the_range_tags_and_
     assert set(by_asset) >= {"raw_portfolio", "bronze_portfolio", "silver_assets", "gold_index_summary"}
     assert by_asset == {name: every_date for name in by_asset}
 
+    # A later run's first date carries time in index on from the previous run's last gold (one
+    # file), as a date inside a run does: it does not walk back over the history.
+    for first, previous in ((DAYS[3], DAYS[2]), (DAYS[6], DAYS[5])):
+        (record,) = split_instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("gold_time_in_index"), asset_partitions=[first.isoformat()]
+            ),
+            limit=1,
+        ).records
+        how = record.asset_materialization.metadata["time_in_index_from"].value
+        assert how == f"carried from gold of {previous}: IBOV", how
+
     # One run over the whole block writes the same files, byte for byte.
     _, whole = build(raw_lake, tmp_path / "whole", DAYS, 250, dg.DagsterInstance.ephemeral())
     assert [(o.first, o.last) for o in whole] == [(DAYS[0], DAYS[6]), (DAYS[7], DAYS[7]), (None, None)]
