@@ -10,7 +10,11 @@ constant cost").
 
 `add_partition_metadata` makes the same check against the step's keys listed once per step, then
 records the metadata where Dagster's own method records it (the step's metadata accumulator), so
-each date's materialization carries exactly what it carried before. It reaches one private
+each date's materialization carries exactly what it carried before. Dagster's accumulator is
+immutable: each addition copies the mapping of every date added so far (quadratic in the range:
+~1.4 ms per date at 250 dates, 6.8 ms at 1,250); here each step's accumulator gets its own mapping
+once and the additions go into it in place, as long as it is still the step's accumulator (any
+other addition through Dagster makes a new one, which is copied once again). It reaches one private
 attribute of Dagster's step context; the Dagster release is pinned, and the tests that read each
 date's metadata back (in-process and over GraphQL) fail if a release moves it.
 """
@@ -23,10 +27,14 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.partitions.context import partition_loading_context
+from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 from dagster._core.execution.context.system import StepExecutionContext
+from dagster._utils.merger import merge_dicts
 
 # The step's partition keys, listed once per step (weak: gone with the step).
 _STEP_KEYS: weakref.WeakKeyDictionary[StepExecutionContext, frozenset[str]] = weakref.WeakKeyDictionary()
+# The accumulator made here for the step, whose mapping is this module's own to add to (weak too).
+_OWN: weakref.WeakKeyDictionary[StepExecutionContext, OutputMetadataAccumulator] = weakref.WeakKeyDictionary()
 
 
 def _step_keys(step: StepExecutionContext) -> frozenset[str]:
@@ -63,6 +71,10 @@ def add_partition_metadata(
         raise dg.DagsterInvariantViolationError(
             f"Attempted to add metadata for partition key '{partition_key}' that is not being targeted."
         )
-    step._metadata_accumulator = step._metadata_accumulator.with_additional_asset_metadata(  # noqa: SLF001
-        asset_key=key, partition_key=partition_key, metadata=metadata
-    )
+    accumulator = step._metadata_accumulator  # noqa: SLF001
+    if _OWN.get(step) is not accumulator:  # first addition, or Dagster made a new one since
+        accumulator = OutputMetadataAccumulator(per_output_metadata=dict(accumulator.per_output_metadata))
+        step._metadata_accumulator = _OWN[step] = accumulator  # noqa: SLF001
+    mapping = accumulator.per_output_metadata
+    handle = AssetMetadataHandle(asset_key=key, partition_key=partition_key)
+    mapping[handle] = merge_dicts(mapping.get(handle, {}), metadata)  # ty: ignore[invalid-assignment]

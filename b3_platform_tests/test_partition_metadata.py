@@ -11,7 +11,7 @@ from b3_platform.partitions import trading_days
 RANGE = dg.PartitionKeyRange("2025-07-01", "2025-07-10")
 
 
-def build(helper: bool, bad: str | None = None):
+def build(helper: bool, bad: str | None = None, mixed: bool = False):
     @dg.multi_asset(
         specs=[dg.AssetSpec("left"), dg.AssetSpec("right")],
         partitions_def=trading_days,
@@ -26,7 +26,7 @@ def build(helper: bool, bad: str | None = None):
                     add_partition_metadata(context, metadata, asset_key=asset, partition_key=target)
                 else:
                     context.add_asset_metadata(metadata, asset_key=asset, partition_key=target)
-            if helper:
+            if helper and not mixed:
                 add_partition_metadata(context, {"second": True}, asset_key="left", partition_key=key)
             else:
                 context.add_asset_metadata({"second": True}, asset_key="left", partition_key=key)
@@ -36,10 +36,10 @@ def build(helper: bool, bad: str | None = None):
     return pair
 
 
-def materializations(helper: bool) -> dict:
+def materializations(helper: bool, mixed: bool = False) -> dict:
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
-        [build(helper)],
+        [build(helper, mixed=mixed)],
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": RANGE.start,
@@ -63,6 +63,12 @@ def test_each_date_carries_what_dagsters_own_method_gives_it():
     assert set(ours) == {(a, d) for a in ("left", "right") for d in days}
     assert ours[("left", days[3])] == {"n": 3, "asset": "left", "dagster/row_count": 30, "second": True}
     assert ours[("right", days[3])] == {"n": 3, "asset": "right", "dagster/row_count": 30}
+
+
+def test_additions_through_dagster_in_between_are_kept_too():
+    """The helper adds in place to an accumulator of its own; Dagster's own method, called in
+    between, replaces the step's accumulator: nothing either added may be lost."""
+    assert materializations(helper=True, mixed=True) == materializations(helper=False)
 
 
 @pytest.mark.parametrize("helper", [True, False])
