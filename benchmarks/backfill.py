@@ -236,7 +236,8 @@ def _self_cpu_s() -> float:
 
 
 def child_backfill(days: list[dt.date], kind: str, selection: str | list[str] = "*") -> dict:
-    """(b): materialize_days over consecutive dates = one block run + one catalog run, as the demo."""
+    """(b): materialize_days over consecutive dates = one block run per MAX_RUN_DATES dates (one up to
+    250) + one catalog run, as the demo."""
     from b3_platform.definitions import build_defs
     from b3_platform.runs import materialize_days
 
