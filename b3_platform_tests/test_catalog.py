@@ -47,7 +47,7 @@ from b3_platform.lake.schemas import (
 )
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.resources import B3ApiResource, LakeResource, lake_resources
-from b3_platform.runs import materialize_days
+from b3_platform.runs import RunOutcome, materialize_days
 from b3_platform_tests.conftest import ENV_VARS, REPO, duckdb_catalog
 
 JSON_DIR = REPO / "demo_data" / "GetPortfolioDay" / "IBOV"
@@ -172,7 +172,34 @@ def rewrite_partition(root: Path, table_def: TableDef, day: dt.date, change) -> 
 @dataclass
 class Built:
     root: Path
-    runs: list[dg.ExecuteInProcessResult]
+    runs: list[RunOutcome]
+    instance: dg.DagsterInstance
+
+
+@dataclass
+class RecordedRun:
+    """The catalog asset's check evaluation and materialization(s) of one run, read back from the
+    instance that ran it (materialize_days keeps each run's id and outcome, not its events)."""
+
+    evaluation: dg.AssetCheckEvaluation
+    materializations: list[dg.AssetMaterialization]
+
+
+def recorded_run(instance: dg.DagsterInstance, run_id: str) -> RecordedRun:
+    events = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event is not None]
+    (evaluation,) = [
+        e.event_specific_data
+        for e in events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.check_name == "tables_match_schemas"
+    ]
+    materializations = [
+        e.event_specific_data.materialization
+        for e in events
+        if e.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        and e.event_specific_data.materialization.asset_key == dg.AssetKey("athena_tables")
+    ]
+    return RecordedRun(evaluation, materializations)
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +211,10 @@ def built(tmp_path_factory) -> Built:
             mp.delenv(var, raising=False)
         import_days(root, *DAYS)
         defs = dg.Definitions(assets=ALL_ASSETS, resources=platform_resources(root))
-        runs = materialize_days(defs, DAYS, instance=dg.DagsterInstance.ephemeral(), quiet=True)
+        instance = dg.DagsterInstance.ephemeral()
+        runs = materialize_days(defs, DAYS, instance=instance, quiet=True)
     assert [r.success for r in runs] == [True, True]
-    return Built(root, runs)
+    return Built(root, runs, instance)
 
 
 @pytest.fixture(scope="module")
@@ -360,11 +388,11 @@ def test_a_relative_lake_root_syncs_and_any_working_directory_can_query(lake_cop
 
 
 def test_the_catalog_asset_registers_every_table_and_its_check_passes(built):
-    result = built.runs[-1]
-    evaluation = check_evaluation(result)
+    recorded = recorded_run(built.instance, built.runs[-1].run_id)
+    evaluation = recorded.evaluation
     assert evaluation.passed
     assert evaluation.metadata["problems"].value == "none"
-    (mat,) = result.asset_materializations_for_node("athena_tables")  # the dashboard follows in the run
+    (mat,) = recorded.materializations  # the dashboard follows in the run
     metadata = {k: v.value for k, v in mat.metadata.items()}
     assert metadata["catalog"] == str((built.root / CATALOG_FILE).resolve())
     assert metadata["tables"] == len(CATALOG_TABLES)

@@ -54,11 +54,11 @@ from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as DAY_TABLES
 from b3_platform.lake.storage import open_storage
 from b3_platform.lake.tables import manifest_key
 from b3_platform.resources import B3ApiResource, lake_resources
-from b3_platform.runs import materialize_days
+from b3_platform.runs import RunOutcome, materialize_days
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.moto_aws import CREDENTIALS, REGION, AwsTarget
 from b3_platform_tests.replay import SAMPLES, STOCK_INDEX_SAMPLE
-from b3_platform_tests.test_catalog import DAYS, JSON_DIR, check_evaluation
+from b3_platform_tests.test_catalog import DAYS, JSON_DIR, check_evaluation, recorded_run
 
 NEW_DAY = dt.date(2025, 7, 3)
 ACCOUNT = "123456789012"  # moto's default account
@@ -206,7 +206,8 @@ def operations(calls: list[Call], service: str = "glue") -> list[str]:
 @dataclass
 class Built:
     target: AwsTarget
-    runs: list[dg.ExecuteInProcessResult]
+    runs: list[RunOutcome]
+    instance: dg.DagsterInstance
 
 
 @pytest.fixture(scope="module")
@@ -229,11 +230,10 @@ def built(moto_server, tmp_path_factory) -> Built:
         defs = dg.Definitions(assets=ALL_ASSETS, resources=platform_resources(target))
         # The dashboard asks Athena (this target has no workgroup): tested in test_dashboard*.py.
         no_dashboard = dg.AssetSelection.all() - dg.AssetSelection.assets("dashboard")
-        runs = materialize_days(
-            defs, DAYS, instance=dg.DagsterInstance.ephemeral(), selection=no_dashboard, quiet=True
-        )
+        instance = dg.DagsterInstance.ephemeral()
+        runs = materialize_days(defs, DAYS, instance=instance, selection=no_dashboard, quiet=True)
     assert [r.success for r in runs] == [True, True]
-    return Built(target, runs)
+    return Built(target, runs, instance)
 
 
 @pytest.fixture
@@ -448,11 +448,11 @@ def test_a_changed_schema_updates_the_table_and_its_partitions(lake_copy, calls)
 
 
 def test_the_catalog_asset_registers_every_parquet_table_on_glue_and_its_check_passes(built):
-    result = built.runs[-1]
-    evaluation = check_evaluation(result)
+    recorded = recorded_run(built.instance, built.runs[-1].run_id)
+    evaluation = recorded.evaluation
     assert evaluation.passed, evaluation.description
     assert evaluation.metadata["problems"].value == "none"
-    (mat,) = [e.event_specific_data.materialization for e in result.get_asset_materialization_events()]
+    (mat,) = recorded.materializations
     metadata = {k: v.value for k, v in mat.metadata.items()}
     target = built.target
     assert metadata["catalog"] == (
