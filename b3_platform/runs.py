@@ -55,6 +55,8 @@ def _failure_message(event: dg.DagsterEvent) -> str:
     description names the asset and the date), which the event's own message leaves out."""
     message = event.message or ""
     error = getattr(event.event_specific_data, "error", None) if event.is_step_failure else None
+    while error is not None and error.cause is not None and error.cls_name != "Failure":
+        error = error.cause  # Dagster's "Error occurred while executing op …" wraps the cause
     if error is None or not error.message.strip():
         return message
     cause = error.message.strip().splitlines()[0]

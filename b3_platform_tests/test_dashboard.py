@@ -673,3 +673,15 @@ def test_after_a_rebalance_the_panel_shows_how_accurate_the_previews_were(
             for (day, matched, actual, missing, unexpected, equal, exact), before in zip(stored, (3, 2, 1))
         ]
     assert recorded.errors == [] and [m for m in recorded.console if m[0] in ("error", "warning")] == []
+
+
+def test_answers_without_rows_or_columns_shape_an_empty_dashboard():
+    """A catalog may answer an empty result without naming its columns (Athena does): the page's
+    tables are then empty, not an error."""
+    from b3_platform.catalog.base import QueryResult
+    from b3_platform.dashboard.data import shape
+
+    empty = QueryResult([], [], [])
+    data = shape(empty, empty, empty, empty, empty, empty, top_n=10, source="nowhere")
+    assert (data.indices, data.dates(), data.summary.rows, data.weights.rows) == ([], [], [], [])
+    assert data.summary.fields == ["end", "run"]

@@ -113,6 +113,8 @@ class DashboardData:
 
     def dates(self, index: str | None = None) -> list[str]:
         """The dates the lake holds (for one index, or any)."""
+        if not self.summary.rows:  # an empty answer may come without its columns (Athena)
+            return []
         at_index, at_date = self.summary.fields.index("index"), self.summary.fields.index("date")
         return sorted({r[at_date] for r in self.summary.rows if index is None or r[at_index] == index})
 
@@ -134,6 +136,9 @@ def _with_gaps(table: Table, runs: dict[tuple[str, str], int], calendar: Calenda
     """`end` (next trading day) and `run` (gap-separated stretch) beside each row's date, added to
     the rows in place (no second copy of a table that grows with the history: at 1,000 dates × 34
     indices the page's tables are ~0.5 M rows)."""
+    table.fields = [*table.fields, "end", "run"]
+    if not table.rows:  # an empty answer may come without its columns (Athena)
+        return table
     at_index, at_date = table.fields.index("index"), table.fields.index("date")
     ends: dict[str, str] = {}
     for row in table.rows:
@@ -142,7 +147,6 @@ def _with_gaps(table: Table, runs: dict[tuple[str, str], int], calendar: Calenda
         if end is None:
             end = ends[day] = calendar.next_day(dt.date.fromisoformat(day)).isoformat()
         row.extend((end, runs[(row[at_index], day)]))
-    table.fields = [*table.fields, "end", "run"]
     return table
 
 
@@ -184,9 +188,10 @@ def _shaped(
     rows and their JSON-ready copy are never both held for every query)."""
     preview, changes, accuracy = rebalance if rebalance else (Table([]),) * 3
     by_index: dict[str, list[dt.date]] = defaultdict(list)
-    at_index, at_date = summary_t.fields.index("index"), summary_t.fields.index("date")
-    for row in summary_t.rows:
-        by_index[row[at_index]].append(dt.date.fromisoformat(row[at_date]))
+    if summary_t.rows:  # an empty answer may come without its columns (Athena)
+        at_index, at_date = summary_t.fields.index("index"), summary_t.fields.index("date")
+        for row in summary_t.rows:
+            by_index[row[at_index]].append(dt.date.fromisoformat(row[at_date]))
     calendar = Calendar(d for days in by_index.values() for d in days)
     runs = {
         (index, day.isoformat()): run
