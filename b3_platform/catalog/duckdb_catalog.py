@@ -157,10 +157,10 @@ LOAD_BATCH_DATES = 100
 
 #: DuckDB's memory limit for a sync (its default is 80 % of the machine's RAM). A first load of years
 #: of history is one transaction: without a limit DuckDB keeps every block it inserted in its buffer
-#: pool until the commit, so the load's peak grew with the history (~0.5 MB per 34-index date).
+#: pool until the commit, so the load's peak grew with the history (~170 KB per 34-index date).
 #: Under the limit it writes those blocks to the database file as it goes and spills a year's sort
 #: to its temporary directory (`<catalog>.tmp`, removed on close): the peak stays ~the limit
-#: whatever the history (measured flat from 260 to 1,000 dates × 34 indices, for ~20 % more CPU
+#: whatever the history (measured flat from 260 to 1,000 dates × 34 indices, for 25–40 % more CPU
 #: on that first load; an ordinary refresh never reaches it). 64 MB was too little for a
 #: 34-index year's sort (DuckDB's "Out of Memory Error": the sync then rolls back and says so). A
 #: `memory_limit` in the DuckDB resource's `connection_config` is kept instead.
