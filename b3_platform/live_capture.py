@@ -38,21 +38,46 @@ def may_be_live(day: dt.date, sidecar_key: str) -> bool:
     return abs(fetched - day) <= LIVE_MARGIN
 
 
+#: What earlier runs in this process learnt of each raw store, by (store URI, method): (the earliest
+#: date known to hold a live capture, the last date known to hold none on or before it). Both are
+#: facts that later captures cannot undo: raw is append-only, so a live capture stays; and a live
+#: capture is filed within LIVE_MARGIN of when it was fetched, so no capture fetched from now on can
+#: land on a date more than LIVE_MARGIN ago (`_lasting` keeps only such a "none through"). A
+#: backfill split into consecutive runs (runs.MAX_RUN_DATES) thus lists the whole store once, not
+#: once per run: at 5,000 dates × 34 indices that listing is ~340,000 keys, ~4 s of CPU each time.
+_KNOWN: dict[tuple[str, str], tuple[dt.date | None, dt.date | None]] = {}
+#: The longest stretch of days after a known "none through" looked at day by day (one small
+#: listing per day) rather than by listing the whole store again.
+DAY_BY_DAY_LIMIT = dt.timedelta(days=400)
+
+
+def _lasting(none_through: dt.date | None) -> dt.date | None:
+    """The part of "no live capture on or before this date" no future capture can contradict."""
+    if none_through is None:
+        return None
+    horizon = dt.datetime.now(dt.timezone.utc).date() - LIVE_MARGIN - dt.timedelta(days=1)
+    return min(none_through, horizon)
+
+
 class LiveCaptures:
     """Answers "had the platform begun capturing live by this day?" over one raw store.
 
     The day itself is looked at first (on a platform capturing every day the answer is there,
     without listing the store); otherwise one listing of the store's sidecars, walked newest
     first, reading only those whose name says they may be live (`may_be_live`) and each date at
-    most once (an ascending range run reads every date once in all)."""
+    most once (an ascending range run reads every date once in all). What an earlier run in the
+    process learnt is kept (`_KNOWN`): after it only the days since are looked at, one by one."""
 
     def __init__(self, store: RawStore) -> None:
         self._store = store
+        self._key = (store.storage.uri(), store.method)
         self._sidecars: dict[dt.date, list[str]] | None = None  # date -> its sidecars' keys
-        #: The earliest date known to hold a live capture.
-        self._first_live: dt.date | None = None
-        #: Every date up to this one is known to hold no live capture.
-        self._none_through: dt.date | None = None
+        #: The earliest date known to hold a live capture; every date up to `_none_through` is
+        #: known to hold none.
+        self._first_live, self._none_through = _KNOWN.get(self._key, (None, None))
+
+    def _remember(self) -> None:
+        _KNOWN[self._key] = (self._first_live, _lasting(self._none_through))
 
     def _live_on(self, day: dt.date, keys: list[str]) -> bool:
         storage = self._store.storage
@@ -60,10 +85,21 @@ class LiveCaptures:
 
     def began_by(self, day: dt.date) -> bool:
         """Whether some date on or before `day` holds a capture taken from B3's API."""
+        answer = self._began_by(day)
+        self._remember()
+        return answer
+
+    def _began_by(self, day: dt.date) -> bool:
         if self._first_live is not None and self._first_live <= day:
             return True
         if self._none_through is not None and day <= self._none_through:
             return False
+        if (
+            self._sidecars is None
+            and self._none_through is not None
+            and day - self._none_through <= DAY_BY_DAY_LIMIT
+        ):
+            return self._days_since_none(day)
         if self._sidecars is None:
             own = self._store.storage.list_keys(raw_prefix(day, method=self._store.method))
             if self._live_on(day, [k for k in own if k.endswith(META_SUFFIX)]):
@@ -82,6 +118,19 @@ class LiveCaptures:
                 self._first_live = date if self._first_live is None else min(self._first_live, date)
                 return True
         self._none_through = day if self._none_through is None else max(self._none_through, day)
+        return False
+
+    def _days_since_none(self, day: dt.date) -> bool:
+        """The days after `_none_through` up to `day`, oldest first, each listed on its own."""
+        assert self._none_through is not None
+        storage, date = self._store.storage, self._none_through
+        while date < day:
+            date += dt.timedelta(days=1)
+            keys = storage.list_keys(raw_prefix(date, method=self._store.method))
+            if self._live_on(date, [k for k in keys if k.endswith(META_SUFFIX)]):
+                self._first_live = date if self._first_live is None else min(self._first_live, date)
+                return True
+            self._none_through = date
         return False
 
 
