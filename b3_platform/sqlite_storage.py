@@ -68,6 +68,7 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 )
 from dagster._core.storage.sql import LongText
 from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster._time import datetime_from_timestamp
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import QueuePool
 
@@ -91,6 +92,11 @@ _ZLIB_FDICT = 0x20  # the header flag saying the stream was compressed with a pr
 # costs no more than starting afresh without one (setting the dictionary for each body cost a
 # third more).
 _PRIMED = zlib.compressobj(COMPRESSION_LEVEL, zdict=DICTIONARY)
+
+# How Dagster's serdes writes an `EventLogRecord` (its class, then its fields by name), filled with
+# the record's already serialized event: `_get_asset_entry_values`. test_sqlite_storage checks it
+# against `serialize_value` on real events, so a Dagster release that writes it otherwise fails there.
+_RECORD_JSON = '{{"__class__": "EventLogRecord", "event_log_entry": {entry}, "storage_id": {storage_id}}}'
 
 # Set on the dialect of each engine this class creates: only those compress what they write.
 _COMPRESSING = "b3_platform_compresses_bodies"
@@ -205,6 +211,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
         self._tables_present: set[str] = set()  # tables and asset_keys columns known to exist
+        self._last_serialized: tuple[EventLogEntry, str] | None = None  # see _event_to_row
         self._inst_data = inst_data
         self._base_dir_pending = base_dir is None
         if base_dir is not None:
@@ -309,6 +316,37 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         partitioned assets: 8 events, not 2,000, which were ~20 % of its time). `store_event` still
         indexes one planned row per date (see `_index_planned_dates`)."""
         return True
+
+    def _event_to_row(self, event: EventLogEntry) -> dict[str, Any]:
+        """Dagster's row, the event's serialized text kept for `_get_asset_entry_values`."""
+        row = super()._event_to_row(event)
+        self._last_serialized = (event, row["event"])
+        return row
+
+    def _get_asset_entry_values(
+        self, event: EventLogEntry, event_id: int, has_asset_key_index_cols: bool
+    ) -> dict[str, Any]:
+        """Dagster's values for the asset's row in `asset_keys`, without serializing a
+        materialization a second time: Dagster serializes the whole event again inside the record
+        it keeps as the asset's last materialization (a 34-index date's silver_assets event is
+        ~28 KB of JSON, 8 such events per date); the record's text is made from the event's text
+        serialized a moment before for its insert. Anything else goes to Dagster's method."""
+        last = self._last_serialized
+        dagster_event = event.dagster_event
+        if (
+            last is None
+            or last[0] is not event
+            or dagster_event is None
+            or not dagster_event.is_step_materialization
+        ):
+            return super()._get_asset_entry_values(event, event_id, has_asset_key_index_cols)
+        values: dict[str, Any] = {
+            "last_materialization": _RECORD_JSON.format(entry=last[1], storage_id=int(event_id)),
+            "last_run_id": event.run_id,
+        }
+        if has_asset_key_index_cols:
+            values["last_materialization_timestamp"] = datetime_from_timestamp(event.timestamp)
+        return values
 
     def store_event(self, event: EventLogEntry) -> None:
         super().store_event(event)

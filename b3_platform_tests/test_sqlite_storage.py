@@ -15,8 +15,10 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as db
 import yaml
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.schema import AssetKeyTable
 
 from b3_platform.sqlite_storage import MAX_OPEN_SHARDS, PooledSqliteEventLogStorage
 from b3_platform_tests.conftest import REPO
@@ -444,3 +446,43 @@ def test_a_ranges_planned_check_rows_are_dagsters(tmp_path):
         assert ours.asset_check_key == dagsters.asset_check_key
         assert dagsters.partitions_subset.get_partition_keys() == [f"2025-07-0{d}" for d in range(1, 8)]
         assert ours.partitions_subset is None
+
+
+def test_an_assets_last_materialization_is_the_record_dagster_would_store(tmp_path):
+    """The asset's row keeps its last materialization as the record Dagster serializes, though the
+    class builds its text from the event's own (`_get_asset_entry_values`): the same text
+    `serialize_value` gives, and the same record read back, as Dagster's class stores and reads."""
+    from dagster._core.storage.event_log.base import EventLogRecord
+    from dagster._serdes import serialize_value
+
+    pooled, stock = (
+        open_instance(home_with(tmp_path, "pooled", True)),
+        open_instance(home_with(tmp_path, "stock", False)),
+    )
+    try:
+        for instance in (pooled, stock):
+            for key in KEYS[:2]:
+                materialize(instance, key)
+        storage = pooled.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        latest = storage.get_asset_records([dg.AssetKey("prices")])[0].asset_entry.last_materialization_record
+        assert latest is not None and latest.partition_key == KEYS[1]
+        # The text stored is exactly what Dagster's serializer writes for that record.
+        with storage.index_connection() as conn:
+            (stored,) = conn.execute(
+                db.select(AssetKeyTable.c.last_materialization).where(
+                    AssetKeyTable.c.asset_key == dg.AssetKey("prices").to_string()
+                )
+            ).fetchone()
+        record = EventLogRecord(storage_id=latest.storage_id, event_log_entry=latest.event_log_entry)
+        assert stored == serialize_value(record)
+        # And what the two classes hold for the asset reads the same, but for ids and times.
+        stock_latest = stock.event_log_storage.get_asset_records([dg.AssetKey("prices")])[0].asset_entry
+        assert stock_latest.last_materialization_record.partition_key == KEYS[1]
+        assert (
+            stock_latest.last_materialization_record.asset_materialization.metadata
+            == latest.asset_materialization.metadata
+        )
+    finally:
+        pooled.dispose()
+        stock.dispose()
