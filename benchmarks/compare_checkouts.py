@@ -38,7 +38,9 @@ def instance_kb(home: Path | None) -> float | None:
     return sum(f.stat().st_size for f in files) / 1024
 
 
-def one_backfill(checkout: Path, raw_lake: Path, days, indices, kind: str, scratch: Path) -> dict:
+def one_backfill(
+    checkout: Path, raw_lake: Path, days, indices, kind: str, scratch: Path, single_run: bool = False
+) -> dict:
     """One child backfill from `checkout` over a fresh copy of the raw-only lake, with the size
     its instance grew to (persistent only)."""
     lake = scratch / "lake"
@@ -49,6 +51,7 @@ def one_backfill(checkout: Path, raw_lake: Path, days, indices, kind: str, scrat
         "instance": kind,
         "days": [d.isoformat() for d in days],
         "selection": history_selection(),
+        "single_run": single_run,
     }
     run = run_child(spec, child_env(lake, indices, home), scratch / "child", code=checkout)
     shutil.rmtree(lake)
@@ -66,6 +69,11 @@ def main() -> int:
     parser.add_argument("--indices", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--instance", choices=("ephemeral", "persistent"), default="ephemeral")
+    parser.add_argument(
+        "--single-run",
+        action="store_true",
+        help="the whole range as one run (the issue's single-run backfill), not runs of runs.MAX_RUN_DATES",
+    )
     parser.add_argument(
         "--also",
         action="append",
@@ -93,7 +101,13 @@ def main() -> int:
             order = [("baseline", baseline), *extra, ("this", REPO)]
             for name, checkout in order if round_ % 2 else reversed(order):
                 result = one_backfill(
-                    checkout, raw_lake, days, indices, args.instance, work / f"{name}-{round_}"
+                    checkout,
+                    raw_lake,
+                    days,
+                    indices,
+                    args.instance,
+                    work / f"{name}-{round_}",
+                    args.single_run,
                 )
                 figures[name].append(result)
                 size = result["instance_kb"]
