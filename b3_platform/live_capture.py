@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from b3_platform import trading_calendar
 from b3_platform.lake.paths import META_SUFFIX, date_in_key, fetched_at_from_stem, raw_prefix
 from b3_platform.lake.raw_store import RawStore, read_sidecar
 
@@ -42,7 +43,7 @@ def may_be_live(day: dt.date, sidecar_key: str) -> bool:
 #: date known to hold a live capture, the last date known to hold none on or before it). Both are
 #: facts that later captures cannot undo: raw is append-only, so a live capture stays; and a live
 #: capture is filed within LIVE_MARGIN of when it was fetched, so no capture fetched from now on can
-#: land on a date more than LIVE_MARGIN ago (`_lasting` keeps only such a "none through"). A
+#: land on a date more than LIVE_MARGIN before B3's today (`_lasting` keeps only such a "none through"). A
 #: backfill split into consecutive runs (runs.MAX_RUN_DATES) thus lists the whole store once, not
 #: once per run: at 5,000 dates × 34 indices that listing is ~340,000 keys, ~4 s of CPU each time.
 _KNOWN: dict[tuple[str, str], tuple[dt.date | None, dt.date | None]] = {}
@@ -55,7 +56,7 @@ def _lasting(none_through: dt.date | None) -> dt.date | None:
     """The part of "no live capture on or before this date" no future capture can contradict."""
     if none_through is None:
         return None
-    horizon = dt.datetime.now(dt.timezone.utc).date() - LIVE_MARGIN - dt.timedelta(days=1)
+    horizon = trading_calendar.today_sao_paulo() - LIVE_MARGIN - dt.timedelta(days=1)
     return min(none_through, horizon)
 
 

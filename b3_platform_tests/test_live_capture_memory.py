@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from b3_platform import live_capture
+from b3_platform import live_capture, trading_calendar
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.live_capture import LIVE_MARGIN, LiveCaptures
@@ -81,10 +81,10 @@ def test_a_live_capture_after_what_was_learnt_is_found(store):
 
 
 def test_no_live_capture_of_recent_days_is_not_kept_as_lasting(tmp_path):
-    """A capture fetched from now on may still land on the last LIVE_MARGIN days: "none through"
-    is kept only up to before them."""
+    """A capture fetched from now on may still land on the last LIVE_MARGIN days before B3's today:
+    "none through" is kept only up to before them."""
     store = RawStore(CountingStorage(tmp_path / "lake"))
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = trading_calendar.today_sao_paulo()
     assert not LiveCaptures(store).began_by(today)
     remembered = live_capture._KNOWN[(store.storage.uri(), store.method)]
     assert remembered == (None, today - LIVE_MARGIN - dt.timedelta(days=1))
