@@ -103,16 +103,11 @@ def _composition_by_arrow(days: Mapping[str, IndexDay]) -> pa.Table | None:
     null first: `name or ""`). None, for the row path, when the days do not share one table, when
     the table holds a ticker twice for an index (the row path keeps its last row), or when a
     group is named "" (which ties with the null group there)."""
-    sources = {id(day.assets) for day in days.values()}
-    source = next(iter(days.values())).assets if len(sources) == 1 else None
-    if source is None:
-        return None
     order = pa.array(list(days), pa.string())
-    position = pc.index_in(source.column("index"), value_set=order)
-    rows = source.filter(pc.is_valid(position))
-    position = position.filter(pc.is_valid(position))
-    if rows.num_rows != sum(len(day.components) for day in days.values()):
+    rows = _rows_of(days, order, ["index", "ticker", "weight", *DIMENSIONS])
+    if rows is None:
         return None
+    position = pc.index_in(rows.column("index"), value_set=order)
     has_sector = pa.array([day.has_sector for day in days.values()], pa.bool_())
     stacked = pa.concat_tables(
         pa.table(
