@@ -433,12 +433,14 @@ def cmd_dashboard(args) -> int:
 def cmd_instance_plain(args) -> int:
     """Rewrite the event log's compressed bodies as plain text, so that Dagster's own sqlite class
     reads the instance again once `event_log_storage` is removed from dagster.yaml."""
+    from dagster._core.instance.ref import _event_logs_directory
+
     from b3_platform.sqlite_storage import PlainRewriteError, event_log_files, write_plain
 
     if args.folder:
         folder = Path(args.folder)
-    elif os.environ.get("DAGSTER_HOME"):
-        folder = Path(os.environ["DAGSTER_HOME"]) / "history" / "runs"
+    elif os.environ.get("DAGSTER_HOME"):  # where the storage keeps them with no base_dir (Dagster's place)
+        folder = Path(_event_logs_directory(os.environ["DAGSTER_HOME"]))
     else:
         print("error: set DAGSTER_HOME or name the event log's folder", file=sys.stderr)
         return 2
