@@ -84,6 +84,51 @@ def test_a_date_of_34_indices_in_both_languages_types_the_same_and_silver_tables
     assert not calls and header.num_rows == 34 and assets.num_rows == bronze.num_rows
 
 
+def test_a_date_of_34_indices_all_in_one_language_types_the_same_by_that_locales_rule_alone(monkeypatch):
+    # Every capture in en-us (and sector rows, whose partAcum only some rows hold): the columnar
+    # typing reads the numbers by the en-us rule alone, and must type what the row typing types.
+    def with_sectors(data):
+        for row in data["results"][::3]:
+            row.update(segment="Energia", partAcum="12,345")
+
+    en = json_portfolio(to_en_us(changed(with_sectors)))
+    assert en.language == "en-us"
+    bronze = bronze_table([(code, CAPTURE, en) for code in BUILTIN_INDICES])
+    both = []
+    monkeypatch.setattr(silver, "_numbers", lambda *a, _f=silver._numbers: both.append(a[1]) or _f(*a))
+    assert_same_tables(bronze, DAY)
+    assert both and all(locale == "en-us" for locale in both)
+    assert silver.silver_tables(bronze, DAY)[1].column("sector_weight").null_count < bronze.num_rows
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plain_scans_the_data_buffers_as_the_pattern_judges_each_text(seed):
+    import random
+    import re
+
+    alphabet = ["A", "z", "0", " ", ",", ".", "\t", "\n", "\r", "\x1c", "\x7f", "\xa0", "é", "\u2003", "~"]
+    rng = random.Random(seed)
+    texts = [
+        None
+        if rng.random() < 0.1
+        else "".join(rng.choices(alphabet, weights=[20] * 10 + [1] * 5, k=rng.randint(0, 6)))
+        for _ in range(60)
+    ]
+
+    def expected(values) -> bool:
+        return not any(t is not None and re.search(silver._NOT_PLAIN, t) for t in values)
+
+    array = pa.array(texts, pa.string())
+    start, stop = sorted(rng.sample(range(61), 2))
+    chunked = pa.chunked_array([array.slice(0, start), array.slice(start)])
+    assert silver._plain(array) == expected(texts)
+    assert silver._plain(chunked) == expected(texts)
+    # A slice's buffer holds its neighbours' bytes: the scan may only say "not plain" wrongly.
+    if silver._plain(array.slice(start, stop - start)):
+        assert expected(texts[start:stop])
+    assert silver._plain(pa.array(texts[start:stop], pa.string())) == expected(texts[start:stop])
+
+
 def changed(change) -> bytes:
     return with_changes(SAMPLE.read_bytes(), change)
 

@@ -14,6 +14,7 @@ the first bad value in row order.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from b3_platform.b3.parse import (
     LOCALES,
+    Locale,
     ParseError,
     ascii_number_pattern,
     number_separators,
@@ -38,6 +40,9 @@ from b3_platform.lake.schemas import SILVER_ASSETS, SILVER_HEADER
 #: str.strip itself, a number column holding one is typed row by row.
 _BLANKS = " \t\n\r"
 _NOT_PLAIN = r"[^\x20-\x7e\t\n\r]"
+#: `_NOT_PLAIN` over the bytes of a string column's data buffer (UTF-8: any character beyond ASCII
+#: has a byte ≥ 0x80, which it finds too).
+_NOT_PLAIN_BYTES = re.compile(_NOT_PLAIN.encode())
 #: The columnar typing costs ~1.5 ms whatever the size and ~2 µs a row; the row one ~14 µs a row.
 #: Below this many rows (one capture: the publish audit, an import) the row typing is the cheaper.
 COLUMNAR_FROM_ROWS = 200
@@ -185,7 +190,13 @@ def _assets(bronze: pa.Table, starts: np.ndarray) -> pa.Table:
     first_locales = bronze.column("language").take(pa.array(starts)).to_pylist()
     if any(locale not in LOCALES for locale in first_locales):
         raise _StepAside("an unknown locale")
-    locale = pa.array(np.repeat(np.array(first_locales, dtype=object), counts), pa.string())
+    # A date's captures are nearly always in one language: then its numbers are read by that
+    # locale's rule alone (one pattern, one pair of replacements per column, not both and a choice).
+    locale: str | pa.Array = (
+        first_locales[0]
+        if len(set(first_locales)) == 1
+        else pa.array(np.repeat(np.array(first_locales, dtype=object), counts), pa.string())
+    )
     segment, part_acum = bronze.column("segment"), bronze.column("part_acum")
     has_segment = pc.fill_null(pc.not_equal(segment, ""), False)
     has_part_acum = pc.fill_null(pc.not_equal(part_acum, ""), False)
@@ -212,7 +223,19 @@ def _assets(bronze: pa.Table, starts: np.ndarray) -> pa.Table:
 
 
 def _plain(texts) -> bool:
-    return not pc.any(pc.match_substring_regex(texts, _NOT_PLAIN)).as_py()
+    """Whether every text holds only printable ASCII and the blanks both trims agree on.
+
+    Scanned over the columns' UTF-8 data buffers with one compiled pattern (~10x faster than
+    Arrow's regex over each value, which compiles it again on every call). A buffer may hold
+    bytes no value covers (a slice's neighbours): then this can only say "not plain" wrongly,
+    which sends the column down the slower way that is right for any text."""
+    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    if not all(pa.types.is_string(chunk.type) for chunk in chunks):
+        return not pc.any(pc.match_substring_regex(texts, _NOT_PLAIN)).as_py()
+    return not any(
+        (data := chunk.buffers()[2]) is not None and _NOT_PLAIN_BYTES.search(memoryview(data))
+        for chunk in chunks
+    )
 
 
 def _stripped(texts) -> pa.Array:
@@ -222,13 +245,16 @@ def _stripped(texts) -> pa.Array:
     return pa.array([None if t is None else t.strip() for t in texts.to_pylist()], pa.string())
 
 
-def _numbers(texts, locale: pa.Array, present, target: pa.DataType) -> pa.Array:
-    """Locale-formatted numbers typed as `target` (a decimal or an integer). `present` marks the
-    rows that hold one (None: every row); the rest are null, as the row typing leaves them."""
+def _numbers(texts, locale: str | pa.Array, present, target: pa.DataType) -> pa.Array:
+    """Locale-formatted numbers typed as `target` (a decimal or an integer). `locale` is every
+    row's (one name when all rows share it). `present` marks the rows that hold one (None: every
+    row); the rest are null, as the row typing leaves them."""
     decimals = pa.types.is_decimal(target)
     if not _plain(texts):
         raise _StepAside("a number holding a character beyond printable ASCII")
     trimmed = pc.utf8_trim(texts, _BLANKS)
+    if isinstance(locale, str):
+        return _numbers_of(trimmed, locale, present, target)  # type: ignore[arg-type]
     is_pt = pc.equal(locale, "pt-br")
     valid = pc.if_else(
         is_pt,
@@ -245,6 +271,23 @@ def _numbers(texts, locale: pa.Array, present, target: pa.DataType) -> pa.Array:
         text = pc.replace_substring(trimmed, thousands, "")
         normal[name] = pc.replace_substring(text, decimal, ".") if decimals else text
     text = pc.if_else(is_pt, normal["pt-br"], normal["en-us"])
+    if present is not None:
+        text = pc.if_else(present, text, None)
+    return pc.cast(text, target)
+
+
+def _numbers_of(trimmed, locale: Locale, present, target: pa.DataType) -> pa.Array:
+    """`_numbers` of trimmed texts that are all in one locale: the same checks and values."""
+    decimals = pa.types.is_decimal(target)
+    valid = pc.match_substring_regex(trimmed, ascii_number_pattern(locale, decimals=decimals))
+    if present is not None:
+        valid = pc.or_kleene(pc.invert(present), valid)
+    if not pc.all(pc.fill_null(valid, False)).as_py():
+        raise _StepAside("a number the row typing must judge")
+    thousands, decimal = number_separators(locale)
+    text = pc.replace_substring(trimmed, thousands, "")
+    if decimals:
+        text = pc.replace_substring(text, decimal, ".")
     if present is not None:
         text = pc.if_else(present, text, None)
     return pc.cast(text, target)
