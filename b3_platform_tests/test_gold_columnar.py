@@ -161,3 +161,71 @@ def test_changes_step_aside_where_the_two_could_differ():
     today = gold.index_days(*silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True)}))
     by_hand = {i: dataclasses.replace(d, assets=None) for i, d in before.items()}
     _same_changes_as_by_row(today, by_hand, by_arrow=False)
+
+
+# --- index_days' components made on demand, and the summary from their columns ------------------
+
+
+def _same_days(assets, header) -> dict[str, gold.IndexDay]:
+    """index_days equals the reference's: the same indices, tickers in the same order, the same rows."""
+    days, reference = gold.index_days(assets, header), gold.index_days_by_row(assets, header)
+    assert list(days) == list(reference)
+    for index, day in days.items():
+        assert list(day.components) == list(reference[index].components)
+        assert len(day.components) == len(reference[index].components)
+        assert dict(day.components.items()) == reference[index].components
+    assert days == reference
+    return days
+
+
+def _same_summary(today, before, reference_today, reference_before, *, by_columns: bool = True) -> None:
+    taken = [gold._summary_columns(day, before.get(index)) is not None for index, day in today.items()]
+    assert all(taken) if by_columns else not all(taken)
+    _same(
+        gold.index_summary(today, before, BEFORE),
+        gold.index_summary(reference_today, reference_before, BEFORE),
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_index_days_and_the_summary_by_columns_give_the_references_on_random_dates(seed):
+    rng = random.Random(seed)
+    portfolios = _random_portfolios(rng, indices=12)
+    now, then = silver(DAY, portfolios), silver(BEFORE, _the_day_before(rng, portfolios))
+    today, before = _same_days(*now), _same_days(*then)
+    # The reference days hold plain dicts: the summary takes the row path for them.
+    reference_today, reference_before = gold.index_days_by_row(*now), gold.index_days_by_row(*then)
+    assert gold._summary_columns(next(iter(reference_today.values())), None) is None
+    _same_summary(today, before, reference_today, reference_before)
+    _same_summary(today, {}, reference_today, {})
+    # The rows of the indices interleaved (silver writes them together, a table need not).
+    assets, header = now
+    shuffled = assets.take(rng.sample(range(assets.num_rows), assets.num_rows))
+    _same_days(shuffled, header)
+    _same_summary(gold.index_days(shuffled, header), before, reference_today, reference_before)
+
+
+def test_a_ticker_twice_keeps_its_last_row_and_the_summary_reads_rows():
+    twice = [*IBOV_TODAY, component("VALE3", "VALE", "PN", "N1", "Financeiro", "1.000", 10)]
+    now = silver(DAY, {"IBOV": (twice, "1.5", True), "SMLL": (SMLL_TODAY, "1.0", False)})
+    then = silver(BEFORE, {"IBOV": (IBOV_BEFORE, "1.4", True)})
+    today, before = _same_days(*now), _same_days(*then)
+    assert not today["IBOV"].components.unique and today["SMLL"].components.unique
+    assert today["IBOV"].components["VALE3"]["theoretical_quantity"] == 10
+    with pytest.raises(ValueError, match="appears twice"):
+        today["IBOV"].components.column("weight")
+    reference = (gold.index_days_by_row(*now), gold.index_days_by_row(*then))
+    _same_summary(today, before, *reference, by_columns=False)
+    _same_summary(before, today, reference[1], reference[0], by_columns=False)
+
+
+def test_the_summary_takes_the_columns_without_making_a_row_dict():
+    now = silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True), "SMLL": (SMLL_TODAY, "1.0", False)})
+    today = gold.index_days(*now)
+    before = gold.index_days(*silver(BEFORE, {"IBOV": (IBOV_BEFORE, "1.4", True)}))
+    gold.index_summary(today, before, BEFORE)
+    gold.composition(today), gold.changes(today, before, BEFORE)
+    assert [list(d.components) for d in today.values()] == [
+        [c["ticker"] for c in rows] for rows in (IBOV_TODAY, SMLL_TODAY)
+    ]
+    assert all(d.components._by_ticker is None for d in (*today.values(), *before.values()))

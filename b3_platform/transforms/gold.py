@@ -8,7 +8,7 @@ way, so sums and the HHI are exact.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -51,7 +51,7 @@ class IndexDay:
     """One index's portfolio on one date: components by ticker, and the header facts gold needs."""
 
     index: str
-    components: dict[str, dict]  # ticker -> silver_assets row
+    components: Mapping[str, dict]  # ticker -> silver_assets row
     reductor: Decimal
     has_sector: bool
     #: The date's silver_assets table the components were read from (`index_days`): `composition`
@@ -59,8 +59,94 @@ class IndexDay:
     assets: pa.Table | None = field(default=None, compare=False, repr=False)
 
 
+class _Grouped:
+    """A date's silver rows with each index's rows together (`index_days`), and their columns as
+    Python values, each made once for every index when first asked for."""
+
+    def __init__(self, rows: pa.Table) -> None:
+        self.rows = rows
+        self._columns: dict[str, list] = {}
+
+    def column(self, name: str) -> list:
+        if name not in self._columns:
+            self._columns[name] = python_values(self.rows.column(name))
+        return self._columns[name]
+
+
+class Components(Mapping[str, dict]):
+    """One index's components by ticker as `index_days` reads them: the ticker -> row dicts
+    (~3,000 per 34-index date, the costliest part of reading a date) are made only when a row path
+    asks for a row. The fast paths read what they need without them: the tickers (time in index,
+    the carried stays), how many there are (`_rows_of`), and each ticker's weight and quantity in
+    row order (`index_summary`).
+
+    The rows are the index's rows of the silver table in table order. When a ticker appears twice
+    (`unique` False) the mapping is the dict as ever (its last row kept, first position), and
+    `column` is not offered."""
+
+    def __init__(self, grouped: _Grouped, start: int, stop: int, tickers: list[str]) -> None:
+        self._grouped, self._start, self._stop = grouped, start, stop
+        self.tickers = tickers
+        self.unique = len(set(tickers)) == len(tickers)
+        self._by_ticker: dict[str, dict] | None = None
+
+    def _dict(self) -> dict[str, dict]:
+        if self._by_ticker is None:
+            by_ticker: dict[str, dict] = {}
+            for values in zip(*(self._values(name) for name in _COMPONENT_COLUMNS)):
+                row = dict(zip(_COMPONENT_COLUMNS, values))
+                by_ticker[row["ticker"]] = row
+            self._by_ticker = by_ticker
+        return self._by_ticker
+
+    def _values(self, name: str) -> list:
+        return self._grouped.column(name)[self._start : self._stop]
+
+    def __getitem__(self, ticker: str) -> dict:
+        return self._dict()[ticker]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tickers) if self.unique else iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self.tickers) if self.unique else len(self._dict())
+
+    def __contains__(self, ticker: object) -> bool:
+        return ticker in self._dict()
+
+    def column(self, name: str) -> list:
+        """Every row's `name` in row order, one per ticker (only when `unique`)."""
+        if not self.unique:
+            raise ValueError("a ticker appears twice: read the rows by ticker instead")
+        return self._values(name)
+
+
 def index_days(assets: pa.Table, header: pa.Table) -> dict[str, IndexDay]:
-    """A date's silver tables split by index."""
+    """A date's silver tables split by index (components in `Components`, rows made on demand)."""
+    facts = {r["index"]: r for r in header.select(["index", "reductor", "has_sector"]).to_pylist()}
+    if assets.num_rows == 0:
+        return {}
+    if assets.column("index").null_count:
+        return index_days_by_row(assets, header)
+    encoded = pc.dictionary_encode(assets.column("index")).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names = encoded.dictionary.to_pylist()
+    order = np.argsort(codes, kind="stable")  # each index's rows together, in table order
+    grouped = _Grouped(assets.select(_COMPONENT_COLUMNS).take(pa.array(order)))
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    tickers = grouped.column("ticker")
+    days = {}
+    for code, name in sorted(enumerate(names), key=lambda item: item[1]):
+        if name not in facts:
+            continue
+        start, stop = int(bounds[code]), int(bounds[code + 1])
+        components = Components(grouped, start, stop, tickers[start:stop])
+        days[name] = IndexDay(name, components, facts[name]["reductor"], facts[name]["has_sector"], assets)
+    return days
+
+
+def index_days_by_row(assets: pa.Table, header: pa.Table) -> dict[str, IndexDay]:
+    """`index_days` with every component's row dict made at once: the reference."""
     by_index: dict[str, dict[str, dict]] = {}
     for values in zip(*(python_values(assets.column(name)) for name in _COMPONENT_COLUMNS)):
         row = dict(zip(_COMPONENT_COLUMNS, values))
@@ -194,7 +280,11 @@ class Concentration:
 
 
 def concentration(day: IndexDay) -> Concentration:
-    weights = sorted((c["weight"] for c in day.components.values()), reverse=True)
+    return _concentration([c["weight"] for c in day.components.values()])
+
+
+def _concentration(weights: list[Decimal]) -> Concentration:
+    weights = sorted(weights, reverse=True)
     return Concentration(
         components=len(weights),
         top5_weight=sum(weights[: TOP[0]], Decimal(0)),
@@ -314,36 +404,84 @@ def changes_by_row(
 def index_summary(
     days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
 ) -> pa.Table:
+    """Concentration and the comparison with the previous trading day, one row per index.
+
+    Read from each side's columns in row order when `index_days` read them and no ticker appears
+    twice (`_summary_columns`), without making the components' row dicts; from the rows otherwise."""
     rows = []
     for index, day in days.items():
-        c = concentration(day)
         before = previous.get(index)
-        compared = before is not None
-        rows.append(
-            {
-                "index": index,
-                "components": c.components,
-                "top5_weight": c.top5_weight,
-                "top10_weight": c.top10_weight,
-                "hhi": c.hhi,
-                "reductor": day.reductor,
-                "has_sector": day.has_sector,
-                "previous_date": previous_date,
-                "previous_in_lake": compared,
-                "entries": len(day.components.keys() - before.components.keys()) if compared else None,
-                "exits": len(before.components.keys() - day.components.keys()) if compared else None,
-                "quantity_changes": sum(
-                    1
-                    for t in day.components.keys() & before.components.keys()
-                    if day.components[t]["theoretical_quantity"]
-                    != before.components[t]["theoretical_quantity"]
-                )
-                if compared
-                else None,
-                "reductor_changed": day.reductor != before.reductor if compared else None,
-            }
+        rows.append(_summary_columns(day, before) or _summary_by_row(day, before))
+    columns = {name: [row[name] for row in rows] for name in _SUMMARY_VALUES}
+    count = len(rows)
+    columns.update(
+        {
+            "index": list(days),
+            "reductor": [day.reductor for day in days.values()],
+            "has_sector": [day.has_sector for day in days.values()],
+            "previous_date": [previous_date] * count,
+            "previous_in_lake": [previous.get(index) is not None for index in days],
+            "reductor_changed": [
+                day.reductor != before.reductor if (before := previous.get(index)) is not None else None
+                for index, day in days.items()
+            ],
+        }
+    )
+    return pa.Table.from_pydict(
+        {name: columns[name] for name in GOLD_INDEX_SUMMARY.schema.names}, schema=GOLD_INDEX_SUMMARY.schema
+    )
+
+
+#: The summary's values that come from the components (the rest from the header facts).
+_SUMMARY_VALUES = ("components", "top5_weight", "top10_weight", "hhi", "entries", "exits", "quantity_changes")
+
+
+def _summary_by_row(day: IndexDay, before: IndexDay | None) -> dict:
+    """The reference: concentration and comparison from the components' rows by ticker."""
+    c = concentration(day)
+    compared = before is not None
+    return {
+        "components": c.components,
+        "top5_weight": c.top5_weight,
+        "top10_weight": c.top10_weight,
+        "hhi": c.hhi,
+        "entries": len(day.components.keys() - before.components.keys()) if compared else None,
+        "exits": len(before.components.keys() - day.components.keys()) if compared else None,
+        "quantity_changes": sum(
+            1
+            for t in day.components.keys() & before.components.keys()
+            if day.components[t]["theoretical_quantity"] != before.components[t]["theoretical_quantity"]
         )
-    return pa.Table.from_pylist(rows, schema=GOLD_INDEX_SUMMARY.schema)
+        if compared
+        else None,
+    }
+
+
+def _summary_columns(day: IndexDay, before: IndexDay | None) -> dict | None:
+    """`_summary_by_row` from each side's weight and quantity columns (None when a side's
+    components are not `index_days`' or hold a ticker twice)."""
+    sides = [day] if before is None else [day, before]
+    if not all(isinstance(d.components, Components) and d.components.unique for d in sides):
+        return None
+    now: Components = day.components  # type: ignore[assignment]
+    c = _concentration(now.column("weight"))
+    values = {"components": c.components, "top5_weight": c.top5_weight, "top10_weight": c.top10_weight}
+    values["hhi"] = c.hhi
+    if before is None:
+        return {**values, "entries": None, "exits": None, "quantity_changes": None}
+    then: Components = before.components  # type: ignore[assignment]
+    quantity_then = dict(zip(then.tickers, then.column("theoretical_quantity")))
+    held = [
+        quantity != quantity_then[ticker]
+        for ticker, quantity in zip(now.tickers, now.column("theoretical_quantity"))
+        if ticker in quantity_then
+    ]
+    return {
+        **values,
+        "entries": len(now.tickers) - len(held),
+        "exits": len(quantity_then) - len(held),
+        "quantity_changes": sum(held),
+    }
 
 
 class Stay(NamedTuple):
