@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -583,31 +584,38 @@ class StayTracker:
         if new:
             self.walked.extend(sorted(new))
             self._walk_back(new, day)
-        columns: dict[str, list] = {f.name: [] for f in GOLD_TIME_IN_INDEX.schema}
-        held: dict[dt.date, int] = {}  # first_seen -> trading days held on `day` (a few per date)
+        indices: list[str] = []
+        tickers: list[str] = []
+        now: list[Stay] = []
+        make = tuple.__new__  # Stay(...) without its Python-level __new__: ~3,000 a date
         for index in sorted(tickers_by_index):
-            before = self._stays[index]
-            first_time = not self._seen[index]
-            tickers = sorted(tickers_by_index[index])
-            # Each index's rows a column at a time (a date of 34 indices has ~3,000).
-            now = [
-                Stay(old.first_seen, old.observed_days + 1, old.history_start)
-                if (old := before.get(ticker))
-                else Stay(day, 1, first_time)
-                for ticker in tickers
+            get = self._stays[index].get
+            fresh = Stay(day, 1, not self._seen[index])  # every entry's stay: one shared tuple
+            own = sorted(tickers_by_index[index])
+            stays = [
+                make(Stay, (old[0], old[1] + 1, old[2])) if (old := get(ticker)) is not None else fresh
+                for ticker in own
             ]
-            first_seen = [s.first_seen for s in now]
-            for since in set(first_seen) - held.keys():
-                held[since] = trading_days_held(since, day)
-            columns["index"].extend([index] * len(tickers))
-            columns["ticker"].extend(tickers)
-            columns["first_seen"].extend(first_seen)
-            columns["trading_days_held"].extend([held[since] for since in first_seen])
-            columns["calendar_days_since_entry"].extend([(day - since).days for since in first_seen])
-            columns["observed_days"].extend([s.observed_days for s in now])
-            columns["first_seen_is_history_start"].extend([s.history_start for s in now])
-            self._stays[index] = dict(zip(tickers, now))
+            indices.extend([index] * len(own))
+            tickers.extend(own)
+            now.extend(stays)
+            self._stays[index] = dict(zip(own, stays))
             self._seen[index] = True
+        # The rows a column at a time (a date of 34 indices has ~3,000); the days held and since
+        # entry once per distinct first_seen (a few per date).
+        first_seen = list(map(itemgetter(0), now))
+        since = set(first_seen)
+        held = {d: trading_days_held(d, day) for d in since}
+        calendar = {d: (day - d).days for d in since}
+        columns = {
+            "index": indices,
+            "ticker": tickers,
+            "first_seen": first_seen,
+            "trading_days_held": list(map(held.__getitem__, first_seen)),
+            "calendar_days_since_entry": list(map(calendar.__getitem__, first_seen)),
+            "observed_days": list(map(itemgetter(1), now)),
+            "first_seen_is_history_start": list(map(itemgetter(2), now)),
+        }
         return pa.Table.from_pydict(columns, schema=GOLD_TIME_IN_INDEX.schema)
 
 
