@@ -13,12 +13,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from b3_platform import quality
 from b3_platform.assets.silver import TOP_N, per_index_metadata, top_weights_markdown
 from b3_platform.audit import choose_capture, choose_captures
 from b3_platform.b3.contract import Portfolio, decode_portfolio_json
 from b3_platform.b3.csv_reader import read_portfolio_csv
 from b3_platform.b3.indices import BUILTIN_INDICES
-from b3_platform.b3.parse import ParseError
+from b3_platform.b3.parse import ParseError, parse_date
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.quality import BRONZE_RULES, SILVER_ASSET_RULES
@@ -240,6 +241,67 @@ def test_each_rule_names_what_breaks_it_in_one_index_of_many():
     assert problems["type_codes_recognised"][0].startswith("IBOV: type code 'ON  ZZZ NM'")
     assert problems["row_count_matches_total_records"][0].startswith("IBOV: ")
     assert problems["header_date_matches_partition"] == []
+
+
+def test_unique_tickers_by_arrow_tells_pairs_apart_as_python_pairs_do():
+    def assets(pairs) -> pa.Table:
+        return pa.table({"index": [i for i, _ in pairs], "ticker": [t for _, t in pairs]})
+
+    # The same ticker in two indices is no repeat; within one index it is.
+    assert quality.unique_tickers(assets([("IBOV", "PETR4"), ("SMLL", "PETR4")]), DAY) == []
+    assert quality.unique_tickers(assets([("IBOV", "PETR4"), ("IBOV", "PETR4")]), DAY) == [
+        "IBOV: tickers listed more than once: PETR4"
+    ]
+    # Two pairs whose joined texts are equal are still two pairs; a null ticker is a value.
+    tricky = assets([("A\x00B", "C"), ("A", "B\x00C"), ("IBOV", None), ("SMLL", None)])
+    assert quality._pairs_all_distinct(tricky.slice(0, 2), "index", "ticker")
+    assert quality.unique_tickers(tricky, DAY) == []
+    assert quality.unique_tickers(assets([]), DAY) == []
+
+
+@pytest.mark.parametrize(
+    ("dates", "languages"),
+    [
+        (["10/07/25"] * 4, ["pt-br"] * 4),
+        (["10/07/25", "10/07/25", "07/10/25", "07/10/25"], ["pt-br", "pt-br", "en-us", "en-us"]),
+        (["10/07/25", "11/07/25", "10/07/25", "10/07/25"], ["pt-br"] * 4),
+        ([None] * 4, ["pt-br"] * 4),
+        (["10/07/25"] * 4, ["pt-br", "en-us", "pt-br", "pt-br"]),
+    ],
+    ids=["one-pair", "two-languages", "another-date", "null", "a-language-off"],
+)
+def test_header_date_rule_judges_the_distinct_pairs_as_every_row_would(dates, languages):
+    bronze = pa.table({"index": ["A", "A", "B", "B"], "header_date": dates, "language": languages})
+    assert quality._distinct_pairs(bronze, "header_date", "language") == set(zip(dates, languages))
+    expected = []
+    for index, rows in {"A": [0, 1], "B": [2, 3]}.items():
+        for text, language in sorted({(dates[r], languages[r]) for r in rows}, key=str):
+            try:
+                parsed = parse_date(text, language, field="header.date")
+            except ParseError as exc:
+                expected.append(f"{index}: {exc}")
+                continue
+            if parsed != DAY:
+                expected.append(f"{index}: header date {parsed} is not the partition {DAY}")
+    assert sorted(quality.header_date_matches_partition(bronze, DAY)) == sorted(expected)
+
+
+def test_bronze_rules_on_the_audited_table_are_known_to_pass_and_any_other_table_is_judged(tmp_path):
+    store = RawStore(LocalStorage(tmp_path / "lake"))
+    when = dt.datetime(2025, 7, 10, 21, tzinfo=dt.timezone.utc)
+    for code in BUILTIN_INDICES[:4]:
+        store.store(DAY, code, [SAMPLE.read_bytes()], fetched_at=when, source_format="json", meta={})
+    choice = choose_captures(store, DAY, store.by_index(DAY))
+    table = choice.bronze()
+    assert table is choice.audited_table
+    for rule in BRONZE_RULES:
+        assert choice.rule_problems(rule, table, DAY) == rule.fn(table, DAY) == []
+    # Another table (not the one the audit judged) is judged by the rule itself.
+    other = table.set_column(
+        table.schema.get_field_index("header_date"), "header_date", pa.array(["11/07/25"] * table.num_rows)
+    )
+    found = {rule.name: choice.rule_problems(rule, other, DAY) for rule in BRONZE_RULES}
+    assert found["header_date_matches_partition"] == quality.header_date_matches_partition(other, DAY) != []
 
 
 # --- the silver metadata helpers ------------------------------------------------------------------

@@ -64,7 +64,7 @@ def bronze_portfolio(context: dg.AssetExecutionContext, lake: LakeResource):
             return NoInput(f"no capture passes the audit ({'; '.join(choice.problems)})")
         table = choice.bronze()  # the audit's own table when it built the date's whole
         for rule in BRONZE_RULES:
-            book.record(rule.name, day, rule.fn(table, day))
+            book.record(rule.name, day, choice.rule_problems(rule, table, day))
         refused = "\n".join(f"- {p}" for p in choice.problems)
         return DateTables(
             {BRONZE_PORTFOLIO.name: table},
