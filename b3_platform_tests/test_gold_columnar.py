@@ -229,3 +229,30 @@ def test_the_summary_takes_the_columns_without_making_a_row_dict():
         [c["ticker"] for c in rows] for rows in (IBOV_TODAY, SMLL_TODAY)
     ]
     assert all(d.components._by_ticker is None for d in (*today.values(), *before.values()))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_composition_groups_by_sorted_runs_as_the_rows_do_with_signed_and_extreme_weights(seed):
+    # Groups are runs of the rows sorted by (index, dimension, name, weight descending, ticker),
+    # summed as integers of thousandths: weights below zero, zero and near 100, many ties, and
+    # one name shared by every dimension of an index must give the reference's groups.
+    rng = random.Random(seed)
+    portfolios = {}
+    for i in range(rng.randint(1, 6)):
+        rows = [
+            component(
+                f"W{i}{t:03d}3",
+                rng.choice(["SAME", "ALPHA", f"SOLO{t}"]),
+                rng.choice(["ON", "PN"]),
+                rng.choice(["NM", None]),
+                rng.choice(["SAME", "Saúde", None]),
+                rng.choice(["-0.500", "0.000", "99.999", "0.001", "-12.345", "1.000"]),
+                rng.randint(1, 9),
+            )
+            for t in range(rng.randint(1, 60))
+        ]
+        portfolios[f"J{i}"] = (rows, "1.0", rng.random() < 0.6)
+    days = gold.index_days(*silver(DAY, portfolios))
+    _same_as_by_row(days)
+    table = gold.composition(days)
+    assert table.num_rows == gold.composition_by_row(days).num_rows > 0

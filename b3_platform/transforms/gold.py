@@ -212,12 +212,9 @@ def _composition_by_arrow(days: Mapping[str, IndexDay]) -> pa.Table | None:
     )
     if pc.any(pc.equal(stacked.column("group_name"), "")).as_py():
         return None
-    heaviest_first = [("position", "ascending"), ("dimension", "ascending"), ("weight", "descending")]
-    stacked = stacked.take(pc.sort_indices(stacked, sort_keys=[*heaviest_first, ("ticker", "ascending")]))
-    # Single-threaded, a group's list keeps the rows' order: heaviest first.
-    groups = stacked.group_by(["position", "dimension", "group_name"], use_threads=False).aggregate(
-        [("weight", "sum"), ("ticker", "list"), ([], "count_all")]
-    )
+    groups = _groups_heaviest_first(stacked)
+    if groups is None:
+        return None
     by_weight = [("position", "ascending"), ("dimension", "ascending"), ("weight_sum", "descending")]
     groups = groups.take(
         pc.sort_indices(groups, sort_keys=[*by_weight, ("group_name", "ascending", "at_start")])
@@ -240,6 +237,59 @@ def _composition_by_arrow(days: Mapping[str, IndexDay]) -> pa.Table | None:
             "note": pc.if_else(pc.is_null(groups.column("group_name")), note, None),
         },
         schema=GOLD_COMPOSITION.schema,
+    )
+
+
+def _groups_heaviest_first(stacked: pa.Table) -> pa.Table | None:
+    """The stacked rows' groups by (position, dimension, group_name): each group's weight summed
+    (exact), its rows counted and its tickers listed heaviest first (weight descending, then
+    ticker), as a hash group-by over the rows sorted heaviest first would give them, in some order.
+
+    The rows are sorted instead so that each group's are consecutive and already heaviest first:
+    by (position, dimension, the group name's code in a dictionary of the names, weight descending,
+    ticker); a group is then a run of equal keys, its tickers a slice of the sorted column, and its
+    weights summed as integers of thousandths (the weight's scale, read from the decimal's own
+    bytes: exact). None when a weight is null or not of scale 3 (the row path decides)."""
+    weight = stacked.column("weight")
+    if weight.null_count or weight.type != pa.decimal128(7, 3):
+        return None
+    stacked = stacked.combine_chunks()
+    names = pc.dictionary_encode(stacked.column("group_name")).chunk(0)
+    weights = stacked.column("weight").chunk(0)
+    count = stacked.num_rows
+    # A decimal128's 16 bytes, little-endian: the low 8 hold any weight of 7 digits exactly.
+    unscaled = np.frombuffer(weights.buffers()[1], dtype=np.int64)[2 * weights.offset :][: 2 * count : 2]
+    keyed = pa.table(
+        {
+            "position": stacked.column("position"),
+            "dimension": stacked.column("dimension"),
+            "name_code": pc.fill_null(names.indices, -1),
+            "lighter": pa.array(-unscaled),  # weight descending, as integers (faster than decimals)
+            "ticker": stacked.column("ticker"),
+        }
+    )
+    order = pc.sort_indices(keyed, sort_keys=[(name, "ascending") for name in keyed.column_names])
+    keyed = keyed.take(order).combine_chunks()
+    changes = np.zeros(count, dtype=bool)
+    changes[0] = True
+    for column in ("position", "dimension", "name_code"):
+        values = keyed.column(column).to_numpy()
+        changes[1:] |= values[1:] != values[:-1]
+    starts = np.flatnonzero(changes)
+    offsets = np.append(starts, count).astype(np.int32)
+    sums = -np.add.reduceat(keyed.column("lighter").to_numpy(), starts)
+    sum_bytes = np.column_stack((sums, sums >> 63)).astype("<i8").tobytes()
+    return pa.table(
+        {
+            "position": keyed.column("position").take(pa.array(starts)),
+            "dimension": keyed.column("dimension").take(pa.array(starts)),
+            "group_name": stacked.column("group_name").take(order.take(pa.array(starts))),
+            "weight_sum": pa.Array.from_buffers(
+                pa.decimal128(38, 3), len(starts), [None, pa.py_buffer(sum_bytes)]
+            ),
+            "ticker_list": pa.ListArray.from_arrays(pa.array(offsets), keyed.column("ticker").chunk(0)),
+            "count_all": pa.array(np.diff(offsets).astype(np.int64)),
+        }
     )
 
 
