@@ -10,8 +10,12 @@ which kept connections alone save about 200; benchmarks/RESULTS.md, "The instanc
 through kept connections").
 
 `PooledSqliteEventLogStorage` keeps one engine per database file while the process uses it, with
-one pooled connection, under Dagster's own lock; each event is still its own committed transaction,
-so readers in other processes (the webserver, the daemon) see it at once. The files and their
+one pooled connection, under Dagster's own lock; each event Dagster stores on its own is still its
+own committed transaction, so readers in other processes (the webserver, the daemon) see it at once.
+The batches Dagster hands over when DAGSTER_EVENT_BATCH_SIZE > 0 (a range step's per-date
+materializations) are one transaction per file, all or nothing; the class sets the variable when
+the environment leaves it unset (`EVENT_BATCH_SIZE`). Either way an event's rows are written with
+statements built once, one transaction in the run's file and one in the index (`_store_events`). The files and their
 schema are Dagster's: an instance Dagster's class wrote reads the same through this one, and one
 this class wrote reads the same through Dagster's once its bodies are plain again (below).
 What it stores differently, each explained where it is done:
@@ -85,6 +89,14 @@ from b3_platform.sqlite_body_dictionary import DICTIONARY, DICTIONARY_ID
 # Database files one process keeps open at once: a run writes its own file and the index; the
 # webserver reads many runs' files, and the least recently used beyond this many are closed.
 MAX_OPEN_SHARDS = 16
+
+# DAGSTER_EVENT_BATCH_SIZE, set by this storage when the environment does not set it. Dagster then
+# hands a range step's per-date materializations (and a run's planned events) to `store_event_batch`
+# in batches of up to this many instead of one `store_event` each. Dagster reads the variable per
+# event from the process environment, which is the only place an event log can set it: the runs'
+# and steps' processes make their instance, and so this storage, from dagster.yaml.
+EVENT_BATCH_SIZE = 1000
+_EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 
 # zlib's level for the stored bodies, chosen by measurement on a 60-date × 34-index backfill's
 # bodies with the preset dictionary (benchmarks/RESULTS.md, "The instance's bodies compressed"):
@@ -257,6 +269,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._last_serialized: tuple[EventLogEntry, str] | None = None  # see _event_to_row
         self._inst_data = inst_data
         self._base_dir_pending = base_dir is None
+        # Batches pay with this class (`store_event_batch`); DAGSTER_EVENT_BATCH_SIZE=0 turns them off.
+        os.environ.setdefault(_EVENT_BATCH_SIZE_VARIABLE, str(EVENT_BATCH_SIZE))
         if base_dir is not None:
             self._start(base_dir)
 

@@ -10,6 +10,7 @@ creation times left out). A batch that fails part-way must leave both files as t
 Dagster's fallback (storing the same events one by one) writes each event once.
 """
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import dagster as dg
 import pytest
 from dagster._core.events.log import EventLogEntry
 
+from b3_platform import sqlite_storage
 from b3_platform.sqlite_storage import PooledSqliteEventLogStorage, plain_body
 from b3_platform_tests.test_sqlite_storage import home_with, open_instance
 
@@ -206,3 +208,12 @@ def test_a_batch_that_fails_part_way_leaves_nothing_and_the_fallback_writes_each
     finally:
         storage.dispose()
     assert {"index": tables(folder / "index.db"), "run": tables(folder / f"{run_id}.db")} == single
+
+
+def test_batching_is_on_unless_the_environment_says_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    PooledSqliteEventLogStorage(base_dir=str(tmp_path / "a")).dispose()
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == str(sqlite_storage.EVENT_BATCH_SIZE)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    PooledSqliteEventLogStorage(base_dir=str(tmp_path / "b")).dispose()
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"
