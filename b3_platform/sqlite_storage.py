@@ -262,6 +262,10 @@ def _without_fsync_per_commit(dbapi_connection, _record) -> None:
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` whose connections outlive an event (see the module docstring)."""
 
+    #: `store_event_batch` takes events of any kind (b3_platform.assets.common.STORES_ANY_EVENT_BATCH:
+    #: CheckBook then logs a range's per-date check evaluations as one batch).
+    stores_any_event_batch = True
+
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()

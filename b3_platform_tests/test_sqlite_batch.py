@@ -10,6 +10,7 @@ creation times left out). A batch that fails part-way must leave both files as t
 Dagster's fallback (storing the same events one by one) writes each event once.
 """
 
+import datetime as dt
 import os
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from dagster._core.events.log import EventLogEntry
 
 from b3_platform import sqlite_storage
+from b3_platform.assets.common import PARTITIONED, CheckBook, check_spec
 from b3_platform.sqlite_storage import PooledSqliteEventLogStorage, plain_body
 from b3_platform_tests.test_sqlite_storage import home_with, open_instance
 
@@ -217,3 +219,105 @@ def test_batching_is_on_unless_the_environment_says_otherwise(tmp_path, monkeypa
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
     PooledSqliteEventLogStorage(base_dir=str(tmp_path / "b")).dispose()
     assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"
+
+
+BOOK_SPECS = [
+    check_spec("booked_rows", "booked", blocking=True, description="rows"),
+    check_spec("booked_prices", "booked", blocking=False, description="prices"),
+]
+
+
+@dg.asset(check_specs=BOOK_SPECS, **PARTITIONED)
+def booked(context: dg.AssetExecutionContext):
+    """A range's CheckBook: one rule fails on one date, the other judges every date."""
+    book = CheckBook(BOOK_SPECS, context)
+    for key in context.partition_keys:
+        day = dt.date.fromisoformat(key)
+        book.record("booked_rows", day, ["no rows"] if key == TRADING_KEYS[1] else [])
+        book.record("booked_prices", day, [])
+    yield dg.MaterializeResult(metadata={"rows": 1})
+    yield from book.results()
+
+
+TRADING_KEYS = ["2025-07-07", "2025-07-08", "2025-07-09", "2025-07-10"]
+
+
+def _evaluation_fields(evaluation: dg.AssetCheckEvaluation) -> tuple:
+    """What an evaluation says, but for its target materialization's id, run and time."""
+    return (
+        evaluation.asset_key,
+        evaluation.check_name,
+        evaluation.passed,
+        evaluation.partition,
+        evaluation.severity,
+        evaluation.blocking,
+        evaluation.description,
+        dict(evaluation.metadata),
+    )
+
+
+def test_checkbook_logs_a_ranges_evaluations_as_one_batch_and_the_same_events(tmp_path, monkeypatch):
+    """With batching, a range's per-date evaluations reach the event log in one batch; the run's log
+    (each event's kind, message and data, target materializations but for their ids and times) and
+    each date's check status read the same as when logged one by one."""
+    batches = []
+    store_batch = PooledSqliteEventLogStorage.store_event_batch
+
+    def counted(self, events):
+        batches.append([e.dagster_event_type for e in events])
+        store_batch(self, events)
+
+    monkeypatch.setattr(PooledSqliteEventLogStorage, "store_event_batch", counted)
+    seen = {}
+    for name, size in (("unbatched", "0"), ("batched", "1000")):
+        monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", size)
+        batches.clear()
+        with open_instance(home_with(tmp_path, name, pooled=True)) as instance:
+            result = (
+                dg.Definitions(assets=[booked])
+                .resolve_implicit_global_asset_job_def()
+                .execute_in_process(
+                    instance=instance,
+                    raise_on_error=False,
+                    tags={
+                        "dagster/asset_partition_range_start": TRADING_KEYS[0],
+                        "dagster/asset_partition_range_end": TRADING_KEYS[-1],
+                    },
+                )
+            )
+            evaluations = [
+                e
+                for e in instance.all_logs(result.run_id)
+                if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            ]
+            history = {
+                check: sorted(
+                    (r.partition or "", r.status.value)
+                    for r in instance.event_log_storage.get_asset_check_execution_history(
+                        dg.AssetCheckKey(dg.AssetKey("booked"), check), limit=100
+                    )
+                )
+                for check in ("booked_rows", "booked_prices")
+            }
+            seen[name] = {
+                "evaluations": [
+                    (
+                        e.dagster_event.message,
+                        _evaluation_fields(e.dagster_event.asset_check_evaluation_data),
+                        e.dagster_event.asset_check_evaluation_data.target_materialization_data is not None,
+                    )
+                    for e in evaluations
+                ],
+                "history": history,
+                "yielded": len(result.get_asset_check_evaluations()),
+            }
+            stored_batches = list(batches)
+        if name == "batched":
+            per_date = [b for b in stored_batches if set(b) == {dg.DagsterEventType.ASSET_CHECK_EVALUATION}]
+            assert [len(b) for b in per_date] == [2 * len(TRADING_KEYS)]
+        else:
+            assert stored_batches == []
+    assert seen["batched"] == seen["unbatched"]
+    assert len(seen["batched"]["evaluations"]) == 2 * len(TRADING_KEYS) + 2  # + the run's results
+    assert all(targeted for _, _, targeted in seen["batched"]["evaluations"][:-2])
+    assert ("2025-07-08", "FAILED") in seen["batched"]["history"]["booked_rows"]
