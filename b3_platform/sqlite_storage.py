@@ -10,8 +10,12 @@ which kept connections alone save about 200; benchmarks/RESULTS.md, "The instanc
 through kept connections").
 
 `PooledSqliteEventLogStorage` keeps one engine per database file while the process uses it, with
-one pooled connection, under Dagster's own lock; each event is still its own committed transaction,
-so readers in other processes (the webserver, the daemon) see it at once. The files and their
+one pooled connection, under Dagster's own lock; each event Dagster stores on its own is still its
+own committed transaction, so readers in other processes (the webserver, the daemon) see it at once.
+The batches Dagster hands over when DAGSTER_EVENT_BATCH_SIZE > 0 (a range step's per-date
+materializations) are one transaction per file, all or nothing; the class sets the variable when
+the environment leaves it unset (`EVENT_BATCH_SIZE`). Either way an event's rows are written with
+statements built once, one transaction in the run's file and one in the index (`_store_events`). The files and their
 schema are Dagster's: an instance Dagster's class wrote reads the same through this one, and one
 this class wrote reads the same through Dagster's once its bodies are plain again (below).
 What it stores differently, each explained where it is done:
@@ -44,15 +48,23 @@ import sqlite3
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import dagster._check as check
 import sqlalchemy as db
-from dagster import Field, StringSource
+from dagster import DagsterInvariantViolationError, Field, StringSource
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
-from dagster._core.events import AssetMaterializationPlannedData, DagsterEvent, DagsterEventType
+from dagster._core.events import (
+    ASSET_CHECK_EVENTS,
+    ASSET_EVENTS,
+    EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
+    AssetMaterializationPlannedData,
+    DagsterEvent,
+    DagsterEventType,
+)
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
@@ -77,6 +89,14 @@ from b3_platform.sqlite_body_dictionary import DICTIONARY, DICTIONARY_ID
 # Database files one process keeps open at once: a run writes its own file and the index; the
 # webserver reads many runs' files, and the least recently used beyond this many are closed.
 MAX_OPEN_SHARDS = 16
+
+# DAGSTER_EVENT_BATCH_SIZE, set by this storage when the environment does not set it. Dagster then
+# hands a range step's per-date materializations (and a run's planned events) to `store_event_batch`
+# in batches of up to this many instead of one `store_event` each. Dagster reads the variable per
+# event from the process environment, which is the only place an event log can set it: the runs'
+# and steps' processes make their instance, and so this storage, from dagster.yaml.
+EVENT_BATCH_SIZE = 1000
+_EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 
 # zlib's level for the stored bodies, chosen by measurement on a 60-date × 34-index backfill's
 # bodies with the preset dictionary (benchmarks/RESULTS.md, "The instance's bodies compressed"):
@@ -158,8 +178,10 @@ class CompressedBody(db.types.TypeDecorator):
     impl = db.Text
     cache_ok = True
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | bytes | None:
-        if value is not None and getattr(dialect, _COMPRESSING, False):
+    def process_bind_param(self, value: str | bytes | None, dialect: Dialect) -> str | bytes | None:
+        # bytes are a body this module already compressed (`_store_events` compresses each body
+        # once for the run's file, the index and the check's row).
+        if isinstance(value, str) and getattr(dialect, _COMPRESSING, False):
             return compress_body(value)
         return value
 
@@ -176,6 +198,39 @@ class CompressedLongBody(CompressedBody):
 
 for _table, _column in BODY_COLUMNS:
     _column.type = (CompressedLongBody if isinstance(_column.type, LongText) else CompressedBody)()
+
+
+# The event types whose rows Dagster's sqlite class copies into the index (`_store_events`).
+_INDEXED = frozenset(ASSET_EVENTS | ASSET_CHECK_EVENTS | set(EVENT_TYPE_TO_PIPELINE_RUN_STATUS))
+
+# The statements `_store_events` executes, built once: SQLAlchemy compiles each once per engine and
+# reuses it, where a statement built per event (Dagster's `insert().values(...)`) is built, coerced
+# and hashed for its cache key every time. An UPDATE's SET columns are the execution's parameters
+# named after columns; its WHERE takes the `w_` ones.
+_INSERT_EVENT = SqlEventLogStorageTable.insert()
+_INSERT_CHECK = AssetCheckExecutionsTable.insert()
+_INSERT_ASSET = AssetKeyTable.insert()
+_UPDATE_ASSET = AssetKeyTable.update().where(AssetKeyTable.c.asset_key == db.bindparam("w_asset_key"))
+_CHECKS = AssetCheckExecutionsTable.c
+#: The planned row an evaluation replaces, by whether the evaluation names a partition.
+_UPDATE_CHECK = {
+    named: AssetCheckExecutionsTable.update().where(
+        _CHECKS.asset_key == db.bindparam("w_asset_key"),
+        _CHECKS.check_name == db.bindparam("w_check_name"),
+        _CHECKS.run_id == db.bindparam("w_run_id"),
+        _CHECKS.partition == db.bindparam("w_partition") if named else _CHECKS.partition.is_(None),
+    )
+    for named in (True, False)
+}
+
+
+def _is_subset_planned(event: EventLogEntry) -> bool:
+    """A run's one planned event of an asset naming its dates (`_index_planned_dates`)."""
+    return (
+        event.is_dagster_event
+        and event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        and event.get_dagster_event().event_specific_data.partitions_subset is not None
+    )
 
 
 def _without_subset(event: EventLogEntry) -> EventLogEntry:
@@ -207,6 +262,10 @@ def _without_fsync_per_commit(dbapi_connection, _record) -> None:
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` whose connections outlive an event (see the module docstring)."""
 
+    #: `store_event_batch` takes events of any kind (b3_platform.assets.common.STORES_ANY_EVENT_BATCH:
+    #: CheckBook then logs a range's per-date check evaluations as one batch).
+    stores_any_event_batch = True
+
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_pid = os.getpid()
@@ -214,6 +273,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._last_serialized: tuple[EventLogEntry, str] | None = None  # see _event_to_row
         self._inst_data = inst_data
         self._base_dir_pending = base_dir is None
+        # Batches pay with this class (`store_event_batch`); DAGSTER_EVENT_BATCH_SIZE=0 turns them off.
+        os.environ.setdefault(_EVENT_BATCH_SIZE_VARIABLE, str(EVENT_BATCH_SIZE))
         if base_dir is not None:
             self._start(base_dir)
 
@@ -318,7 +379,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return True
 
     def _event_to_row(self, event: EventLogEntry) -> dict[str, Any]:
-        """Dagster's row, the event's serialized text kept for `_get_asset_entry_values`."""
+        """Dagster's row, the event's serialized text kept for `_get_asset_entry_values` (the
+        way of an event `_store_events` hands to Dagster's `store_event`)."""
         row = super()._event_to_row(event)
         self._last_serialized = (event, row["event"])
         return row
@@ -326,77 +388,222 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def _get_asset_entry_values(
         self, event: EventLogEntry, event_id: int, has_asset_key_index_cols: bool
     ) -> dict[str, Any]:
+        """`_entry_values` from the text `_event_to_row` serialized a moment before, if it was
+        this event's; Dagster's method otherwise."""
+        last = self._last_serialized
+        if last is None or last[0] is not event:
+            return super()._get_asset_entry_values(event, event_id, has_asset_key_index_cols)
+        return self._entry_values(event, last[1], event_id, has_asset_key_index_cols)
+
+    def _entry_values(
+        self, event: EventLogEntry, text: str, event_id: int, has_asset_key_index_cols: bool
+    ) -> dict[str, Any]:
         """Dagster's values for the asset's row in `asset_keys`, without serializing a
         materialization a second time: Dagster serializes the whole event again inside the record
         it keeps as the asset's last materialization (a 34-index date's silver_assets event is
-        ~28 KB of JSON, 8 such events per date); the record's text is made from the event's text
-        serialized a moment before for its insert. Anything else goes to Dagster's method."""
-        last = self._last_serialized
+        ~28 KB of JSON, 8 such events per date); the record's text is made from `text`, the
+        event's own, serialized for its insert. Anything else goes to Dagster's method."""
         dagster_event = event.dagster_event
-        if (
-            last is None
-            or last[0] is not event
-            or dagster_event is None
-            or not dagster_event.is_step_materialization
-        ):
-            return super()._get_asset_entry_values(event, event_id, has_asset_key_index_cols)
+        if dagster_event is None or not dagster_event.is_step_materialization:
+            return SqliteEventLogStorage._get_asset_entry_values(
+                self, event, event_id, has_asset_key_index_cols
+            )
         values: dict[str, Any] = {
-            "last_materialization": _RECORD_JSON.format(entry=last[1], storage_id=int(event_id)),
+            "last_materialization": _RECORD_JSON.format(entry=text, storage_id=int(event_id)),
             "last_run_id": event.run_id,
         }
         if has_asset_key_index_cols:
             values["last_materialization_timestamp"] = datetime_from_timestamp(event.timestamp)
         return values
 
-    def store_event(self, event: EventLogEntry) -> None:
-        super().store_event(event)
-        if (
-            event.is_dagster_event
-            and event.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-            and event.get_dagster_event().event_specific_data.partitions_subset is not None
-        ):
-            self._index_planned_dates(event)
+    # --- storing events -----------------------------------------------------------------------
 
-    def _index_planned_dates(self, event: EventLogEntry) -> None:
-        """The per-date planned rows Dagster's class would have indexed for this subset, in one
-        transaction. Dagster reads a date's in-progress and failed status from them (the latest
-        planned row of a date without a later materialization, and its run's status): without
-        them (Dagster's DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS switch) a failed run's
-        dates do not read FAILED, and automation does not see a running run's dates in progress
-        and may request them again. They go to the cross-run index only, where those reads look;
-        the run's own log keeps the one event it was planned with."""
+    def store_event(self, event: EventLogEntry) -> None:
+        self._store_events([event])
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """A batch Dagster hands over when DAGSTER_EVENT_BATCH_SIZE > 0 (the per-date
+        materializations of a range step's output, a run's planned events): stored as
+        `_store_events` stores one, in one transaction per file for the whole batch. All or
+        nothing: should it fail, Dagster stores the same events again one by one, and finds none
+        of them written."""
+        self._store_events(list(events))
+
+    def _store_events(self, events: list[EventLogEntry]) -> None:
+        """What Dagster's sqlite class writes for each event, in the same order and the same rows,
+        with fewer transactions and statements:
+
+        - the events' rows go to the run's file with one statement, in one transaction;
+        - their copies in the index (asset, check and run-status events, as Dagster's class
+          mirrors them), their tags, their checks' rows and their assets' rows go to the index in
+          one transaction, opened inside the run file's: a failure anywhere rolls both back, so
+          no event of the batch is left half-stored (only a failed commit of the run's file after
+          the index committed could; sqlite's commit of a WAL append fails only on a full disk);
+        - an asset's row in `asset_keys` is written once per asset, with what the events wrote
+          one after the other (their values merged in order: the last event's win);
+        - each event is serialized and compressed once: the run's file, the index and a check's
+          row hold the same body (Dagster serializes an evaluation twice);
+        - the statements are built once (module constants), so SQLAlchemy reuses their compiled
+          form instead of building, coercing and hashing a new statement per event.
+
+        A runless check evaluation or a batch spanning runs (neither occurs in a run's batch) goes
+        through Dagster's `store_event`, one event at a time."""
+        run_id = events[0].run_id
+        if not run_id or any(event.run_id != run_id for event in events):
+            for event in events:
+                self._store_event_dagsters_way(event)
+            return
+        prepared = []
+        for event in events:
+            row = SqliteEventLogStorage._event_to_row(self, event)
+            text = row["event"]
+            row["event"] = compress_body(text)
+            prepared.append((event, row, text))
+        indexed = [p for p in prepared if p[0].is_dagster_event and p[0].dagster_event_type in _INDEXED]
+        duplicated: list[str] = []
+        with self._connect(run_id) as conn:
+            conn.execute(_INSERT_EVENT, [row for _, row, _ in prepared])
+            if indexed:
+                with self._connect(INDEX_SHARD_NAME) as index:
+                    duplicated = self._index_events(index, indexed)
+        if duplicated:  # Dagster's class raises this too, after committing
+            raise DagsterInvariantViolationError(
+                f"Updated more than one row for asset check evaluation(s) {', '.join(duplicated)} as "
+                "a result of duplicate AssetCheckPlanned events."
+            )
+
+    def _store_event_dagsters_way(self, event: EventLogEntry) -> None:
+        super().store_event(event)
+        if _is_subset_planned(event):
+            with self.index_transaction() as conn:
+                self._index_planned_dates(conn, event)
+
+    def _index_events(self, conn: Connection, indexed: list[tuple[EventLogEntry, dict, str]]) -> list[str]:
+        """The index's share of `_store_events`, on its open transaction; returns the check
+        evaluations that matched more than one planned row."""
+        asset_events: list[EventLogEntry] = []
+        asset_event_ids: list[int] = []
+        entry_values: dict[str, dict[str, Any]] = {}
+        has_index_cols: bool | None = None
+        duplicated: list[str] = []
+        for event, row, text in indexed:
+            event_id = conn.execute(_INSERT_EVENT, row).inserted_primary_key[0]
+            if event_id is None:
+                raise DagsterInvariantViolationError("Cannot store asset event tags for null event id.")
+            dagster_event = event.get_dagster_event()
+            kind = dagster_event.event_type
+            if kind in ASSET_EVENTS:
+                if dagster_event.asset_key is None:
+                    continue
+                asset_events.append(event)
+                asset_event_ids.append(event_id)
+                if has_index_cols is None:
+                    has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
+                values = self._entry_values(event, text, event_id, has_index_cols)
+                if values:
+                    entry_values.setdefault(dagster_event.asset_key.to_string(), {}).update(values)
+                if _is_subset_planned(event):
+                    self._index_planned_dates(conn, event)
+            elif kind in ASSET_CHECK_EVENTS:
+                check.invariant(
+                    self.supports_asset_checks,
+                    "Asset checks require a database schema migration. Run `dagster instance migrate`.",
+                )
+                if kind == DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+                    conn.execute(_INSERT_CHECK, self._planned_check_rows(event, event_id))
+                elif not self._store_check_evaluation(conn, event, row["event"], event_id):
+                    duplicated.append(
+                        dagster_event.asset_check_evaluation_data.asset_check_key.to_user_string()
+                    )
+        if asset_events:
+            self._store_asset_event_tags(conn, asset_events, asset_event_ids)
+        for asset_key, values in entry_values.items():
+            if conn.execute(_UPDATE_ASSET, {"w_asset_key": asset_key, **values}).rowcount == 0:
+                conn.execute(_INSERT_ASSET, {"asset_key": asset_key, **values})
+        return duplicated
+
+    def _store_check_evaluation(
+        self, conn: Connection, event: EventLogEntry, body: bytes, event_id: int
+    ) -> bool:
+        """Dagster's `_update_asset_check_evaluation` on the open transaction, with the event's
+        compressed body from its insert and prebuilt statements: the check's planned row for the
+        run and date takes the evaluation, or a row is added when there was none. False when more
+        than one planned row matched (Dagster raises; so does `_store_events`, after committing)."""
+        evaluation = event.get_dagster_event().asset_check_evaluation_data
+        target = evaluation.target_materialization_data
+        values = {
+            "execution_status": (
+                AssetCheckExecutionRecordStatus.SUCCEEDED.value
+                if evaluation.passed
+                else AssetCheckExecutionRecordStatus.FAILED.value
+            ),
+            "evaluation_event": body,
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+            "materialization_event_storage_id": target.storage_id if target else None,
+            "partition": evaluation.partition,
+        }
+        key = {
+            "asset_key": evaluation.asset_key.to_string(),
+            "check_name": evaluation.check_name,
+            "run_id": event.run_id,
+        }
+        where = {f"w_{name}": value for name, value in key.items()}
+        if evaluation.partition is not None:
+            where["w_partition"] = evaluation.partition
+        updated = conn.execute(_UPDATE_CHECK[evaluation.partition is not None], {**where, **values}).rowcount
+        if updated == 0:
+            conn.execute(_INSERT_CHECK, {**key, **values})
+        return updated <= 1
+
+    def _index_planned_dates(self, conn: Connection, event: EventLogEntry) -> None:
+        """The per-date planned rows Dagster's class would have indexed for this subset, with one
+        statement on the index's open transaction. Dagster reads a date's in-progress and failed
+        status from them (the latest planned row of a date without a later materialization, and
+        its run's status): without them (Dagster's DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS
+        switch) a failed run's dates do not read FAILED, and automation does not see a running
+        run's dates in progress and may request them again. They go to the cross-run index only,
+        where those reads look; the run's own log keeps the one event it was planned with."""
         planned = event.get_dagster_event().event_specific_data
         rows = [
-            EventLogEntry(
-                user_message="",
-                level=event.level,
-                job_name=event.job_name,
-                run_id=event.run_id,
-                error_info=None,
-                timestamp=event.timestamp,
-                step_key=event.step_key,
-                dagster_event=DagsterEvent.build_asset_materialization_planned_event(
-                    event.job_name,
-                    event.step_key,
-                    AssetMaterializationPlannedData(planned.asset_key, partition=key),
+            SqliteEventLogStorage._event_to_row(
+                self,
+                EventLogEntry(
+                    user_message="",
+                    level=event.level,
+                    job_name=event.job_name,
+                    run_id=event.run_id,
+                    error_info=None,
+                    timestamp=event.timestamp,
+                    step_key=event.step_key,
+                    dagster_event=DagsterEvent.build_asset_materialization_planned_event(
+                        event.job_name,
+                        event.step_key,
+                        AssetMaterializationPlannedData(planned.asset_key, partition=key),
+                    ),
                 ),
             )
             for key in planned.partitions_subset.get_partition_keys()
         ]
-        with self.index_transaction() as conn:
-            for row in rows:
-                conn.execute(self.prepare_insert_event(row))
+        conn.execute(_INSERT_EVENT, rows)
 
     # --- planned checks -----------------------------------------------------------------------
 
     def _store_asset_check_evaluation_planned(self, event: EventLogEntry, event_id: int | None) -> None:
-        """Dagster's method — one PLANNED row per date, replaced by the date's evaluation when the
-        check runs — with two changes. Each row holds the planned event without the range's
-        subset: Dagster stored the whole event in every row (~11 KB, nearly all of it the trading-day
-        partitions definition with its holidays, about half of what a backfill added to the instance
-        per date), while the row's date is its own `partition` column and the run's log keeps the
-        event with its subset. And that event is serialized once, not once per date (which made
-        planning a range quadratic: ~4 s of a 250-date backfill)."""
+        """Dagster's method, with `_planned_check_rows`' rows (used when an event is stored
+        through Dagster's `store_event`)."""
+        with self.index_connection() as conn:
+            conn.execute(_INSERT_CHECK, self._planned_check_rows(event, event_id))
+
+    def _planned_check_rows(self, event: EventLogEntry, event_id: int | None) -> list[dict[str, Any]]:
+        """Dagster's rows for a planned check — one PLANNED row per date, replaced by the date's
+        evaluation when the check runs — with two changes. Each row holds the planned event without
+        the range's subset: Dagster stored the whole event in every row (~11 KB, nearly all of it
+        the trading-day partitions definition with its holidays, about half of what a backfill
+        added to the instance per date), while the row's date is its own `partition` column and the
+        run's log keeps the event with its subset. And that event is serialized and compressed
+        once, not once per date (which made planning a range quadratic: ~4 s of a 250-date
+        backfill)."""
         planned = event.get_dagster_event().event_specific_data
         partition_keys = (
             planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
@@ -406,16 +613,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             "check_name": planned.check_name,
             "run_id": event.run_id,
             "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
-            "evaluation_event": serialize_value(_without_subset(event)),
+            "evaluation_event": compress_body(serialize_value(_without_subset(event))),
             "evaluation_event_timestamp": self._event_insert_timestamp(event),
             "evaluation_event_storage_id": event_id,
         }
-        with self.index_connection() as conn:
-            conn.execute(
-                AssetCheckExecutionsTable.insert().values(
-                    [{**shared, "partition": key} for key in partition_keys]
-                )
-            )
+        return [{**shared, "partition": key} for key in partition_keys]
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -97,8 +97,8 @@ def one_backfill(config: Config, server, raw_lake: Path, days, indices, scratch:
         env.update(server.env(database))
         empty_bytes = server.database_bytes(database)
         sessions_before = server.sessions(database)
-    if config.batch:
-        env["DAGSTER_EVENT_BATCH_SIZE"] = str(config.batch)
+    # Always set, 0 for off: the repo's sqlite event log turns batching on when it is unset.
+    env["DAGSTER_EVENT_BATCH_SIZE"] = str(config.batch)
     spec = {
         "mode": "backfill",
         "instance": "persistent",
