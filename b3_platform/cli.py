@@ -412,10 +412,10 @@ def cmd_dashboard(args) -> int:
     except QueryError as exc:
         print(f"error: the catalog refused the dashboard's query: {exc}", file=sys.stderr)
         return 1
-    if built.dates:
+    if built.last_date:
         print(
-            f"dashboard: {', '.join(built.indices)} over {len(built.dates)} dates "
-            f"({built.dates[0]} … {built.dates[-1]}), {built.size:,} bytes"
+            f"dashboard: {', '.join(built.indices)} over {built.dates} dates "
+            f"({built.first_date} … {built.last_date}), {built.size:,} bytes"
         )
     else:
         print(

@@ -184,7 +184,7 @@ def test_a_catalog_without_dates_gives_a_page_that_says_so(playwright, tmp_path)
     catalog = duckdb_catalog(root)
     catalog.sync(storage, list(CATALOG_TABLES.values()))  # typed, empty views: nothing built yet
     built = build_site(catalog, storage)
-    assert built.dates == [] and (root / PAGE_KEY).is_file()
+    assert (built.dates, built.last_date) == (0, None) and (root / PAGE_KEY).is_file()
     with browser_page(playwright, tmp_path / "profile") as (page, recorded):
         page.goto((root / PAGE_KEY).as_uri())
         page.wait_for_function("window.dashboard && window.dashboard.rendered > 0", timeout=60_000)
@@ -407,9 +407,9 @@ def test_gold_s_picture_draws_a_trailing_window_queried_date_pruned(demo, catalo
     )
     observation = _observed(_draw_dashboard(demo, catalog))
 
-    # The page's nine questions cover the whole history; the picture's four, the window only.
+    # The page's ten questions cover the whole history; the picture's four, the window only.
     page, picture = sent[:-4], sent[-4:]
-    assert len(page) == 9 and not any(f"DATE '{since}'" in sql for sql in page)
+    assert len(page) == 10 and not any(f"DATE '{since}'" in sql for sql in page)
     after = dt.date.fromisoformat(NEWEST) + dt.timedelta(days=1)
     assert all(f"\"date\" >= DATE '{since}'" in sql and f"< DATE '{after}'" in sql for sql in picture), (
         picture

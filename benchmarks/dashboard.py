@@ -17,12 +17,23 @@ backfill on a temporary instance, not timed here (run.py measures that) — and 
     python benchmarks/dashboard.py                         # N=1250, K=1 and 5, 3 repeats
     python benchmarks/dashboard.py --dates 60 --indices 1 --repeat 1   # a quick check
     python benchmarks/dashboard.py --write-results         # also writes benchmarks/DASHBOARD.md
+
+`--page-of LAKE` measures the page alone on a lake whose catalog is synced (e.g. one
+`memory_profile.py --keep-lake` kept): `build_site` in a fresh child process per round, its peak
+RSS (ru_maxrss), wall and CPU seconds, the page's bytes and the rows of its tables; with
+`--baseline CHECKOUT` that checkout's package builds the same page, rounds interleaved:
+
+    python benchmarks/dashboard.py --page-of /tmp/lake-700 --baseline /tmp/base --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+if os.environ.get("B3_BENCH_CODE"):
+    sys.path.insert(0, os.environ["B3_BENCH_CODE"])
 
 from archive import build_archive, target_days  # noqa: E402
 from common import Clock, fmt, median, quiet_warnings  # noqa: E402
@@ -135,6 +148,11 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> list[str]:
         "what each figure measures. The archive is synthetic (benchmarks/archive.py: the real IBOV samples "
         "re-dated onto consecutive trading days, copied under other index codes for K > 1).",
         "",
+        "The page holds a bounded history (`dashboard/queries.py` `DAILY_DATES`, 250): each index's newest "
+        "dates day by day from the first of that month, older ones one point per month (the month's last "
+        "date in the lake), thinned in the SQL; so beyond a year the page's size and the rows its queries "
+        "return grow by one point per month, not per date (the queries still scan the whole history).",
+        "",
         f"Command: `python benchmarks/dashboard.py {' '.join(argv)}`",
         "",
         "## Machine",
@@ -156,6 +174,64 @@ def report(rows: list[dict], repeat: int, argv: list[str]) -> list[str]:
     return lines
 
 
+def page_child(lake: Path) -> dict:
+    """`build_site` once on `lake`'s catalog, in this fresh process: what the dashboard asset does."""
+    from b3_platform.dashboard.site import build_site
+    from b3_platform.definitions import build_defs
+
+    env = {
+        "B3_PLATFORM_ENV": "local",
+        "B3_PLATFORM_DATA_DIR": str(lake),
+        "B3_PLATFORM_DUCKDB": str(lake / "warehouse.duckdb"),
+    }
+    resources = build_defs(env).resources
+    catalog, storage = resources["catalog"], resources["lake"].storage()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall, cpu, built = timed(lambda: build_site(catalog, storage))
+    return {
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": before,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "bytes": built.size,
+        **{
+            f"{name}_rows": len(getattr(built.data, name).rows)
+            for name in ("summary", "weights", "sectors", "events")
+        },
+    }
+
+
+def page_rounds(lake: Path, checkouts: dict[str, Path], rounds: int, say) -> list[str]:
+    """Each checkout's page of `lake`, in a fresh child per round, interleaved; medians."""
+    figures: dict[str, list[dict]] = {name: [] for name in checkouts}
+    for attempt in range(1, rounds + 1):
+        for name, checkout in checkouts.items():
+            env = {**os.environ, "B3_BENCH_CODE": str(checkout.resolve()), "PYTHONWARNINGS": "ignore"}
+            done = subprocess.run(
+                [sys.executable, __file__, "--page-child", str(lake)],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise SystemExit(f"the page child of {checkout} failed:\n{done.stderr[-3000:]}")
+            figures[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            say(f"{name} #{attempt}: {figures[name][-1]}")
+    lines = [
+        f"Page alone on {lake} (median of {rounds} fresh processes each):",
+        "",
+        "| checkout | peak RSS MB | RSS before build MB | wall s | CPU s | page bytes | summary rows | weights rows "
+        "| sectors rows | events rows |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, runs in figures.items():
+        m = {key: median([r[key] for r in runs]) for key in runs[0]}
+        lines.append(
+            f"| {name} | {m['rss_mb']:.0f} | {m['rss_before_mb']:.0f} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} "
+            f"| {m['bytes']:,.0f} | {m['summary_rows']:,.0f} | {m['weights_rows']:,.0f} | {m['sectors_rows']:,.0f} "
+            f"| {m['events_rows']:,.0f} |"
+        )
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,9 +242,25 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", help="kept when given; a temporary folder otherwise")
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="measure lakes already built in --workdir")
+    parser.add_argument("--page-of", type=Path, help="measure the page alone on this lake's synced catalog")
+    parser.add_argument("--baseline", type=Path, help="with --page-of: that checkout's page too, interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="with --page-of: fresh processes per checkout")
+    parser.add_argument("--page-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quiet_warnings()
+    if args.page_child:
+        from backfill import assert_measured_code
+
+        result = page_child(args.page_child)
+        assert_measured_code(os.environ.get("B3_BENCH_CODE"))
+        print(json.dumps(result))
+        return 0
     clock = Clock()
+    if args.page_of:
+        this = Path(__file__).resolve().parent.parent
+        checkouts = {"this": this, **({"baseline": args.baseline} if args.baseline else {})}
+        print("\n".join(page_rounds(args.page_of, checkouts, args.rounds, clock.say)))
+        return 0
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="b3-dashboard-bench-"))
     try:
         rows = [

@@ -52,12 +52,12 @@ FEATURED_INDEX = "IBOV"
 def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource):
     built = build_site(catalog, lake.storage())
     context.log.info(
-        f"dashboard: {len(built.indices)} indices over {len(built.dates)} dates, {built.size:,} bytes; "
+        f"dashboard: {len(built.indices)} indices over {built.dates} dates, {built.size:,} bytes; "
         f"queries {built.query_seconds:.1f} s, page {built.render_seconds:.1f} s → {built.uri}"
     )
     picture = "not drawn: the catalog holds no date"
-    if built.dates:
-        newest = dt.date.fromisoformat(built.dates[-1])
+    if built.last_date:
+        newest = dt.date.fromisoformat(built.last_date)
         drawn = gold_picture(catalog, newest)
         context.log_event(
             dg.AssetObservation(
@@ -74,9 +74,9 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, catalog: Ca
             "page": dg.MetadataValue.path(built.uri),
             "bytes": built.size,
             "indices": ", ".join(built.indices),
-            "dates": len(built.dates),
-            "first_date": built.dates[0] if built.dates else "none",
-            "last_date": built.dates[-1] if built.dates else "none",
+            "dates": built.dates,
+            "first_date": built.first_date or "none",
+            "last_date": built.last_date or "none",
             "picture": picture,
         }
     )

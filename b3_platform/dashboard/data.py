@@ -7,6 +7,12 @@ decimals as JSON numbers with the same digits (6.567 stays 6.567). Each date row
 `end` (the next trading day: the date's composition holds until then, so a block of consecutive
 trading days is continuous and a date the lake lacks is an empty stretch) and `run` (a number that
 changes after every gap, so line charts break there instead of drawing across missing dates).
+
+The page's history is bounded (`queries.DAILY_DATES`): each index's newest dates day by day, older
+ones one point per month (the month's last date in the lake). A month point holds until the next
+month's point when the lake holds that month (no gap is drawn inside a month it holds), and a month
+without a date is a gap; the summary's rows say how many lake dates each point stands for, so the
+page's counts are the lake's.
 """
 
 from __future__ import annotations
@@ -66,21 +72,42 @@ class Calendar:
         else:
             sessions = []
         self._next = {d: n for d, n in zip(sessions, sessions[1:])}
-        self._position = {d: i for i, d in enumerate(sessions)}
 
     def next_day(self, day: dt.date) -> dt.date:
         """The next trading day (the calendar day after, past the calendar's horizon)."""
         return self._next.get(day, day + dt.timedelta(days=1))
 
-    def runs(self, days: Sequence[dt.date]) -> dict[dt.date, int]:
-        """Each date's run: consecutive trading days share one; a missing trading day starts the next."""
-        runs, run, previous = {}, 0, None
-        for day in sorted(days):
-            here = self._position.get(day)
-            if previous is not None and (here is None or self._position.get(previous) != here - 1):
-                run += 1
-            runs[day], previous = run, day
-        return runs
+    def stretches(self, points: Sequence[tuple[dt.date, bool]]) -> dict[dt.date, tuple[dt.date, int]]:
+        """Each point's `end` and `run`, for one index's points `(date, by_month)`.
+
+        A date shown day by day holds until the next trading day, and the next point continues its
+        stretch when it is that day. A month point (its month's last date in the lake) holds until
+        the next point when that one is a month point of the following month (the lake holds dates
+        in both months; which days of a month it lacks is not drawn at that resolution, only
+        counted), and a month without a date is a gap. The daily part starts on a month's first day,
+        so a month point is the last date the lake holds before the first daily one: the daily rule
+        tells whether the lake lacks days between them."""
+        ordered = sorted(points)
+        shown: dict[dt.date, tuple[dt.date, int]] = {}
+        run = 0
+        for (day, by_month), following in zip(ordered, [*ordered[1:], None]):
+            end = self.next_day(day)
+            if following is None:
+                shown[day] = (end, run)
+                continue
+            after, after_by_month = following
+            if by_month and after_by_month:
+                continues = _month_number(after) == _month_number(day) + 1
+                end = after if continues else end
+            else:
+                continues = after == end
+            shown[day] = (end, run)
+            run += not continues
+        return shown
+
+
+def _month_number(day: dt.date) -> int:
+    return day.year * 12 + day.month
 
 
 @dataclass
@@ -101,6 +128,11 @@ class DashboardData:
     rebalance_preview: Table = field(default_factory=lambda: Table([]))
     rebalance_changes: Table = field(default_factory=lambda: Table([]))
     rebalance_accuracy: Table = field(default_factory=lambda: Table([]))
+    #: The lake's dates whatever the tables show of them (`queries.held`: how many, first, last);
+    #: empty when the tables hold every date (gold's picture window).
+    held: Table = field(default_factory=lambda: Table([]))
+    #: `queries.DAILY_DATES` when older dates are one point per month (None: every date).
+    daily_dates: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,15 +140,31 @@ class DashboardData:
             "top_n": self.top_n,
             "others": queries.OTHERS,
             "source": self.source,
+            "daily_dates": self.daily_dates,
             **{name: getattr(self, name).to_json() for name in TABLE_NAMES},
         }
 
     def dates(self, index: str | None = None) -> list[str]:
-        """The dates the lake holds (for one index, or any)."""
+        """The dates the tables hold (for one index, or any): every date the lake holds, or with a
+        bounded history (`daily_dates`) the ones drawn; `span` counts the lake's."""
         if not self.summary.rows:  # an empty answer may come without its columns (Athena)
             return []
         at_index, at_date = self.summary.fields.index("index"), self.summary.fields.index("date")
         return sorted({r[at_date] for r in self.summary.rows if index is None or r[at_index] == index})
+
+    def span(self, index: str | None = None) -> tuple[int, str | None, str | None]:
+        """How many dates the lake holds (for one index, or any), its first and its last, also
+        where the tables show older dates one point per month."""
+        if index is None and self.held.rows:
+            (row,) = self.held.records()
+            return int(row["dates"]), row["first_date"], row["last_date"]
+        rows = [r for r in self.summary.records() if index is None or r["index"] == index]
+        if not rows:
+            return 0, None, None
+        if "dates" not in self.summary.fields:  # every date is a row
+            days = self.dates(index)
+            return len(days), days[0], days[-1]
+        return sum(r["dates"] for r in rows), min(r["first_date"] for r in rows), max(r["date"] for r in rows)
 
 
 TABLE_NAMES = (
@@ -132,21 +180,16 @@ TABLE_NAMES = (
 )
 
 
-def _with_gaps(table: Table, runs: dict[tuple[str, str], int], calendar: Calendar) -> Table:
-    """`end` (next trading day) and `run` (gap-separated stretch) beside each row's date, added to
-    the rows in place (no second copy of a table that grows with the history: at 1,000 dates × 34
-    indices the page's tables are ~0.5 M rows)."""
+def _with_gaps(table: Table, stretches: dict[tuple[str, str], tuple[str, int]]) -> Table:
+    """`end` (when the point's composition stops: the next trading day, or the next month's point)
+    and `run` (gap-separated stretch) beside each row's date, added to the rows in place (no second
+    copy of a table)."""
     table.fields = [*table.fields, "end", "run"]
     if not table.rows:  # an empty answer may come without its columns (Athena)
         return table
     at_index, at_date = table.fields.index("index"), table.fields.index("date")
-    ends: dict[str, str] = {}
     for row in table.rows:
-        day = row[at_date]
-        end = ends.get(day)
-        if end is None:
-            end = ends[day] = calendar.next_day(dt.date.fromisoformat(day)).isoformat()
-        row.extend((end, runs[(row[at_index], day)]))
+        row.extend(stretches[(row[at_index], row[at_date])])
     return table
 
 
@@ -163,7 +206,8 @@ def shape(
     rebalance: tuple[QueryResult, QueryResult, QueryResult] | None = None,
 ) -> DashboardData:
     """The catalog's answers as the dashboard's tables, with gaps marked per index. `rebalance`:
-    the answers of the next rebalance panel (preview, changes, accuracy), when asked."""
+    the answers of the next rebalance panel (preview, changes, accuracy), when asked. Every date
+    is a row (the summary's rows carry no `resolution`), as gold's picture window asks."""
     return _shaped(
         *(_table(r) for r in (summary, weights, sectors, events, latest, overlap)),
         top_n=top_n,
@@ -183,26 +227,31 @@ def _shaped(
     top_n: int,
     source: str,
     rebalance: tuple[Table, ...] | None = None,
+    held: Table | None = None,
+    daily_dates: int | None = None,
 ) -> DashboardData:
     """`shape` over answers already made tables (`load` makes each as it arrives, so the catalog's
-    rows and their JSON-ready copy are never both held for every query)."""
+    rows and their JSON-ready copy are never both held for every query). A summary with a
+    `resolution` column has month points ('month'), whose `end` and `run` follow months."""
     preview, changes, accuracy = rebalance if rebalance else (Table([]),) * 3
-    by_index: dict[str, list[dt.date]] = defaultdict(list)
+    by_index: dict[str, list[tuple[dt.date, bool]]] = defaultdict(list)
     if summary_t.rows:  # an empty answer may come without its columns (Athena)
         at_index, at_date = summary_t.fields.index("index"), summary_t.fields.index("date")
+        at_resolution = summary_t.fields.index("resolution") if "resolution" in summary_t.fields else None
         for row in summary_t.rows:
-            by_index[row[at_index]].append(dt.date.fromisoformat(row[at_date]))
-    calendar = Calendar(d for days in by_index.values() for d in days)
-    runs = {
-        (index, day.isoformat()): run
-        for index, days in by_index.items()
-        for day, run in calendar.runs(days).items()
+            by_month = at_resolution is not None and row[at_resolution] == "month"
+            by_index[row[at_index]].append((dt.date.fromisoformat(row[at_date]), by_month))
+    calendar = Calendar(day for points in by_index.values() for day, _ in points)
+    stretches = {
+        (index, day.isoformat()): (end.isoformat(), run)
+        for index, points in by_index.items()
+        for day, (end, run) in calendar.stretches(points).items()
     }
     return DashboardData(
         indices=sorted(by_index),
-        summary=_with_gaps(summary_t, runs, calendar),
-        weights=_with_gaps(weights_t, runs, calendar),
-        sectors=_with_gaps(sectors_t, runs, calendar),
+        summary=_with_gaps(summary_t, stretches),
+        weights=_with_gaps(weights_t, stretches),
+        sectors=_with_gaps(sectors_t, stretches),
         events=events_t,
         latest=latest_t,
         overlap=overlap_t,
@@ -211,20 +260,32 @@ def _shaped(
         rebalance_preview=preview,
         rebalance_changes=changes,
         rebalance_accuracy=accuracy,
+        held=held if held is not None else Table([]),
+        daily_dates=daily_dates,
     )
 
 
-def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> DashboardData:
-    """Ask the catalog every question of the dashboard (nine queries) and shape the answers, each
-    made a table as it arrives (its catalog rows then freed)."""
+def load(
+    catalog: CatalogResource,
+    *,
+    top_n: int = queries.DEFAULT_TOP_N,
+    daily_dates: int | None = None,
+) -> DashboardData:
+    """Ask the catalog every question of the dashboard (ten queries) and shape the answers, each
+    made a table as it arrives (its catalog rows then freed). The history is bounded: each index's
+    newest `daily_dates` dates (`queries.DAILY_DATES` when not given; from their month's first
+    day) day by day, older ones one point per month, the lake's own counts beside them; the events
+    are every one (a record, sparse in real data: rebalances)."""
+
+    daily_dates = queries.DAILY_DATES if daily_dates is None else daily_dates
 
     def ask(sql: str) -> Table:
         return _table(catalog.query(sql))
 
     return _shaped(
-        ask(queries.summary()),
-        ask(queries.weights(top_n)),
-        ask(queries.sectors()),
+        ask(queries.summary(daily=daily_dates)),
+        ask(queries.weights(top_n, daily=daily_dates)),
+        ask(queries.sectors(daily=daily_dates)),
         ask(queries.events()),
         ask(queries.latest_composition()),
         ask(queries.overlap()),
@@ -235,6 +296,8 @@ def load(catalog: CatalogResource, *, top_n: int = queries.DEFAULT_TOP_N) -> Das
             ask(queries.rebalance_changes()),
             ask(queries.rebalance_accuracy()),
         ),
+        held=ask(queries.held()),
+        daily_dates=daily_dates,
     )
 
 

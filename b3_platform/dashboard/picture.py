@@ -1,6 +1,6 @@
 """PNG pictures of an index's main charts, rendered without a browser by vl-convert (the same
-Vega-Lite specs the page draws, over the dates the data holds: the lake's whole history for the
-dashboard's own picture, a trailing window for gold's)."""
+Vega-Lite specs the page draws, over the dates the data holds: the page's bounded history — older
+dates one point per month — for the dashboard's own data, a trailing window for gold's)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def utc_domain(first: dt.date, last: dt.date) -> dict:
 
 def index_spec(data: DashboardData, index: str, title: str | None = None) -> specs.Spec | None:
     """One Vega-Lite spec stacking the index's main charts (None: the index has no date). `title`
-    replaces the default one (the index, its first and last dates, and how many)."""
+    replaces the default one (the index, its first and last dates in the lake, and how many)."""
     days = data.dates(index)
     if not days:
         return None
@@ -54,13 +54,21 @@ def index_spec(data: DashboardData, index: str, title: str | None = None) -> spe
     return {
         "$schema": specs.SCHEMA,
         "title": {
-            "text": title or f"{index}: {days[0]} to {days[-1]} ({len(days)} dates in the lake)",
+            "text": title or _default_title(data, index),
             "anchor": "start",
         },
         "vconcat": charts,
         "resolve": {"scale": {"color": "independent", "stroke": "independent", "shape": "independent"}},
         "config": {"background": "white"},
     }
+
+
+def _default_title(data: DashboardData, index: str) -> str:
+    held, first, last = data.span(index)
+    text = f"{index}: {first} to {last} ({held} dates in the lake"
+    if len(data.dates(index)) < held:
+        text += "; older ones one point per month, the month's last date"
+    return text + ")"
 
 
 def index_png(data: DashboardData, index: str, scale: float = 1.0, title: str | None = None) -> bytes | None:

@@ -11,6 +11,12 @@ building asks for the history before that date and adds the date from the tables
 `since`, when given, keeps only dates from it on: the picture draws a trailing window, and a plain
 `"date" >=` predicate lets DuckDB skip the older rows' row groups and Athena the older partitions, so
 the picture costs the same whatever the lake's age.
+
+`daily`, when given (the page asks with `DAILY_DATES`), bounds the history the answers hold: each
+index's newest dates day by day, older ones one point per calendar month (see `DAILY_DATES`). The
+thinning is in the SQL, so neither DuckDB nor Athena hands Python more than that bounded set of rows
+whatever the lake's age; the top-N ranking still sums the whole history (an aggregate, a row per
+ticker).
 """
 
 from __future__ import annotations
@@ -20,6 +26,15 @@ import datetime as dt
 #: Tickers drawn one by one in the weights chart; the rest of the index is one "Others" band.
 DEFAULT_TOP_N = 10
 OTHERS = "Others"
+#: The page's history is bounded: each index's dates are shown day by day from the first of the month
+#: of its DAILY_DATES-th newest date in the lake (about a year of trading days, as gold's picture
+#: window), and before that as one point per calendar month, the month's last date the lake holds
+#: for the index. Why: the page embeds its data, so a page of every date grew ~260 KB of the
+#: dashboard's memory and ~18 KB of page per date at 34 indices (~1.3 GB at 5,000 dates, a page no
+#: browser opens comfortably); bounded, both stay flat beyond a year. The daily part starts on a
+#: month's first day so no month is split between the two resolutions; every date stays queryable
+#: through the catalog (`python -m b3_platform query`).
+DAILY_DATES = 250
 
 
 def _dates(before: dt.date | None, since: dt.date | None, column: str = '"date"') -> str:
@@ -29,8 +44,65 @@ def _dates(before: dt.date | None, since: dt.date | None, column: str = '"date"'
     return " AND ".join(bounds) or "TRUE"
 
 
-def summary(before: dt.date | None = None, since: dt.date | None = None) -> str:
-    """Per (date, index): size, concentration and the day-over-day comparison's outcome."""
+def _points(daily: int, before: dt.date | None, since: dt.date | None) -> str:
+    """CTEs naming the point each held (date, index) belongs to, under `DAILY_DATES`' rule:
+    `points` has every held date with `daily` (it is shown day by day), `month_no` (year × 12 + month)
+    and `from_month_end` (1: the month's last date the lake holds for the index); `shown` keeps the
+    dates drawn: the daily ones and, before them, each month's last."""
+    return f"""numbered AS (
+    SELECT "date", "index", YEAR("date") * 12 + MONTH("date") AS month_no,
+        ROW_NUMBER() OVER (PARTITION BY "index" ORDER BY "date" DESC) AS recency
+    FROM gold_index_summary
+    WHERE {_dates(before, since)}
+),
+daily_from AS (
+    SELECT "index", MIN(month_no) AS month_no FROM numbered WHERE recency <= {int(daily)} GROUP BY "index"
+),
+points AS (
+    SELECT n."date", n."index", n.month_no, n.month_no >= d.month_no AS daily,
+        ROW_NUMBER() OVER (PARTITION BY n."index", n.month_no ORDER BY n."date" DESC) AS from_month_end
+    FROM numbered AS n
+    JOIN daily_from AS d ON d."index" = n."index"
+),
+shown AS (
+    SELECT "date", "index" FROM points WHERE daily OR from_month_end = 1
+)"""
+
+
+#: A point's dates: one date when shown daily, else every date of its month (the window partition).
+_POINT = """PARTITION BY g."index", p.month_no, CASE WHEN p.daily THEN g."date" END"""
+
+
+def summary(before: dt.date | None = None, since: dt.date | None = None, daily: int | None = None) -> str:
+    """Per (date, index): size, concentration and the day-over-day comparison's outcome.
+
+    With `daily`, one row per point (`DAILY_DATES`), and what the dates it stands for add up to, so
+    the page's counts stay those of the lake: `resolution` ('day' or 'month'), `dates` (lake dates
+    the point stands for), `first_date` (the first of them), `compared` (how many of them follow
+    their previous trading day in the lake: `previous_in_lake`), `first_compared` (whether the first
+    of them does: a gap before the point) and `with_sectors` (how many carry sectors)."""
+    if daily is not None:
+        return f"""WITH {_points(daily, before, since)},
+counted AS (
+    SELECT g."date", g."index", g.components, g.top5_weight, g.top10_weight, g.hhi, g.has_sector,
+        g.previous_in_lake, g.entries, g.exits,
+        CASE WHEN p.daily THEN 'day' ELSE 'month' END AS resolution,
+        ROW_NUMBER() OVER ({_POINT} ORDER BY g."date" DESC) AS from_point_end,
+        COUNT(*) OVER ({_POINT}) AS dates,
+        MIN(g."date") OVER ({_POINT}) AS first_date,
+        SUM(CASE WHEN g.previous_in_lake THEN 1 ELSE 0 END) OVER ({_POINT}) AS compared,
+        FIRST_VALUE(g.previous_in_lake) OVER ({_POINT} ORDER BY g."date"
+            ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS first_compared,
+        SUM(CASE WHEN g.has_sector THEN 1 ELSE 0 END) OVER ({_POINT}) AS with_sectors
+    FROM gold_index_summary AS g
+    JOIN points AS p ON p."index" = g."index" AND p."date" = g."date"
+    WHERE {_dates(before, since, 'g."date"')}
+)
+SELECT "date", "index", components, top5_weight, top10_weight, hhi, has_sector, previous_in_lake,
+    entries, exits, resolution, dates, first_date, compared, first_compared, with_sectors
+FROM counted
+WHERE from_point_end = 1
+ORDER BY "index", "date\""""
     return f"""SELECT "date", "index", components, top5_weight, top10_weight, hhi, has_sector,
     previous_in_lake, entries, exits
 FROM gold_index_summary
@@ -38,13 +110,30 @@ WHERE {_dates(before, since)}
 ORDER BY "index", "date\""""
 
 
-def weights(top_n: int = DEFAULT_TOP_N, before: dt.date | None = None, since: dt.date | None = None) -> str:
+def _only_shown(daily: int | None, alias: str) -> str:
+    """The join keeping `alias`'s rows of the dates shown (nothing without `daily`)."""
+    if daily is None:
+        return ""
+    return f'JOIN shown AS s ON s."index" = {alias}."index" AND s."date" = {alias}."date"'
+
+
+def _with(daily: int | None, before: dt.date | None, since: dt.date | None) -> str:
+    """The `_points` CTEs followed by a comma, when `daily` is given."""
+    return f"{_points(daily, before, since)},\n" if daily is not None else ""
+
+
+def weights(
+    top_n: int = DEFAULT_TOP_N,
+    before: dt.date | None = None,
+    since: dt.date | None = None,
+    daily: int | None = None,
+) -> str:
     """Per (date, index): the weight of each of the index's top-N tickers and of the rest.
 
     The top N are the tickers with the largest weight summed over every date asked for (a ticker
-    that was heavy for years ranks above one heavy for a week); `rank` orders the bands, with the
-    rest last."""
-    return f"""WITH ranked AS (
+    that was heavy for years ranks above one heavy for a week), also when `daily` keeps only the
+    dates shown; `rank` orders the bands, with the rest last."""
+    return f"""WITH {_with(daily, before, since)}ranked AS (
     SELECT "index", ticker,
         ROW_NUMBER() OVER (PARTITION BY "index" ORDER BY SUM(weight) DESC, ticker) AS rank
     FROM silver_assets
@@ -57,20 +146,24 @@ SELECT a."date", a."index",
     SUM(a.weight) AS weight,
     COUNT(*) AS components
 FROM silver_assets AS a
+{_only_shown(daily, "a")}
 JOIN ranked AS r ON r."index" = a."index" AND r.ticker = a.ticker
 WHERE {_dates(before, since, 'a."date"')}
 GROUP BY a."date", a."index", CASE WHEN r.rank <= {int(top_n)} THEN a.ticker ELSE '{OTHERS}' END
 ORDER BY a."index", a."date", rank"""
 
 
-def sectors(before: dt.date | None = None, since: dt.date | None = None) -> str:
-    """Per (date, index, sector): Σ weight, only where the capture carried sectors (segment 2)."""
-    return f"""SELECT "date", "index", group_name AS sector,
-    ROW_NUMBER() OVER (PARTITION BY "date", "index" ORDER BY weight DESC, group_name) AS rank,
-    weight, components
-FROM gold_composition
-WHERE dimension = 'sector' AND group_name IS NOT NULL AND {_dates(before, since)}
-ORDER BY "index", "date", weight DESC, group_name"""
+def sectors(before: dt.date | None = None, since: dt.date | None = None, daily: int | None = None) -> str:
+    """Per (date, index, sector): Σ weight, only where the capture carried sectors (segment 2);
+    with `daily`, of the dates shown only."""
+    prefix = f"WITH {_points(daily, before, since)}\n" if daily is not None else ""
+    return f"""{prefix}SELECT c."date", c."index", c.group_name AS sector,
+    ROW_NUMBER() OVER (PARTITION BY c."date", c."index" ORDER BY c.weight DESC, c.group_name) AS rank,
+    c.weight, c.components
+FROM gold_composition AS c
+{_only_shown(daily, "c")}
+WHERE c.dimension = 'sector' AND c.group_name IS NOT NULL AND {_dates(before, since, 'c."date"')}
+ORDER BY c."index", c."date", c.weight DESC, c.group_name"""
 
 
 def events(before: dt.date | None = None, since: dt.date | None = None) -> str:
@@ -80,6 +173,12 @@ def events(before: dt.date | None = None, since: dt.date | None = None) -> str:
 FROM gold_changes
 WHERE membership IN ('entered', 'exited') AND {_dates(before, since)}
 ORDER BY "index", "date", membership, ticker"""
+
+
+def held() -> str:
+    """The lake's dates, whatever the page shows of them: how many, the first and the last."""
+    return """SELECT COUNT(DISTINCT "date") AS dates, MIN("date") AS first_date, MAX("date") AS last_date
+FROM gold_index_summary"""
 
 
 def latest_composition() -> str:

@@ -22,7 +22,10 @@ class BuiltSite:
     key: str
     size: int
     indices: list[str]
-    dates: list[str]
+    #: The lake's dates (the page shows the older ones one point per month): how many, first, last.
+    dates: int
+    first_date: str | None
+    last_date: str | None
     query_seconds: float
     render_seconds: float
     data: dashboard_data.DashboardData
@@ -50,7 +53,7 @@ def build_site(
     started = time.perf_counter()
     data = dashboard_data.load(catalog, top_n=top_n)
     queried = time.perf_counter()
-    dates = data.dates()
+    dates, first, last = data.span()
     html = page.render(data, now or dt.datetime.now(dt.timezone.utc)).encode("utf-8")
     _write_page(storage, html)
     return BuiltSite(
@@ -59,6 +62,8 @@ def build_site(
         size=len(html),
         indices=data.indices,
         dates=dates,
+        first_date=first,
+        last_date=last,
         query_seconds=queried - started,
         render_seconds=time.perf_counter() - queried,
         data=data,

@@ -4,7 +4,7 @@ Every chart reads a named data set, `rows`: the page feeds it the rows of the ch
 range; `with_rows` inlines rows for rendering without a browser (vl-convert). The x axis is a UTC
 time scale over calendar dates, so a stretch the lake lacks takes its real width: stacked weights
 are rectangles from each date to the next trading day (a missing date is an empty stretch), and
-lines are split by `run` (data.Calendar.runs) so they never bridge a gap.
+lines are split by `run` (data.Calendar.stretches) so they never bridge a gap.
 """
 
 from __future__ import annotations

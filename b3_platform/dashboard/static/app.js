@@ -12,10 +12,32 @@
     tables[name] = records(DATA[name]);
   const allDates = [...new Set(tables.summary.map((r) => r.date))].sort();
 
+  // The history is bounded: each index's newest dates are rows day by day, older ones one row per
+  // month (resolution "month": the month's last date in the lake) saying how many lake dates it
+  // stands for, so counts are summed over rows, never counted as rows.
+  const held = (r) => r.dates ?? 1;
+  const firstHeld = (r) => r.first_date ?? r.date;
+  const compared = (r) => r.compared ?? (r.previous_in_lake ? 1 : 0);
+  const withSectors = (r) => r.with_sectors ?? (r.has_sector ? 1 : 0);
+  const sum = (rows, value) => rows.reduce((total, r) => total + value(r), 0);
+  // The gaps between the lake's dates of `rows` (one index, in date order): every date whose
+  // previous trading day the lake lacks, but the first.
+  const gapsIn = (rows) =>
+    Math.max(sum(rows, (r) => held(r) - compared(r)) - (rows.length && !(rows[0].first_compared ?? rows[0].previous_in_lake) ? 1 : 0), 0);
+  const firstDate = tables.summary.length ? tables.summary.map(firstHeld).sort()[0] : undefined;
+  // Per index whose older dates are month points: its first date drawn day by day.
+  const dailyFrom = new Map();
+  const monthly = new Set();
+  for (const r of tables.summary) {
+    if (r.resolution === "month") monthly.add(r.index);
+    else if (monthly.has(r.index) && !dailyFrom.has(r.index)) dailyFrom.set(r.index, r.date);
+  }
+  const QUERY_NOTE = "every date stays queryable with python -m b3_platform query";
+
   const state = {
     view: "overview",
     index: DATA.indices.includes("IBOV") ? "IBOV" : DATA.indices[0],
-    from: allDates[0],
+    from: firstDate,
     to: allDates[allDates.length - 1],
   };
   const views = {};
@@ -71,17 +93,20 @@
 
   function indexFacts(summary) {
     const last = summary[summary.length - 1];
-    const gaps = new Set(summary.map((r) => r.run)).size - 1;
     const facts = [
-      ["dates in range", summary.length],
-      ["first", summary.length ? summary[0].date : "—"],
+      ["dates in range", sum(summary, held)],
+      ["first", summary.length ? firstHeld(summary[0]) : "—"],
       ["last", last ? last.date : "—"],
-      ["gaps", Math.max(gaps, 0)],
+      ["gaps", gapsIn(summary)],
       ["components", last ? last.components : "—"],
       ["top-10 weight", last ? fixed(last.top10_weight, 3) + " %" : "—"],
       ["HHI", last ? fixed(last.hhi, 6) : "—"],
     ];
     $("index-facts").innerHTML = facts.map(([k, v]) => `<div><dt>${escape(k)}</dt><dd>${escape(v)}</dd></div>`).join("");
+    const from = dailyFrom.get(state.index);
+    $("resolution-note").textContent = from
+      ? `Before ${from}: one point per month — the month's last date in the lake (the counts above are of every date); ${QUERY_NOTE}.`
+      : "";
   }
 
   function eventsList(events) {
@@ -187,11 +212,11 @@
     const empty = `${state.index} has no date in the lake between ${state.from} and ${state.to}.`;
     const events = tables.events.filter((r) => ofIndex(r) && inRange(r));
     const sectors = tables.sectors.filter((r) => ofIndex(r) && inRange(r));
+    const dates = sum(summary, held);
     $("sectors-note").textContent = summary.length
-      ? `${summary.filter((r) => r.has_sector).length} of ${summary.length} dates carry sectors (only B3 API captures with segment 2 do).`
+      ? `${sum(summary, withSectors)} of ${dates} dates carry sectors (only B3 API captures with segment 2 do).`
       : "";
-    const compared = summary.filter((r) => r.previous_in_lake).length;
-    $("events-note").textContent = `${compared} of ${summary.length} dates could be compared with their previous trading day (it is in the lake).`;
+    $("events-note").textContent = `${sum(summary, compared)} of ${dates} dates could be compared with their previous trading day (it is in the lake).`;
     eventsList(events);
     compositionTable();
     rebalancePanel();
@@ -213,11 +238,18 @@
       if (!last) return `<tr><td>${escape(index)}</td><td class=n>0</td><td colspan=6>no date in this range</td></tr>`;
       return (
         `<tr><td><a href="#view=index&index=${encodeURIComponent(index)}&from=${state.from}&to=${state.to}" data-index="${escape(index)}">${escape(index)}</a></td>` +
-        `<td class=n>${rows.length}</td><td>${rows[0].date}</td><td>${last.date}</td><td class=n>${last.components}</td>` +
+        `<td class=n>${sum(rows, held)}</td><td>${firstHeld(rows[0])}</td><td>${last.date}</td><td class=n>${last.components}</td>` +
         `<td class=n>${fixed(last.top5_weight, 3)}</td><td class=n>${fixed(last.top10_weight, 3)}</td><td class=n>${fixed(last.hhi, 6)}</td></tr>`
       );
     });
     $("overview-table").innerHTML = head + lines.join("");
+    const since = new Map();
+    for (const [index, from] of dailyFrom) since.set(from, [...(since.get(from) || []), index]);
+    $("overview-resolution").textContent = since.size
+      ? "Each index's newest dates are drawn day by day; before " +
+        [...since].map(([from, indices]) => `${from} (${indices.join(", ")})`).join(", before ") +
+        ` one point per month — the month's last date in the lake (the dates counted above are every date); ${QUERY_NOTE}.`
+      : "";
   }
 
   async function renderOverview() {
@@ -260,7 +292,7 @@
     }
     $("index-select").innerHTML = DATA.indices.map((i) => `<option value="${escape(i)}">${escape(i)}</option>`).join("");
     for (const input of [$("date-from"), $("date-to")]) {
-      input.min = allDates[0];
+      input.min = firstDate;
       input.max = allDates[allDates.length - 1];
     }
     readHash();
@@ -281,7 +313,7 @@
       rerender();
     });
     $("range-all").addEventListener("click", () => {
-      state.from = allDates[0];
+      state.from = firstDate;
       state.to = allDates[allDates.length - 1];
       rerender();
     });
