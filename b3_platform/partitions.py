@@ -1,10 +1,12 @@
 """The one partitions definition: B3 trading days, in São Paulo time.
 
-Weekends are excluded by cron and weekday holidays from `exchange_calendars` (BVMF): the commonest
-ones B3 closes on every year by cron strings, the others by date (`exclusions_from`).
-`end_offset=1` makes today's partition exist during the day (B3 serves the day's portfolio from
-early morning), which is what the capture needs. Dagster bug #33551: on a weekend or holiday this
-shows the *next* trading day as the latest partition; raw_portfolio refuses future dates clearly.
+The partitions tick at midnight Monday to Friday (`WEEKDAYS`), and weekday holidays from
+`exchange_calendars` (BVMF) are excluded: the commonest ones B3 closes on every year by cron strings,
+the others by date (`exclusions_from`). `end_offset=1` makes today's partition exist during the day
+(B3 serves the day's portfolio from early morning), which is what the capture needs. On a weekend
+the latest partition is therefore Friday's (Friday's window runs to Monday). Dagster bug #33551: on
+a holiday (and on a weekend right after one) the latest partition is the *next* trading day;
+raw_portfolio refuses future dates clearly.
 
 The first partition is a setting, `B3_PLATFORM_PARTITIONS_START` (default: the calendar's first
 day, 2015-01-02): a lake whose history starts in 2021 should not show six years of "missing"
@@ -43,8 +45,17 @@ def partitions_start(env: Mapping[str, str] | None = None) -> dt.date:
     return start
 
 
-#: Weekends, as a cron exclusion.
-WEEKENDS = "0 0 * * 6,0"
+#: A partition key's format: the ISO date.
+DATE_FORMAT = "%Y-%m-%d"
+
+#: The partitions' ticks: midnight, Monday to Friday. Weekends are not ticks, so no exclusion has to
+#: remove them and consecutive trading days' windows touch (Friday's runs to Monday): Dagster merges
+#: touching windows at once, while every gap between two windows (an excluded day) costs it a walk of
+#: the exclusions' cron iterators. With weekends as exclusions a 250-date range had ~50 such gaps and
+#: Dagster built each run's partition subsets ~15 times (output and input contexts, data versions):
+#: ~150 ms each on a slow machine, against ~30 with only the holidays as gaps. Measured in
+#: benchmarks/RESULTS.md.
+WEEKDAYS = "0 0 * * 1-5"
 
 #: A cron string for fixed-date holidays only where it replaces at least this many dates. Every
 #: cron string slows each partition-range lookup (~0.3 ms at 60 dates), and Dagster looks the run's
@@ -74,7 +85,8 @@ def fixed_date_closures(closures: Sequence[dt.date], start: dt.date, end: dt.dat
 
 
 def exclusions_from(start: dt.date) -> list[str | dt.datetime]:
-    """Weekends and B3's weekday closures from `start` on, as few exclusions as give the same days.
+    """B3's weekday closures from `start` on, as few exclusions as give the same days (weekends are
+    not ticks of `WEEKDAYS`).
 
     Dagster copies the whole partitions definition into every planned check row and every
     partitions subset it stores (one row per check per date of a run), so its size is paid per
@@ -99,12 +111,16 @@ def exclusions_from(start: dt.date) -> list[str | dt.datetime]:
             crons.append(f"0 0 {','.join(map(str, days))} {','.join(map(str, months))} *")
             by_cron |= covered
     dates = [dt.datetime(d.year, d.month, d.day) for d in closures if (d.month, d.day) not in by_cron]
-    return [WEEKENDS, *crons, *dates]
+    return [*crons, *dates]
 
 
-def trading_days_from(start: dt.date) -> dg.DailyPartitionsDefinition:
-    return dg.DailyPartitionsDefinition(
-        start_date=start.isoformat(),
+def trading_days_from(start: dt.date) -> dg.TimeWindowPartitionsDefinition:
+    """B3's trading days from `start`: one key per session, `YYYY-MM-DD`. A partition's time window
+    runs to the next weekday's midnight (Friday's to Monday's); nothing here reads windows, only keys."""
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule=WEEKDAYS,
+        fmt=DATE_FORMAT,
+        start=start.isoformat(),
         timezone=TIMEZONE,
         end_offset=1,
         exclusions=exclusions_from(start),

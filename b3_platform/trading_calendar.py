@@ -60,7 +60,7 @@ def is_trading_day(day: dt.date) -> bool:
 
 @lru_cache(maxsize=1)
 def weekday_closures() -> tuple[dt.date, ...]:
-    """Weekdays B3 is closed (holidays), sorted: weekends are excluded separately by cron."""
+    """Weekdays B3 is closed (holidays), sorted: weekends are not partition ticks at all."""
     start, end = horizon()
     sessions = _sessions()
     closed = []

@@ -190,8 +190,9 @@ def test_today_is_on_sao_paulo_clock():
 trading_days = partitions.trading_days
 
 
-def test_trading_days_is_daily_in_sao_paulo():
-    assert isinstance(trading_days, dg.DailyPartitionsDefinition)
+def test_trading_days_tick_on_weekdays_in_sao_paulo():
+    assert isinstance(trading_days, dg.TimeWindowPartitionsDefinition)
+    assert trading_days.cron_schedule == partitions.WEEKDAYS == "0 0 * * 1-5"
     assert trading_days.timezone == "America/Sao_Paulo"
     assert trading_days.get_first_partition_key() == trading_calendar.START_DATE.isoformat() == "2015-01-02"
 
@@ -211,11 +212,49 @@ def test_partition_range_skips_holiday_and_weekend():
     assert keys == ["2025-11-17", "2025-11-18", "2025-11-19", "2025-11-21", "2025-11-24"]
 
 
-def test_each_partition_is_one_day_window():
-    # Exclusions (not a weekdays-only cron) keep Friday's window one day long, not Friday to Monday.
-    window = trading_days.time_window_for_partition_key("2025-07-11")
-    assert window.start.isoformat() == "2025-07-11T00:00:00-03:00"
-    assert window.end.isoformat() == "2025-07-12T00:00:00-03:00"
+def test_a_partition_window_runs_to_the_next_weekday():
+    # Friday's window runs to Monday; a weekday's to the next day (a holiday is still a tick, so the
+    # day before it ends at the holiday's midnight).
+    friday = trading_days.time_window_for_partition_key("2025-07-11")
+    assert friday.start.isoformat() == "2025-07-11T00:00:00-03:00"
+    assert friday.end.isoformat() == "2025-07-14T00:00:00-03:00"
+    before_holiday = trading_days.time_window_for_partition_key("2025-11-19")
+    assert before_holiday.end.isoformat() == "2025-11-20T00:00:00-03:00"
+
+
+def test_consecutive_trading_days_windows_touch_except_across_holidays():
+    # Why weekdays are ticks, not weekends exclusions: Dagster merges touching windows at once and
+    # walks its exclusion iterators for every gap, in every partition subset it builds for a run.
+    keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange("2025-01-02", "2025-12-30"))
+    windows = [trading_days.time_window_for_partition_key(k) for k in keys]
+    gaps = [later.start.date() for earlier, later in zip(windows, windows[1:]) if earlier.end != later.start]
+    holidays = [d for d in trading_calendar.weekday_closures() if dt.date(2025, 1, 2) < d < dt.date(2025, 12, 30)]
+    after_holidays = sorted({trading_calendar.next_trading_day(d) for d in holidays})
+    assert gaps == after_holidays and 5 <= len(gaps) <= len(holidays)
+    subset = trading_days.subset_with_partition_keys(keys)
+    assert len(subset.included_time_windows) == 1 and list(subset.get_partition_keys()) == keys
+
+
+def _latest_key_at(when: str) -> str:
+    from dagster._core.definitions.partitions.context import partition_loading_context
+
+    moment = dt.datetime.fromisoformat(when).replace(tzinfo=trading_calendar.SAO_PAULO)
+    with partition_loading_context(effective_dt=moment):
+        return trading_days.get_last_partition_key()
+
+
+@pytest.mark.parametrize(
+    "when, latest",
+    [
+        ("2025-07-11 08:00", "2025-07-11"),  # a trading day: today's partition exists from midnight
+        ("2025-07-12 10:00", "2025-07-11"),  # Saturday: Friday's
+        ("2025-07-13 23:00", "2025-07-11"),  # Sunday: Friday's
+        ("2025-07-14 00:30", "2025-07-14"),  # Monday just after midnight
+        ("2025-11-20 10:00", "2025-11-21"),  # a holiday: the next trading day (Dagster #33551)
+    ],
+)
+def test_the_latest_partition(when, latest):
+    assert _latest_key_at(when) == latest
 
 
 @pytest.mark.parametrize("year", sorted(SESSIONS))

@@ -16,19 +16,20 @@ from b3_platform.trading_calendar import START_DATE, TIMEZONE, horizon, weekday_
 
 
 def every_closure_listed(start: dt.date) -> dg.DailyPartitionsDefinition:
-    """The reference: weekends by cron, every weekday closure as its own date."""
+    """The reference, built differently on purpose: daily ticks, weekends excluded by cron, every
+    weekday closure as its own date."""
     return dg.DailyPartitionsDefinition(
         start_date=start.isoformat(),
         timezone=TIMEZONE,
         end_offset=1,
         exclusions=[
-            partitions.WEEKENDS,
+            "0 0 * * 6,0",
             *[dt.datetime(d.year, d.month, d.day) for d in weekday_closures() if d >= start],
         ],
     )
 
 
-def keys_until(partitions_def: dg.DailyPartitionsDefinition, last: dt.date) -> list[str]:
+def keys_until(partitions_def: dg.TimeWindowPartitionsDefinition, last: dt.date) -> list[str]:
     """Every key up to `last` (the definition's end_offset adds the next day: cut it off)."""
     keys = partitions_def.get_partition_keys(current_time=dt.datetime(last.year, last.month, last.day, 12))
     return [k for k in keys if k <= last.isoformat()]
@@ -67,7 +68,7 @@ def test_past_the_calendar_span_only_real_holidays_are_added_up_to_2030():
 def test_fixed_date_holidays_are_cron_strings_and_the_rest_dates():
     exclusions = partitions.exclusions_from(START_DATE)
     crons = [e for e in exclusions if isinstance(e, str)]
-    assert crons[0] == partitions.WEEKENDS
+    assert not any(c.endswith(("6,0", "0,6")) for c in crons)  # weekends are not ticks
     assert "0 0 1 1,5 *" in crons  # New Year and Labour Day
     assert "0 0 24,25,31 12 *" in crons
     assert "0 0 2,15 11 *" in crons  # All Souls' Day and the Republic
@@ -78,7 +79,7 @@ def test_fixed_date_holidays_are_cron_strings_and_the_rest_dates():
     # Tiradentes (21 April) is fixed too, but one cron string for its 10 weekday dates would cost
     # every partition-range lookup more CPU than its bytes are worth: it stays dates.
     assert dt.date(2025, 4, 21) in dates
-    assert len(crons) == 4
+    assert len(crons) == 3
     assert len(dates) <= len(weekday_closures()) - 3 * partitions.MIN_DATES_PER_CRON
 
 
