@@ -228,7 +228,9 @@ def test_consecutive_trading_days_windows_touch_except_across_holidays():
     keys = trading_days.get_partition_keys_in_range(dg.PartitionKeyRange("2025-01-02", "2025-12-30"))
     windows = [trading_days.time_window_for_partition_key(k) for k in keys]
     gaps = [later.start.date() for earlier, later in zip(windows, windows[1:]) if earlier.end != later.start]
-    holidays = [d for d in trading_calendar.weekday_closures() if dt.date(2025, 1, 2) < d < dt.date(2025, 12, 30)]
+    holidays = [
+        d for d in trading_calendar.weekday_closures() if dt.date(2025, 1, 2) < d < dt.date(2025, 12, 30)
+    ]
     after_holidays = sorted({trading_calendar.next_trading_day(d) for d in holidays})
     assert gaps == after_holidays and 5 <= len(gaps) <= len(holidays)
     subset = trading_days.subset_with_partition_keys(keys)
