@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 import duckdb
 
@@ -52,21 +50,16 @@ def test_a_local_query_answers_without_importing_dagster(tmp_path):
     assert "duckdb" in modules  # the measurement did see the query path's imports
     assert not {m for m in modules if m.split(".")[0] in ("dagster", "dagster_duckdb", "pydantic")}
 
-    # select 1, as a user types it: right, and well under a second (median of 5 runs).
-    walls = []
-    for _ in range(5):
-        started = time.monotonic()
-        ran = subprocess.run(
-            [sys.executable, "-m", "b3_platform", "query", "select 1 AS one", "--format", "json"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        walls.append(time.monotonic() - started)
-        assert (ran.returncode, json.loads(ran.stdout), ran.stderr) == (0, [{"one": 1}], "")
-    assert statistics.median(walls) < 1.0, walls
+    # select 1, as a user types it (its time as a whole process: benchmarks/query_startup.py).
+    ran = subprocess.run(
+        [sys.executable, "-m", "b3_platform", "query", "select 1 AS one", "--format", "json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (ran.returncode, json.loads(ran.stdout), ran.stderr) == (0, [{"one": 1}], "")
 
 
 def test_the_aws_query_path_still_builds_its_catalog_from_the_settings(tmp_path):
