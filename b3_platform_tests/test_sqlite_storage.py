@@ -325,7 +325,7 @@ STARTED = threading.Event()
 @dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
 def slow(context: dg.AssetExecutionContext) -> None:
     STARTED.set()
-    assert RELEASE.wait(60)
+    assert RELEASE.wait(300)
     if "2025-07-03" in context.partition_keys:
         raise RuntimeError("fails on purpose")
 
@@ -363,10 +363,13 @@ def statuses_during_and_after(home: Path, first: str, last: str) -> tuple[dict, 
             )
         )
         runner.start()
-        assert STARTED.wait(60)
+        # Generous waits: on a loaded machine a run's start can take many seconds, and reading the
+        # statuses "after" while the run still went on would see it in progress, not done.
+        assert STARTED.wait(300)
         during = statuses()
         RELEASE.set()
-        runner.join(60)
+        runner.join(300)
+        assert not runner.is_alive(), "the run did not finish"
         return during, statuses()
 
 
