@@ -236,6 +236,29 @@ def test_a_process_reading_many_runs_keeps_a_bounded_number_of_files_open(tmp_pa
     assert open_db_files() == before  # disposing the instance closed them all
 
 
+def test_a_finished_runs_file_is_closed_and_reads_again(tmp_path):
+    """A run writes nothing to its own file after its last event, so the file is closed then: a
+    long backfill's runs no longer stay open (each with its page cache) until MAX_OPEN_SHARDS
+    pushes them out. Reading the run afterwards opens it again."""
+    home = home_with(tmp_path, "home", pooled=True)
+    before = open_db_files()
+    with open_instance(home) as instance:
+        materialize(instance, "2025-07-01")
+        index_only = open_db_files() - before
+        for key in ["2025-07-02", "2025-07-03", "2025-07-04"]:
+            materialize(instance, key)
+        # Four finished runs: still only the index (and the run storage) open, no run file.
+        assert open_db_files() - before == index_only
+        run_files = {
+            run.run_id: tmp_path / "home" / "history" / "runs" / f"{run.run_id}.db"
+            for run in instance.get_runs()
+        }
+        assert all(path.is_file() for path in run_files.values())
+        logs = {run_id: list(instance.all_logs(run_id)) for run_id in run_files}
+        assert all(log[-1].dagster_event_type.value == RUN_SUCCESS for log in logs.values())
+        assert open_db_files() - before == index_only + len(run_files)  # read: open again
+
+
 def _child_stores(instance: dg.DagsterInstance, conn) -> None:
     """In a forked child: store an event through the parent's instance object (fork hands it over
     as it is, kept engines included)."""
