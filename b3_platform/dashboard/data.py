@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from b3_platform.catalog.base import CatalogResource, QueryResult
-from b3_platform.dashboard import queries
+from b3_platform.dashboard import queries, reading
 from b3_platform.trading_calendar import horizon, trading_days_between
 
 
@@ -298,9 +298,10 @@ def load(
     are every one (a record, sparse in real data: rebalances)."""
 
     daily_dates = queries.DAILY_DATES if daily_dates is None else daily_dates
+    query = reading.asker(catalog)  # a local catalog under the page's own memory bound
 
     def ask(sql: str) -> Table:
-        return _table(catalog.query(sql))
+        return _table(query(sql))
 
     return _shaped(
         ask(queries.summary(daily=daily_dates)),
