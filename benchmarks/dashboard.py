@@ -7,7 +7,7 @@ each K the lake is built once — import, then every layer and the catalog as on
 backfill on a temporary instance, not timed here (run.py measures that) — and then measured,
 `--repeat` times each, median reported, wall and CPU seconds:
 
-- build: `dashboard.site.build_site` — the six catalog queries (DuckDB), shaping, the page's HTML
+- build: `dashboard.site.build_site` — the ten catalog queries (DuckDB), shaping, the page's HTML
   with Vega and the data inlined, written under the lake: what the `dashboard` asset does;
 - queries: the catalog part of it alone;
 - pictures: the PNG of every index's main charts (vl-convert), what gold's newest date carries;
