@@ -27,8 +27,8 @@ from playwright.sync_api import sync_playwright
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.dashboard import PICTURE_WINDOW_DAYS, dashboard
 from b3_platform.b3.announced import PREVIEW, THEORETICAL
-from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
-from b3_platform.dashboard import queries
+from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader
+from b3_platform.dashboard import queries, reading
 from b3_platform.dashboard.site import PAGE_KEY, build_site
 from b3_platform.definitions import build_defs
 from b3_platform.lake.schemas import CATALOG_TABLES
@@ -393,23 +393,27 @@ def test_gold_s_picture_draws_a_trailing_window_queried_date_pruned(demo, catalo
     assert held[0] < since < held[-1], (held, since)  # a history longer than the window
     assert catalog.query(queries.sectors()).rows  # the whole history has sectors (2022's capture)
 
-    drawn, sent = [], []
-    draw, ask = dashboard_assets.index_png, DuckDBCatalogResource.query
+    drawn, sent, bounds = [], [], []
+    draw, ask = dashboard_assets.index_png, DuckDBCatalogReader.query
     monkeypatch.setattr(
         dashboard_assets,
         "index_png",
         lambda data, index, **kw: drawn.append((data, index)) or draw(data, index, **kw),
     )
+    # Every read of the local catalog goes through its reader: the page's under its own bound.
     monkeypatch.setattr(
-        DuckDBCatalogResource,
+        DuckDBCatalogReader,
         "query",
-        lambda self, sql, *a, **kw: sent.append(sql) or ask(self, sql, *a, **kw),
+        lambda self, sql, *a, **kw: (
+            sent.append(sql) or bounds.append(self.config) or ask(self, sql, *a, **kw)
+        ),
     )
     observation = _observed(_draw_dashboard(demo, catalog))
 
     # The page's ten questions cover the whole history; the picture's four, the window only.
     page, picture = sent[:-4], sent[-4:]
     assert len(page) == 10 and not any(f"DATE '{since}'" in sql for sql in page)
+    assert bounds == [reading.READ_CONFIG] * 10 + [None] * 4
     after = dt.date.fromisoformat(NEWEST) + dt.timedelta(days=1)
     assert all(f"\"date\" >= DATE '{since}'" in sql and f"< DATE '{after}'" in sql for sql in picture), (
         picture

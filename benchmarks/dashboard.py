@@ -7,7 +7,7 @@ each K the lake is built once — import, then every layer and the catalog as on
 backfill on a temporary instance, not timed here (run.py measures that) — and then measured,
 `--repeat` times each, median reported, wall and CPU seconds:
 
-- build: `dashboard.site.build_site` — the six catalog queries (DuckDB), shaping, the page's HTML
+- build: `dashboard.site.build_site` — the ten catalog queries (DuckDB), shaping, the page's HTML
   with Vega and the data inlined, written under the lake: what the `dashboard` asset does;
 - queries: the catalog part of it alone;
 - pictures: the PNG of every index's main charts (vl-convert), what gold's newest date carries;
@@ -21,14 +21,18 @@ backfill on a temporary instance, not timed here (run.py measures that) — and 
 `--page-of LAKE` measures the page alone on a lake whose catalog is synced (e.g. one
 `memory_profile.py --keep-lake` kept): `build_site` in a fresh child process per round, its peak
 RSS (ru_maxrss), wall and CPU seconds, the page's bytes and the rows of its tables; with
-`--baseline CHECKOUT` that checkout's package builds the same page, rounds interleaved:
+`--baseline CHECKOUT` that checkout's package builds the same page, rounds interleaved, and the
+pages' bytes (built with one fixed `now`) must be equal. Several lakes (`--page-of A --page-of B`)
+also give the peak's growth per date between them (the lakes' dates as the catalog counts them):
 
-    python benchmarks/dashboard.py --page-of /tmp/lake-700 --baseline /tmp/base --rounds 3
+    python benchmarks/dashboard.py --page-of /tmp/lake-300 --page-of /tmp/lake-700 --baseline /tmp/base --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import hashlib
 import json
 import os
 import resource
@@ -187,13 +191,15 @@ def page_child(lake: Path) -> dict:
     resources = build_defs(env).resources
     catalog, storage = resources["catalog"], resources["lake"].storage()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    wall, cpu, built = timed(lambda: build_site(catalog, storage))
+    wall, cpu, built = timed(lambda: build_site(catalog, storage, now=PAGE_NOW))
     return {
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rss_before_mb": before,
         "wall_s": wall,
         "cpu_s": cpu,
         "bytes": built.size,
+        "dates": built.dates,
+        "sha256": hashlib.sha256(storage.read_bytes(built.key)).hexdigest(),
         **{
             f"{name}_rows": len(getattr(built.data, name).rows)
             for name in ("summary", "weights", "sectors", "events")
@@ -201,8 +207,13 @@ def page_child(lake: Path) -> dict:
     }
 
 
-def page_rounds(lake: Path, checkouts: dict[str, Path], rounds: int, say) -> list[str]:
-    """Each checkout's page of `lake`, in a fresh child per round, interleaved; medians."""
+#: The build time every page child writes into its page, so two checkouts' pages compare byte for byte.
+PAGE_NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def page_rounds(lake: Path, checkouts: dict[str, Path], rounds: int, say) -> tuple[list[str], dict]:
+    """Each checkout's page of `lake`, in a fresh child per round, interleaved; medians (and the
+    table's lines). Every page built must be the same bytes, whichever checkout built it."""
     figures: dict[str, list[dict]] = {name: [] for name in checkouts}
     for attempt in range(1, rounds + 1):
         for name, checkout in checkouts.items():
@@ -215,20 +226,37 @@ def page_rounds(lake: Path, checkouts: dict[str, Path], rounds: int, say) -> lis
                 raise SystemExit(f"the page child of {checkout} failed:\n{done.stderr[-3000:]}")
             figures[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
             say(f"{name} #{attempt}: {figures[name][-1]}")
+    pages = {r["sha256"] for runs in figures.values() for r in runs}
+    if len(pages) != 1:
+        raise SystemExit(f"the pages of {lake} differ between rounds or checkouts: {sorted(pages)}")
     lines = [
-        f"Page alone on {lake} (median of {rounds} fresh processes each):",
+        f"Page alone on {lake} (median of {rounds} fresh processes each; every page the same bytes):",
         "",
-        "| checkout | peak RSS MB | RSS before build MB | wall s | CPU s | page bytes | summary rows | weights rows "
-        "| sectors rows | events rows |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| checkout | dates | peak RSS MB | RSS before build MB | wall s | CPU s | page bytes | summary rows "
+        "| weights rows | sectors rows | events rows |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    medians = {}
     for name, runs in figures.items():
-        m = {key: median([r[key] for r in runs]) for key in runs[0]}
+        m = medians[name] = {key: median([r[key] for r in runs]) for key in runs[0] if key != "sha256"}
         lines.append(
-            f"| {name} | {m['rss_mb']:.0f} | {m['rss_before_mb']:.0f} | {m['wall_s']:.2f} | {m['cpu_s']:.2f} "
-            f"| {m['bytes']:,.0f} | {m['summary_rows']:,.0f} | {m['weights_rows']:,.0f} | {m['sectors_rows']:,.0f} "
-            f"| {m['events_rows']:,.0f} |"
+            f"| {name} | {m['dates']:,.0f} | {m['rss_mb']:.0f} | {m['rss_before_mb']:.0f} | {m['wall_s']:.2f} "
+            f"| {m['cpu_s']:.2f} | {m['bytes']:,.0f} | {m['summary_rows']:,.0f} | {m['weights_rows']:,.0f} "
+            f"| {m['sectors_rows']:,.0f} | {m['events_rows']:,.0f} |"
         )
+    return lines, medians
+
+
+def growth_lines(per_lake: list[dict[str, dict]]) -> list[str]:
+    """Each checkout's peak RSS growth per date between consecutive lakes (KB per date)."""
+    lines = ["", "Peak RSS growth per date between the lakes:", "", "| checkout | from → to dates | KB per date |", "|---|---|---:|"]  # fmt: skip
+    for before, after in zip(per_lake, per_lake[1:]):
+        for name in after:
+            extra = after[name]["dates"] - before[name]["dates"]
+            kb = (after[name]["rss_mb"] - before[name]["rss_mb"]) * 1024 / extra if extra else float("nan")
+            lines.append(
+                f"| {name} | {before[name]['dates']:,.0f} → {after[name]['dates']:,.0f} | {kb:+.1f} |"
+            )
     return lines
 
 
@@ -242,7 +270,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", help="kept when given; a temporary folder otherwise")
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="measure lakes already built in --workdir")
-    parser.add_argument("--page-of", type=Path, help="measure the page alone on this lake's synced catalog")
+    parser.add_argument(
+        "--page-of",
+        type=Path,
+        action="append",
+        help="measure the page alone on this lake's synced catalog (repeatable)",
+    )
     parser.add_argument("--baseline", type=Path, help="with --page-of: that checkout's page too, interleaved")
     parser.add_argument("--rounds", type=int, default=3, help="with --page-of: fresh processes per checkout")
     parser.add_argument("--page-child", type=Path, help=argparse.SUPPRESS)
@@ -259,7 +292,13 @@ def main(argv: list[str]) -> int:
     if args.page_of:
         this = Path(__file__).resolve().parent.parent
         checkouts = {"this": this, **({"baseline": args.baseline} if args.baseline else {})}
-        print("\n".join(page_rounds(args.page_of, checkouts, args.rounds, clock.say)))
+        per_lake = []
+        for lake in args.page_of:
+            lines, medians = page_rounds(lake, checkouts, args.rounds, clock.say)
+            print("\n".join(lines) + "\n", flush=True)
+            per_lake.append(medians)
+        if len(per_lake) > 1:
+            print("\n".join(growth_lines(per_lake)))
         return 0
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="b3-dashboard-bench-"))
     try:

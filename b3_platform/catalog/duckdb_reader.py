@@ -11,7 +11,7 @@ bounded time, saying so once) instead of failing.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +28,15 @@ def _is_lock_conflict(exc: duckdb.Error) -> bool:
 
 @dataclass(frozen=True)
 class DuckDBCatalogReader:
-    """Runs SQL over the catalog file at `database` (`~` expanded)."""
+    """Runs SQL over the catalog file at `database` (`~` expanded).
+
+    `config`: DuckDB settings for this reader's connections only (e.g. the dashboard's
+    `memory_limit`), given when each is opened; None (the query command's, the asset graph's): DuckDB's
+    defaults, so no caller's limit bounds another's. DuckDB refuses a second configuration for a file
+    this process already has open (`duckdb.ConnectionException`, raised as a CatalogError)."""
 
     database: str
+    config: Mapping[str, str] | None = None
 
     @property
     def location(self) -> str:
@@ -51,7 +57,9 @@ class DuckDBCatalogReader:
                 f"no catalog at {path}: build it with `python -m b3_platform demo`, or materialize "
                 "the athena_tables asset"
             )
-        conn = open_read_only(path, LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds, on_wait)
+        conn = open_read_only(
+            path, LOCK_WAIT_SECONDS if wait_seconds is None else wait_seconds, on_wait, self.config
+        )
         try:
             cursor = conn.execute(sql)
             if cursor.description is None:
@@ -72,14 +80,20 @@ class DuckDBCatalogReader:
 
 
 def open_read_only(
-    path: Path, wait_seconds: float, on_wait: Callable[[str], None] | None
+    path: Path,
+    wait_seconds: float,
+    on_wait: Callable[[str], None] | None,
+    config: Mapping[str, str] | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """The catalog opened read-only. While another process writes it (a sync holds DuckDB's file
-    lock for a moment), wait up to `wait_seconds`, telling `on_wait` once, instead of failing."""
+    """The catalog opened read-only (with `config`'s DuckDB settings, when given). While another
+    process writes it (a sync holds DuckDB's file lock for a moment), wait up to `wait_seconds`,
+    telling `on_wait` once, instead of failing."""
     deadline = time.monotonic() + wait_seconds
     attempt = 0
     while True:
         try:
+            if config:
+                return duckdb.connect(str(path), read_only=True, config=dict(config))
             return duckdb.connect(str(path), read_only=True)
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc):

@@ -132,24 +132,32 @@ def weights(
 
     The top N are the tickers with the largest weight summed over every date asked for (a ticker
     that was heavy for years ranks above one heavy for a week), also when `daily` keeps only the
-    dates shown; `rank` orders the bands, with the rest last."""
+    dates shown; `rank` orders the bands, with the rest last.
+
+    Only the top N of each index (`top`) are joined to the components, a LEFT JOIN (a ticker not in
+    it is the rest): joined to every ranked ticker, DuckDB's join order built one hash table of
+    every ranked ticker times every date shown (~800,000 rows at 34 indices), the largest
+    allocation of the page's build."""
     return f"""WITH {_with(daily, before, since)}ranked AS (
     SELECT "index", ticker,
         ROW_NUMBER() OVER (PARTITION BY "index" ORDER BY SUM(weight) DESC, ticker) AS rank
     FROM silver_assets
     WHERE {_dates(before, since)}
     GROUP BY "index", ticker
+),
+top AS (
+    SELECT "index", ticker, rank FROM ranked WHERE rank <= {int(top_n)}
 )
 SELECT a."date", a."index",
-    CASE WHEN r.rank <= {int(top_n)} THEN a.ticker ELSE '{OTHERS}' END AS series,
-    MIN(CASE WHEN r.rank <= {int(top_n)} THEN r.rank ELSE {int(top_n) + 1} END) AS rank,
+    COALESCE(t.ticker, '{OTHERS}') AS series,
+    MIN(COALESCE(t.rank, {int(top_n) + 1})) AS rank,
     SUM(a.weight) AS weight,
     COUNT(*) AS components
 FROM silver_assets AS a
 {_only_shown(daily, "a")}
-JOIN ranked AS r ON r."index" = a."index" AND r.ticker = a.ticker
+LEFT JOIN top AS t ON t."index" = a."index" AND t.ticker = a.ticker
 WHERE {_dates(before, since, 'a."date"')}
-GROUP BY a."date", a."index", CASE WHEN r.rank <= {int(top_n)} THEN a.ticker ELSE '{OTHERS}' END
+GROUP BY a."date", a."index", COALESCE(t.ticker, '{OTHERS}')
 ORDER BY a."index", a."date", rank"""
 
 
@@ -203,7 +211,13 @@ ORDER BY 2, 6 DESC NULLS LAST, 3"""
 
 def overlap() -> str:
     """Each ordered pair of indices on the newest date both are in the lake: members of the first,
-    how many of them are also in the second, and the first's weight in those shared tickers."""
+    how many of them are also in the second, and the first's weight in those shared tickers.
+
+    `members` keeps the components of those (date, index) pairs only, joined before the pairs are
+    compared: joined to `silver_assets` directly, the second side of the LEFT JOIN was every row of
+    the table (DuckDB built its hash table from the whole history: ~230 KB of the page build's peak
+    memory per date at 34 indices); a pair's date is in `pairs` on both sides (it is symmetric), so
+    `index_a`'s dates cover `index_b`'s."""
     return """WITH held AS (
     SELECT DISTINCT "date", "index" FROM silver_header
 ),
@@ -211,12 +225,18 @@ pairs AS (
     SELECT a."index" AS index_a, b."index" AS index_b, MAX(a."date") AS "date"
     FROM held AS a JOIN held AS b ON a."date" = b."date"
     GROUP BY a."index", b."index"
+),
+members AS (
+    SELECT s."date", s."index", s.ticker, s.weight
+    FROM silver_assets AS s
+    JOIN (SELECT DISTINCT "date", index_a AS "index" FROM pairs) AS w
+        ON w."date" = s."date" AND w."index" = s."index"
 )
 SELECT p."date", p.index_a, p.index_b, COUNT(*) AS members_a, COUNT(b.ticker) AS shared,
     SUM(CASE WHEN b.ticker IS NULL THEN 0 ELSE a.weight END) AS shared_weight_a
 FROM pairs AS p
-JOIN silver_assets AS a ON a."date" = p."date" AND a."index" = p.index_a
-LEFT JOIN silver_assets AS b ON b."date" = p."date" AND b."index" = p.index_b AND b.ticker = a.ticker
+JOIN members AS a ON a."date" = p."date" AND a."index" = p.index_a
+LEFT JOIN members AS b ON b."date" = p."date" AND b."index" = p.index_b AND b.ticker = a.ticker
 GROUP BY p."date", p.index_a, p.index_b
 ORDER BY p.index_a, p.index_b"""
 
