@@ -92,9 +92,7 @@ def open_read_only(
     attempt = 0
     while True:
         try:
-            if config:
-                return duckdb.connect(str(path), read_only=True, config=dict(config))
-            return duckdb.connect(str(path), read_only=True)
+            return duckdb.connect(str(path), read_only=True, config=dict(config or {}))
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc):
                 raise CatalogError(f"cannot open the catalog {path}: {exc}") from exc
