@@ -237,7 +237,12 @@ class CheckBook:
         )
 
     def _targets(self, asset_key: dg.AssetKey, keys: Sequence[str]) -> dict[str, object]:
-        """The latest materialization of each of `keys` (one query per asset), as check targets."""
+        """The latest materialization of each of `keys` (one query per asset), as check targets:
+        from the index's columns when the event log can (`READS_MATERIALIZATION_TARGETS`, the
+        repo's sqlite one), else from the records Dagster reads back whole."""
+        storage = self._context.instance.event_log_storage
+        if getattr(storage, READS_MATERIALIZATION_TARGETS, False):
+            return dict(storage.latest_materialization_targets(asset_key, keys))
         records = self._context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(keys)), limit=len(keys)
         ).records
@@ -412,6 +417,9 @@ class CheckBook:
 #: An event log's attribute saying it stores a batch of events of any kind (check evaluations too);
 #: b3_platform.sqlite_storage's class sets it.
 STORES_ANY_EVENT_BATCH = "stores_any_event_batch"
+#: An event log's attribute saying it has `latest_materialization_targets(asset_key, partitions)`:
+#: each partition's latest materialization as a check target, without reading the events back whole.
+READS_MATERIALIZATION_TARGETS = "reads_materialization_targets"
 
 
 def _evaluation_message(evaluation: dg.AssetCheckEvaluation) -> str:
