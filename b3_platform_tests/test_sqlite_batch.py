@@ -321,3 +321,31 @@ def test_checkbook_logs_a_ranges_evaluations_as_one_batch_and_the_same_events(tm
     assert len(seen["batched"]["evaluations"]) == 2 * len(TRADING_KEYS) + 2  # + the run's results
     assert all(targeted for _, _, targeted in seen["batched"]["evaluations"][:-2])
     assert ("2025-07-08", "FAILED") in seen["batched"]["history"]["booked_rows"]
+
+
+def test_a_ranges_planned_dates_are_the_rows_one_event_per_date_makes(recorded, tmp_path):
+    """The per-date planned rows indexed for a range (its event serialized once, each date's key
+    put in its text) are the rows of one planned event per date, serialized each on its own; a
+    key JSON writes otherwise than as it is (a quote, a non-ASCII letter) is serialized on its own."""
+    _, events = recorded
+    [planned] = [
+        e for e in events if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ]
+    storage = PooledSqliteEventLogStorage(base_dir=str(tmp_path))
+    try:
+        rows = storage._planned_date_rows(planned)
+        assert [row["partition"] for row in rows] == KEYS
+        assert rows == [storage._planned_date_row(planned, key) for key in KEYS]
+        assert all(key in row["event"] and "planned-date" not in row["event"] for key, row in zip(KEYS, rows))
+        odd = dg.StaticPartitionsDefinition(['say "hi"', "café", "plain"])
+        data = planned.dagster_event.event_specific_data._replace(
+            partitions_subset=odd.subset_with_partition_keys(odd.get_partition_keys())
+        )
+        odd_event = planned._replace(dagster_event=planned.dagster_event._replace(event_specific_data=data))
+        rows = storage._planned_date_rows(odd_event)
+        odd_keys = list(data.partitions_subset.get_partition_keys())
+        assert sorted(odd_keys) == sorted(odd.get_partition_keys())
+        assert rows == [storage._planned_date_row(odd_event, key) for key in odd_keys]
+        assert [row["partition"] for row in rows] == odd_keys
+    finally:
+        storage.dispose()
