@@ -25,9 +25,14 @@ def _same_as_by_row(days: dict[str, gold.IndexDay], *, by_arrow: bool = True) ->
     _same(gold.composition(days), gold.composition_by_row(days))
 
 
-def _same_changes_as_by_row(days, previous, *, by_arrow: bool = True) -> None:
+def _same_changes_as_by_row(days, previous, *, by_arrow: bool = True, by_runs: bool | None = None) -> None:
+    reference = gold.changes_by_row(days, previous, BEFORE)
     assert (gold._changes_by_arrow(days, previous, BEFORE) is not None) is by_arrow
-    _same(gold.changes(days, previous, BEFORE), gold.changes_by_row(days, previous, BEFORE))
+    runs = gold._changes_by_runs(days, previous, BEFORE)
+    assert (runs is not None) is (by_arrow if by_runs is None else by_runs)
+    if runs is not None:
+        _same(runs, reference)
+    _same(gold.changes(days, previous, BEFORE), reference)
 
 
 def _same(got, expected) -> None:
@@ -160,7 +165,11 @@ def test_changes_step_aside_where_the_two_could_differ():
     _same_changes_as_by_row(before, today_twice, by_arrow=False)
     today = gold.index_days(*silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True)}))
     by_hand = {i: dataclasses.replace(d, assets=None) for i, d in before.items()}
-    _same_changes_as_by_row(today, by_hand, by_arrow=False)
+    # Their components are still index_days': paired by row numbers, not joined.
+    _same_changes_as_by_row(today, by_hand, by_arrow=False, by_runs=True)
+    # Components built by hand (plain dicts): the row path.
+    by_rows = gold.index_days_by_row(*silver(BEFORE, {"IBOV": (IBOV_BEFORE, "1.4", True)}))
+    _same_changes_as_by_row(today, by_rows, by_arrow=True, by_runs=False)
 
 
 # --- index_days' components made on demand, and the summary from their columns ------------------
@@ -181,6 +190,11 @@ def _same_days(assets, header) -> dict[str, gold.IndexDay]:
 def _same_summary(today, before, reference_today, reference_before, *, by_columns: bool = True) -> None:
     taken = [gold._summary_columns(day, before.get(index)) is not None for index, day in today.items()]
     assert all(taken) if by_columns else not all(taken)
+    # The whole date at once exactly when every index can be read by columns.
+    whole = gold._summary_by_arrow(today, before)
+    assert (whole is not None) is by_columns
+    if whole is not None:
+        assert whole == {index: gold._summary_columns(day, before.get(index)) for index, day in today.items()}
     _same(
         gold.index_summary(today, before, BEFORE),
         gold.index_summary(reference_today, reference_before, BEFORE),

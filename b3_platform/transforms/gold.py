@@ -23,6 +23,7 @@ from b3_platform.lake.schemas import (
     GOLD_COMPOSITION,
     GOLD_INDEX_SUMMARY,
     GOLD_TIME_IN_INDEX,
+    WEIGHT,
 )
 from b3_platform.trading_calendar import trading_days_held
 
@@ -67,11 +68,28 @@ class _Grouped:
     def __init__(self, rows: pa.Table) -> None:
         self.rows = rows
         self._columns: dict[str, list] = {}
+        self._numbers: dict[str, np.ndarray | None] = {}
 
     def column(self, name: str) -> list:
         if name not in self._columns:
             self._columns[name] = python_values(self.rows.column(name))
         return self._columns[name]
+
+    def numbers(self, name: str) -> np.ndarray | None:
+        """A weight (as integers of thousandths, `_thousandths`) or integer column as one NumPy
+        array for every index, made once; None when it holds a null or another type (the callers
+        then read the Python values)."""
+        if name not in self._numbers:
+            column = self.rows.column(name)
+            if column.null_count:
+                self._numbers[name] = None
+            elif column.type == WEIGHT:
+                self._numbers[name] = _thousandths(column.combine_chunks())
+            elif pa.types.is_integer(column.type):
+                self._numbers[name] = column.to_numpy().astype(np.int64)
+            else:
+                self._numbers[name] = None
+        return self._numbers[name]
 
 
 class Components(Mapping[str, dict]):
@@ -169,6 +187,13 @@ def python_values(column: pa.ChunkedArray | pa.Array) -> list:
     return [None if text is None else Decimal(text) for text in pc.cast(column, pa.string()).to_pylist()]
 
 
+def _thousandths(weights: pa.Array) -> np.ndarray:
+    """A WEIGHT (decimal128(7, 3)) array without nulls as integers of thousandths, read from the
+    decimals' own bytes (exact): 16 bytes each, little-endian, the low 8 holding any 7 digits."""
+    count = len(weights)
+    return np.frombuffer(weights.buffers()[1], dtype=np.int64)[2 * weights.offset :][: 2 * count : 2]
+
+
 def _heaviest_first(rows: Iterable[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: (-r["weight"], r["ticker"]))
 
@@ -255,10 +280,8 @@ def _groups_heaviest_first(stacked: pa.Table) -> pa.Table | None:
         return None
     stacked = stacked.combine_chunks()
     names = pc.dictionary_encode(stacked.column("group_name")).chunk(0)
-    weights = stacked.column("weight").chunk(0)
     count = stacked.num_rows
-    # A decimal128's 16 bytes, little-endian: the low 8 hold any weight of 7 digits exactly.
-    unscaled = np.frombuffer(weights.buffers()[1], dtype=np.int64)[2 * weights.offset :][: 2 * count : 2]
+    unscaled = _thousandths(stacked.column("weight").chunk(0))
     keyed = pa.table(
         {
             "position": stacked.column("position"),
@@ -349,9 +372,12 @@ def changes(
 ) -> pa.Table:
     """Entries, exits and changes of held tickers, for indices whose previous trading day is known.
 
-    Joined by Arrow when each side's days were read from one silver table (`index_days`);
-    `changes_by_row`, the reference, otherwise (`_changes_by_arrow` says when)."""
-    table = _changes_by_arrow(days, previous, previous_date)
+    Paired by row numbers when each side's days are `index_days`' (`_changes_by_runs`), else
+    joined by Arrow when each side's days were read from one silver table; `changes_by_row`, the
+    reference, otherwise (`_changes_by_runs` and `_changes_by_arrow` say when)."""
+    table = _changes_by_runs(days, previous, previous_date)
+    if table is None:
+        table = _changes_by_arrow(days, previous, previous_date)
     return table if table is not None else changes_by_row(days, previous, previous_date)
 
 
@@ -390,6 +416,15 @@ def _changes_by_arrow(
     joined = joined.take(
         pc.sort_indices(joined, sort_keys=[("position", "ascending"), ("ticker", "ascending")])
     )
+    return _changes_table(
+        joined, [days[i].reductor != previous[i].reductor for i in compared.to_pylist()], previous_date
+    )
+
+
+def _changes_table(joined: pa.Table, reductor_changed: list[bool], previous_date: dt.date) -> pa.Table:
+    """gold_changes from the two dates' rows joined on (index, ticker) and sorted (both Arrow
+    paths): each side's company, weight and quantity (the previous side's named `previous_...`),
+    and the compared index's `position` (`reductor_changed` is by position)."""
     position = joined.column("position")
     # Weights and quantities are never null in silver: a null one is the ticker's absence.
     held_now, held_then = pc.is_valid(joined.column("weight")), pc.is_valid(joined.column("previous_weight"))
@@ -397,7 +432,6 @@ def _changes_by_arrow(
     weight, previous_weight = joined.column("weight"), joined.column("previous_weight")
     quantity, previous_quantity = joined.column("theoretical_quantity"), joined.column("previous_quantity")
     zero = pa.scalar(Decimal(0), weight.type)
-    reductor_changed = [days[i].reductor != previous[i].reductor for i in compared.to_pylist()]
     return pa.Table.from_pydict(
         {
             "index": joined.column("index"),
@@ -416,6 +450,67 @@ def _changes_by_arrow(
         },
         schema=GOLD_CHANGES.schema,
     )
+
+
+def _changes_by_runs(
+    days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay], previous_date: dt.date
+) -> pa.Table | None:
+    """`_changes_by_arrow` without the join: each compared index's rows are one run of each
+    date's grouped rows (`index_days`), each row of the date is paired with its previous-date row
+    by `_matches`, and the previous rows no row pairs with (the exits) are appended; the two
+    sides' columns are then taken by those row numbers (null where a side lacks the ticker) and
+    sorted by (index as in `days`, ticker). None, for `_changes_by_arrow`, when no index is
+    compared, when either side's components are not `index_days`' of one table or hold a ticker
+    twice, or when a weight is null."""
+    compared = [index for index in days if index in previous]
+    if not compared:
+        return None
+    now, then = _one_grouped(days[i] for i in compared), _one_grouped(previous[i] for i in compared)
+    if now is None or then is None or now.numbers("weight") is None or then.numbers("weight") is None:
+        return None
+    matches = _matches(now.rows, then.rows)
+    if matches is None:
+        return None
+    spans_now = [(days[i].components._start, days[i].components._stop) for i in compared]  # type: ignore[attr-defined]
+    spans_then = [(previous[i].components._start, previous[i].components._stop) for i in compared]  # type: ignore[attr-defined]
+    rows_now = np.concatenate([np.arange(a, b) for a, b in spans_now])
+    rows_then = np.concatenate([np.arange(a, b) for a, b in spans_then])
+    paired = np.zeros(then.rows.num_rows, dtype=bool)
+    paired[matches[rows_now][matches[rows_now] >= 0]] = True
+    exits = ~paired[rows_then]
+    take_now = np.concatenate([rows_now, np.full(int(exits.sum()), -1)])
+    take_then = np.concatenate([matches[rows_now], rows_then[exits]])
+    position = np.concatenate(
+        [
+            np.repeat(np.arange(len(compared)), [b - a for a, b in spans_now]),
+            np.repeat(np.arange(len(compared)), [b - a for a, b in spans_then])[exits],
+        ]
+    )
+    columns = ["index", "ticker", "company", "weight", "theoretical_quantity"]
+    side_now = now.rows.select(columns).take(pa.array(take_now, mask=take_now < 0))
+    side_then = then.rows.select(columns).take(pa.array(take_then, mask=take_then < 0))
+    keyed = pa.table(
+        {
+            "position": pa.array(position.astype(np.int32)),
+            "ticker": pc.coalesce(side_now.column("ticker"), side_then.column("ticker")),
+        }
+    )
+    order = pc.sort_indices(keyed, sort_keys=[("position", "ascending"), ("ticker", "ascending")])
+    side_now, side_then = side_now.take(order), side_then.take(order)
+    joined = pa.table(
+        {
+            "index": pc.coalesce(side_now.column("index"), side_then.column("index")),
+            "ticker": keyed.column("ticker").take(order),
+            "company": side_now.column("company"),
+            "weight": side_now.column("weight"),
+            "theoretical_quantity": side_now.column("theoretical_quantity"),
+            "previous_company": side_then.column("company"),
+            "previous_weight": side_then.column("weight"),
+            "previous_quantity": side_then.column("theoretical_quantity"),
+            "position": keyed.column("position").take(order),
+        }
+    )
+    return _changes_table(joined, [days[i].reductor != previous[i].reductor for i in compared], previous_date)
 
 
 def changes_by_row(
@@ -459,10 +554,14 @@ def index_summary(
 
     Read from each side's columns in row order when `index_days` read them and no ticker appears
     twice (`_summary_columns`), without making the components' row dicts; from the rows otherwise."""
+    by_arrow = _summary_by_arrow(days, previous)
     rows = []
     for index, day in days.items():
         before = previous.get(index)
-        rows.append(_summary_columns(day, before) or _summary_by_row(day, before))
+        if by_arrow is not None:
+            rows.append(by_arrow[index])
+        else:
+            rows.append(_summary_columns(day, before) or _summary_by_row(day, before))
     columns = {name: [row[name] for row in rows] for name in _SUMMARY_VALUES}
     count = len(rows)
     columns.update(
@@ -533,6 +632,100 @@ def _summary_columns(day: IndexDay, before: IndexDay | None) -> dict | None:
         "exits": len(quantity_then) - len(held),
         "quantity_changes": sum(held),
     }
+
+
+def _one_grouped(days: Iterable[IndexDay]) -> _Grouped | None:
+    """The one `_Grouped` every day's components come from (`index_days`), when no index holds a
+    ticker twice; None otherwise."""
+    sources = set()
+    for day in days:
+        components = day.components
+        if not isinstance(components, Components) or not components.unique:
+            return None
+        sources.add(id(components._grouped))
+        grouped = components._grouped
+    return grouped if len(sources) == 1 else None
+
+
+def _matches(now: pa.Table, then: pa.Table) -> np.ndarray | None:
+    """For each row of `now`, the row of `then` with the same (index, ticker), or -1 (each pair
+    once in `then` for the indices asked about: `_one_grouped`). None when an index or a ticker is
+    null. The pairs are compared as integers: each column's values coded by one dictionary of
+    both tables' values."""
+    codes = []
+    for name in ("index", "ticker"):
+        both = pa.concat_arrays([*now.column(name).chunks, *then.column(name).chunks])
+        if both.null_count:
+            return None
+        codes.append(pc.dictionary_encode(both).indices.to_numpy().astype(np.int64))
+    keys = (codes[0] << 32) | codes[1]
+    now_keys, then_keys = keys[: now.num_rows], keys[now.num_rows :]
+    if not len(then_keys):
+        return np.full(len(now_keys), -1, dtype=np.int64)
+    order = np.argsort(then_keys, kind="stable")
+    ordered = then_keys[order]
+    found = np.minimum(np.searchsorted(ordered, now_keys), len(ordered) - 1)
+    return np.where(ordered[found] == now_keys, order[found], -1)
+
+
+def _summary_by_arrow(
+    days: Mapping[str, IndexDay], previous: Mapping[str, IndexDay]
+) -> dict[str, dict] | None:
+    """`_summary_columns` of every index of the date at once, from the two dates' grouped rows as
+    NumPy arrays: the weights as integers of thousandths (sums and the HHI exact, then made the
+    same Decimals), each held ticker's row on the previous date found by one sorted search over
+    (index, ticker) codes. None, for the per-index paths, when either side's components are not
+    `index_days`' of one table, hold a ticker twice, or a weight or quantity is null or of
+    another type."""
+    grouped = _one_grouped(days.values())
+    compared = [index for index in days if index in previous]
+    before = _one_grouped(previous[index] for index in compared) if compared else None
+    if grouped is None or (compared and before is None):
+        return None
+    weights, quantities = grouped.numbers("weight"), grouped.numbers("theoretical_quantity")
+    if weights is None or quantities is None:
+        return None
+    if before is not None:
+        quantities_then = before.numbers("theoretical_quantity")
+        matches = _matches(grouped.rows, before.rows)
+        if quantities_then is None or matches is None:
+            return None
+    # Each index's rows are one run of the grouped rows: sums over runs by `np.add.reduceat`, the
+    # heaviest first within each run by one sort of (run, weight descending).
+    spans = {index: (day.components._start, day.components._stop) for index, day in days.items()}  # type: ignore[attr-defined]
+    starts = np.array(sorted({b for span in spans.values() for b in span} - {len(weights)}), dtype=np.int64)
+    run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(weights))))
+    heaviest = np.lexsort((-weights, run))
+    rank = np.arange(len(weights)) - starts[run]
+    ordered = weights[heaviest]
+    sums = {
+        "top5": np.add.reduceat(np.where(rank < TOP[0], ordered, 0), starts),
+        "top10": np.add.reduceat(np.where(rank < TOP[1], ordered, 0), starts),
+        "hhi": np.add.reduceat(weights * weights, starts),
+    }
+    if before is not None:
+        held = matches >= 0
+        changed = held & (quantities != quantities_then[np.where(held, matches, 0)])
+        sums["held"] = np.add.reduceat(held.astype(np.int64), starts)
+        sums["changed"] = np.add.reduceat(changed.astype(np.int64), starts)
+    values = {}
+    for index, (start, stop) in spans.items():
+        at = int(np.searchsorted(starts, start))
+        values[index] = {
+            "components": stop - start,
+            "top5_weight": Decimal(int(sums["top5"][at])).scaleb(-3),
+            "top10_weight": Decimal(int(sums["top10"][at])).scaleb(-3),
+            "hhi": Decimal(int(sums["hhi"][at])).scaleb(-6),
+            "entries": None,
+            "exits": None,
+            "quantity_changes": None,
+        }
+        if index in previous:
+            held_count = int(sums["held"][at])
+            values[index]["entries"] = stop - start - held_count
+            values[index]["exits"] = len(previous[index].components) - held_count
+            values[index]["quantity_changes"] = int(sums["changed"][at])
+    return values
 
 
 class Stay(NamedTuple):
