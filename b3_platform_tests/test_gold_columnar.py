@@ -270,3 +270,12 @@ def test_composition_groups_by_sorted_runs_as_the_rows_do_with_signed_and_extrem
     _same_as_by_row(days)
     table = gold.composition(days)
     assert table.num_rows == gold.composition_by_row(days).num_rows > 0
+
+
+def test_composition_of_a_date_whose_sectors_and_segments_are_all_null():
+    # No name at all in a dimension (no capture with sectors, as the synthetic archive): every
+    # group of it is the null one, by Arrow as by the rows.
+    blank = {"sector": None, "listing_segment": None}
+    ibov, smll = [{**c, **blank} for c in IBOV_TODAY], [{**c, **blank} for c in SMLL_TODAY]
+    days = gold.index_days(*silver(DAY, {"IBOV": (ibov, "1.5", True), "SMLL": (smll, "1.0", False)}))
+    _same_as_by_row(days)

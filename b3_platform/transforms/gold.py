@@ -213,107 +213,109 @@ def _composition_by_arrow(days: Mapping[str, IndexDay]) -> pa.Table | None:
     a time: ~3,000 rows × 4 dimensions stacked, sorted heaviest first, grouped and summed (exact
     decimals), the groups sorted by (index as in `days`, dimension, weight descending, name with
     null first: `name or ""`). None, for the row path, when the days do not share one table, when
-    the table holds a ticker twice for an index (the row path keeps its last row), or when a
-    group is named "" (which ties with the null group there)."""
+    the table holds a ticker twice for an index (the row path keeps its last row), when a
+    group is named "" (which ties with the null group there), or when a ticker or a weight is
+    null or a weight not of scale 3.
+
+    Every key is an integer in NumPy (`_ranks`: a string's rank among the column's sorted
+    distinct values, null first): the rows sorted by (index, dimension, name, weight descending,
+    ticker) make each group one run, heaviest first; its weight is the run's sum of integers of
+    thousandths (exact), its tickers a slice of the sorted tickers; one more sort orders the
+    groups. Only the output's strings are Arrow's."""
     order = pa.array(list(days), pa.string())
     rows = _rows_of(days, order, ["index", "ticker", "weight", *DIMENSIONS])
-    if rows is None:
+    if rows is None or rows.num_rows == 0:
         return None
-    position = pc.index_in(rows.column("index"), value_set=order)
-    has_sector = pa.array([day.has_sector for day in days.values()], pa.bool_())
-    stacked = pa.concat_tables(
-        pa.table(
-            {
-                "position": position,
-                "dimension": pa.array(np.full(rows.num_rows, ordinal, dtype=np.int8)),
-                "group_name": pc.if_else(has_sector.take(position), rows.column(dimension), None)
-                if dimension == "sector"
-                else rows.column(dimension),
-                "weight": rows.column("weight"),
-                "ticker": rows.column("ticker"),
-            }
+    weight = rows.column("weight")
+    if weight.null_count or weight.type != WEIGHT or rows.column("ticker").null_count:
+        return None
+    rows = rows.combine_chunks()
+    count = rows.num_rows
+    position = pc.index_in(rows.column("index"), value_set=order).chunk(0).to_numpy()
+    has_sector = np.array([day.has_sector for day in days.values()], dtype=bool)
+    ticker_rank, _ = _ranks(rows.column("ticker").chunk(0))
+    weights = _thousandths(rows.column("weight").chunk(0))
+    name_ranks, names = [], []
+    for dimension in DIMENSIONS:
+        rank, values = _ranks(rows.column(dimension).chunk(0))
+        if pc.any(pc.equal(values, "")).as_py():
+            return None
+        if dimension == "sector":
+            rank = np.where(has_sector[position], rank, -1)
+        name_ranks.append(rank)
+        names.append(values)
+    stacked = {
+        "position": np.tile(position, len(DIMENSIONS)),
+        "dimension": np.repeat(np.arange(len(DIMENSIONS)), count),
+        "name": np.concatenate(name_ranks),
+        "lighter": np.tile(-weights, len(DIMENSIONS)),
+        "ticker": np.tile(ticker_rank, len(DIMENSIONS)),
+    }
+    heaviest = _sorted_by([stacked[k] for k in ("position", "dimension", "name", "lighter", "ticker")])
+    keys = {k: v[heaviest] for k, v in stacked.items()}
+    starts = np.flatnonzero(
+        np.concatenate(
+            ([True], np.any([keys[k][1:] != keys[k][:-1] for k in ("position", "dimension", "name")], axis=0))
         )
-        for ordinal, dimension in enumerate(DIMENSIONS)
     )
-    if pc.any(pc.equal(stacked.column("group_name"), "")).as_py():
-        return None
-    groups = _groups_heaviest_first(stacked)
-    if groups is None:
-        return None
-    by_weight = [("position", "ascending"), ("dimension", "ascending"), ("weight_sum", "descending")]
-    groups = groups.take(
-        pc.sort_indices(groups, sort_keys=[*by_weight, ("group_name", "ascending", "at_start")])
-    )
-    group_position, group_dimension = groups.column("position"), groups.column("dimension")
+    sums = -np.add.reduceat(keys["lighter"], starts)
+    sizes = np.diff(np.append(starts, len(heaviest)))
+    group = {k: keys[k][starts] for k in ("position", "dimension", "name")}
+    # Groups by (index, dimension, weight descending, name with null first).
+    ranked = _sorted_by([group["position"], group["dimension"], -sums, group["name"]])
+    offsets = np.concatenate(([0], np.cumsum(sizes[ranked]))).astype(np.int32)
+    # The sorted rows of each group, the groups in their order: its start, then one by one.
+    members = np.arange(offsets[-1]) + np.repeat(starts[ranked] - offsets[:-1], sizes[ranked])
+    tickers = rows.column("ticker").chunk(0).take(pa.array(heaviest[members] % count))
+    sums, dimension, position = sums[ranked], group["dimension"][ranked], group["position"][ranked]
+    name = group["name"][ranked]
+    # Each dimension's sorted names one after another: a group's name is at its dimension's base.
+    base = np.cumsum([0] + [len(values) for values in names])[dimension]
+    group_name = pa.concat_arrays(names).take(pa.array(base + name, mask=name == -1))
+    sum_bytes = np.column_stack((sums, sums >> 63)).astype("<i8").tobytes()
     # Why a group is null: its dimension's note, or NO_SECTOR for an index captured without sectors.
-    notes = pa.array([NOTES[dimension] for dimension in DIMENSIONS] + [NO_SECTOR], pa.string())
-    no_sector = pc.and_(
-        pc.equal(group_dimension, DIMENSIONS.index("sector")), pc.invert(has_sector.take(group_position))
-    )
-    note = notes.take(pc.if_else(no_sector, len(DIMENSIONS), pc.cast(group_dimension, pa.int32())))
+    notes = pa.array([NOTES[d] for d in DIMENSIONS] + [NO_SECTOR], pa.string())
+    no_sector = (dimension == DIMENSIONS.index("sector")) & ~has_sector[position]
+    note = notes.take(pa.array(np.where(no_sector, len(DIMENSIONS), dimension), mask=name != -1))
     return pa.Table.from_pydict(
         {
-            "index": order.take(group_position),
-            "dimension": pa.array(DIMENSIONS, pa.string()).take(group_dimension),
-            "group_name": groups.column("group_name"),
-            "weight": groups.column("weight_sum"),
-            "components": groups.column("count_all"),
-            "tickers": pc.binary_join(groups.column("ticker_list"), ","),
-            "note": pc.if_else(pc.is_null(groups.column("group_name")), note, None),
+            "index": order.take(pa.array(position)),
+            "dimension": pa.array(DIMENSIONS, pa.string()).take(pa.array(dimension)),
+            "group_name": group_name,
+            "weight": pa.Array.from_buffers(pa.decimal128(38, 3), len(sums), [None, pa.py_buffer(sum_bytes)]),
+            "components": pa.array(sizes[ranked]),
+            "tickers": pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), tickers), ","),
+            "note": note,
         },
         schema=GOLD_COMPOSITION.schema,
     )
 
 
-def _groups_heaviest_first(stacked: pa.Table) -> pa.Table | None:
-    """The stacked rows' groups by (position, dimension, group_name): each group's weight summed
-    (exact), its rows counted and its tickers listed heaviest first (weight descending, then
-    ticker), as a hash group-by over the rows sorted heaviest first would give them, in some order.
+def _sorted_by(keys: list[np.ndarray]) -> np.ndarray:
+    """The order sorting by integer `keys`, the first the primary (`np.lexsort`'s, keys reversed),
+    as one stable sort of the keys packed into one int64 when their ranges fit in 62 bits: one
+    sort instead of one per key (~4x less CPU for the ~12,000 rows of a 34-index date)."""
+    shifted = [key - key.min() for key in keys] if len(keys[0]) else keys
+    widths = [int(key.max()).bit_length() if len(key) else 0 for key in shifted]
+    if sum(widths) > 62:
+        return np.lexsort(keys[::-1])
+    packed = np.zeros(len(keys[0]), dtype=np.int64)
+    for key, width in zip(shifted, widths):
+        packed = (packed << width) | key.astype(np.int64)
+    return np.argsort(packed, kind="stable")
 
-    The rows are sorted instead so that each group's are consecutive and already heaviest first:
-    by (position, dimension, the group name's code in a dictionary of the names, weight descending,
-    ticker); a group is then a run of equal keys, its tickers a slice of the sorted column, and its
-    weights summed as integers of thousandths (the weight's scale, read from the decimal's own
-    bytes: exact). None when a weight is null or not of scale 3 (the row path decides)."""
-    weight = stacked.column("weight")
-    if weight.null_count or weight.type != pa.decimal128(7, 3):
-        return None
-    stacked = stacked.combine_chunks()
-    names = pc.dictionary_encode(stacked.column("group_name")).chunk(0)
-    count = stacked.num_rows
-    unscaled = _thousandths(stacked.column("weight").chunk(0))
-    keyed = pa.table(
-        {
-            "position": stacked.column("position"),
-            "dimension": stacked.column("dimension"),
-            "name_code": pc.fill_null(names.indices, -1),
-            "lighter": pa.array(-unscaled),  # weight descending, as integers (faster than decimals)
-            "ticker": stacked.column("ticker"),
-        }
-    )
-    order = pc.sort_indices(keyed, sort_keys=[(name, "ascending") for name in keyed.column_names])
-    keyed = keyed.take(order).combine_chunks()
-    changes = np.zeros(count, dtype=bool)
-    changes[0] = True
-    for column in ("position", "dimension", "name_code"):
-        values = keyed.column(column).to_numpy()
-        changes[1:] |= values[1:] != values[:-1]
-    starts = np.flatnonzero(changes)
-    offsets = np.append(starts, count).astype(np.int32)
-    sums = -np.add.reduceat(keyed.column("lighter").to_numpy(), starts)
-    sum_bytes = np.column_stack((sums, sums >> 63)).astype("<i8").tobytes()
-    return pa.table(
-        {
-            "position": keyed.column("position").take(pa.array(starts)),
-            "dimension": keyed.column("dimension").take(pa.array(starts)),
-            "group_name": stacked.column("group_name").take(order.take(pa.array(starts))),
-            "weight_sum": pa.Array.from_buffers(
-                pa.decimal128(38, 3), len(starts), [None, pa.py_buffer(sum_bytes)]
-            ),
-            "ticker_list": pa.ListArray.from_arrays(pa.array(offsets), keyed.column("ticker").chunk(0)),
-            "count_all": pa.array(np.diff(offsets).astype(np.int64)),
-        }
-    )
+
+def _ranks(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Each value's rank among the array's distinct values sorted as Arrow sorts strings (-1 for
+    a null), and those distinct values in that order."""
+    encoded = pc.dictionary_encode(values)
+    dictionary = encoded.dictionary
+    by_value = pc.sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(dictionary), dtype=np.int64)
+    rank[by_value] = np.arange(len(dictionary))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+    # A null's code -1 takes the -1 appended last.
+    return np.append(rank, -1)[codes], dictionary.take(pa.array(by_value))
 
 
 def composition_by_row(days: Mapping[str, IndexDay]) -> pa.Table:
@@ -388,8 +390,12 @@ def _rows_of(days: Mapping[str, IndexDay], indices: pa.Array, columns: list[str]
     source = days[indices[0].as_py()].assets if len(sources) == 1 else None
     if source is None:
         return None
+    expected = sum(len(days[index].components) for index in indices.to_pylist())
+    if expected == source.num_rows:
+        # Every row is one of these indices' (a component counts one row at most): no filter.
+        return source.select(columns)
     rows = source.filter(pc.is_in(source.column("index"), value_set=indices)).select(columns)
-    if rows.num_rows != sum(len(days[index].components) for index in indices.to_pylist()):
+    if rows.num_rows != expected:
         return None
     return rows
 
