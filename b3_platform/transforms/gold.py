@@ -235,19 +235,16 @@ def _composition_by_arrow(days: Mapping[str, IndexDay]) -> pa.Table | None:
     has_sector = np.array([day.has_sector for day in days.values()], dtype=bool)
     ticker_rank, _ = _ranks(rows.column("ticker").chunk(0))
     weights = _thousandths(rows.column("weight").chunk(0))
-    name_ranks, names = [], []
-    for dimension in DIMENSIONS:
-        rank, values = _ranks(rows.column(dimension).chunk(0))
-        if pc.any(pc.equal(values, "")).as_py():
-            return None
-        if dimension == "sector":
-            rank = np.where(has_sector[position], rank, -1)
-        name_ranks.append(rank)
-        names.append(values)
+    # Every dimension's names ranked together (one dictionary): the dimension is in the keys.
+    name_rank, names = _ranks(pa.concat_arrays([rows.column(d).chunk(0) for d in DIMENSIONS]))
+    if pc.any(pc.equal(names, "")).as_py():
+        return None
+    sector = slice(DIMENSIONS.index("sector") * count, (DIMENSIONS.index("sector") + 1) * count)
+    name_rank[sector] = np.where(has_sector[position], name_rank[sector], -1)
     stacked = {
         "position": np.tile(position, len(DIMENSIONS)),
         "dimension": np.repeat(np.arange(len(DIMENSIONS)), count),
-        "name": np.concatenate(name_ranks),
+        "name": name_rank,
         "lighter": np.tile(-weights, len(DIMENSIONS)),
         "ticker": np.tile(ticker_rank, len(DIMENSIONS)),
     }
@@ -269,9 +266,7 @@ def _composition_by_arrow(days: Mapping[str, IndexDay]) -> pa.Table | None:
     tickers = rows.column("ticker").chunk(0).take(pa.array(heaviest[members] % count))
     sums, dimension, position = sums[ranked], group["dimension"][ranked], group["position"][ranked]
     name = group["name"][ranked]
-    # Each dimension's sorted names one after another: a group's name is at its dimension's base.
-    base = np.cumsum([0] + [len(values) for values in names])[dimension]
-    group_name = pa.concat_arrays(names).take(pa.array(base + name, mask=name == -1))
+    group_name = names.take(pa.array(np.maximum(name, 0), mask=name == -1))
     sum_bytes = np.column_stack((sums, sums >> 63)).astype("<i8").tobytes()
     # Why a group is null: its dimension's note, or NO_SECTOR for an index captured without sectors.
     notes = pa.array([NOTES[d] for d in DIMENSIONS] + [NO_SECTOR], pa.string())
