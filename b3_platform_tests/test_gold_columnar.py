@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import random
 
+import pyarrow.compute as pc
 import pytest
 
 from b3_platform.b3.contract import decode_portfolio_json
@@ -279,3 +280,20 @@ def test_composition_of_a_date_whose_sectors_and_segments_are_all_null():
     ibov, smll = [{**c, **blank} for c in IBOV_TODAY], [{**c, **blank} for c in SMLL_TODAY]
     days = gold.index_days(*silver(DAY, {"IBOV": (ibov, "1.5", True), "SMLL": (smll, "1.0", False)}))
     _same_as_by_row(days)
+
+
+def test_an_index_without_a_header_row_is_left_out_by_every_path():
+    # Its rows come first in the grouped rows (first in the table): the whole-date paths skip
+    # them as the references do.
+    def without_aaaa(assets, header):
+        return assets, header.filter(pc.not_equal(header.column("index"), "AAAA"))
+
+    now = without_aaaa(*silver(DAY, {"AAAA": (SMLL_TODAY, "1.0", False), "IBOV": (IBOV_TODAY, "1.5", True)}))
+    then = without_aaaa(
+        *silver(BEFORE, {"AAAA": (SMLL_TODAY, "1.0", False), "IBOV": (IBOV_BEFORE, "1.4", True)})
+    )
+    today, before = _same_days(*now), _same_days(*then)
+    assert list(today) == ["IBOV"]
+    _same_summary(today, before, gold.index_days_by_row(*now), gold.index_days_by_row(*then))
+    _same_as_by_row(today)
+    _same_changes_as_by_row(today, before)

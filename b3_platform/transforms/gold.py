@@ -694,7 +694,9 @@ def _summary_by_arrow(
     # Each index's rows are one run of the grouped rows: sums over runs by `np.add.reduceat`, the
     # heaviest first within each run by one sort of (run, weight descending).
     spans = {index: (day.components._start, day.components._stop) for index, day in days.items()}  # type: ignore[attr-defined]
-    starts = np.array(sorted({b for span in spans.values() for b in span} - {len(weights)}), dtype=np.int64)
+    # Runs start at 0 and at every span's bounds (rows of an index without a header row are a run too).
+    bounds = {0} | {b for span in spans.values() for b in span}
+    starts = np.array(sorted(bounds - {len(weights)}), dtype=np.int64)
     run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(weights))))
     heaviest = np.lexsort((-weights, run))
     rank = np.arange(len(weights)) - starts[run]
