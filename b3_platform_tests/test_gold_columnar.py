@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import random
 
+import pyarrow.compute as pc
 import pytest
 
 from b3_platform.b3.contract import decode_portfolio_json
@@ -25,9 +26,14 @@ def _same_as_by_row(days: dict[str, gold.IndexDay], *, by_arrow: bool = True) ->
     _same(gold.composition(days), gold.composition_by_row(days))
 
 
-def _same_changes_as_by_row(days, previous, *, by_arrow: bool = True) -> None:
+def _same_changes_as_by_row(days, previous, *, by_arrow: bool = True, by_runs: bool | None = None) -> None:
+    reference = gold.changes_by_row(days, previous, BEFORE)
     assert (gold._changes_by_arrow(days, previous, BEFORE) is not None) is by_arrow
-    _same(gold.changes(days, previous, BEFORE), gold.changes_by_row(days, previous, BEFORE))
+    runs = gold._changes_by_runs(days, previous, BEFORE)
+    assert (runs is not None) is (by_arrow if by_runs is None else by_runs)
+    if runs is not None:
+        _same(runs, reference)
+    _same(gold.changes(days, previous, BEFORE), reference)
 
 
 def _same(got, expected) -> None:
@@ -160,7 +166,11 @@ def test_changes_step_aside_where_the_two_could_differ():
     _same_changes_as_by_row(before, today_twice, by_arrow=False)
     today = gold.index_days(*silver(DAY, {"IBOV": (IBOV_TODAY, "1.5", True)}))
     by_hand = {i: dataclasses.replace(d, assets=None) for i, d in before.items()}
-    _same_changes_as_by_row(today, by_hand, by_arrow=False)
+    # Their components are still index_days': paired by row numbers, not joined.
+    _same_changes_as_by_row(today, by_hand, by_arrow=False, by_runs=True)
+    # Components built by hand (plain dicts): the row path.
+    by_rows = gold.index_days_by_row(*silver(BEFORE, {"IBOV": (IBOV_BEFORE, "1.4", True)}))
+    _same_changes_as_by_row(today, by_rows, by_arrow=True, by_runs=False)
 
 
 # --- index_days' components made on demand, and the summary from their columns ------------------
@@ -181,6 +191,11 @@ def _same_days(assets, header) -> dict[str, gold.IndexDay]:
 def _same_summary(today, before, reference_today, reference_before, *, by_columns: bool = True) -> None:
     taken = [gold._summary_columns(day, before.get(index)) is not None for index, day in today.items()]
     assert all(taken) if by_columns else not all(taken)
+    # The whole date at once exactly when every index can be read by columns.
+    whole = gold._summary_by_arrow(today, before)
+    assert (whole is not None) is by_columns
+    if whole is not None:
+        assert whole == {index: gold._summary_columns(day, before.get(index)) for index, day in today.items()}
     _same(
         gold.index_summary(today, before, BEFORE),
         gold.index_summary(reference_today, reference_before, BEFORE),
@@ -256,3 +271,29 @@ def test_composition_groups_by_sorted_runs_as_the_rows_do_with_signed_and_extrem
     _same_as_by_row(days)
     table = gold.composition(days)
     assert table.num_rows == gold.composition_by_row(days).num_rows > 0
+
+
+def test_composition_of_a_date_whose_sectors_and_segments_are_all_null():
+    # No name at all in a dimension (no capture with sectors, as the synthetic archive): every
+    # group of it is the null one, by Arrow as by the rows.
+    blank = {"sector": None, "listing_segment": None}
+    ibov, smll = [{**c, **blank} for c in IBOV_TODAY], [{**c, **blank} for c in SMLL_TODAY]
+    days = gold.index_days(*silver(DAY, {"IBOV": (ibov, "1.5", True), "SMLL": (smll, "1.0", False)}))
+    _same_as_by_row(days)
+
+
+def test_an_index_without_a_header_row_is_left_out_by_every_path():
+    # Its rows come first in the grouped rows (first in the table): the whole-date paths skip
+    # them as the references do.
+    def without_aaaa(assets, header):
+        return assets, header.filter(pc.not_equal(header.column("index"), "AAAA"))
+
+    now = without_aaaa(*silver(DAY, {"AAAA": (SMLL_TODAY, "1.0", False), "IBOV": (IBOV_TODAY, "1.5", True)}))
+    then = without_aaaa(
+        *silver(BEFORE, {"AAAA": (SMLL_TODAY, "1.0", False), "IBOV": (IBOV_BEFORE, "1.4", True)})
+    )
+    today, before = _same_days(*now), _same_days(*then)
+    assert list(today) == ["IBOV"]
+    _same_summary(today, before, gold.index_days_by_row(*now), gold.index_days_by_row(*then))
+    _same_as_by_row(today)
+    _same_changes_as_by_row(today, before)

@@ -121,7 +121,12 @@ def _encode(table_def: TableDef, day: dt.date, table: pa.Table) -> bytes:
     problem = schema_problem(table_def, day, table)
     if problem:
         raise SchemaMismatch(problem)
-    return to_parquet_bytes(table.replace_schema_metadata(None).cast(table_def.schema))
+    table = table.replace_schema_metadata(None)
+    # A table built with the declared schema (field descriptions included) is written as it is:
+    # the cast would make the same table, one column at a time (~0.3 ms a table).
+    if not table.schema.equals(table_def.schema, check_metadata=True):
+        table = table.cast(table_def.schema)
+    return to_parquet_bytes(table)
 
 
 def write_partition(storage: Storage, table_def: TableDef, day: dt.date, table: pa.Table) -> str:
