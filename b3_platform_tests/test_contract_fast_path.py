@@ -297,6 +297,11 @@ def test_the_direct_paths_rows_read_as_the_stepwise_paths_component_list(monkeyp
         direct.results[84]
     with pytest.raises(TypeError):
         hash(direct.results)
+    # A model a reader changed is what bronze reads from then on, as it would from a list.
+    direct.results[0].cod = "ZZZZ3"
+    assert contract.component_rows(direct.results)[0]["cod"] == "ZZZZ3"
+    assert direct.results != stepwise.results
+    assert bronze_table([("IBOV", "c", direct)]).column("cod")[0].as_py() == "ZZZZ3"
 
 
 def test_a_paged_response_merged_from_direct_pages_is_the_same_portfolio(monkeypatch):

@@ -106,7 +106,10 @@ class Components(Sequence[Component]):
 
     @property
     def rows(self) -> list[ComponentRow]:
-        """The rows as dicts of the `Component` fields (what `vars(component)` holds)."""
+        """The rows as dicts of the `Component` fields (what `vars(component)` holds); once the
+        models are made, theirs (a reader may have assigned a field of one)."""
+        if self._models is not None:
+            return [vars(model) for model in self._models]  # type: ignore[misc]
         return self._rows
 
     def _all(self) -> list[Component]:
@@ -130,7 +133,7 @@ class Components(Sequence[Component]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Components):
-            return self._rows == other._rows
+            return self.rows == other.rows
         if isinstance(other, list):
             return self._all() == other
         return NotImplemented
