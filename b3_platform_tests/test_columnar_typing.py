@@ -174,6 +174,33 @@ def test_unusual_but_valid_values_type_the_same_both_ways(change):
     assert fast is None or (fast[0].equals(by_row[0]) and fast[1].equals(by_row[1]))
 
 
+def test_sectors_held_by_one_index_or_by_none_type_the_same_and_none_parses_no_sector_weight(monkeypatch):
+    plain = json_portfolio(SAMPLE.read_bytes())
+    blank = json_portfolio(changed(lambda d: [r.update(segment="", partAcum="") for r in d["results"]]))
+    sectors = json_portfolio(changed(lambda d: d["results"][5].update(segment=" Energia ", partAcum="1,5")))
+    numbers = []
+    monkeypatch.setattr(silver, "_numbers", lambda *a, _f=silver._numbers: numbers.append(a[0]) or _f(*a))
+    # One index of 34 holds a sector (and its weight): every other row's sector stays null.
+    one = bronze_table(
+        [(code, CAPTURE, sectors if i == 7 else plain) for i, code in enumerate(BUILTIN_INDICES)]
+    )
+    assert_same_tables(one, DAY)
+    assert len(numbers) == 3  # sector weights, weights, quantities
+    header, assets = columnar(one, DAY)
+    assert header.column("has_sector").to_pylist() == [i == 7 for i in range(34)]
+    assert assets.column("sector").drop_null().to_pylist() == ["Energia"]
+    # None holds one (null or empty texts): the sector columns are nulls, no weight parsed.
+    numbers.clear()
+    none = bronze_table(
+        [(code, CAPTURE, blank if i % 2 else plain) for i, code in enumerate(BUILTIN_INDICES)]
+    )
+    assert_same_tables(none, DAY)
+    assert len(numbers) == 2
+    header, assets = columnar(none, DAY)
+    assert not any(header.column("has_sector").to_pylist())
+    assert assets.column("sector").null_count == assets.column("sector_weight").null_count == none.num_rows
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -14,6 +14,7 @@ import pytest
 
 from b3_platform.b3 import contract
 from b3_platform.b3.contract import ContractError, WrongDateError, decode_portfolio_json
+from b3_platform.transforms.bronze import bronze_table
 from b3_platform_tests.conftest import SAMPLE_DAY, SAMPLE_JSON
 from b3_platform_tests.replay import (
     HTML_PAGE,
@@ -255,3 +256,69 @@ def test_a_bad_body_gets_the_same_error_either_way(monkeypatch, case, quote_body
     assert fragment in direct[2]
     assert direct[2].startswith("B3 response for IBOV 2025-07-10: ")
     assert direct == stepwise
+
+
+# --- the direct path's rows: dicts until read, the same `Component`s when read ----------------------
+
+
+def _decoded_both_ways(monkeypatch, body: bytes, **kwargs):
+    kwargs.setdefault("index", "IBOV")
+    direct = decode_portfolio_json(body, **kwargs)
+    with monkeypatch.context() as patched:
+        patched.setattr(contract, "_validated_directly", lambda body: None)
+        stepwise = decode_portfolio_json(body, **kwargs)
+    return direct, stepwise
+
+
+def test_the_direct_paths_rows_read_as_the_stepwise_paths_component_list(monkeypatch):
+    body = with_changes(
+        SAMPLE,
+        lambda d: (d["results"][3].__setitem__("segment", None), d["results"][0].__setitem__("isin", "X")),
+    )
+    direct, stepwise = _decoded_both_ways(monkeypatch, body, requested_date=SAMPLE_DAY)
+    assert isinstance(direct.results, contract.Components)
+    assert isinstance(stepwise.results, list)
+    # Bronze reads the dicts without a model being made, and they are the models' own fields.
+    assert direct.results._models is None
+    assert contract.component_rows(direct.results) == [vars(row) for row in stepwise.results]
+    assert direct.results._models is None
+    assert bronze_table([("IBOV", "c", direct)]).equals(bronze_table([("IBOV", "c", stepwise)]))
+    # Read as a list is read: items, negative positions, slices, length, repr, equality.
+    assert len(direct.results) == len(stepwise.results) == 84
+    assert direct.results[0] == stepwise.results[0] and type(direct.results[0]) is contract.Component
+    assert direct.results[-1] == stepwise.results[-1]
+    assert direct.results[2:5] == stepwise.results[2:5] and isinstance(direct.results[2:5], list)
+    assert repr(direct.results) == repr(stepwise.results)
+    assert direct.results == stepwise.results and stepwise.results == direct.results
+    assert direct.results != tuple(stepwise.results)  # as a list is not equal to a tuple
+    assert direct.results != stepwise.results[:-1]
+    assert direct.has_sector == stepwise.has_sector
+    with pytest.raises(IndexError):
+        direct.results[84]
+    with pytest.raises(TypeError):
+        hash(direct.results)
+    # A model a reader changed is what bronze reads from then on, as it would from a list.
+    direct.results[0].cod = "ZZZZ3"
+    assert contract.component_rows(direct.results)[0]["cod"] == "ZZZZ3"
+    assert direct.results != stepwise.results
+    assert bronze_table([("IBOV", "c", direct)]).column("cod")[0].as_py() == "ZZZZ3"
+
+
+def test_a_paged_response_merged_from_direct_pages_is_the_same_portfolio(monkeypatch):
+    pages = list(split_into_pages(SAMPLE, 30).values())
+    assert len(pages) == 3
+    decoded = [
+        _decoded_both_ways(monkeypatch, page, requested_date=SAMPLE_DAY, check_total_records=False)
+        for page in pages
+    ]
+    direct = contract.merge_pages([d for d, _ in decoded], index="IBOV", requested_date=SAMPLE_DAY)
+    stepwise = contract.merge_pages([s for _, s in decoded], index="IBOV", requested_date=SAMPLE_DAY)
+    assert isinstance(direct.results, contract.Components)
+    assert direct.results._models is None  # merged without making a model
+    assert direct == stepwise
+    assert bronze_table([("IBOV", "c", direct)]).equals(bronze_table([("IBOV", "c", stepwise)]))
+    # A page decoded either way merges with the other kind all the same.
+    mixed = contract.merge_pages(
+        [decoded[0][0], *[s for _, s in decoded[1:]]], index="IBOV", requested_date=SAMPLE_DAY
+    )
+    assert mixed == stepwise

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from typing_extensions import TypedDict
 
 from b3_platform.b3.parse import Locale, ParseError, detect_language, parse_date
 
@@ -73,6 +74,83 @@ class PortfolioResponse(_Model):
     results: list[Component]
 
 
+#: A `Component`'s fields as a plain dict, made from the model's own fields: the same names, types
+#: and strictness (extra keys ignored), so a row validates as one exactly when it validates as the other.
+ComponentRow = TypedDict(  # type: ignore[misc]  # made from Component, the one place the fields are
+    "ComponentRow", {name: field.annotation for name, field in Component.model_fields.items()}
+)
+ComponentRow.__pydantic_config__ = _Model.model_config  # type: ignore[attr-defined]
+
+
+class _RowsResponse(_Model):
+    """`PortfolioResponse` with its rows validated as dicts: what the direct path builds."""
+
+    page: Page
+    header: Header
+    results: list[ComponentRow]
+
+
+class Components(Sequence[Component]):
+    """A portfolio's rows, held as the validated dicts the direct decode made; each row becomes
+    its `Component` model only when read (the models are made once, on first use).
+
+    Why: a backfill decodes ~3,000 rows a date and bronze reads them as dicts into Arrow
+    (`rows`); making a pydantic model per row cost as much as parsing the JSON. A list of the
+    same `Component`s in every way a reader sees: length, order, items, iteration, equality."""
+
+    __slots__ = ("_rows", "_models")
+
+    def __init__(self, rows: list[ComponentRow]) -> None:
+        self._rows = rows
+        self._models: list[Component] | None = None
+
+    @property
+    def rows(self) -> list[ComponentRow]:
+        """The rows as dicts of the `Component` fields (what `vars(component)` holds); once the
+        models are made, theirs (a reader may have assigned a field of one)."""
+        if self._models is not None:
+            return [vars(model) for model in self._models]  # type: ignore[misc]
+        return self._rows
+
+    def _all(self) -> list[Component]:
+        if self._models is None:
+            # Already validated as `ComponentRow`, the same schema: this cannot fail.
+            self._models = [Component.model_validate(row) for row in self._rows]
+        return self._models
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, position: int) -> Component: ...
+    @overload
+    def __getitem__(self, position: slice) -> list[Component]: ...
+    def __getitem__(self, position):
+        return self._all()[position]
+
+    def __iter__(self) -> Iterator[Component]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Components):
+            return self.rows == other.rows
+        if isinstance(other, list):
+            return self._all() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as a list's
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+def component_rows(results: Sequence[Component]) -> list[ComponentRow]:
+    """Every row's fields as a dict, in order, without making models the rows do not have yet."""
+    if isinstance(results, Components):
+        return results.rows
+    return [vars(row) for row in results]  # type: ignore[misc]
+
+
 SourceFormat = Literal["json", "csv"]
 
 
@@ -81,7 +159,8 @@ class Portfolio:
     """One day's portfolio of one index, values still as B3 wrote them."""
 
     header: Header
-    results: list[Component]
+    #: A list of `Component`s, or `Components` (the same, made on first read) from the direct decode.
+    results: Sequence[Component]
     language: Locale
     reference_date: dt.date
     source_format: SourceFormat
@@ -143,7 +222,7 @@ def _load_json(body: bytes, fail, *, quote_body: bool = True) -> object:
     return data
 
 
-def _validated_directly(body: bytes) -> PortfolioResponse | None:
+def _validated_directly(body: bytes) -> _RowsResponse | None:
     """The response validated straight from the bytes by pydantic's own JSON parser, or None: then
     `_validated_stepwise` decides, and words any error.
 
@@ -154,9 +233,10 @@ def _validated_directly(body: bytes) -> PortfolioResponse | None:
     than ~200 levels, lone surrogates) and takes the last of repeated keys, as `json` does; the
     models and strict mode are the same. The contract's checks before validation are either implied
     by it (an object with page, header and results; a header with a date; results not null) or
-    checked here (results not empty)."""
+    checked here (results not empty). The rows are validated as `ComponentRow` dicts (the same
+    schema as `Component`): the portfolio holds them as `Components`, models made when read."""
     try:
-        response = PortfolioResponse.model_validate_json(body)
+        response = _RowsResponse.model_validate_json(body)
     except ValidationError:
         return None
     return response if response.results else None
@@ -207,7 +287,8 @@ def decode_portfolio_json(
     def fail(reason: str, error: type[ContractError] = ContractError):
         raise error(reason, index=index, requested_date=requested_date)
 
-    response = _validated_directly(body) or _validated_stepwise(body, fail, quote_body=quote_body)
+    direct = _validated_directly(body)
+    response = direct or _validated_stepwise(body, fail, quote_body=quote_body)
     try:
         language = detect_language(response.header.text, response.header.textReductor)
         reference_date = parse_date(response.header.date, language, field="header.date")
@@ -224,7 +305,7 @@ def decode_portfolio_json(
         fail(f"page.totalRecords is {response.page.totalRecords} but the body holds {rows} rows")
     return Portfolio(
         header=response.header,
-        results=response.results,
+        results=Components(direct.results) if direct is not None else response.results,
         language=language,
         reference_date=reference_date,
         source_format="json",
@@ -235,10 +316,17 @@ def decode_portfolio_json(
     )
 
 
+def _joined(parts: list[Sequence[Component]]) -> Sequence[Component]:
+    """The pages' rows in order: still `Components` (no model made) when every page holds them."""
+    if all(isinstance(part, Components) for part in parts):
+        return Components([row for part in parts for row in component_rows(part)])
+    return [row for part in parts for row in part]
+
+
 def merge_pages(pages: list[Portfolio], *, index: str, requested_date: dt.date | None) -> Portfolio:
     """Join the pages of one paged response, checking they agree and add up to totalRecords."""
     first = pages[0]
-    results = [row for page in pages for row in page.results]
+    results = _joined([page.results for page in pages])
     for page in pages[1:]:
         if page.reference_date != first.reference_date or page.total_records != first.total_records:
             raise ContractError(

@@ -62,7 +62,23 @@ def index_in_key(key: str) -> str | None:
     return match.group(1) if match else None
 
 
+#: The stamp exactly as `raw_stem` writes it (ASCII digits, every field at full width).
+_STAMP = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{6})Z")
+_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+
+
 def fetched_at_from_stem(stem: str) -> dt.datetime:
-    """Inverse of raw_stem for the time part."""
+    """Inverse of raw_stem for the time part.
+
+    A stamp as `raw_stem` writes it is read by its fixed widths (silver types one per index and
+    date, twice: `strptime` was a third of its header typing); any other text, or a value no
+    datetime holds, goes to `strptime`, which reads it or raises its own error, as it always did.
+    On the fixed-width form both read the same fields (strptime's patterns take two digits first)."""
     stamp = stem.split("-", 1)[0]
-    return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.timezone.utc)
+    match = _STAMP.fullmatch(stamp)
+    if match is not None:
+        try:
+            return dt.datetime(*map(int, match.groups()), tzinfo=dt.timezone.utc)  # type: ignore[misc]
+        except ValueError:
+            pass  # e.g. a 13th month: strptime words the error
+    return dt.datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=dt.timezone.utc)

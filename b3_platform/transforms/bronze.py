@@ -9,7 +9,13 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
-from b3_platform.b3.contract import ContractError, Portfolio, decode_portfolio_json, merge_pages
+from b3_platform.b3.contract import (
+    ContractError,
+    Portfolio,
+    component_rows,
+    decode_portfolio_json,
+    merge_pages,
+)
 from b3_platform.b3.csv_reader import read_portfolio_csv
 from b3_platform.lake.schemas import BRONZE_PORTFOLIO
 
@@ -35,15 +41,21 @@ def bronze_table(items: Iterable[tuple[str, str, Portfolio]]) -> pa.Table:
 
     Built by Arrow a column at a time (a date of 34 indices holds ~3,000 rows): each portfolio's
     header values converted once and repeated over its rows by index, and every row's component
-    fields (`vars`: the model's field values) converted in one pass into a struct whose fields are
-    the row columns."""
+    fields (`component_rows`: the validated dicts, or each model's `vars`) converted in one pass into
+    a struct whose fields are the row columns."""
     ordered = sorted(items, key=lambda item: item[0])
     counts = [len(portfolio.results) for _, _, portfolio in ordered]
     owner = pa.array(np.repeat(np.arange(len(ordered), dtype=np.int64), counts))  # each row's portfolio
     headers = pa.array([_header_values(*item) for item in ordered], _HEADER_TYPE).take(owner)
-    rows = pa.array([vars(row) for _, _, portfolio in ordered for row in portfolio.results], _ROW_TYPE)
+    rows = pa.array(
+        [row for _, _, portfolio in ordered for row in component_rows(portfolio.results)], _ROW_TYPE
+    )
     columns = {name: headers.field(name) for name in _HEADER_TYPE.names}
-    columns["row_number"] = pa.array([n for count in counts for n in range(1, count + 1)], pa.int32())
+    columns["row_number"] = pa.array(
+        np.concatenate(
+            [np.arange(1, count + 1, dtype=np.int32) for count in counts] or [np.zeros(0, np.int32)]
+        )
+    )
     columns.update({name: rows.field(field) for name, field in _ROW_FIELDS.items()})
     return pa.Table.from_pydict(
         {name: columns[name] for name in BRONZE_PORTFOLIO.schema.names}, schema=BRONZE_PORTFOLIO.schema

@@ -149,8 +149,9 @@ def _silver_tables_columnar(bronze: pa.Table, day: dt.date) -> tuple[pa.Table, p
     try:
         bronze = bronze.combine_chunks()
         starts = _group_starts(bronze)
-        headers = _headers(bronze, starts, day)
-        assets = _assets(bronze, starts)
+        has_segment = _present(bronze.column("segment"))
+        headers = _headers(bronze, starts, has_segment, day)
+        assets = _assets(bronze, starts, has_segment)
     except (_StepAside, ParseError, pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     return headers, assets
@@ -170,12 +171,39 @@ def _group_starts(bronze: pa.Table) -> np.ndarray:
     return starts
 
 
-def _headers(bronze: pa.Table, starts: np.ndarray, day: dt.date) -> pa.Table:
+def _present(texts) -> pa.ChunkedArray:
+    """Which rows hold a text that is not empty (what the row typing's `if row[...]` keeps)."""
+    return pc.fill_null(pc.not_equal(texts, ""), False)
+
+
+def _none_present(present) -> bool:
+    """Whether no row holds a value: the column types to nulls alone, with nothing to parse
+    (sectors and sector weights, on every date captured without segment 2)."""
+    return not pc.any(present).as_py()
+
+
+#: The bronze columns the header typing reads from each index's first row.
+_HEADER_SOURCES = (
+    "index",
+    "language",
+    "header_date",
+    "header_reductor",
+    "header_theorical_qty",
+    "header_part",
+    "total_records",
+    "source_format",
+    "capture_id",
+)
+
+
+def _headers(bronze: pa.Table, starts: np.ndarray, has_segment, day: dt.date) -> pa.Table:
     counts = np.diff(np.append(starts, bronze.num_rows))
-    segment = bronze.column("segment")
-    with_sector = pc.fill_null(pc.not_equal(segment, ""), False).to_numpy(zero_copy_only=False)
-    sector_rows = np.add.reduceat(with_sector.astype(np.int64), starts)
-    firsts = bronze.take(pa.array(starts)).to_pylist()
+    if _none_present(has_segment):
+        sector_rows = np.zeros(len(starts), np.int64)
+    else:
+        with_sector = has_segment.to_numpy(zero_copy_only=False)
+        sector_rows = np.add.reduceat(with_sector.astype(np.int64), starts)
+    firsts = bronze.select(_HEADER_SOURCES).take(pa.array(starts)).to_pylist()
     headers: dict[str, list] = {f.name: [] for f in SILVER_HEADER.schema}
     for first, count, sectors in zip(firsts, counts, sector_rows):
         values = _header_values(first["index"], first, int(count), bool(sectors), day)
@@ -184,7 +212,7 @@ def _headers(bronze: pa.Table, starts: np.ndarray, day: dt.date) -> pa.Table:
     return typed_table(headers, SILVER_HEADER.schema, day)
 
 
-def _assets(bronze: pa.Table, starts: np.ndarray) -> pa.Table:
+def _assets(bronze: pa.Table, starts: np.ndarray, has_segment) -> pa.Table:
     counts = np.diff(np.append(starts, bronze.num_rows))
     # The row typing reads every row of an index in its first row's locale.
     first_locales = bronze.column("language").take(pa.array(starts)).to_pylist()
@@ -198,9 +226,9 @@ def _assets(bronze: pa.Table, starts: np.ndarray) -> pa.Table:
         else pa.array(np.repeat(np.array(first_locales, dtype=object), counts), pa.string())
     )
     segment, part_acum = bronze.column("segment"), bronze.column("part_acum")
-    has_segment = pc.fill_null(pc.not_equal(segment, ""), False)
-    has_part_acum = pc.fill_null(pc.not_equal(part_acum, ""), False)
+    has_part_acum = _present(part_acum)
     share_class, event_flag, listing_segment = _split_types(bronze.column("type"))
+    sector_weight_type = SILVER_ASSETS.schema.field("sector_weight").type
     columns = {
         "index": bronze.column("index"),
         "ticker": _stripped(bronze.column("cod")),
@@ -208,9 +236,15 @@ def _assets(bronze: pa.Table, starts: np.ndarray) -> pa.Table:
         "share_class": share_class,
         "event_flag": event_flag,
         "listing_segment": listing_segment,
-        "sector": pc.if_else(has_segment, _stripped(segment), None),
-        "sector_weight": _numbers(
-            part_acum, locale, has_part_acum, SILVER_ASSETS.schema.field("sector_weight").type
+        "sector": (
+            pa.nulls(len(segment), pa.string())
+            if _none_present(has_segment)
+            else pc.if_else(has_segment, _stripped(segment), None)
+        ),
+        "sector_weight": (
+            pa.nulls(len(part_acum), sector_weight_type)
+            if _none_present(has_part_acum)
+            else _numbers(part_acum, locale, has_part_acum, sector_weight_type)
         ),
         "weight": _numbers(bronze.column("part"), locale, None, SILVER_ASSETS.schema.field("weight").type),
         "theoretical_quantity": _numbers(bronze.column("theorical_qty"), locale, None, pa.int64()),
@@ -295,9 +329,9 @@ def _numbers_of(trimmed, locale: Locale, present, target: pa.DataType) -> pa.Arr
 
 def _split_types(codes) -> tuple[pa.Array, pa.Array, pa.Array]:
     """split_type of every code, computed once per distinct code (a date has a few dozen)."""
-    distinct = pc.unique(codes)
-    parts = [split_type(code) for code in distinct.to_pylist()]
-    positions = pc.index_in(codes, value_set=distinct)
+    encoded = pc.dictionary_encode(codes).combine_chunks()
+    parts = [split_type(code) for code in encoded.dictionary.to_pylist()]
+    positions = encoded.indices
     return tuple(
         pa.array([getattr(p, name) for p in parts], pa.string()).take(positions)
         for name in ("share_class", "event_flag", "listing_segment")
