@@ -166,6 +166,15 @@ LOAD_BATCH_DATES = 100
 #: `memory_limit` in the DuckDB resource's `connection_config` is kept instead.
 SYNC_MEMORY_LIMIT = "128MB"
 
+#: How a sync's connection runs its loads. One thread: with several, an INSERT that keeps its
+#: rows' order (preserve_insertion_order, DuckDB's default, said here as the load relies on it)
+#: goes through DuckDB's batch insert, which merges each thread's partial row groups and left the
+#: file ~25 % bigger, with a checkpoint on close that rewrote them; in one thread the rows are
+#: appended as read, already in date order (`_apply`), so no ORDER BY date either. Measured on a
+#: first load of 120 dates x 34 indices: about a third less CPU (benchmarks/RESULTS.md, s35). The
+#: sync is one transaction in the `duckdb` pool (limit 1): a second thread did not shorten it.
+LOAD_SETTINGS = {"threads": 1, "preserve_insertion_order": "true"}
+
 #: Tables stored clustered by these columns within each year (their "period"), for whole-history
 #: lookups of one ticker (queries/weight_history.sql): DuckDB skips a row group whose min/max of
 #: `index` and `ticker` exclude the value, so a year sorted by them (~6 row groups at 34 indices)
@@ -286,15 +295,19 @@ def _apply(
             f"DELETE FROM {STATE_TABLE} WHERE table_name = ? AND date IN (SELECT unnest(?::DATE[]))",
             [table_def.name, stale],
         )
-    # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date (a
-    # clustered table: by its columns, then date, within each batch = one year).
-    order = [*map(_quote_ident, CLUSTERED_BY.get(table_def.name, ())), PARTITION_COLUMN]
+    # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date. The
+    # paths are listed in date order and one file holds one date, so the scan's own order is date
+    # order: the sync's one thread with preserve_insertion_order (LOAD_SETTINGS) inserts the rows
+    # as read, no sort. A clustered table is sorted by its columns, then date, within each batch
+    # (= one year).
     source = (
-        f"read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}) "
-        f"ORDER BY {', '.join(order)}"
+        f"read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}})"
         if table_def.partitioned
         else "read_parquet(?, hive_partitioning = false)"
     )
+    if table_def.partitioned and table_def.name in CLUSTERED_BY:
+        order = [*map(_quote_ident, CLUSTERED_BY[table_def.name]), PARTITION_COLUMN]
+        source += f" ORDER BY {', '.join(order)}"
     for batch in batches:
         paths = [files[d][0] for d in batch]
         try:
@@ -307,10 +320,10 @@ def _apply(
             raise duckdb.Error(
                 f"{table_def.name}: {_unfit(table_def, paths) or 'loading its files'}: {exc}"
             ) from exc
-    if changed:
-        conn.executemany(
-            f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)",
-            [(table_def.name, d, files[d][1]) for d in changed],
+    if changed:  # one statement: executemany ran one INSERT per date (~0.2 ms each)
+        conn.execute(
+            f"INSERT INTO {STATE_TABLE} SELECT ?, unnest(?::DATE[]), unnest(?::VARCHAR[])",
+            [table_def.name, changed, [files[d][1] for d in changed]],
         )
     return len(stale)
 
@@ -428,6 +441,8 @@ class DuckDBCatalogResource(CatalogResource):
         with self.duckdb.get_connection() as conn, closing(conn):
             if "memory_limit" not in self.duckdb.connection_config:
                 conn.execute(f"SET memory_limit = '{SYNC_MEMORY_LIMIT}'")
+            for setting, value in LOAD_SETTINGS.items():
+                conn.execute(f"SET {setting} = {value}")
             conn.execute("BEGIN TRANSACTION")
             try:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
