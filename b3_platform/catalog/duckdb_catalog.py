@@ -88,20 +88,43 @@ def _pattern(table_def: TableDef, storage: Storage) -> str:
     return f"{storage.uri(table_def.location).rstrip('/')}/{table_def.file_pattern}"
 
 
-def _count_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
-    """What a table holds: rows, dates, first and last date. A view of sidecars (one row per file,
-    under its `date=` folder) is counted from the file names alone: counting through the view would
-    read and parse every sidecar of the history (~0.2 s at 1,250 dates) on each refresh."""
-    if table_def.file_format == "parquet" or not has_files:
-        return (
-            f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
-            f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
-        )
-    day = f"CAST(regexp_extract(file, '{DATE_DIR_PREFIX}([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})/', 1) AS DATE)"
+def _count_sql(table_def: TableDef) -> str:
+    """What a table holds: rows, dates, first and last date."""
     return (
-        f"SELECT count(*), count(DISTINCT {day}), min({day}), max({day}) "
-        f"FROM glob({_quote_literal(_pattern(table_def, storage))})"
+        f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
+        f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
     )
+
+
+def _sidecar_counts(
+    table_def: TableDef, storage: LocalStorage
+) -> tuple[int, int, dt.date | None, dt.date | None]:
+    """What a view of sidecars holds (one row per file matching `date=*/index=*/*.meta.json`, the
+    view's glob): rows, dates, first and last date, counted from the folders' names alone. Counting
+    through the view would read and parse every sidecar of the history, and DuckDB's glob() of the
+    pattern cost ~2 ms of CPU per 34-index date on every sync (0.25 s at 120 dates); one scandir
+    per folder costs a fraction of that."""
+    index_prefix, suffix = "index=", table_def.file_pattern.rsplit("*", 1)[1]
+    counts: dict[dt.date, int] = {}
+    try:
+        day_entries = list(os.scandir(f"{storage.uri()}/{table_def.location}".rstrip("/")))
+    except FileNotFoundError:
+        day_entries = []
+    for day_entry in day_entries:
+        if not day_entry.name.startswith(DATE_DIR_PREFIX) or not day_entry.is_dir():
+            continue
+        try:
+            day = dt.date.fromisoformat(day_entry.name[len(DATE_DIR_PREFIX) :])
+        except ValueError:
+            continue
+        found = 0
+        for index_entry in os.scandir(day_entry.path):
+            if index_entry.name.startswith(index_prefix) and index_entry.is_dir():
+                with os.scandir(index_entry.path) as files:
+                    found += sum(1 for f in files if f.name.endswith(suffix) and f.is_file())
+        if found:
+            counts[day] = found
+    return sum(counts.values()), len(counts), min(counts, default=None), max(counts, default=None)
 
 
 #: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
@@ -474,9 +497,10 @@ class DuckDBCatalogResource(CatalogResource):
                 raise
             registered = []
             for table_def in tables:
-                rows, dates, first, last = conn.execute(
-                    _count_sql(table_def, storage, present.get(table_def.name, True))
-                ).fetchone()
+                if table_def.file_format == "parquet":
+                    rows, dates, first, last = conn.execute(_count_sql(table_def)).fetchone()
+                else:
+                    rows, dates, first, last = _sidecar_counts(table_def, storage)
                 registered.append(RegisteredTable(table_def.name, rows, dates, first, last))
         return registered
 
