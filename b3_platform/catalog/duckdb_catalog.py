@@ -171,10 +171,10 @@ def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, os.stat_resu
 
 #: The state's date of an unpartitioned table's one file (the coverage table).
 WHOLE = dt.date(1, 1, 1)
-#: Dates loaded per INSERT: the rows are sorted by date on the way in, and one INSERT of a whole
-#: history (the first refresh after an import of years at 34 indices, ~2 MB of rows per date) held
-#: every row in memory at once; in date-ordered batches the peak stays that of one batch and the
-#: table keeps its date order. All batches commit in the sync's one transaction. (A table in
+#: Dates loaded per INSERT: one INSERT of a whole history sorted by date (the first refresh after
+#: an import of years at 34 indices, ~2 MB of rows per date) held every row in memory at once; in
+#: date-ordered batches the peak stays that of one batch and the table keeps its date order (the
+#: rows are no longer sorted but appended in the files' date order: LOAD_SETTINGS). All batches commit in the sync's one transaction. (A table in
 #: CLUSTERED_BY loads a year per INSERT instead.)
 LOAD_BATCH_DATES = 100
 
@@ -195,7 +195,8 @@ SYNC_MEMORY_LIMIT = "128MB"
 #: file ~25 % bigger, with a checkpoint on close that rewrote them; in one thread the rows are
 #: appended as read, already in date order (`_apply`), so no ORDER BY date either. Measured on a
 #: first load of 120 dates x 34 indices: about a third less CPU (benchmarks/RESULTS.md, s35). The
-#: sync is one transaction in the `duckdb` pool (limit 1): a second thread did not shorten it.
+#: sync is one transaction in the `duckdb` pool (limit 1). A setting in the DuckDB resource's
+#: `connection_config` is kept instead (more threads still load in date order, only slower).
 LOAD_SETTINGS = {"threads": 1, "preserve_insertion_order": "true"}
 
 #: Tables stored clustered by these columns within each year (their "period"), for whole-history
@@ -465,7 +466,8 @@ class DuckDBCatalogResource(CatalogResource):
             if "memory_limit" not in self.duckdb.connection_config:
                 conn.execute(f"SET memory_limit = '{SYNC_MEMORY_LIMIT}'")
             for setting, value in LOAD_SETTINGS.items():
-                conn.execute(f"SET {setting} = {value}")
+                if setting not in self.duckdb.connection_config:
+                    conn.execute(f"SET {setting} = {value}")
             conn.execute("BEGIN TRANSACTION")
             try:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
