@@ -118,10 +118,11 @@ def _sidecar_counts(
         except ValueError:
             continue
         found = 0
-        for index_entry in os.scandir(day_entry.path):
-            if index_entry.name.startswith(index_prefix) and index_entry.is_dir():
-                with os.scandir(index_entry.path) as files:
-                    found += sum(1 for f in files if f.name.endswith(suffix) and f.is_file())
+        with os.scandir(day_entry.path) as index_entries:
+            for index_entry in index_entries:
+                if index_entry.name.startswith(index_prefix) and index_entry.is_dir():
+                    with os.scandir(index_entry.path) as files:
+                        found += sum(1 for f in files if f.name.endswith(suffix) and f.is_file())
         if found:
             counts[day] = found
     return sum(counts.values()), len(counts), min(counts, default=None), max(counts, default=None)
@@ -174,8 +175,8 @@ WHOLE = dt.date(1, 1, 1)
 #: Dates loaded per INSERT: one INSERT of a whole history sorted by date (the first refresh after
 #: an import of years at 34 indices, ~2 MB of rows per date) held every row in memory at once; in
 #: date-ordered batches the peak stays that of one batch and the table keeps its date order (the
-#: rows are no longer sorted but appended in the files' date order: LOAD_SETTINGS). All batches commit in the sync's one transaction. (A table in
-#: CLUSTERED_BY loads a year per INSERT instead.)
+#: rows are no longer sorted but appended in the files' date order: LOAD_SETTINGS). All batches
+#: commit in the sync's one transaction. (A table in CLUSTERED_BY loads a year per INSERT instead.)
 LOAD_BATCH_DATES = 100
 
 #: DuckDB's memory limit for a sync (its default is 80 % of the machine's RAM). A first load of years
@@ -195,8 +196,9 @@ SYNC_MEMORY_LIMIT = "128MB"
 #: file ~25 % bigger, with a checkpoint on close that rewrote them; in one thread the rows are
 #: appended as read, already in date order (`_apply`), so no ORDER BY date either. A first load of
 #: 120 dates x 34 indices: 4.1 -> 3.2 s of CPU in its INSERTs, commit and close (benchmarks/
-#: RESULTS.md, s35). The sync is one transaction in the `duckdb` pool (limit 1). A setting in the DuckDB resource's
-#: `connection_config` is kept instead (more threads still load in date order, only slower).
+#: RESULTS.md, s35). The sync is one transaction in the `duckdb` pool (limit 1). A setting in the
+#: DuckDB resource's `connection_config` is kept instead (more threads still load in date order,
+#: only slower).
 LOAD_SETTINGS = {"threads": 1, "preserve_insertion_order": "true"}
 
 #: Tables stored clustered by these columns within each year (their "period"), for whole-history
