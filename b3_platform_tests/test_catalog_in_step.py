@@ -194,11 +194,14 @@ def test_a_load_in_batches_holds_the_same_rows_in_date_order(lake_copy, tmp_path
     catalog = duckdb_catalog(lake_copy)
     sync(lake_copy, catalog)
     assert contents(catalog) == expected
-    for name in (SILVER_ASSETS.name, *GOLD):
-        if name in duckdb_catalog_module.CLUSTERED_BY:
-            continue
-        stored = [d for (d,) in catalog.query(f'SELECT "date" FROM "{name}" ORDER BY rowid').rows]
-        assert stored == sorted(stored) and set(stored) <= set(DAYS), name
+    # Stored in date order both ways: one date per INSERT, and every date in one INSERT (no ORDER
+    # BY: the files' order, read in one thread).
+    for loaded in (catalog, duckdb_catalog(whole)):
+        for name in (SILVER_ASSETS.name, *GOLD):
+            if name in duckdb_catalog_module.CLUSTERED_BY:
+                continue
+            stored = [d for (d,) in loaded.query(f'SELECT "date" FROM "{name}" ORDER BY rowid').rows]
+            assert stored == sorted(stored) and set(stored) <= set(DAYS), name
     assert {d for (d,) in catalog.query(f'SELECT DISTINCT "date" FROM {SILVER_ASSETS.name}').rows} == set(
         DAYS
     )
@@ -233,3 +236,28 @@ def test_the_sync_runs_under_its_memory_limit_and_a_load_over_it_keeps_the_previ
     )
     sync(lake_copy, roomy)
     assert len(silver_assets_of(roomy, DAYS[1])) == 50  # the rebuilt date, loaded under the resource's limit
+
+
+def test_a_sync_in_more_threads_from_the_resources_config_loads_the_same_rows_in_date_order(
+    lake_copy,  # noqa: F811 (the imported fixture)
+    tmp_path,
+):
+    """The sync runs in one DuckDB thread (LOAD_SETTINGS) unless the resource's connection_config
+    says otherwise; with two, the load (no ORDER BY date) still keeps the files' date order and
+    the same rows."""
+    from dagster_duckdb import DuckDBResource
+
+    whole = tmp_path / "one-thread"
+    shutil.copytree(lake_copy, whole)
+    one = duckdb_catalog(whole)
+    sync(whole, one)
+    two = DuckDBCatalogResource(
+        duckdb=DuckDBResource(database=str(tmp_path / "two.duckdb"), connection_config={"threads": 2})
+    )
+    sync(lake_copy, two)
+    assert contents(two) == contents(one)
+    for name in (SILVER_ASSETS.name, *GOLD):
+        if name in duckdb_catalog_module.CLUSTERED_BY:
+            continue
+        stored = [d for (d,) in two.query(f'SELECT "date" FROM "{name}" ORDER BY rowid').rows]
+        assert stored == sorted(stored), name

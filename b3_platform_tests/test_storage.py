@@ -106,3 +106,42 @@ def test_list_keys_never_lists_temp_files(tmp_path):
     (folder / f"{storage.TEMP_PREFIX}abc-b.json.partial").write_bytes(b"half")
     assert store.list_keys("raw/") == ["raw/date=2025-07-10/index=IBOV/a.json"]
     assert store.list_keys("") == ["raw/date=2025-07-10/index=IBOV/a.json"]
+
+
+def test_list_keys_lists_what_os_walk_lists_and_skips_a_symlinked_folder(tmp_path):
+    """list_keys walks folders with one scandir each (not os.walk, for speed): the same keys as an
+    os.walk of the tree, deep and shallow, a symlinked folder listed as neither key nor folder to
+    descend (os.walk's default), a symlinked file listed as a key."""
+    store = LocalStorage(tmp_path / "lake")
+    for key in (
+        "raw/m/date=2025-07-10/index=IBOV/a.json",
+        "raw/m/date=2025-07-10/index=IBOV/a.meta.json",
+        "raw/m/date=2025-07-11/index=SMLL/b.json",
+        "raw/top.json",
+        "gold/x/data.parquet",
+    ):
+        store.write_bytes(key, b"{}")
+    (tmp_path / "lake" / "raw" / "linked").symlink_to(tmp_path / "lake" / "gold", target_is_directory=True)
+    (tmp_path / "lake" / "raw" / "file-link.json").symlink_to(tmp_path / "lake" / "raw" / "top.json")
+    (tmp_path / "lake" / "raw" / "empty").mkdir()
+    root = str(tmp_path / "lake")
+
+    def walked(prefix: str) -> list[str]:
+        found = []
+        for dirpath, _dirs, files in os.walk(os.path.join(root, prefix)):
+            found += [os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/") for f in files]
+        return sorted(found)
+
+    assert (
+        store.list_keys("raw/")
+        == walked("raw")
+        == [
+            "raw/file-link.json",
+            "raw/m/date=2025-07-10/index=IBOV/a.json",
+            "raw/m/date=2025-07-10/index=IBOV/a.meta.json",
+            "raw/m/date=2025-07-11/index=SMLL/b.json",
+            "raw/top.json",
+        ]
+    )
+    assert store.list_keys("") == walked("")
+    assert store.list_keys("raw/m/date=2025-07-11") == ["raw/m/date=2025-07-11/index=SMLL/b.json"]

@@ -88,20 +88,44 @@ def _pattern(table_def: TableDef, storage: Storage) -> str:
     return f"{storage.uri(table_def.location).rstrip('/')}/{table_def.file_pattern}"
 
 
-def _count_sql(table_def: TableDef, storage: Storage, has_files: bool) -> str:
-    """What a table holds: rows, dates, first and last date. A view of sidecars (one row per file,
-    under its `date=` folder) is counted from the file names alone: counting through the view would
-    read and parse every sidecar of the history (~0.2 s at 1,250 dates) on each refresh."""
-    if table_def.file_format == "parquet" or not has_files:
-        return (
-            f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
-            f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
-        )
-    day = f"CAST(regexp_extract(file, '{DATE_DIR_PREFIX}([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})/', 1) AS DATE)"
+def _count_sql(table_def: TableDef) -> str:
+    """What a table holds: rows, dates, first and last date."""
     return (
-        f"SELECT count(*), count(DISTINCT {day}), min({day}), max({day}) "
-        f"FROM glob({_quote_literal(_pattern(table_def, storage))})"
+        f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
+        f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
     )
+
+
+def _sidecar_counts(
+    table_def: TableDef, storage: LocalStorage
+) -> tuple[int, int, dt.date | None, dt.date | None]:
+    """What a view of sidecars holds (one row per file matching `date=*/index=*/*.meta.json`, the
+    view's glob): rows, dates, first and last date, counted from the folders' names alone. Counting
+    through the view would read and parse every sidecar of the history, and DuckDB's glob() of the
+    pattern cost ~2 ms of CPU per 34-index date on every sync (0.25 s at 120 dates); one scandir
+    per folder costs a fraction of that."""
+    index_prefix, suffix = "index=", table_def.file_pattern.rsplit("*", 1)[1]
+    counts: dict[dt.date, int] = {}
+    try:
+        day_entries = list(os.scandir(f"{storage.uri()}/{table_def.location}".rstrip("/")))
+    except FileNotFoundError:
+        day_entries = []
+    for day_entry in day_entries:
+        if not day_entry.name.startswith(DATE_DIR_PREFIX) or not day_entry.is_dir():
+            continue
+        try:
+            day = dt.date.fromisoformat(day_entry.name[len(DATE_DIR_PREFIX) :])
+        except ValueError:
+            continue
+        found = 0
+        with os.scandir(day_entry.path) as index_entries:
+            for index_entry in index_entries:
+                if index_entry.name.startswith(index_prefix) and index_entry.is_dir():
+                    with os.scandir(index_entry.path) as files:
+                        found += sum(1 for f in files if f.name.endswith(suffix) and f.is_file())
+        if found:
+            counts[day] = found
+    return sum(counts.values()), len(counts), min(counts, default=None), max(counts, default=None)
 
 
 #: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
@@ -148,11 +172,11 @@ def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, os.stat_resu
 
 #: The state's date of an unpartitioned table's one file (the coverage table).
 WHOLE = dt.date(1, 1, 1)
-#: Dates loaded per INSERT: the rows are sorted by date on the way in, and one INSERT of a whole
-#: history (the first refresh after an import of years at 34 indices, ~2 MB of rows per date) held
-#: every row in memory at once; in date-ordered batches the peak stays that of one batch and the
-#: table keeps its date order. All batches commit in the sync's one transaction. (A table in
-#: CLUSTERED_BY loads a year per INSERT instead.)
+#: Dates loaded per INSERT: one INSERT of a whole history sorted by date (the first refresh after
+#: an import of years at 34 indices, ~2 MB of rows per date) held every row in memory at once; in
+#: date-ordered batches the peak stays that of one batch and the table keeps its date order (the
+#: rows are no longer sorted but appended in the files' date order: LOAD_SETTINGS). All batches
+#: commit in the sync's one transaction. (A table in CLUSTERED_BY loads a year per INSERT instead.)
 LOAD_BATCH_DATES = 100
 
 #: DuckDB's memory limit for a sync (its default is 80 % of the machine's RAM). A first load of years
@@ -165,6 +189,17 @@ LOAD_BATCH_DATES = 100
 #: 34-index year's sort (DuckDB's "Out of Memory Error": the sync then rolls back and says so). A
 #: `memory_limit` in the DuckDB resource's `connection_config` is kept instead.
 SYNC_MEMORY_LIMIT = "128MB"
+
+#: How a sync's connection runs its loads. One thread: with several, an INSERT that keeps its
+#: rows' order (preserve_insertion_order, DuckDB's default, said here as the load relies on it)
+#: goes through DuckDB's batch insert, which merges each thread's partial row groups and left the
+#: file ~25 % bigger, with a checkpoint on close that rewrote them; in one thread the rows are
+#: appended as read, already in date order (`_apply`), so no ORDER BY date either. A first load of
+#: 120 dates x 34 indices: 4.1 -> 3.2 s of CPU in its INSERTs, commit and close (benchmarks/
+#: RESULTS.md, s35). The sync is one transaction in the `duckdb` pool (limit 1). A setting in the
+#: DuckDB resource's `connection_config` is kept instead (more threads still load in date order,
+#: only slower).
+LOAD_SETTINGS = {"threads": 1, "preserve_insertion_order": "true"}
 
 #: Tables stored clustered by these columns within each year (their "period"), for whole-history
 #: lookups of one ticker (queries/weight_history.sql): DuckDB skips a row group whose min/max of
@@ -286,15 +321,19 @@ def _apply(
             f"DELETE FROM {STATE_TABLE} WHERE table_name = ? AND date IN (SELECT unnest(?::DATE[]))",
             [table_def.name, stale],
         )
-    # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date (a
-    # clustered table: by its columns, then date, within each batch = one year).
-    order = [*map(_quote_ident, CLUSTERED_BY.get(table_def.name, ())), PARTITION_COLUMN]
+    # Rows in date order: DuckDB's per-block min/max then skip most of a table for one date. The
+    # paths are listed in date order and one file holds one date, so the scan's own order is date
+    # order: the sync's one thread with preserve_insertion_order (LOAD_SETTINGS) inserts the rows
+    # as read, no sort. A clustered table is sorted by its columns, then date, within each batch
+    # (= one year).
     source = (
-        f"read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}}) "
-        f"ORDER BY {', '.join(order)}"
+        f"read_parquet(?, hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': DATE}})"
         if table_def.partitioned
         else "read_parquet(?, hive_partitioning = false)"
     )
+    if table_def.partitioned and table_def.name in CLUSTERED_BY:
+        order = [*map(_quote_ident, CLUSTERED_BY[table_def.name]), PARTITION_COLUMN]
+        source += f" ORDER BY {', '.join(order)}"
     for batch in batches:
         paths = [files[d][0] for d in batch]
         try:
@@ -307,10 +346,10 @@ def _apply(
             raise duckdb.Error(
                 f"{table_def.name}: {_unfit(table_def, paths) or 'loading its files'}: {exc}"
             ) from exc
-    if changed:
-        conn.executemany(
-            f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?)",
-            [(table_def.name, d, files[d][1]) for d in changed],
+    if changed:  # one statement: executemany ran one INSERT per date (~0.2 ms each)
+        conn.execute(
+            f"INSERT INTO {STATE_TABLE} SELECT ?, unnest(?::DATE[]), unnest(?::VARCHAR[])",
+            [table_def.name, changed, [files[d][1] for d in changed]],
         )
     return len(stale)
 
@@ -428,6 +467,9 @@ class DuckDBCatalogResource(CatalogResource):
         with self.duckdb.get_connection() as conn, closing(conn):
             if "memory_limit" not in self.duckdb.connection_config:
                 conn.execute(f"SET memory_limit = '{SYNC_MEMORY_LIMIT}'")
+            for setting, value in LOAD_SETTINGS.items():
+                if setting not in self.duckdb.connection_config:
+                    conn.execute(f"SET {setting} = {value}")
             conn.execute("BEGIN TRANSACTION")
             try:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
@@ -459,9 +501,10 @@ class DuckDBCatalogResource(CatalogResource):
                 raise
             registered = []
             for table_def in tables:
-                rows, dates, first, last = conn.execute(
-                    _count_sql(table_def, storage, present.get(table_def.name, True))
-                ).fetchone()
+                if table_def.file_format == "parquet":
+                    rows, dates, first, last = conn.execute(_count_sql(table_def)).fetchone()
+                else:
+                    rows, dates, first, last = _sidecar_counts(table_def, storage)
                 registered.append(RegisteredTable(table_def.name, rows, dates, first, last))
         return registered
 
