@@ -48,7 +48,7 @@ from b3_platform.catalog.base import (
 )
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
-from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
+from b3_platform.lake.paths import DATE_DIR_PREFIX, INDEX_DIR_PREFIX, PARQUET_FILE
 from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, TableDef
 from b3_platform.lake.storage import LocalStorage, Storage
 from b3_platform.lake.tables import MANIFEST_FILE, PUBLISHED_DIR, published_together
@@ -104,7 +104,7 @@ def _sidecar_counts(
     through the view would read and parse every sidecar of the history, and DuckDB's glob() of the
     pattern cost ~2 ms of CPU per 34-index date on every sync (0.25 s at 120 dates); one scandir
     per folder costs a fraction of that."""
-    index_prefix, suffix = "index=", table_def.file_pattern.rsplit("*", 1)[1]
+    suffix = table_def.file_pattern.rsplit("*", 1)[1]
     counts: dict[dt.date, int] = {}
     try:
         day_entries = list(os.scandir(f"{storage.uri()}/{table_def.location}".rstrip("/")))
@@ -120,7 +120,7 @@ def _sidecar_counts(
         found = 0
         with os.scandir(day_entry.path) as index_entries:
             for index_entry in index_entries:
-                if index_entry.name.startswith(index_prefix) and index_entry.is_dir():
+                if index_entry.name.startswith(INDEX_DIR_PREFIX) and index_entry.is_dir():
                     with os.scandir(index_entry.path) as files:
                         found += sum(1 for f in files if f.name.endswith(suffix) and f.is_file())
         if found:

@@ -20,7 +20,9 @@ META_SUFFIX = ".meta.json"  # a raw capture's sidecar, written last: its presenc
 #: How a date's folder is named: `date=YYYY-MM-DD`.
 DATE_DIR_PREFIX = "date="
 _DATE_DIR = re.compile(rf"(?:^|/){DATE_DIR_PREFIX}(\d{{4}}-\d{{2}}-\d{{2}})(?:/|$)")
-_INDEX_DIR = re.compile(r"(?:^|/)index=([A-Z0-9]+)(?:/|$)")
+#: How a raw capture's index folder (inside its date's) is named: `index=IBOV`.
+INDEX_DIR_PREFIX = "index="
+_INDEX_DIR = re.compile(rf"(?:^|/){INDEX_DIR_PREFIX}([A-Z0-9]+)(?:/|$)")
 
 
 def date_dir(day: dt.date) -> str:
@@ -33,7 +35,7 @@ def raw_prefix(day: dt.date | None = None, index: str | None = None, *, method: 
     if day is not None:
         prefix += f"{date_dir(day)}/"
         if index is not None:
-            prefix += f"index={index}/"
+            prefix += f"{INDEX_DIR_PREFIX}{index}/"
     return prefix
 
 
