@@ -242,7 +242,7 @@ class CheckBook:
         repo's sqlite one), else from the records Dagster reads back whole."""
         storage = self._context.instance.event_log_storage
         if getattr(storage, READS_MATERIALIZATION_TARGETS, False):
-            return dict(storage.latest_materialization_targets(asset_key, keys))
+            return storage.latest_materialization_targets(asset_key, keys)
         records = self._context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(keys)), limit=len(keys)
         ).records
