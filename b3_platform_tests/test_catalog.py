@@ -127,7 +127,7 @@ def tables(catalog: DuckDBCatalogResource) -> dict[str, str]:
 
 def state(catalog: DuckDBCatalogResource) -> list[tuple]:
     """What sync recorded as loaded: (table, date, file identity) rows."""
-    return catalog.query("SELECT * FROM _sync.files ORDER BY ALL").rows
+    return catalog.query("SELECT table_name, date, identity FROM _sync.files ORDER BY ALL").rows
 
 
 def contents(catalog: DuckDBCatalogResource) -> dict[str, list[tuple]]:

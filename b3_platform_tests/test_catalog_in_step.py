@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -83,6 +84,55 @@ def test_a_rebuilt_date_replaces_its_old_rows_exactly(lake_copy):  # noqa: F811 
     assert len(silver_assets_of(catalog, DAYS[1])) == 50
     assert silver_assets_of(catalog, DAYS[0]) == before  # the other date untouched
     assert catalog.query("SELECT count(*) FROM silver_assets").rows == [(len(before) + 50,)]
+
+
+def counted(catalog: DuckDBCatalogResource, name: str) -> dict:
+    """{date: rows} as the table holds them, every date in the sync's state (0 for an empty file)."""
+    loaded = dict(catalog.query(f'SELECT "date", count(*) FROM "{name}" GROUP BY ALL').rows)
+    dates = catalog.query(f"SELECT date FROM _sync.files WHERE table_name = '{name}'").rows
+    return {d: loaded.get(d, 0) for (d,) in dates}
+
+
+def recorded(catalog: DuckDBCatalogResource, name: str) -> dict:
+    """{date: rows} as the sync's state recorded them."""
+    return dict(catalog.query(f"SELECT date, rows FROM _sync.files WHERE table_name = '{name}'").rows)
+
+
+def test_the_registered_counts_follow_rebuilt_emptied_and_withdrawn_dates_and_an_older_catalog(lake_copy):  # noqa: F811 (the imported fixture)
+    """A partitioned table's rows, dates, first and last date come from the per-date counts the sync
+    records as it loads each date (not from counting the whole table on every sync): they must equal
+    the table's rows after a rebuilt date, a date rebuilt empty, a withdrawn date, and on a catalog
+    stored before the state kept counts (counted once, on its next sync)."""
+    storage, catalog = LocalStorage(lake_copy), duckdb_catalog(lake_copy)
+
+    def registered(name: str):
+        return next(t for t in sync(lake_copy, catalog) if t.name == name)
+
+    first = registered(SILVER_ASSETS.name)
+    assert (first.rows, first.dates, first.first_date, first.last_date) == (168, 2, *DAYS)
+    for name in (*SILVER, *GOLD):
+        assert recorded(catalog, name) == counted(catalog, name), name
+
+    rebuild_silver(lake_copy, DAYS[1], _fewer_and_reweighted)  # 84 rows -> 50
+    assert (registered(SILVER_ASSETS.name).rows, recorded(catalog, SILVER_ASSETS.name)[DAYS[1]]) == (134, 50)
+
+    rebuild_silver(lake_copy, DAYS[0], lambda t: t.slice(0, 0))  # a date whose file holds no row
+    now = registered(SILVER_ASSETS.name)
+    assert (now.rows, now.dates, now.first_date, now.last_date) == (50, 1, DAYS[1], DAYS[1])
+    assert recorded(catalog, SILVER_ASSETS.name) == {DAYS[0]: 0, DAYS[1]: 50}
+
+    storage.delete(manifest_key("silver", DAYS[1]))  # withdrawn: unpublished, its rows removed
+    now = registered(SILVER_ASSETS.name)
+    assert (now.rows, now.dates, now.first_date, now.last_date) == (0, 0, None, None)
+
+    # A catalog stored before the state kept counts: no `rows` column; the next sync counts every date.
+    write_date(storage, SILVER, DAYS[1], {t: read_partition(storage, SILVER[t], DAYS[1]) for t in SILVER})
+    expected = sync(lake_copy, catalog)
+    with duckdb.connect(catalog.duckdb.database) as conn:
+        conn.execute("ALTER TABLE _sync.files DROP COLUMN rows")
+    assert sync(lake_copy, catalog) == expected
+    for name in (*SILVER, *GOLD):
+        assert recorded(catalog, name) == counted(catalog, name), name
 
 
 def test_sync_reads_only_the_dates_whose_files_changed(lake_copy):  # noqa: F811 (the imported fixture)

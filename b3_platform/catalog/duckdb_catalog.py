@@ -89,7 +89,8 @@ def _pattern(table_def: TableDef, storage: Storage) -> str:
 
 
 def _count_sql(table_def: TableDef) -> str:
-    """What a table holds: rows, dates, first and last date."""
+    """What an unpartitioned table holds (the coverage table: its own `date` column counts trading
+    days): rows, dates, first and last date, counted over its rows."""
     return (
         f"SELECT count(*), count(DISTINCT {PARTITION_COLUMN}), min({PARTITION_COLUMN}), "
         f"max({PARTITION_COLUMN}) FROM {_quote_ident(table_def.name)}"
@@ -140,9 +141,19 @@ FROM read_json({pattern}, format = 'auto', hive_partitioning = false, columns = 
     'header_date': 'VARCHAR', 'language': 'VARCHAR', 'date': 'VARCHAR', 'pages': 'JSON'}})"""
 
 
-#: Where sync records what each table holds: (table, date, the file's identity when it was loaded).
+#: Where sync records what each table holds: (table, date, the file's identity when it was loaded,
+#: the date's rows in the table).
 STATE_SCHEMA = "_sync"
 STATE_TABLE = f"{STATE_SCHEMA}.files"
+#: What a partitioned table holds, from the state's per-date row counts: rows, dates holding rows,
+#: first and last of them. Counting over the table (`count(DISTINCT date)`) read every row of the
+#: history on every sync (~45 ms at 120 dates x 34 indices, growing with each date); the state has
+#: one row per date, and a date's count is taken once, when it is loaded (`_count_loaded`).
+_STATE_COUNT_SQL = (
+    f"SELECT coalesce(sum(rows), 0), count(*) FILTER (WHERE rows > 0), "
+    f"min(date) FILTER (WHERE rows > 0), max(date) FILTER (WHERE rows > 0) "
+    f"FROM {STATE_TABLE} WHERE table_name = ?"
+)
 
 
 def _identity(stat: os.stat_result) -> str:
@@ -348,10 +359,42 @@ def _apply(
             ) from exc
     if changed:  # one statement: executemany ran one INSERT per date (~0.2 ms each)
         conn.execute(
-            f"INSERT INTO {STATE_TABLE} SELECT ?, unnest(?::DATE[]), unnest(?::VARCHAR[])",
+            f"INSERT INTO {STATE_TABLE} (table_name, date, identity) "
+            "SELECT ?, unnest(?::DATE[]), unnest(?::VARCHAR[])",
             [table_def.name, changed, [files[d][1] for d in changed]],
         )
+    _count_loaded(conn, table_def)
     return len(stale)
+
+
+def _count_loaded(conn: duckdb.DuckDBPyConnection, table_def: TableDef) -> None:
+    """Record the rows of each date the state has no count for: the dates just (re)loaded, or every
+    date of a catalog stored before the state kept counts (once). The count reads only those dates'
+    rows (the BETWEEN lets DuckDB skip every row group outside their span: the daily run's one new
+    date reads the table's tail), and a date whose file holds no row is recorded as 0."""
+    pending = [
+        d
+        for (d,) in conn.execute(
+            f"SELECT date FROM {STATE_TABLE} WHERE table_name = ? AND rows IS NULL", [table_def.name]
+        ).fetchall()
+    ]
+    if not pending:
+        return
+    if table_def.partitioned:
+        counts = conn.execute(
+            f"SELECT {PARTITION_COLUMN}, count(*) FROM {_quote_ident(table_def.name)} "
+            f"WHERE {PARTITION_COLUMN} BETWEEN ? AND ? AND {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[])) "
+            f"GROUP BY {PARTITION_COLUMN}",
+            [min(pending), max(pending), pending],
+        ).fetchall()
+    else:  # one file: its rows are the whole table, under WHOLE
+        counts = [(WHOLE, conn.execute(f"SELECT count(*) FROM {_quote_ident(table_def.name)}").fetchone()[0])]
+    found = dict(counts)
+    conn.execute(
+        f"UPDATE {STATE_TABLE} SET rows = c.n FROM (SELECT unnest(?::DATE[]) AS d, unnest(?::BIGINT[]) AS n) c "
+        "WHERE table_name = ? AND date = c.d",
+        [pending, [found.get(d, 0) for d in pending], table_def.name],
+    )
 
 
 def _date_batches(dates: list[dt.date]) -> list[list[dt.date]]:
@@ -475,8 +518,10 @@ class DuckDBCatalogResource(CatalogResource):
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA}")
                 conn.execute(
                     f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} "
-                    "(table_name VARCHAR NOT NULL, date DATE NOT NULL, identity VARCHAR NOT NULL)"
+                    "(table_name VARCHAR NOT NULL, date DATE NOT NULL, identity VARCHAR NOT NULL, rows BIGINT)"
                 )
+                # A catalog stored before the state kept row counts: its dates are counted once.
+                conn.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS rows BIGINT")
                 existing = _existing(conn)
                 for table_def in tables:
                     name = _quote_ident(table_def.name)
@@ -501,7 +546,9 @@ class DuckDBCatalogResource(CatalogResource):
                 raise
             registered = []
             for table_def in tables:
-                if table_def.file_format == "parquet":
+                if table_def.file_format == "parquet" and table_def.partitioned:
+                    rows, dates, first, last = conn.execute(_STATE_COUNT_SQL, [table_def.name]).fetchone()
+                elif table_def.file_format == "parquet":
                     rows, dates, first, last = conn.execute(_count_sql(table_def)).fetchone()
                 else:
                     rows, dates, first, last = _sidecar_counts(table_def, storage)
