@@ -14,6 +14,7 @@ import pytest
 from b3_platform.assets import raw_portfolio
 from b3_platform.b3.client import DEFAULT_PAGE_SIZE
 from b3_platform.importer import import_paths
+from b3_platform.lake.paths import RAW_PENDING_DIR, raw_inventory_prefix, raw_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.conftest import SAMPLE_JSON, replay_b3_resource
@@ -99,7 +100,11 @@ def test_today_capture_is_stored_byte_for_byte_with_its_sidecar(resources, b3_se
     [body_file] = bodies(folder)
     [meta_file] = metas(folder)
     assert body_file.read_bytes() == SAMPLE
-    assert files_under(lake_root) == [body_file, meta_file]  # nothing else written
+    # Nothing else written but the capture's pending marker for the raw inventory (lake.raw_inventory).
+    marker = lake_root / raw_inventory_prefix() / RAW_PENDING_DIR / IBOV_DIR.relative_to(raw_prefix())
+    [marker_file] = files_under(marker)
+    assert marker_file.name.endswith(f"-{body_file.stem}") and marker_file.read_bytes() == b""
+    assert files_under(lake_root) == sorted([marker_file, body_file, meta_file])
 
     meta = json.loads(meta_file.read_bytes())
     sha = hashlib.sha256(SAMPLE).hexdigest()

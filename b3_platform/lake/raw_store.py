@@ -207,8 +207,11 @@ class RawStore:
         pages_meta: list[dict] | None,
     ) -> RawCapture:
         """The inventory's marker, the bodies, the sidecar last (the commit); on any failure the
-        bodies written go (the marker stays: lake.raw_inventory drops it once it is stale)."""
+        bodies written go, and the marker too once the sidecar is known absent (a failed S3 PUT may
+        still have landed; a marker left behind is dropped by lake.raw_inventory once stale)."""
         stem = raw_stem(fetched_at, sha)
+        sidecar = f"{prefix}{stem}{META_SUFFIX}"
+        marker = None
         if self.method in INVENTORIED_METHODS:
             marker = raw_pending_key(day, index, stem, time.time_ns() // 1_000_000, method=self.method)
             self.storage.write_bytes(marker, b"")
@@ -231,13 +234,14 @@ class RawStore:
                 "pages": pages,
             }
             self.storage.write_bytes(
-                f"{prefix}{stem}{META_SUFFIX}",
-                json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"),
+                sidecar, json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8")
             )
         except BaseException:
             # Never committed (no sidecar), so never a capture: remove the bodies written so far.
             for page in pages:
                 self.storage.delete(page["key"])
+            if marker is not None and not self.storage.exists(sidecar):
+                self.storage.delete(marker)
             raise
         return RawCapture(day, index, stem, full_meta)
 
