@@ -51,7 +51,7 @@ def capture(storage: Storage, day: dt.date, index: str, body: str = "{}") -> Non
 
 def walked(storage: Storage) -> dict:
     """What a full walk of raw finds, the state bypassed: the answer the inventory must give."""
-    return raw_inventory._walk_all(storage, raw_inventory.PORTFOLIO_DAY)
+    return raw_inventory._walk_all(storage, raw_inventory.PORTFOLIO_DAY, set())[0]
 
 
 def pending(storage: Storage) -> list[str]:
@@ -184,3 +184,16 @@ def test_other_methods_captures_leave_no_marker(tmp_path):
         meta={},
     )
     assert storage.list_keys("catalog/") == []
+
+
+def test_many_dates_written_since_are_settled_by_one_walk_of_all_raw(storage, monkeypatch):
+    capture(storage, JULY_1, "IBOV")
+    inventory(storage, update=True)
+    for day in (JULY_1, JULY_2, JULY_3):
+        capture(storage, day, "SMLL")
+    # Three dates since: more than a floor of 2, so one walk of all raw, no date listed on its own.
+    monkeypatch.setattr(raw_inventory, "FULL_WALK_MIN_DATES", 2)
+    monkeypatch.setattr(raw_inventory, "_walk_date", lambda *a: pytest.fail("walked a date on its own"))
+    assert inventory(storage, update=True).counts == walked(storage)
+    assert walked(storage)[JULY_1] == {"IBOV": 1, "SMLL": 1}
+    assert pending(storage) == []

@@ -66,6 +66,11 @@ MARKER_STALE_SECONDS = 3600.0
 STATE_FORMAT = 1
 _STATE_PREFIX = "state-"
 _STATE_SUFFIX = ".json"
+#: Walk raw whole rather than date by date once more dates than this changed since the state
+#: (the larger of a floor and a share of the dates the state holds: 1/15th, since on S3 a date of 34
+#: indices is ~68 keys, so a full listing costs ~1 request per 15 dates and a date's own one).
+FULL_WALK_MIN_DATES = 20
+FULL_WALK_SHARE = 15
 #: Attempts at reading the newest state while another refresh replaces it.
 _READ_ATTEMPTS = 5
 
@@ -115,20 +120,23 @@ def inventory(storage: Storage, method: str = PORTFOLIO_DAY, *, update: bool = F
     pending = [k for k in keys if k.startswith(f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}")]
     marked = [m for k in pending if (m := _marker(k, method)) is not None]
     rebuilt = counts is None
-    if counts is None:
-        counts = _walk_all(storage, method)
-    settled = [k for k in pending if _marker(k, method) is None]  # not a marker this code wrote
-    now_ms = time.time() * 1000
-    seen_dates: dict[dt.date, dict[str, set[str]]] = {}
-    for key, day, index, stem, written_ms in marked:
-        if day not in seen_dates:
-            seen_dates[day] = _walk_date(storage, method, day)
-            found = {i: len(stems) for i, stems in seen_dates[day].items()}
+    dirty = {m[1] for m in marked}
+    if counts is None or len(dirty) > max(FULL_WALK_MIN_DATES, len(counts) // FULL_WALK_SHARE):
+        # No state, or so many dates to walk again (an import of a year) that one walk of all raw
+        # costs less: on S3 a date's listing is one request, a full one lists 1,000 keys a request.
+        counts, seen = _walk_all(storage, method, dirty)
+    else:
+        seen = {day: _walk_date(storage, method, day) for day in dirty}
+        for day, stems in seen.items():
+            found = {i: len(s) for i, s in stems.items()}
             if found:
                 counts[day] = found
             else:
                 counts.pop(day, None)
-        if stem in seen_dates[day].get(index, ()) or now_ms - written_ms > MARKER_STALE_SECONDS * 1000:
+    settled = [k for k in pending if _marker(k, method) is None]  # not a marker this code wrote
+    now_ms = time.time() * 1000
+    for key, day, index, stem, written_ms in marked:
+        if stem in seen.get(day, {}).get(index, ()) or now_ms - written_ms > MARKER_STALE_SECONDS * 1000:
             settled.append(key)
     if update and (rebuilt or pending):
         generation = states[-1][0] + 1 if states else 1
@@ -209,12 +217,16 @@ def _walk_date(storage: Storage, method: str, day: dt.date) -> dict[str, set[str
     return found
 
 
-def _walk_all(storage: Storage, method: str) -> Counts:
-    """The counts of all raw, walked: a capture's sidecar is `date=D/index=X/<stem>.meta.json`."""
+def _walk_all(
+    storage: Storage, method: str, keep: set[dt.date]
+) -> tuple[Counts, dict[dt.date, dict[str, set[str]]]]:
+    """The counts of all raw, walked (a capture's sidecar is `date=D/index=X/<stem>.meta.json`),
+    and for the dates in `keep` the stems themselves (what settles their markers)."""
     prefix = raw_prefix(method=method)
     if isinstance(storage, LocalStorage):
-        return _walk_folders(os.path.join(str(storage.root), prefix))
+        return _walk_folders(os.path.join(str(storage.root), prefix), keep)
     counts: Counts = {}
+    stems: dict[dt.date, dict[str, set[str]]] = {}
     for key in storage.list_keys(prefix):
         if not key.endswith(META_SUFFIX):
             continue
@@ -223,17 +235,20 @@ def _walk_all(storage: Storage, method: str) -> Counts:
             index = parts[1][len(INDEX_DIR_PREFIX) :]
             per_day = counts.setdefault(day, {})
             per_day[index] = per_day.get(index, 0) + 1
-    return counts
+            if day in keep:
+                stems.setdefault(day, {}).setdefault(index, set()).add(parts[2][: -len(META_SUFFIX)])
+    return counts, stems
 
 
-def _walk_folders(base: str) -> Counts:
+def _walk_folders(base: str, keep: set[dt.date]) -> tuple[Counts, dict[dt.date, dict[str, set[str]]]]:
     """_walk_all on a local folder: one scandir per date and index folder, names only (a listing of
     every key, sorted, then parsed, costs twice as much)."""
     counts: Counts = {}
+    stems: dict[dt.date, dict[str, set[str]]] = {}
     try:
         day_entries = list(os.scandir(base))
     except FileNotFoundError:
-        return counts
+        return counts, stems
     for day_entry in day_entries:
         day = _day(day_entry.name)
         if day is None or not day_entry.is_dir(follow_symlinks=False):
@@ -245,9 +260,12 @@ def _walk_folders(base: str) -> Counts:
                     follow_symlinks=False
                 ):
                     with os.scandir(index_entry.path) as files:
-                        n = sum(1 for f in files if f.name.endswith(META_SUFFIX) and f.is_file())
-                    if n:
-                        found[index_entry.name[len(INDEX_DIR_PREFIX) :]] = n
+                        names = [f.name for f in files if f.name.endswith(META_SUFFIX) and f.is_file()]
+                    if names:
+                        index = index_entry.name[len(INDEX_DIR_PREFIX) :]
+                        found[index] = len(names)
+                        if day in keep:
+                            stems.setdefault(day, {})[index] = {n[: -len(META_SUFFIX)] for n in names}
         if found:
             counts[day] = found
-    return counts
+    return counts, stems
