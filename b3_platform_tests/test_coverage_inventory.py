@@ -171,6 +171,12 @@ def test_an_update_lists_only_the_dates_written_since(tmp_path):
     listed.clear()
     inventory(storage)  # nothing written since: the state alone
     assert listed == [raw_inventory_prefix()]
+    # and what that listing walks stays the same size: no folder per date left behind by markers
+    folder = tmp_path / "lake" / raw_inventory_prefix()
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        RAW_PENDING_DIR.rstrip("/"),
+        "state-000000000002.json",
+    ]
 
 
 def test_other_methods_captures_leave_no_marker(tmp_path):

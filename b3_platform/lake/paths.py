@@ -54,9 +54,11 @@ def raw_inventory_prefix(method: str = PORTFOLIO_DAY) -> str:
 def raw_pending_key(
     day: dt.date, index: str, stem: str, written_ms: int, *, method: str = PORTFOLIO_DAY
 ) -> str:
-    """The marker RawStore writes before a capture's first body: `<inventory>/pending/date=D/index=X/
-    <written ms>-<stem>` (the time it was written, so an abandoned capture's marker can be dropped)."""
-    return f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}{date_dir(day)}/{INDEX_DIR_PREFIX}{index}/{written_ms}-{stem}"
+    """The marker RawStore writes before a capture's first body: `<inventory>/pending/<date>_<index>_
+    <written ms>-<stem>` (the time it was written, so an abandoned capture's marker can be dropped).
+    One flat folder: locally, a folder per date and index would outlive its markers, and listing
+    the empty folders of years of dates would grow with history again."""
+    return f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}{day.isoformat()}_{index}_{written_ms}-{stem}"
 
 
 def raw_stem(fetched_at: dt.datetime, sha256: str) -> str:

@@ -159,15 +159,16 @@ def _generation(key: str, method: str) -> int | None:
 
 
 def _marker(key: str, method: str) -> tuple[str, dt.date, str, str, int] | None:
-    """(key, date, index, capture stem, written ms) of `pending/date=D/index=X/<ms>-<stem>`."""
-    parts = key[len(f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}") :].split("/")
-    if len(parts) != 3 or not parts[1].startswith(INDEX_DIR_PREFIX):
+    """(key, date, index, capture stem, written ms) of `pending/<date>_<index>_<ms>-<stem>`."""
+    name = key[len(f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}") :]
+    parts = name.split("_", 2)
+    if len(parts) != 3 or "/" in name:
         return None
-    day = _day(parts[0])
+    day = _day(f"{DATE_DIR_PREFIX}{parts[0]}")
     written, _, stem = parts[2].partition("-")
-    if day is None or not written.isdigit() or not stem:
+    if day is None or not parts[1] or not written.isdigit() or not stem:
         return None
-    return key, day, parts[1][len(INDEX_DIR_PREFIX) :], stem, int(written)
+    return key, day, parts[1], stem, int(written)
 
 
 def _day(folder: str) -> dt.date | None:

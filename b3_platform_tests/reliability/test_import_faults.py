@@ -84,7 +84,8 @@ def assert_captures_whole(lake: Path) -> list:
     # The raw inventory's pending markers (lake.raw_inventory): one per committed capture, none left
     # by a write that failed (only the inventory's refresh, never run here, settles them).
     markers = [p.name for p in (lake / RAW_INVENTORY_ROOT).rglob("*") if p.is_file()]
-    assert sorted(m.split("-", 1)[1] for m in markers) == sorted(c.capture_id for c in captures)
+    stems = [m.split("_", 2)[2].split("-", 1)[1] for m in markers]  # <date>_<index>_<ms>-<stem>
+    assert sorted(stems) == sorted(c.capture_id for c in captures)
     return captures
 
 
