@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from b3_platform import trading_calendar
@@ -113,15 +114,36 @@ def coverage_table(
     storage: Storage, expected: Iterable[str], today: dt.date, *, update: bool = False
 ) -> pa.Table:
     """The coverage table of the lake: every expected index and every index seen in raw, from the
-    first captured day to `today` (the command's default range); empty when raw holds nothing."""
+    first captured day to `today` (the command's default range); empty when raw holds nothing.
+
+    The rows of `coverage_rows(coverage(...))`, built as columns (one index-by-day grid of booleans,
+    each column a dictionary cast to strings): 34 indices x 1,250 trading days are 42,500 rows on
+    every catalog refresh, which as Python tuples cost more than reading raw's inventory itself."""
     found = captured_days(storage, update=update)
-    rows = (
-        coverage_rows(coverage(found, expected, min(min(d) for d in found.values()), today)) if found else []
-    )
-    columns = list(zip(*rows)) if rows else [[] for _ in COVERAGE.schema]
-    return pa.Table.from_arrays(
-        [pa.array(list(c), f.type) for c, f in zip(columns, COVERAGE.schema)], schema=COVERAGE.schema
-    )
+    if not found:
+        return COVERAGE.schema.empty_table()
+    days = trading_calendar.trading_days_between(min(min(d) for d in found.values()), today)
+    expected = list(dict.fromkeys(expected))
+    order = [*expected, *sorted(set(found) - set(expected))]
+    position = {day: i for i, day in enumerate(days)}
+    captured = np.zeros((len(order), len(days)), dtype=np.int8)
+    for row, index in enumerate(order):
+        captured[row, [position[d] for d in found.get(index, ()) if d in position]] = 1
+    epoch = dt.date(1970, 1, 1).toordinal()
+    columns = [
+        _repeated(order, np.repeat(np.arange(len(order), dtype=np.int32), len(days))),
+        pa.array(np.tile(np.array([d.toordinal() - epoch for d in days], dtype=np.int32), len(order))).cast(
+            pa.date32()
+        ),
+        _repeated(["missing", "captured"], captured.ravel()),
+        pa.array(np.repeat(np.array([i in expected for i in order], dtype=bool), len(days))),
+    ]
+    return pa.Table.from_arrays(columns, schema=COVERAGE.schema)
+
+
+def _repeated(values: list[str], codes: np.ndarray) -> pa.Array:
+    """`values[code]` for each code, as a plain string column."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values, pa.string())).cast(pa.string())
 
 
 def write_coverage(storage: Storage, expected: Iterable[str], today: dt.date) -> str:

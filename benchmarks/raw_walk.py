@@ -114,6 +114,7 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
     to_parquet_bytes(pa.table({"a": [1]}))
     result: dict = {}
     for stage in STAGES:
+        requests.clear()
         if stage == "daily":
             store = RawStore(storage)
             for index in indices:
@@ -125,6 +126,7 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
                     source_format="json",
                     meta={"source": "benchmark"},
                 )
+        stored_requests = dict(requests)
         requests.clear()
         timed("coverage", coverage.write_coverage)(storage, indices, new_day)
         found = dict(spent)
@@ -140,6 +142,7 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
             "answer": [hashlib.sha256(table).hexdigest()[:16], counts and [str(c) for c in counts]],
             "requests": cov_requests,
             "count_requests": dict(requests),
+            "store_requests": stored_requests,
         }
         spent.clear()
     if s3:
@@ -236,6 +239,12 @@ def report(runs: dict[str, list[dict]], s3: bool) -> None:
                 for n in names
             ]
             print(f"| {stage} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{sum(runs[n][0]['daily']['store_requests'].values())} "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(runs[n][0]['daily']['store_requests'].items()))})"
+            for n in names
+        ]
+        print("| (the daily capture's stores, all indices) | " + " | ".join(cells) + " |")
         return
     head = " | ".join(f"{n} wall / CPU ms" for n in names)
     print(f"| refresh | part | {head} |" + (" ratio CPU (this / baseline) |" if len(names) == 2 else ""))

@@ -193,13 +193,12 @@ def _read_state(storage: Storage, key: str) -> Counts | None:
         state = json.loads(data)
         if state["format"] != STATE_FORMAT:
             return None
-        counts = {
-            dt.date.fromisoformat(d): {str(i): int(n) for i, n in indices.items()}
-            for d, indices in state["dates"].items()
-        }
+        counts = {dt.date.fromisoformat(d): indices for d, indices in state["dates"].items()}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return counts
+    # Each date's {index: count} is taken as json.loads made it (a whole file written at once by
+    # _encode, so its shape is checked per date, not per entry: that cost most of a read).
+    return counts if all(type(i) is dict for i in counts.values()) else None
 
 
 def _delete(storage: Storage, keys: Iterable[str]) -> None:
