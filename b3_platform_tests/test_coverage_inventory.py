@@ -203,3 +203,11 @@ def test_many_dates_written_since_are_settled_by_one_walk_of_all_raw(storage, mo
     assert inventory(storage, update=True).counts == walked(storage)
     assert walked(storage)[JULY_1] == {"IBOV": 1, "SMLL": 1}
     assert pending(storage) == []
+
+
+def test_delete_keys_deletes_each_key_and_ignores_missing_ones(storage):
+    keys = [f"catalog/x/{n:04d}" for n in range(3)]
+    for key in keys:
+        storage.write_bytes(key, b"")
+    storage.delete_keys([*keys[:2], "catalog/x/never-written"])
+    assert storage.list_keys("catalog/x/") == keys[2:]

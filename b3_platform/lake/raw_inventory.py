@@ -44,7 +44,6 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from b3_platform.lake.paths import (
@@ -141,8 +140,7 @@ def inventory(storage: Storage, method: str = PORTFOLIO_DAY, *, update: bool = F
     if update and (rebuilt or pending):
         generation = states[-1][0] + 1 if states else 1
         if storage.create_bytes(_state_key(method, generation), _encode(counts)):
-            _delete(storage, settled)
-            _delete(storage, [k for g, k in states if g < generation])
+            storage.delete_keys(settled + [k for g, k in states if g < generation])
     return RawInventory(counts)
 
 
@@ -199,11 +197,6 @@ def _read_state(storage: Storage, key: str) -> Counts | None:
     # Each date's {index: count} is taken as json.loads made it (a whole file written at once by
     # _encode, so its shape is checked per date, not per entry: that cost most of a read).
     return counts if all(type(i) is dict for i in counts.values()) else None
-
-
-def _delete(storage: Storage, keys: Iterable[str]) -> None:
-    for key in keys:
-        storage.delete(key)
 
 
 def _walk_date(storage: Storage, method: str, day: dt.date) -> dict[str, set[str]]:
