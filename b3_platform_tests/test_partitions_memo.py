@@ -1,0 +1,92 @@
+"""The trading days' key listing is memoized per latest partition (`partitions.memoize_partition_keys`):
+the same keys as Dagster's own listing at every effective time, listed once per latest partition,
+and nothing else of the definition changes (equality, the serialized form Dagster stores)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from dagster._serdes import serialize_value
+
+from b3_platform import partitions
+from b3_platform.trading_calendar import START_DATE
+
+CLASS = dg.TimeWindowPartitionsDefinition
+
+
+def plain(start: dt.date = START_DATE) -> dg.TimeWindowPartitionsDefinition:
+    """The same definition without the memo."""
+    memoized = partitions.trading_days_from(start)
+    return CLASS(
+        cron_schedule=memoized.cron_schedule,
+        fmt=memoized.fmt,
+        start=memoized.start,
+        timezone=memoized.timezone,
+        end_offset=memoized.end_offset,
+        exclusions=memoized.exclusions,
+    )
+
+
+def counted(monkeypatch) -> list[int]:
+    """Counts the class's own listings (the work the memo saves)."""
+    calls = [0]
+    listing = CLASS.get_partition_keys
+
+    def counting(self, *args, **kwargs):
+        calls[0] += 1
+        return listing(self, *args, **kwargs)
+
+    monkeypatch.setattr(CLASS, "get_partition_keys", counting)
+    return calls
+
+
+def test_the_same_keys_as_dagsters_listing_at_each_effective_time():
+    memoized, reference = partitions.trading_days_from(START_DATE), plain()
+    # A trading day, a holiday (Tiradentes), a weekend, the day after a weekend, a year-end.
+    for moment in [
+        dt.datetime(2025, 7, 10, 12),
+        dt.datetime(2025, 4, 21, 12),
+        dt.datetime(2025, 7, 12, 12),
+        dt.datetime(2025, 7, 14, 9),
+        dt.datetime(2024, 12, 31, 23),
+    ]:
+        with dg.partition_loading_context(effective_dt=moment):
+            assert memoized.get_partition_keys() == reference.get_partition_keys(), moment
+        # The time passed as an argument, as Dagster's callers may.
+        assert memoized.get_partition_keys(current_time=moment) == reference.get_partition_keys(
+            current_time=moment
+        )
+
+
+def test_listed_once_per_latest_partition(monkeypatch):
+    calls = counted(monkeypatch)  # before the memo takes the class's listing
+    memoized = partitions.trading_days_from(dt.date(2024, 1, 2))
+    morning, evening = dt.datetime(2025, 7, 10, 9), dt.datetime(2025, 7, 10, 20)
+    with dg.partition_loading_context(effective_dt=morning):
+        first = memoized.get_partition_keys()
+    with dg.partition_loading_context(effective_dt=evening):  # the same latest partition
+        again = memoized.get_partition_keys()
+    assert calls[0] == 1 and first == again
+    with dg.partition_loading_context(effective_dt=dt.datetime(2025, 7, 11, 9)):  # the next day's
+        later = memoized.get_partition_keys()
+    assert calls[0] == 2
+    assert later[: len(first)] == first and len(later) == len(first) + 1
+
+
+def test_each_call_returns_its_own_list():
+    memoized = partitions.trading_days_from(dt.date(2024, 1, 2))
+    with dg.partition_loading_context(effective_dt=dt.datetime(2025, 7, 10, 12)):
+        keys = memoized.get_partition_keys()
+        keys.append("changed by a caller")
+        assert "changed by a caller" not in memoized.get_partition_keys()
+
+
+def test_the_definition_is_otherwise_dagsters_own():
+    memoized, reference = partitions.trading_days_from(START_DATE), plain()
+    assert memoized == reference and hash(memoized) == hash(reference)
+    assert serialize_value(memoized) == serialize_value(reference)
+    assert "get_partition_keys" not in vars(reference)
+    assert partitions.trading_days.get_partition_keys != CLASS.get_partition_keys.__get__(
+        partitions.trading_days
+    )
