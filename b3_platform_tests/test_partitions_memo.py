@@ -5,12 +5,14 @@ and nothing else of the definition changes (equality, the serialized form Dagste
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+import pytest
 from dagster._serdes import serialize_value
 
 from b3_platform import partitions
-from b3_platform.trading_calendar import START_DATE
+from b3_platform.trading_calendar import START_DATE, TIMEZONE
 
 CLASS = dg.TimeWindowPartitionsDefinition
 
@@ -59,6 +61,30 @@ def test_the_same_keys_as_dagsters_listing_at_each_effective_time():
         )
 
 
+def moments(first: dt.date, last: dt.date) -> list[dt.datetime]:
+    """Noon of each day from `first` to `last` in São Paulo time, and a second before, at and after
+    each midnight (where the latest partition may change)."""
+    sao_paulo = ZoneInfo(TIMEZONE)
+    times = []
+    day = first
+    while day <= last:
+        midnight = dt.datetime.combine(day, dt.time(0), tzinfo=sao_paulo)
+        times += [midnight + dt.timedelta(seconds=s) for s in (-1, 0, 1)]
+        times.append(midnight + dt.timedelta(hours=12))
+        day += dt.timedelta(days=1)
+    return times
+
+
+def test_the_same_keys_around_every_midnight_across_weekends_and_holidays():
+    # Carnival (3-4 March 2025), Good Friday (18 April), Tiradentes (21 April), weekends; the memo
+    # is asked in time order (the fast path: the same day) and then backwards.
+    memoized, reference = partitions.trading_days_from(dt.date(2025, 1, 2)), plain(dt.date(2025, 1, 2))
+    times = moments(dt.date(2025, 2, 27), dt.date(2025, 4, 23))
+    for moment in [*times, *reversed(times)]:
+        with dg.partition_loading_context(effective_dt=moment):
+            assert memoized.get_partition_keys() == reference.get_partition_keys(), moment
+
+
 def test_listed_once_per_latest_partition(monkeypatch):
     calls = counted(monkeypatch)  # before the memo takes the class's listing
     memoized = partitions.trading_days_from(dt.date(2024, 1, 2))
@@ -68,6 +94,10 @@ def test_listed_once_per_latest_partition(monkeypatch):
     with dg.partition_loading_context(effective_dt=evening):  # the same latest partition
         again = memoized.get_partition_keys()
     assert calls[0] == 1 and first == again
+    before = calls[0]
+    with dg.partition_loading_context(effective_dt=evening):
+        memoized.get_partition_keys()
+    assert calls[0] == before
     with dg.partition_loading_context(effective_dt=dt.datetime(2025, 7, 11, 9)):  # the next day's
         later = memoized.get_partition_keys()
     assert calls[0] == 2
@@ -80,6 +110,14 @@ def test_each_call_returns_its_own_list():
         keys = memoized.get_partition_keys()
         keys.append("changed by a caller")
         assert "changed by a caller" not in memoized.get_partition_keys()
+
+
+def test_only_a_schedule_ticking_at_midnight_is_memoized():
+    hourly = dg.TimeWindowPartitionsDefinition(
+        cron_schedule="0 * * * *", fmt="%Y-%m-%d-%H:%M", start="2025-01-01-00:00"
+    )
+    with pytest.raises(ValueError, match="midnight"):
+        partitions.memoize_partition_keys(hourly)
 
 
 def test_the_definition_is_otherwise_dagsters_own():
