@@ -43,6 +43,7 @@ learnt when the instance registers itself: the same folder `dagster dev`'s throw
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -56,6 +57,8 @@ from typing import Any
 
 import dagster._check as check
 import sqlalchemy as db
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from dagster import AssetKey, DagsterInvariantViolationError, Field, StringSource
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationPlanned,
@@ -72,17 +75,19 @@ from dagster._core.events import (
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import _event_logs_directory
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log import SqlEventLogStorageMetadata
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
     AssetKeyTable,
     SqlEventLogStorageTable,
 )
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
-from dagster._core.storage.sql import LongText
+from dagster._core.storage.sql import LongText, get_alembic_config
 from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster._time import datetime_from_timestamp, utc_datetime_from_naive
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -271,6 +276,18 @@ def _without_fsync_per_commit(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class _NotEmpty(Exception):
+    """A database file with tables but no alembic stamp (see `_initdb`)."""
+
+
+@functools.cache
+def _migration_scripts() -> ScriptDirectory:
+    """Dagster's alembic migration scripts, read once per process. Dagster's `_initdb` reads them
+    twice for every database file it opens first in a process (its head revision, then the stamp
+    of a new file), ~0.05 s each: every run opens the index and makes its own file."""
+    return ScriptDirectory.from_config(get_alembic_config(sqlite_event_log.__file__))
+
+
 class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` whose connections outlive an event (see the module docstring)."""
 
@@ -347,6 +364,28 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             _, oldest = self._engines.popitem(last=False)
             oldest.dispose()
         return engine
+
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        """Dagster's set-up of a database file, reading its migration scripts once per process
+        (`_migration_scripts`). A file stamped with a revision needs nothing (Dagster's does
+        nothing either: a migration is `dagster instance migrate`'s). An empty file gets what
+        Dagster's gives it, in its order: the tables, WAL, the head revision's stamp. Anything
+        else (tables but no stamp, or an error, as when another process makes the file at the same
+        time) is left to Dagster's own `_initdb`, which handles those cases and retries."""
+        try:
+            with engine.connect() as connection:
+                context = MigrationContext.configure(connection)
+                if context.get_current_revision():
+                    return
+                if db.inspect(connection).get_table_names():
+                    raise _NotEmpty
+            SqlEventLogStorageMetadata.create_all(engine)
+            with engine.connect() as connection:
+                connection.execute(db.text("PRAGMA journal_mode=WAL;"))
+                MigrationContext.configure(connection).stamp(_migration_scripts(), "head")
+                connection.commit()
+        except (_NotEmpty, db.exc.DatabaseError, sqlite3.DatabaseError):
+            SqliteEventLogStorage._initdb(self, engine, for_index_shard=for_index_shard)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:

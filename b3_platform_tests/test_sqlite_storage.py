@@ -8,6 +8,7 @@ uses the repo's dagster.yaml (the CLI, `dagster dev`, the demo)."""
 
 import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,9 +18,12 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as db
 import yaml
+from alembic.script import ScriptDirectory
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.schema import AssetKeyTable
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from b3_platform import sqlite_storage
 from b3_platform.sqlite_storage import MAX_OPEN_SHARDS, PooledSqliteEventLogStorage
 from b3_platform_tests.conftest import REPO
 
@@ -512,3 +516,58 @@ def test_an_assets_last_materialization_is_the_record_dagster_would_store(tmp_pa
     finally:
         pooled.dispose()
         stock.dispose()
+
+
+def file_layout(path: Path) -> dict:
+    """What a set-up database file holds: its schema, its alembic stamp, its journal mode."""
+    con = sqlite3.connect(path)
+    try:
+        return {
+            "schema": sorted(con.execute("SELECT type, name, sql FROM sqlite_master").fetchall(), key=str),
+            "stamp": con.execute("SELECT version_num FROM alembic_version").fetchall(),
+            "journal": con.execute("PRAGMA journal_mode").fetchone()[0],
+        }
+    finally:
+        con.close()
+
+
+def test_a_new_file_is_set_up_as_dagsters_own_initdb_sets_it_up(tmp_path):
+    ours, theirs = tmp_path / "ours.db", tmp_path / "theirs.db"
+    PooledSqliteEventLogStorage._initdb(None, db.create_engine(f"sqlite:///{ours}"))
+    SqliteEventLogStorage._initdb(None, db.create_engine(f"sqlite:///{theirs}"))
+    made = file_layout(ours)
+    assert made == file_layout(theirs)
+    assert made["stamp"] and made["journal"] == "wal"
+
+
+def test_the_migration_scripts_are_read_once_per_process(tmp_path, monkeypatch):
+    reads = []
+    original = ScriptDirectory.from_config
+    monkeypatch.setattr(ScriptDirectory, "from_config", lambda config: reads.append(1) or original(config))
+    sqlite_storage._migration_scripts.cache_clear()
+    try:
+        for name in ("a.db", "b.db", "c.db"):
+            PooledSqliteEventLogStorage._initdb(None, db.create_engine(f"sqlite:///{tmp_path / name}"))
+        assert len(reads) == 1
+        # A file already stamped is left as it is, reading nothing.
+        before = file_layout(tmp_path / "a.db")
+        PooledSqliteEventLogStorage._initdb(None, db.create_engine(f"sqlite:///{tmp_path / 'a.db'}"))
+        assert len(reads) == 1 and file_layout(tmp_path / "a.db") == before
+    finally:
+        sqlite_storage._migration_scripts.cache_clear()
+
+
+def test_a_file_with_tables_but_no_stamp_is_left_to_dagsters_initdb(tmp_path, monkeypatch):
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE event_logs (id INTEGER PRIMARY KEY)")
+    con.commit()
+    con.close()
+    handed = []
+    monkeypatch.setattr(
+        SqliteEventLogStorage,
+        "_initdb",
+        lambda self, engine, for_index_shard=False: handed.append(for_index_shard),
+    )
+    PooledSqliteEventLogStorage._initdb(None, db.create_engine(f"sqlite:///{path}"), for_index_shard=True)
+    assert handed == [True]
