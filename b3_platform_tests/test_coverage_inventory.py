@@ -23,7 +23,7 @@ from b3_platform.lake.paths import (
 from b3_platform.lake.raw_inventory import inventory
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
-from b3_platform.lake.storage import LocalStorage, Storage
+from b3_platform.lake.storage import LocalStorage, MissingKey, Storage
 from b3_platform_tests.moto_aws import REGION
 
 JULY_1, JULY_2, JULY_3 = dt.date(2025, 7, 1), dt.date(2025, 7, 2), dt.date(2025, 7, 3)
@@ -150,6 +150,42 @@ def test_a_refresh_that_loses_the_race_for_the_next_state_deletes_no_marker(stor
     monkeypatch.setattr(storage, "create_bytes", lambda key, data: False)
     assert inventory(storage, update=True).counts == walked(storage)
     assert len(pending(storage)) == 1 and states(storage) == before
+
+
+def test_a_state_replaced_between_the_listing_and_the_read_is_read_again(storage, monkeypatch):
+    """A refresh replaces the state (writes the next, deletes the old) just after a reader listed
+    the old one: the reader lists again and reads the new state, it does not fail."""
+    capture(storage, JULY_1, "IBOV")
+    inventory(storage, update=True)
+    [old] = states(storage)
+    capture(storage, JULY_2, "IBOV")
+    read = storage.read_bytes
+    raced: list[str] = []
+
+    def read_after_a_refresh(key: str) -> bytes:
+        if key == old and not raced:
+            raced.append(key)
+            inventory(storage, update=True)  # the concurrent refresh: `old` is gone now
+        return read(key)
+
+    monkeypatch.setattr(storage, "read_bytes", read_after_a_refresh)
+    assert inventory(storage).counts == walked(storage) == {JULY_1: {"IBOV": 1}, JULY_2: {"IBOV": 1}}
+    assert raced == [old] and old not in states(storage)
+
+
+def test_a_reader_whose_state_is_replaced_on_every_attempt_walks_raw(storage, monkeypatch):
+    capture(storage, JULY_1, "IBOV")
+    inventory(storage, update=True)
+    capture(storage, JULY_1, "SMLL")
+    read = storage.read_bytes
+
+    def always_replaced(key: str) -> bytes:
+        if "/state-" in key:
+            raise MissingKey(f"{key} was replaced")
+        return read(key)
+
+    monkeypatch.setattr(storage, "read_bytes", always_replaced)
+    assert inventory(storage).counts == walked(storage) == {JULY_1: {"IBOV": 1, "SMLL": 1}}
 
 
 def test_an_update_lists_only_the_dates_written_since(tmp_path):

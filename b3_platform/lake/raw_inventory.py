@@ -70,7 +70,7 @@ _STATE_SUFFIX = ".json"
 #: indices is ~68 keys, so a full listing costs ~1 request per 15 dates and a date's own one).
 FULL_WALK_MIN_DATES = 20
 FULL_WALK_SHARE = 15
-#: Attempts at reading the newest state while another refresh replaces it.
+#: Attempts at reading the newest state while another refresh replaces it (then raw is walked).
 _READ_ATTEMPTS = 5
 
 Counts = dict[dt.date, dict[str, int]]
@@ -106,16 +106,17 @@ def inventory(storage: Storage, method: str = PORTFOLIO_DAY, *, update: bool = F
     dates they name walked again), or a full walk when there is no readable state. With `update`,
     the result is written as the next state and the settled markers are deleted (the catalog
     refresh does this; a reader that only looks leaves the lake as it was)."""
-    for attempt in range(_READ_ATTEMPTS):
+    for _ in range(_READ_ATTEMPTS):
         keys = storage.list_keys(raw_inventory_prefix(method))
         states = sorted((g, k) for k in keys if (g := _generation(k, method)) is not None)
         try:
             counts = _read_state(storage, states[-1][1]) if states else None
         except MissingKey:  # replaced by a concurrent refresh between the listing and the read
-            if attempt == _READ_ATTEMPTS - 1:
-                raise
+            counts = None
             continue
         break
+    # Still no state read after every attempt (replaced each time): walk raw whole, which is what a
+    # state must equal anyway; a reader never fails because a state was replaced under it.
     pending = [k for k in keys if k.startswith(f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}")]
     marked = [m for k in pending if (m := _marker(k, method)) is not None]
     rebuilt = counts is None
