@@ -1,22 +1,29 @@
 """Which trading days each index has in raw, and which it lacks: the question a daily capture that
 can never be redone must answer first ("did we miss a day?"). Dagster-free: it reads the raw
-store's keys (one listing, on a folder or on S3) and the B3 calendar, so it costs the same with or
-without a Dagster instance and counts captures however they arrived (schedule, import, landing).
+inventory (lake.raw_inventory: a state in the lake plus the dates written since, on a folder or on
+S3) and the B3 calendar, so it costs the same with or without a Dagster instance and counts captures
+however they arrived (schedule, import, landing).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from b3_platform import trading_calendar
-from b3_platform.lake.paths import META_SUFFIX, PARQUET_FILE, date_in_key, index_in_key, raw_prefix
+from b3_platform.lake.paths import PARQUET_FILE
+from b3_platform.lake.raw_inventory import inventory
 from b3_platform.lake.schemas import COVERAGE
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import to_parquet_bytes
+
+#: An index code as raw's folders name it (paths.index_in_key reads the same).
+_INDEX_CODE = re.compile(r"[A-Z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,13 @@ class IndexCoverage:
         return self.captured[-1] if self.captured else None
 
 
-def captured_days(storage: Storage) -> dict[str, set[dt.date]]:
-    """Per index, the dates with at least one committed capture (a sidecar) in raw."""
-    found: dict[str, set[dt.date]] = {}
-    for key in storage.list_keys(raw_prefix()):
-        if not key.endswith(META_SUFFIX):
-            continue
-        day, index = date_in_key(key), index_in_key(key)
-        if day is not None and index is not None:
-            found.setdefault(index, set()).add(day)
-    return found
+def captured_days(storage: Storage, *, update: bool = False) -> dict[str, set[dt.date]]:
+    """Per index, the dates with at least one committed capture (a sidecar) in raw. From the raw
+    inventory (lake.raw_inventory): its state plus the dates written since, not a walk of all raw;
+    `update` writes the state forward (the catalog refresh does). Index folders whose name is not an
+    index code (`index=` + capitals and digits, what paths.index_in_key reads) are left out."""
+    found = inventory(storage, update=update).captured_days()
+    return {index: days for index, days in found.items() if _INDEX_CODE.fullmatch(index)}
 
 
 def coverage(
@@ -106,25 +110,49 @@ def coverage_rows(report: Sequence[IndexCoverage]) -> list[tuple[str, dt.date, s
     ]
 
 
-def coverage_table(storage: Storage, expected: Iterable[str], today: dt.date) -> pa.Table:
+def coverage_table(
+    storage: Storage, expected: Iterable[str], today: dt.date, *, update: bool = False
+) -> pa.Table:
     """The coverage table of the lake: every expected index and every index seen in raw, from the
-    first captured day to `today` (the command's default range); empty when raw holds nothing."""
-    found = captured_days(storage)
-    rows = (
-        coverage_rows(coverage(found, expected, min(min(d) for d in found.values()), today)) if found else []
-    )
-    columns = list(zip(*rows)) if rows else [[] for _ in COVERAGE.schema]
-    return pa.Table.from_arrays(
-        [pa.array(list(c), f.type) for c, f in zip(columns, COVERAGE.schema)], schema=COVERAGE.schema
-    )
+    first captured day to `today` (the command's default range); empty when raw holds nothing.
+
+    The rows of `coverage_rows(coverage(...))`, built as columns (one index-by-day grid of booleans,
+    each column a dictionary cast to strings): 34 indices x 1,250 trading days are 42,500 rows on
+    every catalog refresh, which as Python tuples cost more than reading raw's inventory itself."""
+    found = captured_days(storage, update=update)
+    if not found:
+        return COVERAGE.schema.empty_table()
+    days = trading_calendar.trading_days_between(min(min(d) for d in found.values()), today)
+    expected = list(dict.fromkeys(expected))
+    order = [*expected, *sorted(set(found) - set(expected))]
+    position = {day: i for i, day in enumerate(days)}
+    captured = np.zeros((len(order), len(days)), dtype=np.int8)
+    for row, index in enumerate(order):
+        captured[row, [position[d] for d in found.get(index, ()) if d in position]] = 1
+    epoch = dt.date(1970, 1, 1).toordinal()
+    columns = [
+        _repeated(order, np.repeat(np.arange(len(order), dtype=np.int32), len(days))),
+        pa.array(np.tile(np.array([d.toordinal() - epoch for d in days], dtype=np.int32), len(order))).cast(
+            pa.date32()
+        ),
+        _repeated(["missing", "captured"], captured.ravel()),
+        pa.array(np.repeat(np.array([i in expected for i in order], dtype=bool), len(days))),
+    ]
+    return pa.Table.from_arrays(columns, schema=COVERAGE.schema)
+
+
+def _repeated(values: list[str], codes: np.ndarray) -> pa.Array:
+    """`values[code]` for each code, as a plain string column."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values, pa.string())).cast(pa.string())
 
 
 def write_coverage(storage: Storage, expected: Iterable[str], today: dt.date) -> str:
     """Write the coverage table into the lake (`catalog/coverage/data.parquet`, one atomic write),
     only when it changed: the catalogs register that file (Glue as an unpartitioned table), and an
-    unchanged file keeps its identity, so the local catalog does not load it again. Returns its key."""
+    unchanged file keeps its identity, so the local catalog does not load it again. Brings the raw
+    inventory's state up to date on the way (what the catalog's raw counts then read). Returns its key."""
     key = f"{COVERAGE.location}{PARQUET_FILE}"
-    data = to_parquet_bytes(coverage_table(storage, expected, today))
+    data = to_parquet_bytes(coverage_table(storage, expected, today, update=True))
     if storage.read_if_exists(key) != data:
         storage.write_bytes(key, data)
     return key

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from b3_platform import cli
+from b3_platform.lake.paths import RAW_PENDING_DIR, raw_inventory_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.replay import SAMPLES
@@ -56,6 +57,12 @@ def lake_files(lake: Path) -> list[Path]:
     return sorted(p for p in lake.rglob("*") if p.is_file()) if lake.exists() else []
 
 
+def pending_markers(lake: Path) -> list[Path]:
+    """The raw inventory's markers (lake.raw_inventory): one per capture stored since the catalog
+    last refreshed, the one file an import writes outside raw."""
+    return [p for p in lake_files(lake) if p.parent == lake / raw_inventory_prefix() / RAW_PENDING_DIR]
+
+
 def store_of(lake: Path) -> RawStore:
     return RawStore(LocalStorage(lake))
 
@@ -91,7 +98,8 @@ def test_good_json_is_filed_under_its_header_date(run_import, lake):
     assert "1 file(s): 1 imported, 0 duplicate, 0 rejected" in out
 
     folder = lake / "raw/GetPortfolioDay/date=2025-07-08/index=IBOV"
-    files = lake_files(lake)
+    [marker] = pending_markers(lake)
+    files = [f for f in lake_files(lake) if f != marker]
     assert {f.parent for f in files} == {folder}
     assert len(files) == 2
     body_file = next(f for f in files if not f.name.endswith(".meta.json"))
@@ -105,6 +113,11 @@ def test_good_json_is_filed_under_its_header_date(run_import, lake):
     fetched_at = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.timezone.utc)
     assert abs(dt.datetime.now(dt.timezone.utc) - fetched_at) < dt.timedelta(minutes=5)
     assert body_file.read_bytes() == JSON_0708.read_bytes()
+    # The marker names the date, the index and the capture (written before its body, at `<ms>`).
+    assert marker.name.startswith("2025-07-08_IBOV_"), marker.name
+    written_ms, _, marked_stem = marker.name[len("2025-07-08_IBOV_") :].partition("-")
+    assert written_ms.isdigit() and marked_stem == stem, marker.name
+    assert marker.read_bytes() == b""
 
     meta = json.loads(meta_file.read_text("utf-8"))
     assert meta["source"] == "import"
@@ -333,7 +346,8 @@ def test_reimporting_the_demo_folder_is_all_duplicates(run_import, lake):
     assert code == 0
     assert f"{count} file(s): {count} imported, 0 duplicate, 0 rejected" in out
     before = lake_files(lake)
-    assert len(before) == 2 * count
+    assert len(pending_markers(lake)) == count  # the inventory's marker of each capture
+    assert len(before) == 3 * count  # and a body and a sidecar each
 
     code, out = run_import(folder)
     assert code == 0

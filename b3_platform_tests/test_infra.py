@@ -294,7 +294,12 @@ NOT_AWS_CALLS = {
     "sqs:SendMessage",  # smtplib's send_message (alert e-mails)
 }
 #: S3 operations authorized under another action name.
-S3_ACTION_OF = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket", "HeadBucket": "s3:ListBucket"}
+S3_ACTION_OF = {
+    "HeadObject": "s3:GetObject",
+    "ListObjectsV2": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "DeleteObjects": "s3:DeleteObject",  # a batch delete is authorized per key, as a DeleteObject
+}
 
 
 def test_pipeline_policy_grants_every_call_the_package_makes(template):

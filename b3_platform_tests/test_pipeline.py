@@ -19,6 +19,7 @@ import b3_platform.lake.storage as storage_module
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.importer import import_paths
+from b3_platform.lake.paths import RAW_INVENTORY_ROOT, RAW_PENDING_DIR, raw_inventory_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
     BRONZE_PORTFOLIO,
@@ -196,6 +197,28 @@ def lake_files(lake_root) -> dict[str, bytes]:
         and p.name != CATALOG_FILE
         and not p.relative_to(lake_root).as_posix().startswith("dashboard/")
     }
+
+
+def layer_files(lake_root) -> dict[str, bytes]:
+    """lake_files but raw and raw's inventory (catalog/_raw_inventory/: its state is replaced and
+    its markers come and go whenever raw gains a capture; assert_inventory_counts_raw checks it):
+    what a run that publishes nothing new must leave byte-identical."""
+    return {k: v for k, v in lake_files(lake_root).items() if not k.startswith(("raw/", RAW_INVENTORY_ROOT))}
+
+
+def assert_inventory_counts_raw(lake_root) -> None:
+    """After a catalog refresh, raw's inventory is one state counting every capture sidecar in raw
+    (walked here by glob, independently of lake.raw_inventory), with no marker left pending."""
+    folder = lake_root / raw_inventory_prefix()
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert len(files) == 1 and files[0].startswith("state-"), files
+    assert not (folder / RAW_PENDING_DIR).exists() or not any((folder / RAW_PENDING_DIR).iterdir())
+    expected: dict[str, dict[str, int]] = {}
+    for sidecar in (lake_root / "raw" / "GetPortfolioDay").glob("date=*/index=*/*.meta.json"):
+        day, index = sidecar.parent.parent.name[len("date=") :], sidecar.parent.name[len("index=") :]
+        expected.setdefault(day, {}).setdefault(index, 0)
+        expected[day][index] += 1
+    assert json.loads((folder / files[0]).read_bytes())["dates"] == expected
 
 
 def temp_files(lake_root) -> list[str]:
@@ -585,7 +608,7 @@ def test_value_that_does_not_parse_is_refused_by_the_audit_and_keeps_every_file(
     capture stays published, every layer byte-identical, and the refusal is named."""
     seed(lake_root, D)
     assert run(resources, day=D).success
-    previous = lake_files(lake_root)
+    previous = layer_files(lake_root)
 
     def bad_weight(data):
         assert data["results"][3]["cod"] == "AURE3"
@@ -601,9 +624,8 @@ def test_value_that_does_not_parse_is_refused_by_the_audit_and_keeps_every_file(
     for part in (bad_id, "'part'", "'1,2,3'", "IBOV 2025-07-10 row 4 (AURE3)", "published the older capture"):
         assert part in audit.description, (part, audit.description)
     assert bad_id in materializations(result)["bronze_portfolio", D.isoformat()]["refused_captures"]
-    for key, data in previous.items():
-        if not key.startswith("raw/"):
-            assert (lake_root / key).read_bytes() == data, key
+    assert layer_files(lake_root) == previous
+    assert_inventory_counts_raw(lake_root)  # the refused capture is counted in raw all the same
     assert temp_files(lake_root) == []
 
 
@@ -791,7 +813,8 @@ def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(l
     and names the skipped one; raw keeps both."""
     seed(lake_root, D)
     assert run(resources, day=D).success
-    previous = lake_files(lake_root)
+    previous = layer_files(lake_root)
+    raw = {k: v for k, v in lake_files(lake_root).items() if k.startswith("raw/")}
     bad_id = store_json(lake_root, D, lambda d: d["page"].__setitem__("totalRecords", 85))
 
     result = run(resources, day=D)
@@ -801,8 +824,11 @@ def test_newer_capture_failing_the_contract_is_skipped_for_the_older_valid_one(l
     assert meta["captures_available"] == 2
     assert bad_id in meta["refused_captures"]
     assert "page.totalRecords is 85 but the body holds 84 rows" in meta["refused_captures"]
-    for key, data in previous.items():  # same capture chosen: every layer byte-identical, gold too
-        assert (lake_root / key).read_bytes() == data, key
+    assert layer_files(lake_root) == previous  # same capture chosen: every layer byte-identical, gold too
+    now_raw = {k: v for k, v in lake_files(lake_root).items() if k.startswith("raw/")}
+    # raw keeps every file, and gains the bad capture's body and sidecar
+    assert now_raw.items() >= raw.items() and len(now_raw) == len(raw) + 2
+    assert_inventory_counts_raw(lake_root)
 
 
 def test_date_whose_only_capture_fails_the_contract_is_refused_before_bronze_writes(lake_root, resources):

@@ -14,6 +14,7 @@ import pytest
 from b3_platform.assets import raw_portfolio
 from b3_platform.b3.client import DEFAULT_PAGE_SIZE
 from b3_platform.importer import import_paths
+from b3_platform.lake.paths import RAW_PENDING_DIR, raw_inventory_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.conftest import SAMPLE_JSON, replay_b3_resource
@@ -99,7 +100,11 @@ def test_today_capture_is_stored_byte_for_byte_with_its_sidecar(resources, b3_se
     [body_file] = bodies(folder)
     [meta_file] = metas(folder)
     assert body_file.read_bytes() == SAMPLE
-    assert files_under(lake_root) == [body_file, meta_file]  # nothing else written
+    # Nothing else written but the capture's pending marker for the raw inventory (lake.raw_inventory).
+    [marker_file] = files_under(lake_root / raw_inventory_prefix() / RAW_PENDING_DIR)
+    assert marker_file.name.startswith("2025-07-10_IBOV_") and marker_file.name.endswith(f"-{body_file.stem}")
+    assert marker_file.read_bytes() == b""
+    assert files_under(lake_root) == sorted([marker_file, body_file, meta_file])
 
     meta = json.loads(meta_file.read_bytes())
     sha = hashlib.sha256(SAMPLE).hexdigest()
@@ -252,7 +257,10 @@ def test_one_index_failing_does_not_lose_the_others(resources, b3_server, today,
     [body_file] = bodies(lake_root / IBOV_DIR)
     assert body_file.read_bytes() == SAMPLE
     assert not (lake_root / "raw/GetPortfolioDay/date=2025-07-10/index=SMLL").exists()
-    assert {p.parent.name for p in files_under(lake_root)} == {"index=IBOV"}
+    assert {p.parent.name for p in files_under(lake_root / "raw")} == {"index=IBOV"}
+    # The one marker for the raw inventory is IBOV's: a failed index announces no capture.
+    [marker] = files_under(lake_root / raw_inventory_prefix() / RAW_PENDING_DIR)
+    assert marker.name.startswith("2025-07-10_IBOV_")
     # The step failed, but the completeness check is still reported for the day, naming SMLL.
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.check_name == "all_configured_indices_captured"

@@ -39,6 +39,28 @@ def raw_prefix(day: dt.date | None = None, index: str | None = None, *, method: 
     return prefix
 
 
+#: Where the raw inventory (lake.raw_inventory) of a method keeps its state and the markers of the
+#: captures written since: outside `raw/`, so no reader of raw (Athena's raw_captures location, the
+#: catalog's glob, RawStore's listings) ever meets them, and outside `catalog/coverage/`, whose
+#: folder Athena reads whole as the coverage table's Parquet.
+RAW_INVENTORY_ROOT = "catalog/_raw_inventory/"
+RAW_PENDING_DIR = "pending/"
+
+
+def raw_inventory_prefix(method: str = PORTFOLIO_DAY) -> str:
+    return f"{RAW_INVENTORY_ROOT}{method}/"
+
+
+def raw_pending_key(
+    day: dt.date, index: str, stem: str, written_ms: int, *, method: str = PORTFOLIO_DAY
+) -> str:
+    """The marker RawStore writes before a capture's first body: `<inventory>/pending/<date>_<index>_
+    <written ms>-<stem>` (the time it was written, so an abandoned capture's marker can be dropped).
+    One flat folder: locally, a folder per date and index would outlive its markers, and listing
+    the empty folders of years of dates would grow with history again."""
+    return f"{raw_inventory_prefix(method)}{RAW_PENDING_DIR}{day.isoformat()}_{index}_{written_ms}-{stem}"
+
+
 def raw_stem(fetched_at: dt.datetime, sha256: str) -> str:
     """`<fetched_at UTC>-<sha256>`: sorts by capture time, and the sha makes duplicates visible by name."""
     stamp = fetched_at.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")

@@ -14,6 +14,10 @@ with create-exclusive semantics (`Storage.create_bytes`: link(2) locally, a cond
 writer of the same bytes waits for the lease, then finds the capture and stores nothing. The lease
 is transient, so the layout stays bodies + sidecar and raw written before it stays valid. A lease
 left by a crashed process is broken once older than `LEASE_STALE_SECONDS`.
+
+Before its first body, a capture of an inventoried method announces itself with a pending marker
+outside raw (`paths.raw_pending_key`): what lets lake.raw_inventory keep the counts of captures per
+date and index exact without walking raw on every catalog refresh.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from b3_platform.lake.paths import (
     PORTFOLIO_DAY,
     date_in_key,
     index_in_key,
+    raw_pending_key,
     raw_prefix,
     raw_stem,
 )
+from b3_platform.lake.raw_inventory import INVENTORIED_METHODS
 from b3_platform.lake.storage import Storage, StorageError
 
 LEASE_SUFFIX = ".lease"
@@ -200,8 +206,15 @@ class RawStore:
         meta: dict,
         pages_meta: list[dict] | None,
     ) -> RawCapture:
-        """Bodies first, the sidecar last (the commit); on any failure the bodies written go."""
+        """The inventory's marker, the bodies, the sidecar last (the commit); on any failure the
+        bodies written go, and the marker too once the sidecar is known absent (a failed S3 PUT may
+        still have landed; a marker left behind is dropped by lake.raw_inventory once stale)."""
         stem = raw_stem(fetched_at, sha)
+        sidecar = f"{prefix}{stem}{META_SUFFIX}"
+        marker = None
+        if self.method in INVENTORIED_METHODS:
+            marker = raw_pending_key(day, index, stem, time.time_ns() // 1_000_000, method=self.method)
+            self.storage.write_bytes(marker, b"")
         pages = []
         try:
             for number, body in enumerate(bodies, start=1):
@@ -221,13 +234,14 @@ class RawStore:
                 "pages": pages,
             }
             self.storage.write_bytes(
-                f"{prefix}{stem}{META_SUFFIX}",
-                json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8"),
+                sidecar, json.dumps(full_meta, indent=2, ensure_ascii=False).encode("utf-8")
             )
         except BaseException:
             # Never committed (no sidecar), so never a capture: remove the bodies written so far.
             for page in pages:
                 self.storage.delete(page["key"])
+            if marker is not None and not self.storage.exists(sidecar):
+                self.storage.delete(marker)
             raise
         return RawCapture(day, index, stem, full_meta)
 

@@ -114,6 +114,24 @@ class S3Storage(Storage):
         except _FAILURES as exc:
             raise self._error(exc, "cannot delete", key) from exc
 
+    def delete_keys(self, keys: list[str]) -> None:
+        """DeleteObjects, 1,000 keys a request (S3's limit); a key S3 could not delete is an error."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            try:
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True},
+                )
+            except _FAILURES as exc:
+                raise self._error(exc, "cannot delete", chunk[0]) from exc
+            if answer.get("Errors"):
+                error = answer["Errors"][0]
+                raise StorageError(
+                    f"cannot delete {len(answer['Errors'])} of {len(chunk)} keys, e.g. "
+                    f"s3://{self.bucket}/{error.get('Key')}: {error.get('Code')} {error.get('Message')}"
+                )
+
     def uri(self, key: str = "") -> str:
         base = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         return f"{base}/{key}" if key else base

@@ -70,6 +70,12 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None: ...
 
+    def delete_keys(self, keys: list[str]) -> None:
+        """Delete every key (one missing is no error). A store that deletes many in one request
+        overrides this (S3: 1,000 keys a DeleteObjects, where a DELETE each is one request each)."""
+        for key in keys:
+            self.delete(key)
+
     @abc.abstractmethod
     def uri(self, key: str = "") -> str:
         """Where a key lives, for people and for readers such as DuckDB."""

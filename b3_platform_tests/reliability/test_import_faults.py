@@ -21,7 +21,7 @@ import pytest
 from b3_platform.automation.landing_intake import landing_sensor
 from b3_platform.b3.contract import MAX_BODY_BYTES
 from b3_platform.importer import dates_in_name, import_paths
-from b3_platform.lake.paths import META_SUFFIX
+from b3_platform.lake.paths import META_SUFFIX, RAW_INVENTORY_ROOT
 from b3_platform.lake.raw_store import LEASE_SUFFIX, RawStore, capture_sha256
 from b3_platform.lake.storage import LocalStorage
 from b3_platform.landing import LocalLandingResource
@@ -79,8 +79,13 @@ def assert_captures_whole(lake: Path) -> list:
         assert capture_sha256(store.read_bodies(capture)) == capture.sha256
     leftovers = [p for p in lake.rglob("*") if p.name.startswith(".tmp-") or p.name.endswith(LEASE_SUFFIX)]
     assert not leftovers
-    bodies = [p for p in lake.rglob("*") if p.is_file() and not p.name.endswith(META_SUFFIX)]
+    bodies = [p for p in (lake / "raw").rglob("*") if p.is_file() and not p.name.endswith(META_SUFFIX)]
     assert len(bodies) == len(captures)  # no body without its sidecar
+    # The raw inventory's pending markers (lake.raw_inventory): one per committed capture, none left
+    # by a write that failed (only the inventory's refresh, never run here, settles them).
+    markers = [p.name for p in (lake / RAW_INVENTORY_ROOT).rglob("*") if p.is_file()]
+    stems = [m.split("_", 2)[2].split("-", 1)[1] for m in markers]  # <date>_<index>_<ms>-<stem>
+    assert sorted(stems) == sorted(c.capture_id for c in captures)
     return captures
 
 

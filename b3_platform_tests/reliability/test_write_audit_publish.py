@@ -32,9 +32,11 @@ from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.replay import sample_bytes, with_changes
 from b3_platform_tests.test_pipeline import (
     ALL_STEPS,
+    assert_inventory_counts_raw,
     check_evaluations,
     failure_text,
     lake_files,
+    layer_files,
     materializations,
     path_of,
     run,
@@ -91,8 +93,9 @@ def store_capture(lake_root: Path, body: bytes, *, index: str = "IBOV", later: i
 
 
 def published(lake_root: Path) -> dict[str, bytes]:
-    """Every file below raw: what a refused capture must leave byte-identical."""
-    return {k: v for k, v in lake_files(lake_root).items() if not k.startswith("raw/")}
+    """Every file below raw: what a refused capture must leave byte-identical (raw's inventory, which
+    counts the refused capture too, is checked by assert_inventory_counts_raw)."""
+    return layer_files(lake_root)
 
 
 # ------------------------------------------------------------------------------------------ import
@@ -158,6 +161,7 @@ def test_bad_capture_in_raw_does_not_replace_good_silver(defect, lake_root, reso
     assert result.success
     assert published(lake_root) == before  # bronze, silver and gold byte-identical
     assert {k: v for k, v in lake_files(lake_root).items() if k.startswith("raw/")} == raw  # both kept
+    assert_inventory_counts_raw(lake_root)  # both counted
     assert pq.read_table(path_of(lake_root, SILVER_HEADER, D)).column("capture_id").to_pylist() == [good_id]
 
     mats = materializations(result)
