@@ -13,10 +13,11 @@ platform's own cost; what the pause adds to a real day is (indices − 1) × pau
 
 With `--history N [N ...]` it measures instead how the daily run grows with history: for each N a lake
 already holding the N trading days before the run's day (a synthetic IBOV archive as benchmarks/run.py
-builds it, imported and backfilled in one single run, untimed), then the timed daily run of 1 index for
-the next day, each repeat on a fresh copy of that lake (hard links: its catalog in step with it, as
-the day after a run), in a child process on a fresh persistent instance configured by the measured
-checkout's dagster.yaml (its event log storage is part of the daily run). With `--baseline PATH` the
+builds it, imported and backfilled in one single run, untimed; its last day filed as a live capture,
+as the day before a daily run leaves it), then the timed daily run of 1 index for the next day, each
+repeat on a fresh copy of that lake (hard links: its catalog in step with it, as the day after a run),
+in a child process on a fresh persistent instance configured by the measured checkout's dagster.yaml
+(its event log storage is part of the daily run). With `--baseline PATH` the
 same runs of another checkout (its code, this script) are interleaved with this one's:
 
     .venv/bin/python benchmarks/daily_run.py --history 250 1250 --baseline ../base --repeat 3
@@ -227,11 +228,17 @@ def history_days(n: int) -> list[dt.date]:
 def build_history_lake(n: int, work: Path, codes: list[str]) -> Path:
     """A lake holding the n trading days before DAY for `codes`, every layer and the catalog: the
     synthetic archive (archive.py's re-dated samples, the same file under every code), imported,
-    then one single-run backfill in a child process of run.py (untimed)."""
+    then one single-run backfill in a child process of run.py (untimed).
+
+    The last of those days is filed as the platform's own capture from B3's API (`store_live`), not
+    imported: the timed run is then the day after a daily run, as on a platform capturing every day.
+    On a lake of imported history only, the run would be the first live day after an import, which
+    looks through every capture once for the first live one (`live_capture.LiveCaptures`): a one-off
+    cost of that day, growing with history, that the steady state never pays."""
     from archive import redate, source_samples
     from backfill import child_env, import_archive, run_child
 
-    name = f"{n}" if codes == ["IBOV"] else f"{n}-k{len(codes)}"
+    name = f"{n}-live" if codes == ["IBOV"] else f"{n}-k{len(codes)}-live"
     archive, lake = work / f"archive-{name}", work / f"lake-{name}"
     if (work / f"backfill-{name}" / "result.json").exists():
         print(f"  history {n}: reusing the lake built before in {lake}", flush=True)
@@ -244,6 +251,9 @@ def build_history_lake(n: int, work: Path, codes: list[str]) -> Path:
         (archive / code).mkdir(parents=True)
     for i, day in enumerate(days):
         body = redate(texts[i % len(texts)], day)
+        if day == days[-1]:
+            store_live(lake, day, codes, body.encode("utf-8"))
+            continue
         for code in codes:
             (archive / code / f"{day.isoformat()}.json").write_text(body)
     import_archive(archive, lake)
@@ -252,6 +262,27 @@ def build_history_lake(n: int, work: Path, codes: list[str]) -> Path:
     run_child(spec, child_env(lake, tuple(codes), None), work / f"backfill-{name}")
     print(f"  history {n}: lake built in {time.perf_counter() - started:.0f} s (untimed)", flush=True)
     return lake
+
+
+def store_live(lake: Path, day: dt.date, codes: list[str], body: bytes) -> None:
+    """File `body` under `day` for every code as the raw asset files a capture from B3's API: the
+    sidecar's `source` is the live one and the capture is stamped at noon UTC of its day."""
+    from b3_platform.lake.raw_store import RawStore
+    from b3_platform.lake.storage import LocalStorage
+    from b3_platform.live_capture import LIVE_SOURCE
+
+    store = RawStore(LocalStorage(lake))
+    fetched = dt.datetime.combine(day, dt.time(12), tzinfo=dt.timezone.utc)
+    header_date = json.loads(body).get("header", {}).get("date")
+    for code in codes:
+        store.store(
+            day,
+            code,
+            [body],
+            fetched_at=fetched,
+            source_format="json",
+            meta={"source": LIVE_SOURCE, "http_status": 200, "header_date": header_date},
+        )
 
 
 def link_lake(source: Path, target: Path) -> None:
