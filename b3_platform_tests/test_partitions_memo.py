@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
+from dagster_shared.check import CheckError
 
 from b3_platform import partitions
 from b3_platform.trading_calendar import START_DATE, TIMEZONE
@@ -128,3 +129,63 @@ def test_the_definition_is_otherwise_dagsters_own():
     assert partitions.trading_days.get_partition_keys != CLASS.get_partition_keys.__get__(
         partitions.trading_days
     )
+
+
+# ---------------------------------------------------------------------------- the pure lookups
+
+
+def test_the_pure_lookups_answer_as_dagsters_own():
+    memoized, reference = partitions.trading_days_from(dt.date(2024, 1, 2)), plain(dt.date(2024, 1, 2))
+    # Trading days either side of Carnival, Good Friday, Tiradentes and a weekend; each asked twice
+    # (the second answer is the memo's).
+    keys = ["2025-02-28", "2025-03-05", "2025-04-17", "2025-04-22", "2025-07-11", "2025-07-14"]
+    for key in keys * 2:
+        assert memoized.start_time_for_partition_key(key) == reference.start_time_for_partition_key(key)
+        assert memoized.end_time_for_partition_key(key) == reference.end_time_for_partition_key(key)
+        assert memoized.time_window_for_partition_key(key) == reference.time_window_for_partition_key(key)
+    for start, end in [
+        ("2025-02-28", "2025-03-05"),
+        ("2025-04-17", "2025-04-22"),
+        ("2024-01-02", "2025-07-14"),
+    ]:
+        for _ in range(2):
+            span = dg.PartitionKeyRange(start, end)
+            assert memoized.get_partition_keys_in_range(span) == reference.get_partition_keys_in_range(span)
+    # Carnival's Monday and Tuesday are not keys of the range.
+    carnival = memoized.get_partition_keys_in_range(dg.PartitionKeyRange("2025-02-28", "2025-03-05"))
+    assert carnival == ["2025-02-28", "2025-03-05"]
+
+
+def test_each_lookup_is_computed_once_per_argument(monkeypatch):
+    calls: list[str] = []
+    for name in partitions.PURE_LOOKUPS:
+        own = getattr(CLASS, name)
+
+        def counting(self, *args, _own=own, _name=name, **kwargs):
+            calls.append(_name)
+            return _own(self, *args, **kwargs)
+
+        monkeypatch.setattr(CLASS, name, counting)
+    memoized = partitions.trading_days_from(dt.date(2024, 1, 2))
+    span = dg.PartitionKeyRange("2025-07-10", "2025-07-11")
+    for _ in range(3):
+        memoized.get_partition_keys_in_range(span)
+        memoized.start_time_for_partition_key("2025-07-10")
+    assert calls.count("get_partition_keys_in_range") == 1
+    # The range's own look-up of its first key is the memo's too.
+    assert calls.count("start_time_for_partition_key") == 1
+
+
+def test_a_range_is_a_new_list_and_errors_are_not_kept():
+    memoized = partitions.trading_days_from(dt.date(2024, 1, 2))
+    span = dg.PartitionKeyRange("2025-07-10", "2025-07-11")
+    keys = memoized.get_partition_keys_in_range(span)
+    keys.append("changed by a caller")
+    assert memoized.get_partition_keys_in_range(span) == ["2025-07-10", "2025-07-11"]
+    for _ in range(2):  # raised by Dagster every time, as without the memo
+        with pytest.raises(ValueError):
+            memoized.start_time_for_partition_key("not a date")
+    for _ in range(2):  # a range before the first partition: Dagster's own check, every time
+        with pytest.raises(CheckError, match="before the partitions definition start"):
+            memoized.get_partition_keys_in_range(dg.PartitionKeyRange("2023-07-10", "2023-07-11"))
+    assert memoized.has_partition_key("2025-07-10") and not memoized.has_partition_key("2025-07-12")
