@@ -82,7 +82,6 @@ def announced_table(items: Iterable[AnnouncedItem], period: StatedPeriod, day: d
             try:
                 type_code = split_type(row.type)
                 values = {
-                    "index": item.index,
                     "ticker": row.cod.strip(),
                     "company": row.asset.strip(),
                     "share_class": type_code.share_class,
@@ -93,19 +92,25 @@ def announced_table(items: Iterable[AnnouncedItem], period: StatedPeriod, day: d
                     "theoretical_quantity": parse_int(row.theoricalQty, locale, field="theoricalQty"),
                     "cont": portfolio.cont(row),
                     "row_number": number,
-                    **shared,
-                    "period_year": period.quadrimester.year,
-                    "period_start_month": period.quadrimester.start_month,
-                    "period_end_month": period.quadrimester.end_month,
-                    "period_source": period.source,
-                    "language": locale,
-                    "capture_id": item.capture_id,
-                    "fetched_at": fetched_at_from_stem(item.capture_id),
                 }
             except ParseError as exc:
                 raise exc.at(f"{where} row {number} ({row.cod})") from None
             for name, value in values.items():
                 columns[name].append(value)
+        # What is the same on every row of the portfolio, computed once for its rows.
+        same = {
+            "index": item.index,
+            **shared,
+            "period_year": period.quadrimester.year,
+            "period_start_month": period.quadrimester.start_month,
+            "period_end_month": period.quadrimester.end_month,
+            "period_source": period.source,
+            "language": locale,
+            "capture_id": item.capture_id,
+            "fetched_at": fetched_at_from_stem(item.capture_id),
+        }
+        for name, value in same.items():
+            columns[name].extend([value] * len(portfolio.results))
     return typed_table(columns, schema, day)
 
 
