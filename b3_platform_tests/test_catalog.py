@@ -18,11 +18,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -586,6 +587,64 @@ def test_a_moved_lake_keeps_its_tables_and_raw_captures_says_to_rebuild_the_cata
     catalog.sync(LocalStorage(moved), list(CATALOG_TABLES.values()))
     assert state(catalog) == loaded  # a rename keeps every file's identity: nothing reloaded
     assert catalog.query("SELECT count(*) FROM raw_captures").rows[0][0] > 0
+
+
+class _Recorded:
+    """A DuckDB connection whose statements are appended to `log`."""
+
+    def __init__(self, connection, log: list[str]) -> None:
+        self._connection, self._log = connection, log
+
+    def execute(self, statement: str, *args):
+        self._log.append(statement)
+        return self._connection.execute(statement, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._connection, name)
+
+
+class RecordingDuckDB(DuckDBResource):
+    """dagster-duckdb's resource, recording what the sync executes (`STATEMENTS`)."""
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        with super().get_connection() as connection:
+            yield _Recorded(connection, STATEMENTS)
+
+
+STATEMENTS: list[str] = []
+
+
+def test_the_raw_captures_view_is_created_again_only_when_its_statement_or_comment_changes(lake_copy):
+    catalog = DuckDBCatalogResource(duckdb=RecordingDuckDB(database=str(lake_copy / CATALOG_FILE)))
+    every = list(CATALOG_TABLES.values())
+
+    def created() -> list[str]:
+        """The statements of a sync that create the view or set its comment."""
+        STATEMENTS.clear()
+        catalog.sync(LocalStorage(lake_copy), every)
+        return [s for s in STATEMENTS if "raw_captures" in s and s.startswith(("CREATE", "COMMENT"))]
+
+    assert len(created()) == 2  # a catalog without the view: created, commented
+    captures = catalog.query("SELECT count(*) FROM raw_captures").rows[0][0]
+    assert created() == []  # nothing changed: the view stays as it is
+
+    # A new capture needs no new view: the view's glob is expanded when it is read.
+    import_days(lake_copy, NEW_DAY)
+    assert catalog.query("SELECT count(*) FROM raw_captures").rows == [(captures + 1,)]
+    assert created() == []
+    registered = {t.name: t.rows for t in catalog.sync(LocalStorage(lake_copy), every)}
+    assert registered["raw_captures"] == captures + 1
+
+    # A new description is a new comment; a dropped view is created again.
+    every = [replace(t, description="captures, described anew") if t is RAW_CAPTURES else t for t in every]
+    assert len(created()) == 2
+    comment = catalog.query("SELECT comment FROM duckdb_views() WHERE view_name = 'raw_captures'").rows
+    assert comment == [("captures, described anew",)]
+    with duckdb.connect(str(lake_copy / CATALOG_FILE)) as connection:
+        connection.execute("DROP VIEW raw_captures")
+    assert len(created()) == 2
+    assert catalog.query("SELECT count(*) FROM raw_captures").rows == [(captures + 1,)]
 
 
 def test_a_missing_catalog_names_its_path_and_how_to_build_it(tmp_path):
