@@ -647,6 +647,27 @@ def test_the_raw_captures_view_is_created_again_only_when_its_statement_or_comme
     assert catalog.query("SELECT count(*) FROM raw_captures").rows == [(captures + 1,)]
 
 
+def test_table_comments_are_set_where_missing_or_changed_also_on_a_table_created_again(lake_copy):
+    catalog = DuckDBCatalogResource(duckdb=RecordingDuckDB(database=str(lake_copy / CATALOG_FILE)))
+    every = list(TABLES.values())
+
+    def commented() -> list[str]:
+        """The tables whose comment a sync set."""
+        STATEMENTS.clear()
+        catalog.sync(LocalStorage(lake_copy), every)
+        return sorted(s.split('"')[1] for s in STATEMENTS if s.startswith("COMMENT ON TABLE"))
+
+    assert commented() == sorted(TABLES)
+    assert commented() == []  # nothing changed
+    # A table whose columns no longer match is created again (its dates reloaded), comment and all.
+    with duckdb.connect(str(lake_copy / CATALOG_FILE)) as connection:
+        connection.execute("ALTER TABLE silver_header ADD COLUMN planted INTEGER")
+    assert commented() == ["silver_header"]
+    every = [replace(t, description="assets, described anew") if t is SILVER_ASSETS else t for t in every]
+    assert commented() == ["silver_assets"]
+    assert tables(catalog) == {t.name: t.description for t in every}
+
+
 def test_a_missing_catalog_names_its_path_and_how_to_build_it(tmp_path):
     catalog = duckdb_catalog(tmp_path / "nothing-here")
     with pytest.raises(CatalogError) as caught:

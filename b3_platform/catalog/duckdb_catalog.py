@@ -274,19 +274,21 @@ def _declared_columns(conn: duckdb.DuckDBPyConnection, table_def: TableDef) -> l
     return list(zip(names, [str(d[1]) for d in cursor.description]))
 
 
-def _ensure_table(conn: duckdb.DuckDBPyConnection, table_def: TableDef, existing: dict[str, str]) -> None:
+def _ensure_table(conn: duckdb.DuckDBPyConnection, table_def: TableDef, existing: dict[str, str]) -> bool:
     """The table exists with exactly the declared columns: a view of an older catalog, or a table
-    whose declared schema changed since it was loaded, is dropped and its dates reloaded."""
+    whose declared schema changed since it was loaded, is dropped and its dates reloaded. Returns
+    whether the table was created now (it has no comment yet)."""
     name = _quote_ident(table_def.name)
     kind = existing.get(table_def.name)
     if kind == "table":
         if _table_columns(conn, table_def.name) == _declared_columns(conn, table_def):
-            return
+            return False
         conn.execute(f"DROP TABLE {name}")
     elif kind == "view":
         conn.execute(f"DROP VIEW {name}")
     conn.execute(f"DELETE FROM {STATE_TABLE} WHERE table_name = ?", [table_def.name])
     conn.execute(_create_table_sql(table_def))
+    return True
 
 
 def _ensure_view(
@@ -533,12 +535,21 @@ class DuckDBCatalogResource(CatalogResource):
                 # A catalog stored before the state kept row counts: its dates are counted once.
                 conn.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS rows BIGINT")
                 existing = _existing(conn)
+                # Each table's comment, set only where it differs (a new table has none).
+                comments = dict(
+                    conn.execute(
+                        "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'"
+                    ).fetchall()
+                )
                 for table_def in tables:
                     name = _quote_ident(table_def.name)
                     if table_def.file_format == "parquet":
-                        _ensure_table(conn, table_def, existing)
+                        created = _ensure_table(conn, table_def, existing)
                         _apply(conn, table_def, files[table_def.name])
-                        conn.execute(f"COMMENT ON TABLE {name} IS {_quote_literal(table_def.description)}")
+                        if created or comments.get(table_def.name) != table_def.description:
+                            conn.execute(
+                                f"COMMENT ON TABLE {name} IS {_quote_literal(table_def.description)}"
+                            )
                     else:
                         _ensure_view(
                             conn, table_def, view_sql(table_def, storage, present[table_def.name]), existing
