@@ -44,6 +44,19 @@ def counted(monkeypatch) -> list[int]:
     return calls
 
 
+def counted_listings(monkeypatch) -> list[int]:
+    """Counts every listing the memo makes: Dagster's own, and the calendar's."""
+    calls = counted(monkeypatch)
+    from_calendar = partitions.weekdays_open_through
+
+    def counting(*args):
+        calls[0] += 1
+        return from_calendar(*args)
+
+    monkeypatch.setattr(partitions, "weekdays_open_through", counting)
+    return calls
+
+
 def test_the_same_keys_as_dagsters_listing_at_each_effective_time():
     memoized, reference = partitions.trading_days_from(START_DATE), plain()
     # A trading day, a holiday (Tiradentes), a weekend, the day after a weekend, a year-end.
@@ -87,7 +100,7 @@ def test_the_same_keys_around_every_midnight_across_weekends_and_holidays():
 
 
 def test_listed_once_per_latest_partition(monkeypatch):
-    calls = counted(monkeypatch)  # before the memo takes the class's listing
+    calls = counted_listings(monkeypatch)  # before the memo takes the class's listing
     memoized = partitions.trading_days_from(dt.date(2024, 1, 2))
     morning, evening = dt.datetime(2025, 7, 10, 9), dt.datetime(2025, 7, 10, 20)
     with dg.partition_loading_context(effective_dt=morning):
@@ -189,3 +202,34 @@ def test_a_range_is_a_new_list_and_errors_are_not_kept():
         with pytest.raises(CheckError, match="before the partitions definition start"):
             memoized.get_partition_keys_in_range(dg.PartitionKeyRange("2023-07-10", "2023-07-11"))
     assert memoized.has_partition_key("2025-07-10") and not memoized.has_partition_key("2025-07-12")
+
+
+# ---------------------------------------------------------------------- the listing from the calendar
+
+
+def test_the_calendar_lists_the_keys_within_its_span_and_dagster_past_it(monkeypatch):
+    calls = counted(monkeypatch)
+    memoized, reference = partitions.trading_days_from(START_DATE), plain()
+    _, end = partitions.horizon()
+    inside = dt.datetime(2025, 7, 10, 12)
+    with dg.partition_loading_context(effective_dt=inside):
+        assert memoized.get_partition_keys() == reference.get_partition_keys()
+    assert calls[0] == 1  # the reference's own listing only: the calendar made the memo's
+    # Past the calendar's last day Dagster lists them (only its cron strings' holidays are known).
+    beyond = dt.datetime(end.year + 1, 3, 10, 12)
+    assert partitions.weekdays_open_through(START_DATE, beyond.date()) is None
+    with dg.partition_loading_context(effective_dt=beyond):
+        assert memoized.get_partition_keys() == reference.get_partition_keys()
+    assert calls[0] == 3
+
+
+def test_the_calendar_listing_from_a_holiday_start_and_across_every_kind_of_closure():
+    # Started on a holiday (New Year 2021 is a Friday: the first key is Monday the 4th), through
+    # Carnival, Good Friday, Tiradentes, Corpus Christi, São Paulo's holidays and year ends.
+    start = dt.date(2021, 1, 1)
+    memoized, reference = partitions.trading_days_from(start), plain(start)
+    for moment in [dt.datetime(2021, 1, 4, 12), dt.datetime(2022, 12, 30, 12), dt.datetime(2024, 11, 20, 12)]:
+        with dg.partition_loading_context(effective_dt=moment):
+            keys = memoized.get_partition_keys()
+            assert keys == reference.get_partition_keys(), moment
+    assert keys[0] == "2021-01-04" and "2024-11-20" not in keys  # Black Consciousness Day, from 2024
