@@ -9,6 +9,7 @@ lock"); it waits a bounded time now, saying so.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
 from b3_platform_tests.reliability.lakes import (
     DAGSTER,
     GOLD,
@@ -65,6 +67,10 @@ def test_a_full_disk_during_the_catalog_sync_reports_no_space_left(lake, small_d
     assert answer.returncode == 0 and answer.stdout == "n\n3\n", answer.stderr
     before = {p.name: p.read_bytes() for p in small_disk.iterdir()}
 
+    # A sync writes only what changed: every date's file made new (the same bytes, a new mtime, as a
+    # rebuild leaves them) gives it every table's rows to replace, which the full disk then refuses.
+    for rebuilt in lake.glob(f"*/*/{DATE_DIR_PREFIX}*/{PARQUET_FILE}"):
+        os.utime(rebuilt, ns=(time.time_ns(), time.time_ns()))
     fill(small_disk)
     proc = run_cli([*args], env)
     assert proc.returncode == 1
