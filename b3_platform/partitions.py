@@ -184,7 +184,7 @@ def memoize_partition_keys(
 
 #: The definition's lookups whose answer depends only on their arguments (a key, a range of keys),
 #: never on the time: {method name: whether a caller gets its own copy (a list) or the value}.
-#: Each costs a walk of the cron schedule and of every exclusion (~1 ms), and Dagster asks them
+#: Each costs a walk of the cron schedule and of every exclusion (a few ms), and Dagster asks them
 #: again for every step's input and output, every partition's metadata and check: ~10 % of a
 #: 34-index daily run's CPU went to the same few answers. Dagster's own caches on some of them
 #: hash the definition for every call, which formats its whole repr (exclusions included).
