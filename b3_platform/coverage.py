@@ -8,7 +8,6 @@ however they arrived (schedule, import, landing).
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,14 +15,11 @@ import numpy as np
 import pyarrow as pa
 
 from b3_platform import trading_calendar
-from b3_platform.lake.paths import PARQUET_FILE
+from b3_platform.lake.paths import PARQUET_FILE, is_index_folder_code
 from b3_platform.lake.raw_inventory import inventory
 from b3_platform.lake.schemas import COVERAGE
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import to_parquet_bytes
-
-#: An index code as raw's folders name it (paths.index_in_key reads the same).
-_INDEX_CODE = re.compile(r"[A-Z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -48,9 +44,9 @@ def captured_days(storage: Storage, *, update: bool = False) -> dict[str, set[dt
     """Per index, the dates with at least one committed capture (a sidecar) in raw. From the raw
     inventory (lake.raw_inventory): its state plus the dates written since, not a walk of all raw;
     `update` writes the state forward (the catalog refresh does). Index folders whose name is not an
-    index code (`index=` + capitals and digits, what paths.index_in_key reads) are left out."""
+    index code (`paths.is_index_folder_code`, what paths.index_in_key reads) are left out."""
     found = inventory(storage, update=update).captured_days()
-    return {index: days for index, days in found.items() if _INDEX_CODE.fullmatch(index)}
+    return {index: days for index, days in found.items() if is_index_folder_code(index)}
 
 
 def coverage(

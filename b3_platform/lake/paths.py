@@ -22,7 +22,15 @@ DATE_DIR_PREFIX = "date="
 _DATE_DIR = re.compile(rf"(?:^|/){DATE_DIR_PREFIX}(\d{{4}}-\d{{2}}-\d{{2}})(?:/|$)")
 #: How a raw capture's index folder (inside its date's) is named: `index=IBOV`.
 INDEX_DIR_PREFIX = "index="
-_INDEX_DIR = re.compile(rf"(?:^|/){INDEX_DIR_PREFIX}([A-Z0-9]+)(?:/|$)")
+#: What an index folder's name holds after the prefix: capitals and digits.
+_INDEX_CODE = "[A-Z0-9]+"
+_INDEX_DIR = re.compile(rf"(?:^|/){INDEX_DIR_PREFIX}({_INDEX_CODE})(?:/|$)")
+_INDEX_CODE_ONLY = re.compile(_INDEX_CODE)
+
+
+def is_index_folder_code(code: str) -> bool:
+    """Whether `code` is an index code as raw's folders name it (what `index_in_key` reads)."""
+    return _INDEX_CODE_ONLY.fullmatch(code) is not None
 
 
 def date_dir(day: dt.date) -> str:
