@@ -615,15 +615,25 @@ class RecordingDuckDB(DuckDBResource):
 STATEMENTS: list[str] = []
 
 
+def recording_catalog(lake: Path) -> DuckDBCatalogResource:
+    return DuckDBCatalogResource(duckdb=RecordingDuckDB(database=str(lake / CATALOG_FILE)))
+
+
+def sync_statements(catalog: DuckDBCatalogResource, lake: Path, table_defs: list[TableDef]) -> list[str]:
+    """The statements one sync of `table_defs` executes."""
+    STATEMENTS.clear()
+    catalog.sync(LocalStorage(lake), table_defs)
+    return list(STATEMENTS)
+
+
 def test_the_raw_captures_view_is_created_again_only_when_its_statement_or_comment_changes(lake_copy):
-    catalog = DuckDBCatalogResource(duckdb=RecordingDuckDB(database=str(lake_copy / CATALOG_FILE)))
+    catalog = recording_catalog(lake_copy)
     every = list(CATALOG_TABLES.values())
 
     def created() -> list[str]:
         """The statements of a sync that create the view or set its comment."""
-        STATEMENTS.clear()
-        catalog.sync(LocalStorage(lake_copy), every)
-        return [s for s in STATEMENTS if "raw_captures" in s and s.startswith(("CREATE", "COMMENT"))]
+        executed = sync_statements(catalog, lake_copy, every)
+        return [s for s in executed if "raw_captures" in s and s.startswith(("CREATE", "COMMENT"))]
 
     assert len(created()) == 2  # a catalog without the view: created, commented
     captures = catalog.query("SELECT count(*) FROM raw_captures").rows[0][0]
@@ -648,14 +658,13 @@ def test_the_raw_captures_view_is_created_again_only_when_its_statement_or_comme
 
 
 def test_table_comments_are_set_where_missing_or_changed_also_on_a_table_created_again(lake_copy):
-    catalog = DuckDBCatalogResource(duckdb=RecordingDuckDB(database=str(lake_copy / CATALOG_FILE)))
+    catalog = recording_catalog(lake_copy)
     every = list(TABLES.values())
 
     def commented() -> list[str]:
         """The tables whose comment a sync set."""
-        STATEMENTS.clear()
-        catalog.sync(LocalStorage(lake_copy), every)
-        return sorted(s.split('"')[1] for s in STATEMENTS if s.startswith("COMMENT ON TABLE"))
+        executed = sync_statements(catalog, lake_copy, every)
+        return sorted(s.split('"')[1] for s in executed if s.startswith("COMMENT ON TABLE"))
 
     assert commented() == sorted(TABLES)
     assert commented() == []  # nothing changed
