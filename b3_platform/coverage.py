@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from b3_platform import trading_calendar
 from b3_platform.lake.paths import PARQUET_FILE, is_index_folder_code
-from b3_platform.lake.raw_inventory import inventory
+from b3_platform.lake.raw_inventory import RawInventory, inventory
 from b3_platform.lake.schemas import COVERAGE
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import to_parquet_bytes
@@ -107,24 +107,41 @@ def coverage_rows(report: Sequence[IndexCoverage]) -> list[tuple[str, dt.date, s
 
 
 def coverage_table(
-    storage: Storage, expected: Iterable[str], today: dt.date, *, update: bool = False
+    storage: Storage,
+    expected: Iterable[str],
+    today: dt.date,
+    *,
+    update: bool = False,
+    raw: RawInventory | None = None,
 ) -> pa.Table:
     """The coverage table of the lake: every expected index and every index seen in raw, from the
     first captured day to `today` (the command's default range); empty when raw holds nothing.
+    `raw` is the raw inventory when the caller has it already (the catalog refresh reads it once
+    for coverage and raw_captures' counts); else it is read here (and written forward with `update`).
 
     The rows of `coverage_rows(coverage(...))`, built as columns (one index-by-day grid of booleans,
     each column a dictionary cast to strings): 34 indices x 1,250 trading days are 42,500 rows on
-    every catalog refresh, which as Python tuples cost more than reading raw's inventory itself."""
-    found = captured_days(storage, update=update)
-    if not found:
+    every catalog refresh, which as Python tuples cost more than reading raw's inventory itself.
+    The grid is filled from the inventory's {date: {index: count}} as it is, a date at a time:
+    turning it into a set of dates per index first (`captured_days`) was most of the build."""
+    counts = (inventory(storage, update=update) if raw is None else raw).counts
+    seen: set[str] = set()
+    for per_day in counts.values():
+        seen.update(per_day)
+    seen = {index for index in seen if is_index_folder_code(index)}
+    if not seen:
         return COVERAGE.schema.empty_table()
-    days = trading_calendar.trading_days_between(min(min(d) for d in found.values()), today)
+    first = min(day for day, per_day in counts.items() if not seen.isdisjoint(per_day))
+    days = trading_calendar.trading_days_between(first, today)
     expected = list(dict.fromkeys(expected))
-    order = [*expected, *sorted(set(found) - set(expected))]
+    order = [*expected, *sorted(seen - set(expected))]
+    row_of = {index: row for row, index in enumerate(order)}
     position = {day: i for i, day in enumerate(days)}
     captured = np.zeros((len(order), len(days)), dtype=np.int8)
-    for row, index in enumerate(order):
-        captured[row, [position[d] for d in found.get(index, ()) if d in position]] = 1
+    for day, per_day in counts.items():
+        column = position.get(day)
+        if column is not None:  # a capture filed on a day that is not a trading day is not covered
+            captured[[row_of[i] for i in per_day if i in row_of], column] = 1
     epoch = dt.date(1970, 1, 1).toordinal()
     columns = [
         _repeated(order, np.repeat(np.arange(len(order), dtype=np.int32), len(days))),
@@ -142,13 +159,16 @@ def _repeated(values: list[str], codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(values, pa.string())).cast(pa.string())
 
 
-def write_coverage(storage: Storage, expected: Iterable[str], today: dt.date) -> str:
+def write_coverage(
+    storage: Storage, expected: Iterable[str], today: dt.date, *, raw: RawInventory | None = None
+) -> str:
     """Write the coverage table into the lake (`catalog/coverage/data.parquet`, one atomic write),
     only when it changed: the catalogs register that file (Glue as an unpartitioned table), and an
-    unchanged file keeps its identity, so the local catalog does not load it again. Brings the raw
-    inventory's state up to date on the way (what the catalog's raw counts then read). Returns its key."""
+    unchanged file keeps its identity, so the local catalog does not load it again. Without `raw`
+    (the inventory the caller brought up to date) it brings the raw inventory's state up to date on
+    the way (what the catalog's raw counts then read). Returns its key."""
     key = f"{COVERAGE.location}{PARQUET_FILE}"
-    data = to_parquet_bytes(coverage_table(storage, expected, today, update=True))
+    data = to_parquet_bytes(coverage_table(storage, expected, today, update=raw is None, raw=raw))
     if storage.read_if_exists(key) != data:
         storage.write_bytes(key, data)
     return key

@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from b3_platform.coverage import coverage, describe_ranges, ranges
+from b3_platform.coverage import coverage, coverage_rows, coverage_table, describe_ranges, ranges
 from b3_platform.importer import import_paths
+from b3_platform.lake.raw_inventory import RawInventory
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.storage import LocalStorage
 from b3_platform_tests.conftest import REPO
@@ -110,3 +111,29 @@ def test_an_index_only_seen_in_raw_is_listed_after_the_expected_ones():
         ("IDIV", True, 0),
         ("SMLL", False, 1),
     ]
+
+
+def test_the_catalogs_table_is_the_listing_of_the_inventory_as_it_is():
+    """coverage_table fills its grid from the raw inventory's {date: {index: count}} directly; it must
+    list exactly what `coverage --days` lists from the per-index dates: expected indices first (one
+    never captured among them), a capture on a Saturday and one after `today` left out, a folder
+    that is not an index code ignored (also on a date of its own before the first capture)."""
+    today = dt.date(2025, 7, 10)
+    counts = {
+        dt.date(2025, 6, 20): {"not-a-code": 1},
+        dt.date(2025, 6, 30): {"SMLL": 2},
+        dt.date(2025, 7, 1): {"IBOV": 1, "SMLL": 1, "not-a-code": 3},
+        dt.date(2025, 7, 5): {"IBOV": 1},  # a Saturday
+        dt.date(2025, 7, 8): {"IBOV": 4, "AGFS": 1},
+        dt.date(2025, 7, 14): {"IBOV": 1},  # after today
+    }
+    found: dict[str, set[dt.date]] = {}
+    for day, per_day in counts.items():
+        for index in per_day:
+            if index != "not-a-code":
+                found.setdefault(index, set()).add(day)
+    listing = coverage_rows(coverage(found, ["IBOV", "IDIV"], dt.date(2025, 6, 30), today))
+    table = coverage_table(None, ["IBOV", "IDIV"], today, raw=RawInventory(counts))
+    assert [tuple(r.values()) for r in table.to_pylist()] == listing
+    assert [r[0] for r in listing[:: len(listing) // 4]] == ["IBOV", "IDIV", "AGFS", "SMLL"]
+    assert coverage_table(None, ["IBOV"], today, raw=RawInventory({today: {"x y": 1}})).num_rows == 0
