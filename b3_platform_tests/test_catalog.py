@@ -36,6 +36,7 @@ from b3_platform.catalog.duckdb_catalog import DuckDBCatalogResource
 from b3_platform.catalog.output import as_csv, as_json, as_table, render
 from b3_platform.cli import main
 from b3_platform.importer import import_paths
+from b3_platform.lake import raw_inventory
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
     CATALOG_TABLES,
@@ -287,6 +288,34 @@ def test_the_sidecar_views_counts_from_file_names_equal_what_the_view_reads(lake
     ).rows
     assert rows > 0
     assert by_name["raw_captures"] == RegisteredTable("raw_captures", rows, dates, first, last)
+
+
+def test_a_refresh_reads_raws_inventory_once_for_coverage_and_raw_captures(lake_copy, monkeypatch):
+    """The catalog asset brings raw's inventory up to date once and hands it to both readers: the
+    coverage table and raw_captures' counts (each used to read the state's JSON on its own)."""
+    assert run_catalog_asset(lake_copy).success  # the inventory's state is written
+    reads, walks = [], []
+    real_read, real_walk = raw_inventory._read_state, raw_inventory._walk_all
+    monkeypatch.setattr(raw_inventory, "_read_state", lambda *a: reads.append(a[1]) or real_read(*a))
+    monkeypatch.setattr(raw_inventory, "_walk_all", lambda *a: walks.append(a) or real_walk(*a))
+    RawStore(LocalStorage(lake_copy)).store(  # a capture since: the refresh writes the next state
+        NEW_DAY, "SMLL", [b"{}"], fetched_at=dt.datetime.now(dt.timezone.utc), source_format="json",
+        meta={"source": "test"},
+    )
+
+    result = run_catalog_asset(lake_copy)
+    assert result.success
+    assert len(reads) == 1 and walks == []
+    catalog = duckdb_catalog(lake_copy)
+    [(captures, smll_days)] = catalog.query(
+        "SELECT count(*), count(*) FILTER (\"index\" = 'SMLL') FROM raw_captures"
+    ).rows
+    assert smll_days == 1
+    metadata = result.asset_materializations_for_node("athena_tables")[0].metadata
+    assert metadata["rows_raw_captures"].value == captures
+    assert catalog.query(
+        f"SELECT status FROM coverage WHERE \"index\" = 'SMLL' AND \"date\" = DATE '{NEW_DAY}'"
+    ).rows == [("captured",)]
 
 
 def test_describe_all_answers_every_table_over_one_connection_and_names_a_missing_one(lake_copy):

@@ -13,6 +13,7 @@ import pyarrow as pa
 from b3_platform.assets.common import SINGLE_RUN
 from b3_platform.catalog.base import PARTITION_COLUMN, CatalogResource, RegisteredTable
 from b3_platform.coverage import write_coverage
+from b3_platform.lake.raw_inventory import inventory
 from b3_platform.lake.schemas import CATALOG_TABLES, TABLES, TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import file_schema_problems
@@ -88,11 +89,13 @@ def athena_tables(
     context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource, b3: B3ApiResource
 ):
     storage = lake.storage()
-    # The coverage table is written into the lake first (one listing of raw), so both catalogs
+    # Raw's inventory is brought up to date once (its state written forward), for coverage and for
+    # raw_captures' counts. The coverage table is written into the lake first, so both catalogs
     # register it like any other table: locally loaded, on AWS read by Athena from S3.
-    write_coverage(storage, b3.capture_list(), today_sao_paulo())
+    raw = inventory(storage, update=True)
+    write_coverage(storage, b3.capture_list(), today_sao_paulo(), raw=raw)
     tables = [t for t in CATALOG_TABLES.values() if catalog.covers(t)]
-    registered = catalog.sync(storage, tables)
+    registered = catalog.sync(storage, tables, raw=raw)
     for table in registered:
         span = f"{table.first_date} … {table.last_date}" if table.dates else "no dates yet"
         rows = "rows not counted" if table.rows is None else f"{table.rows} rows"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pyarrow as pa
@@ -17,6 +18,9 @@ from b3_platform.catalog.results import (  # noqa: F401  (re-exported: the catal
 )
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
+
+if TYPE_CHECKING:
+    from b3_platform.lake.raw_inventory import RawInventory
 
 
 class CatalogResource(dg.ConfigurableResource):
@@ -35,7 +39,12 @@ class CatalogResource(dg.ConfigurableResource):
         """Whether this catalog registers `table_def`: athena_tables syncs and checks only those."""
         return True
 
-    def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
+    def sync(
+        self, storage: Storage, tables: Sequence[TableDef], *, raw: RawInventory | None = None
+    ) -> list[RegisteredTable]:
+        """Register `tables` as the lake holds them now. `raw` is the raw inventory the caller has
+        just brought up to date (the catalog refresh reads it once, for coverage too); a catalog
+        that counts raw's captures reads it itself when it is not given."""
         raise NotImplementedError
 
     def query(

@@ -49,7 +49,7 @@ from b3_platform.catalog.base import (
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
-from b3_platform.lake.raw_inventory import inventory
+from b3_platform.lake.raw_inventory import RawInventory, inventory
 from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, TableDef
 from b3_platform.lake.storage import LocalStorage, Storage
 from b3_platform.lake.tables import MANIFEST_FILE, PUBLISHED_DIR, published_together
@@ -98,13 +98,18 @@ def _count_sql(table_def: TableDef) -> str:
     )
 
 
-def _sidecar_counts(table_def: TableDef, storage: Storage) -> tuple[int, int, dt.date | None, dt.date | None]:
+def _sidecar_counts(
+    table_def: TableDef, storage: Storage, raw: RawInventory | None
+) -> tuple[int, int, dt.date | None, dt.date | None]:
     """What the view of raw's sidecars holds (one row per `date=*/index=*/*.meta.json`, the view's
     glob): rows, dates, first and last date, from the raw inventory (lake.raw_inventory: its state
     plus the dates written since), which the catalog refresh has just brought up to date. Counting
     through the view would read and parse every sidecar of the history; even a scandir of every
-    date and index folder grew with history (~0.5 s of CPU at 1,250 dates x 34 indices)."""
-    return inventory(storage).totals()  # raw_captures is the one view, over raw/<GetPortfolioDay>/
+    date and index folder grew with history (~0.5 s of CPU at 1,250 dates x 34 indices). `raw` is
+    that inventory when the refresh passed it (else it is read again: its state's JSON alone is
+    ~20 ms at that size)."""
+    # raw_captures is the one view, over raw/<GetPortfolioDay>/
+    return (inventory(storage) if raw is None else raw).totals()
 
 
 #: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
@@ -141,21 +146,26 @@ def _identity(stat: os.stat_result) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}"
 
 
-def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, os.stat_result]]:
-    """{date: (path, stat)} of `folder/date=YYYY-MM-DD/name`: one scandir and one stat per date
-    (plain os calls: at thousands of dates, pathlib's overhead would be most of a sync)."""
+def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, str]]:
+    """{date: (path, identity)} of `folder/date=YYYY-MM-DD/name`: one scandir and one stat per date
+    (plain os calls and names only: at thousands of dates, per-entry overhead was most of a sync's
+    listing, ~10 us a date against the stat's ~5; a name that is not a date folder holding the file
+    fails its stat or its date and is skipped)."""
     found = {}
     try:
-        entries = list(os.scandir(folder))
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries]
     except FileNotFoundError:
         return found
-    for entry in entries:
-        if not entry.name.startswith(DATE_DIR_PREFIX) or not entry.is_dir():
+    base = folder if folder.endswith("/") else f"{folder}/"
+    skip, stat, date_of = len(DATE_DIR_PREFIX), os.stat, dt.date.fromisoformat
+    for entry in names:
+        if not entry.startswith(DATE_DIR_PREFIX):
             continue
-        path = f"{entry.path}/{name}"
+        path = f"{base}{entry}/{name}"
         try:
-            found[dt.date.fromisoformat(entry.name[len(DATE_DIR_PREFIX) :])] = (path, os.stat(path))
-        except (ValueError, FileNotFoundError):  # not a date, or a date without its file (yet)
+            found[date_of(entry[skip:])] = (path, _identity(stat(path)))
+        except (ValueError, OSError):  # not a date, not a folder, or a date without its file (yet)
             continue
     return found
 
@@ -230,7 +240,7 @@ def lake_files(
         if unit not in published:
             published[unit] = set(_stat_files(f"{root}/{unit}/{PUBLISHED_DIR}", MANIFEST_FILE))
         files = {d: f for d, f in files.items() if d in published[unit]}
-    return {day: (path, _identity(stat)) for day, (path, stat) in files.items()}
+    return files
 
 
 def _columns_sql(table_def: TableDef) -> list[str]:
@@ -505,9 +515,11 @@ class DuckDBCatalogResource(CatalogResource):
     def location(self) -> str:
         return str(Path(self.duckdb.database).expanduser().resolve())
 
-    def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
+    def sync(
+        self, storage: Storage, tables: Sequence[TableDef], *, raw: RawInventory | None = None
+    ) -> list[RegisteredTable]:
         """Bring every table in step with the lake's published files, in one transaction (module
-        docstring); returns what each now holds."""
+        docstring); returns what each now holds (raw_captures' counts from `raw`, when given)."""
         if not isinstance(storage, LocalStorage):
             raise CatalogError(
                 f"the DuckDB catalog loads a local lake; {storage.uri()} is not one (use the aws mode's catalog)"
@@ -573,7 +585,7 @@ class DuckDBCatalogResource(CatalogResource):
                 elif table_def.file_format == "parquet":
                     rows, dates, first, last = conn.execute(_count_sql(table_def)).fetchone()
                 else:
-                    rows, dates, first, last = _sidecar_counts(table_def, storage)
+                    rows, dates, first, last = _sidecar_counts(table_def, storage, raw)
                 registered.append(RegisteredTable(table_def.name, rows, dates, first, last))
         return registered
 

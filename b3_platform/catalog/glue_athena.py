@@ -53,6 +53,7 @@ from b3_platform.catalog.glue import (
     table_signature,
 )
 from b3_platform.catalog.types import sql_type
+from b3_platform.lake.raw_inventory import RawInventory
 from b3_platform.lake.schemas import TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import partition_dates, published_dates, published_together
@@ -164,10 +165,13 @@ class GlueAthenaCatalogResource(CatalogResource):
         except BotoCoreError as exc:
             raise self._glue_error(exc) from exc
 
-    def sync(self, storage: Storage, tables: Sequence[TableDef]) -> list[RegisteredTable]:
+    def sync(
+        self, storage: Storage, tables: Sequence[TableDef], *, raw: RawInventory | None = None
+    ) -> list[RegisteredTable]:
         """Create or update each covered table and register exactly its dates present in the lake.
 
-        Tables it does not cover (see `covers`) are skipped. `rows` is None: Glue has no counts."""
+        Tables it does not cover (see `covers`) are skipped: raw_captures among them, so `raw` is
+        not read. `rows` is None: Glue has no counts."""
         glue = self._client("glue")
         self._ensure_database(glue)
         published: dict[str, list[dt.date]] = {}  # each layer's manifests, listed once per sync
