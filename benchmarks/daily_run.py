@@ -502,25 +502,30 @@ def measure_history(
         with tempfile.TemporaryDirectory(prefix="b3_daily_history_") as tmp:
             work = Path(tmp)
             lakes = {n: build_history_lake(n, workdir or work, codes) for n in sizes}
-            # Each checkout's catalog of each history, in that checkout's own layout (untimed).
+            # Each checkout's catalog of each history, in that checkout's own layout (untimed),
+            # built where each of its timed runs then finds the lake: a lake stays where it is from
+            # one day to the next, and the catalog's raw_captures view names its folder (a view
+            # whose folder moved is created again, which a real daily run never pays).
             catalogs: dict[tuple[str, int], Path] = {}
             for n in sizes:
                 for name, checkout in checkouts.items():
                     prep = work / f"catalog-{name}-{n}"
-                    link_lake(lakes[n], prep / "lake")
+                    lake = work / f"timed-lake-{name}-{n}"
+                    link_lake(lakes[n], lake)
                     home = fresh_dagster_home(prep / "home", checkout / "dagster.yaml")
                     env = {**os.environ, CHECKOUT_VAR: str(checkout), "DAGSTER_HOME": str(home)}
-                    got = run_daily_child(
-                        {"mode": "catalog", "lake": str(prep / "lake")}, env, prep / "child"
-                    )
+                    got = run_daily_child({"mode": "catalog", "lake": str(lake)}, env, prep / "child")
                     if not got["success"] or Path(got["code"]) != checkout.resolve():
                         raise SystemExit(f"{name}: the catalog of {n} dates failed: {got['errors']}")
-                    catalogs[name, n] = prep / "lake" / "warehouse.duckdb"
+                    catalogs[name, n] = Path(
+                        shutil.copy2(lake / "warehouse.duckdb", prep / "warehouse.duckdb")
+                    )
             for r in range(repeat):
                 for n in sizes:
                     for name, checkout in checkouts.items():
                         run_dir = work / f"run-{name}-{n}-{r}"
-                        lake = run_dir / "lake"
+                        lake = work / f"timed-lake-{name}-{n}"
+                        shutil.rmtree(lake)
                         link_lake(lakes[n], lake)
                         shutil.copy2(catalogs[name, n], lake / "warehouse.duckdb")
                         home = fresh_dagster_home(run_dir / "home", checkout / "dagster.yaml")
