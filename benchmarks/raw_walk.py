@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -103,6 +104,18 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
         return wrapper
 
     coverage.captured_days = timed("captured_days", coverage.captured_days)
+    # A checkout whose catalog refresh reads raw's inventory once and hands it to coverage and to
+    # raw_captures' counts (`sync(..., raw=)`): `coverage` is that read plus the table's write, and
+    # `raw_counts` the counts from it; its coverage no longer builds `captured_days` (no figure).
+    reads_raw_once = "raw" in inspect.signature(duckdb_catalog._sidecar_counts).parameters
+
+    def refresh_coverage(storage, indices, day):
+        from b3_platform.lake.raw_inventory import inventory
+
+        raw = inventory(storage, update=True)
+        coverage.write_coverage(storage, indices, day, raw=raw)
+        return raw
+
     new_day = dt.date.fromisoformat(day)
     # What the first call would otherwise pay in both checkouts: the calendar's and Parquet's loading.
     from b3_platform import trading_calendar
@@ -128,12 +141,19 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
                 )
         stored_requests = dict(requests)
         requests.clear()
-        timed("coverage", coverage.write_coverage)(storage, indices, new_day)
+        if reads_raw_once:  # as athena_tables refreshes: raw's inventory read once, for both
+            raw = timed("coverage", refresh_coverage)(storage, indices, new_day)
+        else:
+            timed("coverage", coverage.write_coverage)(storage, indices, new_day)
         found = dict(spent)
         cov_requests = dict(requests)
         requests.clear()
         counts = (
-            timed("raw_counts", duckdb_catalog._sidecar_counts)(RAW_CAPTURES, storage) if not s3 else None
+            timed("raw_counts", duckdb_catalog._sidecar_counts)(
+                RAW_CAPTURES, storage, *([raw] if reads_raw_once else [])
+            )
+            if not s3
+            else None
         )
         table = storage.read_bytes("catalog/coverage/data.parquet")
         result[stage] = {
@@ -255,14 +275,20 @@ def report(runs: dict[str, list[dict]], s3: bool) -> None:
             for n in names:
                 values = [r[stage][part] for r in runs[n] if r[stage][part] is not None]
                 med[n] = (
-                    statistics.median(v[0] for v in values) * 1000,
-                    statistics.median(v[1] for v in values) * 1000,
+                    (
+                        statistics.median(v[0] for v in values) * 1000,
+                        statistics.median(v[1] for v in values) * 1000,
+                    )
+                    if values
+                    else None  # a part this checkout no longer has
                 )
-            cells = " | ".join(f"{med[n][0]:,.1f} / {med[n][1]:,.1f}" for n in names)
+            cells = " | ".join(
+                "–" if med[n] is None else f"{med[n][0]:,.1f} / {med[n][1]:,.1f}" for n in names
+            )
             ratio = (
                 f" {med[names[0]][1] / med[names[1]][1]:.3f} |"
-                if len(names) == 2 and med[names[1]][1]
-                else ""
+                if len(names) == 2 and None not in med.values() and med[names[1]][1]
+                else (" – |" if len(names) == 2 else "")
             )
             print(f"| {stage} | {part} | {cells} |{ratio}")
 
