@@ -621,6 +621,8 @@ class DuckDBCatalogResource(CatalogResource):
                 [list(names)],
             ).fetchall():
                 found.setdefault(table, []).append((column, type_))
+        except duckdb.Error as exc:  # the finding of every table: the check reports it
+            return {name: QueryError(str(exc)) for name in names}
         finally:
             conn.close()
         return {
