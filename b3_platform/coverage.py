@@ -106,25 +106,17 @@ def coverage_rows(report: Sequence[IndexCoverage]) -> list[tuple[str, dt.date, s
     ]
 
 
-def coverage_table(
-    storage: Storage,
-    expected: Iterable[str],
-    today: dt.date,
-    *,
-    update: bool = False,
-    raw: RawInventory | None = None,
-) -> pa.Table:
-    """The coverage table of the lake: every expected index and every index seen in raw, from the
-    first captured day to `today` (the command's default range); empty when raw holds nothing.
-    `raw` is the raw inventory when the caller has it already (the catalog refresh reads it once
-    for coverage and raw_captures' counts); else it is read here (and written forward with `update`).
+def coverage_table(raw: RawInventory, expected: Iterable[str], today: dt.date) -> pa.Table:
+    """The coverage table of raw's inventory (lake.raw_inventory): every expected index and every
+    index seen in raw, from the first captured day to `today` (the command's default range); empty
+    when raw holds nothing.
 
     The rows of `coverage_rows(coverage(...))`, built as columns (one index-by-day grid of booleans,
     each column a dictionary cast to strings): 34 indices x 1,250 trading days are 42,500 rows on
     every catalog refresh, which as Python tuples cost more than reading raw's inventory itself.
     The grid is filled from the inventory's {date: {index: count}} as it is, a date at a time:
     turning it into a set of dates per index first (`captured_days`) was most of the build."""
-    counts = (inventory(storage, update=update) if raw is None else raw).counts
+    counts = raw.counts
     seen: set[str] = set()
     for per_day in counts.values():
         seen.update(per_day)
@@ -168,7 +160,8 @@ def write_coverage(
     (the inventory the caller brought up to date) it brings the raw inventory's state up to date on
     the way (what the catalog's raw counts then read). Returns its key."""
     key = f"{COVERAGE.location}{PARQUET_FILE}"
-    data = to_parquet_bytes(coverage_table(storage, expected, today, update=raw is None, raw=raw))
+    raw = inventory(storage, update=True) if raw is None else raw
+    data = to_parquet_bytes(coverage_table(raw, expected, today))
     if storage.read_if_exists(key) != data:
         storage.write_bytes(key, data)
     return key

@@ -133,7 +133,7 @@ def test_the_catalogs_table_is_the_listing_of_the_inventory_as_it_is():
             if index != "not-a-code":
                 found.setdefault(index, set()).add(day)
     listing = coverage_rows(coverage(found, ["IBOV", "IDIV"], dt.date(2025, 6, 30), today))
-    table = coverage_table(None, ["IBOV", "IDIV"], today, raw=RawInventory(counts))
+    table = coverage_table(RawInventory(counts), ["IBOV", "IDIV"], today)
     assert [tuple(r.values()) for r in table.to_pylist()] == listing
     assert [r[0] for r in listing[:: len(listing) // 4]] == ["IBOV", "IDIV", "AGFS", "SMLL"]
-    assert coverage_table(None, ["IBOV"], today, raw=RawInventory({today: {"x y": 1}})).num_rows == 0
+    assert coverage_table(RawInventory({today: {"x y": 1}}), ["IBOV"], today).num_rows == 0
