@@ -19,7 +19,7 @@ import b3_platform.lake.storage as storage_module
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.importer import import_paths
-from b3_platform.lake.paths import RAW_INVENTORY_ROOT, RAW_PENDING_DIR, raw_inventory_prefix
+from b3_platform.lake.paths import CHANGES_ROOT, RAW_INVENTORY_ROOT, RAW_PENDING_DIR, raw_inventory_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
     BRONZE_PORTFOLIO,
@@ -187,15 +187,16 @@ def failure_text(result, step: str) -> str:
 
 def lake_files(lake_root) -> dict[str, bytes]:
     """Every file of the lake but the DuckDB catalog, whose bytes DuckDB rewrites on every sync
-    (views and comments are what it holds: tested through queries, not bytes), and the dashboard
+    (views and comments are what it holds: tested through queries, not bytes), the dashboard
     page, which states when it was built (its data is tested against the catalog in
-    test_dashboard.py)."""
+    test_dashboard.py), and the change journal, whose markers say when each date was written
+    (every write adds one, same bytes or not: test_catalog_journal)."""
     return {
         p.relative_to(lake_root).as_posix(): p.read_bytes()
         for p in sorted(lake_root.rglob("*"))
         if p.is_file()
         and p.name != CATALOG_FILE
-        and not p.relative_to(lake_root).as_posix().startswith("dashboard/")
+        and not p.relative_to(lake_root).as_posix().startswith(("dashboard/", CHANGES_ROOT))
     }
 
 

@@ -21,7 +21,7 @@ from b3_platform.assets import ALL_ASSETS
 from b3_platform.catalog.base import PARTITION_COLUMN
 from b3_platform.discovery import import_listing, listing_store
 from b3_platform.importer import import_paths
-from b3_platform.lake.paths import PARQUET_FILE, RAW_INVENTORY_ROOT, raw_prefix
+from b3_platform.lake.paths import CHANGES_ROOT, PARQUET_FILE, RAW_INVENTORY_ROOT, raw_prefix
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import ANNOUNCED_TABLES, INDEX_MEMBERS
 from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
@@ -93,7 +93,13 @@ def s3_objects(target: AwsTarget) -> dict[str, bytes]:
 
 
 def local_files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file of a local lake but its change journal, which only a local lake keeps (its one
+    reader is the local catalog: lake.changes)."""
+    return {
+        key: p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not (key := p.relative_to(root).as_posix()).startswith(CHANGES_ROOT)
+    }
 
 
 def table_keys(days) -> set[str]:

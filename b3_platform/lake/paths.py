@@ -55,6 +55,11 @@ RAW_INVENTORY_ROOT = "catalog/_raw_inventory/"
 RAW_PENDING_DIR = "pending/"
 
 
+#: Where the lake's change journal (lake.changes) keeps its markers of which tables' dates were
+#: written: beside the raw inventory, outside every table's folder and every reader's glob.
+CHANGES_ROOT = "catalog/_changes/"
+
+
 def raw_inventory_prefix(method: str = PORTFOLIO_DAY) -> str:
     return f"{RAW_INVENTORY_ROOT}{method}/"
 

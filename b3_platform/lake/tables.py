@@ -32,6 +32,7 @@ from collections.abc import Collection, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from b3_platform.lake.changes import recording
 from b3_platform.lake.paths import date_dir, date_in_key, table_partition_key
 from b3_platform.lake.schemas import TABLES, TableDef
 from b3_platform.lake.storage import Storage
@@ -157,10 +158,25 @@ def write_date(
     layer = publish_unit(defs.values())
     encoded = {name: _encode(defs[name], day, tables[name]) for name in defs}
     keys = {name: table_partition_key(defs[name].location, day) for name in defs}
-    if layer is None:
-        for name, data in encoded.items():
-            storage.write_bytes(keys[name], data)
-        return keys
+    # The whole unit's date is announced: its manifest (every table's publication) changes too.
+    with recording(storage, [t.name for t in unit_tables(layer)] or list(defs), day):
+        if layer is None:
+            for name, data in encoded.items():
+                storage.write_bytes(keys[name], data)
+            return keys
+        return _write_unit_date(storage, layer, defs, day, encoded, keys, was_published)
+
+
+def _write_unit_date(
+    storage: Storage,
+    layer: str,
+    defs: Mapping[str, TableDef],
+    day: dt.date,
+    encoded: Mapping[str, bytes],
+    keys: Mapping[str, str],
+    was_published: bool,
+) -> dict[str, str]:
+    """write_date of a unit's tables (all or a subset), its checks done and files encoded."""
     manifest = manifest_key(layer, day)
     unit = {t.name: t for t in unit_tables(layer)}
     if set(defs) == set(unit):
@@ -182,7 +198,7 @@ def write_date(
         _settle(storage, layer, day, keys, encoded, before, after)
         raise
     storage.write_bytes(manifest, manifest_bytes(layer, day, after))
-    return keys
+    return dict(keys)
 
 
 def listed_tables(storage: Storage, layer: str, day: dt.date) -> set[str]:
@@ -241,9 +257,10 @@ def delete_date(
     For a subset of a unit the whole date is unpublished (its input is gone, so the other tables'
     files are stale too); their files stay, unlisted, until the date is written again."""
     layer = publish_unit(defs.values())
-    if layer is not None and was_published:
-        storage.delete(manifest_key(layer, day))
-    return [name for name, t in defs.items() if delete_partition(storage, t, day)]
+    with recording(storage, [t.name for t in unit_tables(layer)] or list(defs), day):
+        if layer is not None and was_published:
+            storage.delete(manifest_key(layer, day))
+        return [name for name, t in defs.items() if delete_partition(storage, t, day)]
 
 
 def publish_unit(defs) -> str | None:
