@@ -17,6 +17,8 @@ import dagster as dg
 
 from b3_platform.trading_calendar import trading_days_between
 
+#: The tag of a run for one partition (a daily run, a per-date backfill's run).
+PARTITION_TAG = "dagster/partition"
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 #: Console logging at WARNING: the CLI prints its own progress; everything is in the run logs.

@@ -201,6 +201,9 @@ def write_history_results(text: str) -> None:
 #: The steps of the run that are the catalog (the DuckDB registration of every table) and the
 #: dashboard, shown apart from the rest (capture, bronze, silver, gold, checks).
 CATALOG_STEPS = ("athena_tables",)
+#: Where a checkout that keeps the lake's change journal keeps it (b3_platform.lake.paths.CHANGES_ROOT;
+#: written out so the script also measures checkouts from before it).
+CHANGES_JOURNAL = "catalog/_changes"
 DASHBOARD_STEPS = ("dashboard",)
 #: Gold's step, the one whose time in index walked back over history.
 GOLD_STEPS = ("gold_tables",)
@@ -521,6 +524,11 @@ def measure_history(
                     catalogs[name, n] = Path(
                         shutil.copy2(lake / "warehouse.duckdb", prep / "warehouse.duckdb")
                     )
+                    # The lake's change journal as that catalog step left it (a checkout that keeps
+                    # one), part of the lake's state the day after as the catalog is: without it
+                    # the timed run's catalog would not trust the journal and list the lake whole.
+                    if (lake / CHANGES_JOURNAL).is_dir():
+                        shutil.copytree(lake / CHANGES_JOURNAL, prep / "changes")
             for r in range(repeat):
                 for n in sizes:
                     for name, checkout in checkouts.items():
@@ -529,6 +537,10 @@ def measure_history(
                         shutil.rmtree(lake)
                         link_lake(lakes[n], lake)
                         shutil.copy2(catalogs[name, n], lake / "warehouse.duckdb")
+                        journal = catalogs[name, n].parent / "changes"
+                        if journal.is_dir():
+                            shutil.rmtree(lake / CHANGES_JOURNAL, ignore_errors=True)
+                            shutil.copytree(journal, lake / CHANGES_JOURNAL)
                         # The copy's metadata written out before the clock starts: else the run's
                         # fsyncs wait for the journal to commit ~100,000 new links of a 1,250 x 34
                         # lake, a cost that grows with history but is the benchmark's, not the run's.

@@ -18,6 +18,7 @@ from b3_platform.lake.schemas import CATALOG_TABLES, TABLES, TableDef
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import file_schema_problems
 from b3_platform.resources import B3ApiResource, LakeResource
+from b3_platform.runs import PARTITION_TAG
 from b3_platform.trading_calendar import today_sao_paulo
 
 TABLES_REGISTERED = dg.AssetCheckSpec(
@@ -95,7 +96,12 @@ def athena_tables(
     raw = inventory(storage, update=True)
     write_coverage(storage, b3.capture_list(), today_sao_paulo(), raw=raw)
     tables = [t for t in CATALOG_TABLES.values() if catalog.covers(t)]
-    registered = catalog.sync(storage, tables, raw=raw)
+    # A run for one date (the daily run, a per-date backfill's run) changed a few dates, which the
+    # lake's change journal names: the local catalog looks at those only. Any other refresh (the
+    # catalog on its own, a range backfill) lists every table, so it also sees files changed by
+    # hand (lake.changes).
+    one_date = context.run.tags.get(PARTITION_TAG) is not None
+    registered = catalog.sync(storage, tables, raw=raw, journal=one_date, say=context.log.info)
     for table in registered:
         span = f"{table.first_date} … {table.last_date}" if table.dates else "no dates yet"
         rows = "rows not counted" if table.rows is None else f"{table.rows} rows"

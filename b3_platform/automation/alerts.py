@@ -41,7 +41,7 @@ from b3_platform.alerts import (
 from b3_platform.alerts import missed as missed_clock
 from b3_platform.aws import AWS_ENDPOINT_VAR
 from b3_platform.resources import B3ApiResource, LakeResource
-from b3_platform.runs import RANGE_END, RANGE_START
+from b3_platform.runs import PARTITION_TAG, RANGE_END, RANGE_START
 from b3_platform.settings_errors import ConfigError
 
 UI_URL_VAR = "B3_PLATFORM_UI_URL"
@@ -194,7 +194,7 @@ def run_failure_alert_for(context: dg.RunFailureSensorContext, alerts: AlertsRes
     """The alert for a failed run: its failed blocking checks if any, else its failed steps."""
     run = context.dagster_run
     tags = run.tags
-    dates = describe_dates(tags.get("dagster/partition"), tags.get(RANGE_START), tags.get(RANGE_END))
+    dates = describe_dates(tags.get(PARTITION_TAG), tags.get(RANGE_START), tags.get(RANGE_END))
     checks = _failed_checks(context.instance, run.run_id)
     if checks:
         checks = [

@@ -40,11 +40,19 @@ class CatalogResource(dg.ConfigurableResource):
         return True
 
     def sync(
-        self, storage: Storage, tables: Sequence[TableDef], *, raw: RawInventory | None = None
+        self,
+        storage: Storage,
+        tables: Sequence[TableDef],
+        *,
+        raw: RawInventory | None = None,
+        journal: bool = False,
+        say: Callable[[str], None] | None = None,
     ) -> list[RegisteredTable]:
         """Register `tables` as the lake holds them now. `raw` is the raw inventory the caller has
         just brought up to date (the catalog refresh reads it once, for coverage too); a catalog
-        that counts raw's captures reads it itself when it is not given."""
+        that counts raw's captures reads it itself when it is not given. `journal`: the caller
+        changed few dates, and a catalog that can learn which from the lake's change journal
+        (lake.changes) may look at those only; `say` is told, in a sentence, how it looked."""
         raise NotImplementedError
 
     def query(

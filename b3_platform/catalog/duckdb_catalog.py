@@ -8,7 +8,10 @@ table holds; a sync lists the lake's files (names and `stat`, no reads), and in 
 deletes the rows of every date whose file changed or went away and inserts the changed and new
 dates from their Parquet files. A rebuilt date therefore replaces its old rows exactly, and a date
 is queryable once the sync after its build has committed (the `athena_tables` asset, which every
-job runs after the layers).
+job runs after the layers). A sync asked to (`journal`: the refresh of a run for one date) stats
+only the dates the lake's change journal (lake.changes) names since its previous sync, when the
+journal can vouch for that time (`_look`, `_sync.journal`): the daily run's refresh then lists no
+folder, at the price of not seeing a file changed by hand until a sync that lists the lake whole.
 A table of a layer published together (silver, gold: lake.tables) loads only the dates whose
 manifest exists: a date being rewritten, or left half-written by a killed run, is not loaded (and a
 loaded date whose manifest disappeared is removed) rather than partly there. raw_captures stays a
@@ -28,7 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -48,6 +52,7 @@ from b3_platform.catalog.base import (
 )
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
+from b3_platform.lake import changes
 from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
 from b3_platform.lake.raw_inventory import RawInventory, inventory
 from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, TableDef
@@ -157,7 +162,7 @@ def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, str]]:
             names = [entry.name for entry in entries]
     except FileNotFoundError:
         return found
-    base = folder if folder.endswith("/") else f"{folder}/"
+    base = _folder(folder)
     skip, stat, date_of = len(DATE_DIR_PREFIX), os.stat, dt.date.fromisoformat
     for entry in names:
         if not entry.startswith(DATE_DIR_PREFIX):
@@ -166,6 +171,23 @@ def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, str]]:
         try:
             found[date_of(entry[skip:])] = (path, _identity(stat(path)))
         except (ValueError, OSError):  # not a date, not a folder, or a date without its file (yet)
+            continue
+    return found
+
+
+def _folder(folder: str) -> str:
+    return folder if folder.endswith("/") else f"{folder}/"
+
+
+def _stat_dates(folder: str, name: str, dates: Collection[dt.date]) -> dict[dt.date, tuple[str, str]]:
+    """`_stat_files` for the given dates only (those the change journal names): one stat each."""
+    found = {}
+    base = _folder(folder)
+    for day in dates:
+        path = f"{base}{DATE_DIR_PREFIX}{day.isoformat()}/{name}"
+        try:
+            found[day] = (path, _identity(os.stat(path)))
+        except OSError:  # removed, or not written (yet)
             continue
     return found
 
@@ -216,6 +238,9 @@ UNCLUSTERED_TABLE = f"{STATE_SCHEMA}.unclustered"
 #: Which columns each table was last stored clustered by: a table missing there (a catalog built
 #: before clustering) or clustered by other columns is reloaded whole, once.
 CLUSTERED_BY_TABLE = f"{STATE_SCHEMA}.clustered_by"
+#: Which lake, which change journal (its origin) and from when (the start of the last sync, ns)
+#: this catalog is in step with: what a sync that reads the journal reads it from.
+JOURNAL_TABLE = f"{STATE_SCHEMA}.journal"
 #: The statement and comment each view (raw_captures) was last created with. Creating the view
 #: binds its query, which expands its glob over every raw sidecar (~40 ms of CPU at 250 dates x 34
 #: indices, growing with history); a view is read at query time, so new sidecars need no new view,
@@ -224,23 +249,70 @@ VIEWS_TABLE = f"{STATE_SCHEMA}.views"
 
 
 def lake_files(
-    storage: LocalStorage, table_def: TableDef, published: dict[str, set[dt.date]] | None = None
+    storage: LocalStorage,
+    table_def: TableDef,
+    published: dict[str, set[dt.date]] | None = None,
+    only: Collection[dt.date] | None = None,
 ) -> dict[dt.date, tuple[str, str]]:
     """{date: (file path, identity)} of the table's published dates: one scandir of the table's
     folder and one stat per date, reading no file; a unit's manifests are listed once per sync
-    (`published`, filled here). An unpartitioned table's one file is under WHOLE."""
+    (`published`, filled here). With `only` (the dates the change journal names), just those
+    dates' files and manifests are looked at, no folder is listed. An unpartitioned table's one
+    file is under WHOLE."""
     root = storage.uri()
     if not table_def.partitioned:
         path = f"{root}/{table_def.location}{PARQUET_FILE}"
         return {WHOLE: (path, _identity(os.stat(path)))} if os.path.isfile(path) else {}
-    files = _stat_files(f"{root}/{table_def.location}", PARQUET_FILE)
+    folder = f"{root}/{table_def.location}"
+    files = _stat_files(folder, PARQUET_FILE) if only is None else _stat_dates(folder, PARQUET_FILE, only)
     if published_together(table_def):
         published = {} if published is None else published
         unit = table_def.published_with
-        if unit not in published:
-            published[unit] = set(_stat_files(f"{root}/{unit}/{PUBLISHED_DIR}", MANIFEST_FILE))
-        files = {d: f for d, f in files.items() if d in published[unit]}
+        manifests = f"{root}/{unit}/{PUBLISHED_DIR}"
+        if only is not None:
+            listed = set(_stat_dates(manifests, MANIFEST_FILE, only))
+        elif unit not in published:
+            listed = published[unit] = set(_stat_files(manifests, MANIFEST_FILE))
+        else:
+            listed = published[unit]
+        files = {d: f for d, f in files.items() if d in listed}
     return files
+
+
+def _look(
+    conn: duckdb.DuckDBPyConnection,
+    storage: LocalStorage,
+    parquet: Sequence[TableDef],
+    lake: str,
+    journal_origin: str,
+    started: int,
+    journal: bool,
+    say: Callable[[str], None] | None,
+) -> tuple[dict[str, dict[dt.date, tuple[str, str]]], dict[str, tuple[str, set[dt.date]]]]:
+    """What the lake's tables hold, and which dates of each that covers: every date (a listing of
+    every table, `lake_files`) or, asked for `journal` and when the lake's change journal
+    (lake.changes) vouches for everything since this catalog's last sync of this lake, only the
+    dates it names (no folder listed: what the daily run's refresh costs no longer grows with the
+    history). Returns ({table: files}, {table: (folder, dates looked at)} for a journal's look)."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {JOURNAL_TABLE} (lake VARCHAR, origin VARCHAR, cursor BIGINT)")
+    recorded = conn.execute(f"SELECT lake, origin, cursor FROM {JOURNAL_TABLE}").fetchall()
+    cursor = recorded[0][2] if len(recorded) == 1 and recorded[0][:2] == (lake, journal_origin) else None
+    found = changes.changes_since(storage, cursor if journal else None, started)
+    if found is None:
+        if say is not None:
+            why = "asked to" if not journal else "no change journal covers the time since its last sync"
+            say(f"catalog: listed every table's files ({why})")
+        published: dict[str, set[dt.date]] = {}  # each unit's manifests, listed once
+        return {t.name: lake_files(storage, t, published) for t in parquet}, {}
+    scopes = {t.name: (f"{lake}/{t.location}", found.of(t.name)) for t in parquet if t.partitioned}
+    if say is not None:
+        looked = sum(len(dates) for _, dates in scopes.values())
+        say(
+            f"catalog: looked at the {looked} table date(s) the lake's change journal names since its last sync"
+        )
+    return {
+        t.name: lake_files(storage, t, only=scopes[t.name][1] if t.partitioned else None) for t in parquet
+    }, scopes
 
 
 def _columns_sql(table_def: TableDef) -> list[str]:
@@ -326,14 +398,31 @@ def _ensure_view(
 
 
 def _apply(
-    conn: duckdb.DuckDBPyConnection, table_def: TableDef, files: dict[dt.date, tuple[str, str]]
+    conn: duckdb.DuckDBPyConnection,
+    table_def: TableDef,
+    files: dict[dt.date, tuple[str, str]],
+    scope: tuple[str, Collection[dt.date]] | None = None,
 ) -> int:
-    """Bring one table in step with `files`; returns how many dates it (re)loaded or removed."""
+    """Bring one table in step with `files`; returns how many dates it (re)loaded or removed.
+
+    `scope` (the table's folder, the dates the change journal names) says `files` holds only those
+    dates: every other date the state records is taken as unchanged, at its usual path (a
+    clustered table's closed year is reloaded whole from them)."""
     known = dict(
         conn.execute(
             f"SELECT date, identity FROM {STATE_TABLE} WHERE table_name = ?", [table_def.name]
         ).fetchall()
     )
+    if scope is not None:
+        base, dates = _folder(scope[0]), set(scope[1])
+        files = {
+            **{
+                day: (f"{base}{DATE_DIR_PREFIX}{day.isoformat()}/{PARQUET_FILE}", identity)
+                for day, identity in known.items()
+                if day not in dates
+            },
+            **files,
+        }
     changed = sorted(d for d, (_, identity) in files.items() if known.get(d) != identity)
     batches = _date_batches(changed)
     if table_def.name in CLUSTERED_BY and table_def.partitioned:
@@ -516,18 +605,26 @@ class DuckDBCatalogResource(CatalogResource):
         return str(Path(self.duckdb.database).expanduser().resolve())
 
     def sync(
-        self, storage: Storage, tables: Sequence[TableDef], *, raw: RawInventory | None = None
+        self,
+        storage: Storage,
+        tables: Sequence[TableDef],
+        *,
+        raw: RawInventory | None = None,
+        journal: bool = False,
+        say: Callable[[str], None] | None = None,
     ) -> list[RegisteredTable]:
         """Bring every table in step with the lake's published files, in one transaction (module
-        docstring); returns what each now holds (raw_captures' counts from `raw`, when given)."""
+        docstring); returns what each now holds (raw_captures' counts from `raw`, when given).
+        With `journal`, only the dates the lake's change journal names since this catalog's last
+        sync are looked at, when it can vouch for them (`_look`); `say` is told which look it was."""
         if not isinstance(storage, LocalStorage):
             raise CatalogError(
                 f"the DuckDB catalog loads a local lake; {storage.uri()} is not one (use the aws mode's catalog)"
             )
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
         parquet = [t for t in tables if t.file_format == "parquet"]
-        published: dict[str, set[dt.date]] = {}  # each unit's manifests, listed once
-        files = {t.name: lake_files(storage, t, published) for t in parquet}
+        started = time.time_ns()  # before anything is looked at: the next sync's cursor
+        lake, journal_origin = storage.uri(), changes.origin(storage)
         present = {t.name: storage.has_keys(t.location) for t in tables if t.file_format != "parquet"}
         # closing(): dagster-duckdb closes the connection only when the block succeeds; a failed sync
         # must not keep the file locked for as long as the process (or its traceback) lives.
@@ -546,6 +643,7 @@ class DuckDBCatalogResource(CatalogResource):
                 )
                 # A catalog stored before the state kept row counts: its dates are counted once.
                 conn.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS rows BIGINT")
+                files, scopes = _look(conn, storage, parquet, lake, journal_origin, started, journal, say)
                 existing = _existing(conn)
                 # Each table's comment, set only where it differs (a new table has none).
                 comments = dict(
@@ -557,7 +655,7 @@ class DuckDBCatalogResource(CatalogResource):
                     name = _quote_ident(table_def.name)
                     if table_def.file_format == "parquet":
                         created = _ensure_table(conn, table_def, existing)
-                        _apply(conn, table_def, files[table_def.name])
+                        _apply(conn, table_def, files[table_def.name], scopes.get(table_def.name))
                         if created or comments.get(table_def.name) != table_def.description:
                             conn.execute(
                                 f"COMMENT ON TABLE {name} IS {_quote_literal(table_def.description)}"
@@ -567,6 +665,8 @@ class DuckDBCatalogResource(CatalogResource):
                             conn, table_def, view_sql(table_def, storage, present[table_def.name]), existing
                         )
                 _count_loaded(conn, parquet)
+                conn.execute(f"DELETE FROM {JOURNAL_TABLE}")
+                conn.execute(f"INSERT INTO {JOURNAL_TABLE} VALUES (?, ?, ?)", [lake, journal_origin, started])
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
                 _rollback(conn)

@@ -166,12 +166,19 @@ class GlueAthenaCatalogResource(CatalogResource):
             raise self._glue_error(exc) from exc
 
     def sync(
-        self, storage: Storage, tables: Sequence[TableDef], *, raw: RawInventory | None = None
+        self,
+        storage: Storage,
+        tables: Sequence[TableDef],
+        *,
+        raw: RawInventory | None = None,
+        journal: bool = False,
+        say: Callable[[str], None] | None = None,
     ) -> list[RegisteredTable]:
         """Create or update each covered table and register exactly its dates present in the lake.
 
         Tables it does not cover (see `covers`) are skipped: raw_captures among them, so `raw` is
-        not read. `rows` is None: Glue has no counts."""
+        not read. `rows` is None: Glue has no counts. `journal` is not used: an S3 lake keeps no
+        change journal (lake.changes), so every sync lists the tables' partitions."""
         glue = self._client("glue")
         self._ensure_database(glue)
         published: dict[str, list[dt.date]] = {}  # each layer's manifests, listed once per sync
