@@ -406,14 +406,29 @@ def _apply(
     """Bring one table in step with `files`; returns how many dates it (re)loaded or removed.
 
     `scope` (the table's folder, the dates the change journal names) says `files` holds only those
-    dates: every other date the state records is taken as unchanged, at its usual path (a
-    clustered table's closed year is reloaded whole from them)."""
-    known = dict(
-        conn.execute(
-            f"SELECT date, identity FROM {STATE_TABLE} WHERE table_name = ?", [table_def.name]
-        ).fetchall()
-    )
-    if scope is not None:
+    dates: every other date the state records is taken as unchanged, so only those dates' state is
+    read, except for a clustered table, whose other dates are taken at their usual path (its
+    closed years are reloaded whole from them)."""
+    clustered = table_def.name in CLUSTERED_BY and table_def.partitioned
+    if scope is not None and not clustered:  # O(what changed): the state of the journal's dates only
+        known = (
+            dict(
+                conn.execute(
+                    f"SELECT date, identity FROM {STATE_TABLE} WHERE table_name = ? "
+                    "AND date IN (SELECT unnest(?::DATE[]))",
+                    [table_def.name, sorted(scope[1])],
+                ).fetchall()
+            )
+            if scope[1]
+            else {}
+        )
+    else:
+        known = dict(
+            conn.execute(
+                f"SELECT date, identity FROM {STATE_TABLE} WHERE table_name = ?", [table_def.name]
+            ).fetchall()
+        )
+    if scope is not None and clustered:
         base, dates = _folder(scope[0]), set(scope[1])
         files = {
             **{
@@ -425,7 +440,7 @@ def _apply(
         }
     changed = sorted(d for d, (_, identity) in files.items() if known.get(d) != identity)
     batches = _date_batches(changed)
-    if table_def.name in CLUSTERED_BY and table_def.partitioned:
+    if clustered:
         changed, batches = _clustered_load(conn, table_def.name, files, changed)
     stale = sorted(set(changed) | (set(known) - set(files)))
     if stale:
