@@ -7,9 +7,9 @@ through `lake.tables.write_date` / `delete_date`, which announce it here:
 
 - before anything of the date is touched, an empty *pending* marker
   (`catalog/_changes/pending/<time ns>.<id>.<date>.<table+table…>`);
-- once the change is over (done, or failed part-way: what it did is a change too), a *done*
-  marker named with the time it ended, in the folder of that hour (`catalog/_changes/<hour>/…`),
-  and the pending one removed.
+- once the change is over (done, or failed part-way: what it did is a change too), that marker
+  renamed into the folder of the hour it ended as a *done* marker named with that time
+  (`catalog/_changes/<hour>/<time ns>.<id>.<date>.<table+table…>`).
 
 A catalog records the time its last sync started (its *cursor*). The next sync (`changes_since`)
 reads every pending marker and the done markers from the cursor on, and stats only the dates they
@@ -105,14 +105,19 @@ def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterat
     try:
         yield
     finally:
-        # A done marker first, then the pending one removed: a sync between the two sees the date
-        # twice, never not at all. (A sync may have moved a pending marker older than STALE_SECONDS
-        # into the journal already; this done marker is then one more.)
-        _done(root, label, time.time_ns())
+        # The pending marker renamed into the journal as done (one step: a sync sees it pending or
+        # done, never neither). A sync may have moved a pending marker older than STALE_SECONDS
+        # into the journal already: then a done marker of its own is written.
+        now = time.time_ns()
+        done = f"{root}/{now // _HOUR_NS}/{now:020d}.{label}"
         try:
-            os.unlink(pending)
-        except FileNotFoundError:
-            pass
+            os.rename(pending, done)
+        except FileNotFoundError:  # the hour's folder is new, or the marker was settled as stale
+            os.makedirs(os.path.dirname(done), exist_ok=True)
+            try:
+                os.rename(pending, done)
+            except FileNotFoundError:
+                _touch(done)
 
 
 def origin(storage: LocalStorage) -> str:
