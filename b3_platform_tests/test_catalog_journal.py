@@ -228,6 +228,36 @@ def test_a_writer_that_died_mid_change_is_looked_at_until_its_marker_is_settled(
     assert killed is not None
 
 
+def test_a_done_marker_that_cannot_be_written_leaves_the_pending_one_and_the_write_stands(
+    lake_copy,  # noqa: F811
+    monkeypatch,
+):
+    """A full disk when the change ends (no room for the hour's folder): the write is not failed
+    for it, and its pending marker still announces the date to every sync."""
+    catalog = duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    pending_dir = lake_copy / CHANGES_ROOT / changes.PENDING_DIR
+    real_rename = changes.os.rename  # the os module's (the storage replaces files with os.replace)
+
+    def no_room(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            changes.os,
+            "rename",
+            lambda a, b: no_room() if b.endswith(".silver_assets+silver_header") else real_rename(a, b),
+        )
+        patched.setattr(changes.os, "makedirs", no_room)
+        new = rebuild_silver(lake_copy, DAYS[1], _fewer_and_reweighted)
+    assert [p.name.split(".")[2:] for p in pending_dir.iterdir()] == [
+        [str(DAYS[1]), "silver_assets+silver_header"]
+    ]
+    _, said = journal_sync(lake_copy, catalog)
+    assert said == looked_at(2)
+    assert silver_assets_of(catalog, DAYS[1]) == [(*r.values(), DAYS[1]) for r in new.to_pylist()]
+
+
 def test_every_catalog_over_one_lake_sees_every_change(lake_copy, tmp_path):  # noqa: F811
     first, second = duckdb_catalog(lake_copy), duckdb_catalog(tmp_path / "second")
     sync(lake_copy, first)

@@ -105,11 +105,18 @@ def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterat
     try:
         yield
     finally:
-        # The pending marker renamed into the journal as done (one step: a sync sees it pending or
-        # done, never neither). A sync may have moved a pending marker older than STALE_SECONDS
-        # into the journal already: then a done marker of its own is written.
-        now = time.time_ns()
-        done = f"{root}/{now // _HOUR_NS}/{now:020d}.{label}"
+        _settle(root, pending, label)
+
+
+def _settle(root: str, pending: str, label: str) -> None:
+    """The pending marker renamed into the journal as done (one step: a sync sees it pending or
+    done, never neither). A sync may have moved a pending marker older than STALE_SECONDS into the
+    journal already: then a done marker of its own is written. When that fails (a full disk), the
+    pending marker stays and still announces the change (every sync reads it, until it is settled
+    as stale): the change itself, done or failed, is what the caller hears about."""
+    now = time.time_ns()
+    done = f"{root}/{now // _HOUR_NS}/{now:020d}.{label}"
+    try:
         try:
             os.rename(pending, done)
         except FileNotFoundError:  # the hour's folder is new, or the marker was settled as stale
@@ -118,6 +125,8 @@ def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterat
                 os.rename(pending, done)
             except FileNotFoundError:
                 _touch(done)
+    except OSError:
+        pass
 
 
 def origin(storage: LocalStorage) -> str:
