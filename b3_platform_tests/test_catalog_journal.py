@@ -142,6 +142,9 @@ def test_the_journal_is_not_trusted_where_it_cannot_vouch(lake_copy, tmp_path, m
     assert said == [f"{LISTED} (no change journal covers the time since its last sync)"]
     _, said = journal_sync(lake_copy, catalog)
     assert said[0].startswith(LOOKED)
+    said = []  # and a sync not asked to read it (any refresh but a one-date run's) lists whole
+    catalog.sync(LocalStorage(lake_copy), list(TABLES.values()), say=said.append)
+    assert said == [f"{LISTED} (a whole listing was asked for)"]
 
     # The same catalog pointed at another copy of the lake (same journal, other files): lists whole.
     other = tmp_path / "other-lake"

@@ -300,7 +300,11 @@ def _look(
     found = changes.changes_since(storage, cursor if journal else None, started)
     if found is None:
         if say is not None:
-            why = "asked to" if not journal else "no change journal covers the time since its last sync"
+            why = (
+                "a whole listing was asked for"
+                if not journal
+                else "no change journal covers the time since its last sync"
+            )
             say(f"catalog: listed every table's files ({why})")
         published: dict[str, set[dt.date]] = {}  # each unit's manifests, listed once
         return {t.name: lake_files(storage, t, published) for t in parquet}, {}
