@@ -53,7 +53,7 @@ from b3_platform.catalog.base import (
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake import changes
-from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE
+from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE, date_dir
 from b3_platform.lake.raw_inventory import RawInventory, inventory
 from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, TableDef
 from b3_platform.lake.storage import LocalStorage, Storage
@@ -179,12 +179,16 @@ def _folder(folder: str) -> str:
     return folder if folder.endswith("/") else f"{folder}/"
 
 
+def _date_file(folder: str, day: dt.date, name: str) -> str:
+    """The path of a date's file `name` in a table's (or a unit's manifests') folder."""
+    return f"{_folder(folder)}{date_dir(day)}/{name}"
+
+
 def _stat_dates(folder: str, name: str, dates: Collection[dt.date]) -> dict[dt.date, tuple[str, str]]:
     """`_stat_files` for the given dates only (those the change journal names): one stat each."""
     found = {}
-    base = _folder(folder)
     for day in dates:
-        path = f"{base}{DATE_DIR_PREFIX}{day.isoformat()}/{name}"
+        path = _date_file(folder, day, name)
         try:
             found[day] = (path, _identity(os.stat(path)))
         except OSError:  # removed, or not written (yet)
@@ -450,10 +454,10 @@ def _apply(
             ).fetchall()
         )
     if scope is not None and clustered:
-        base, dates = _folder(scope[0]), set(scope[1])
+        folder, dates = scope[0], set(scope[1])
         files = {
             **{
-                day: (f"{base}{DATE_DIR_PREFIX}{day.isoformat()}/{PARQUET_FILE}", identity)
+                day: (_date_file(folder, day, PARQUET_FILE), identity)
                 for day, identity in known.items()
                 if day not in dates
             },

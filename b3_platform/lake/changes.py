@@ -87,10 +87,6 @@ def _touch(path: str) -> None:
     os.close(fd)
 
 
-def _done(root: str, label: str, now_ns: int) -> None:
-    _touch(f"{root}/{now_ns // _HOUR_NS}/{now_ns:020d}.{label}")
-
-
 @contextmanager
 def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterator[None]:
     """Around a change of `tables`' files of `day`: a pending marker before it, a done marker after
@@ -105,17 +101,17 @@ def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterat
     try:
         yield
     finally:
-        _settle(root, pending, label)
+        _mark_done(root, pending, label, time.time_ns())
 
 
-def _settle(root: str, pending: str, label: str) -> None:
-    """The pending marker renamed into the journal as done (one step: a sync sees it pending or
-    done, never neither). A sync may have moved a pending marker older than STALE_SECONDS into the
-    journal already: then a done marker of its own is written. When that fails (a full disk), the
-    pending marker stays and still announces the change (every sync reads it, until it is settled
-    as stale): the change itself, done or failed, is what the caller hears about."""
-    now = time.time_ns()
-    done = f"{root}/{now // _HOUR_NS}/{now:020d}.{label}"
+def _mark_done(root: str, pending: str, label: str, now_ns: int) -> None:
+    """The pending marker renamed into the journal as done at `now_ns` (one step: a sync sees it
+    pending or done, never neither). A sync may have moved a pending marker older than
+    STALE_SECONDS into the journal already: then a done marker of its own is written. When that
+    fails (a full disk), the pending marker stays and still announces the change (every sync reads
+    it, until it is settled as stale): the change itself, done or failed, is what the caller hears
+    about."""
+    done = f"{root}/{now_ns // _HOUR_NS}/{now_ns:020d}.{label}"
     try:
         try:
             os.rename(pending, done)
@@ -158,34 +154,39 @@ def _names(folder: str) -> list[str]:
         return []
 
 
-def tidy(storage: LocalStorage, now_ns: int) -> None:
+def _oldest_kept_hour(now_ns: int) -> int:
+    """The oldest hour of done markers kept at `now_ns` (older ones are deleted)."""
+    return (now_ns - RETENTION_SECONDS * _SECOND_NS) // _HOUR_NS
+
+
+def tidy(storage: LocalStorage, now_ns: int) -> list[str]:
     """Move pending markers older than STALE_SECONDS into the journal as done now (their writer
-    died mid-change), and delete the hours of done markers older than RETENTION_SECONDS."""
+    died mid-change), and delete the hours of done markers older than RETENTION_SECONDS. Returns
+    the names of the markers still pending."""
     root = _root(storage)
+    pending = []
     for name in _names(f"{root}/{PENDING_DIR}"):
         parsed = _parse(name)
         if parsed is not None and parsed[0] < now_ns - STALE_SECONDS * _SECOND_NS:
-            _done(root, name.split(".", 1)[1], now_ns)
-            try:
-                os.unlink(f"{root}/{PENDING_DIR}/{name}")
-            except FileNotFoundError:
-                pass
-    oldest_kept = (now_ns - RETENTION_SECONDS * _SECOND_NS) // _HOUR_NS
+            _mark_done(root, f"{root}/{PENDING_DIR}/{name}", name.split(".", 1)[1], now_ns)
+        else:
+            pending.append(name)
     for name in _names(root):
-        if name.isdigit() and int(name) < oldest_kept:
+        if name.isdigit() and int(name) < _oldest_kept_hour(now_ns):
             shutil.rmtree(f"{root}/{name}", ignore_errors=True)
+    return pending
 
 
 def changes_since(storage: LocalStorage, cursor_ns: int | None, now_ns: int) -> Changes | None:
     """Every (table, date) changed since `cursor_ns` (the start of the caller's previous look at
     the lake), or None when the journal cannot vouch for that span: no cursor, or one older than
     the done markers kept. Tidies the journal first (`tidy`)."""
-    tidy(storage, now_ns)
+    pending = tidy(storage, now_ns)
     if cursor_ns is None:
         return None
     since = cursor_ns - CLOCK_MARGIN_SECONDS * _SECOND_NS
     first_hour = since // _HOUR_NS
-    if first_hour < (now_ns - RETENTION_SECONDS * _SECOND_NS) // _HOUR_NS:
+    if first_hour < _oldest_kept_hour(now_ns):
         return None
     root = _root(storage)
     dates: dict[str, set[dt.date]] = {}
@@ -199,7 +200,7 @@ def changes_since(storage: LocalStorage, cursor_ns: int | None, now_ns: int) -> 
             for table in tables:
                 dates.setdefault(table, set()).add(day)
 
-    add(_names(f"{root}/{PENDING_DIR}"), None)  # every change still under way
+    add(pending, None)  # every change still under way
     for hour in _names(root):
         if hour.isdigit() and int(hour) >= first_hour:
             add(_names(f"{root}/{hour}"), since)

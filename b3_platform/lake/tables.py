@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -158,13 +159,20 @@ def write_date(
     layer = publish_unit(defs.values())
     encoded = {name: _encode(defs[name], day, tables[name]) for name in defs}
     keys = {name: table_partition_key(defs[name].location, day) for name in defs}
-    # The whole unit's date is announced: its manifest (every table's publication) changes too.
-    with recording(storage, [t.name for t in unit_tables(layer)] or list(defs), day):
+    with _announced(storage, layer, defs, day):
         if layer is None:
             for name, data in encoded.items():
                 storage.write_bytes(keys[name], data)
             return keys
         return _write_unit_date(storage, layer, defs, day, encoded, keys, was_published)
+
+
+def _announced(
+    storage: Storage, layer: str | None, defs: Mapping[str, TableDef], day: dt.date
+) -> AbstractContextManager[None]:
+    """The change of a date recorded in the lake's change journal (lake.changes): a unit's whole
+    date (its manifest, every table's publication, changes too), else the tables written."""
+    return recording(storage, [t.name for t in unit_tables(layer)] or list(defs), day)
 
 
 def _write_unit_date(
@@ -257,7 +265,7 @@ def delete_date(
     For a subset of a unit the whole date is unpublished (its input is gone, so the other tables'
     files are stale too); their files stay, unlisted, until the date is written again."""
     layer = publish_unit(defs.values())
-    with recording(storage, [t.name for t in unit_tables(layer)] or list(defs), day):
+    with _announced(storage, layer, defs, day):
         if layer is not None and was_published:
             storage.delete(manifest_key(layer, day))
         return [name for name, t in defs.items() if delete_partition(storage, t, day)]
