@@ -8,6 +8,7 @@ however they arrived (schedule, import, landing).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -15,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from b3_platform import trading_calendar
-from b3_platform.lake.paths import PARQUET_FILE, is_index_folder_code
-from b3_platform.lake.raw_inventory import RawInventory, inventory
+from b3_platform.lake.paths import COVERAGE_BASIS_KEY, is_index_folder_code, year_file
+from b3_platform.lake.raw_inventory import Counts, RawInventory, inventory
 from b3_platform.lake.schemas import COVERAGE
 from b3_platform.lake.storage import Storage
 from b3_platform.lake.tables import to_parquet_bytes
@@ -106,27 +107,44 @@ def coverage_rows(report: Sequence[IndexCoverage]) -> list[tuple[str, dt.date, s
     ]
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What every year of the coverage table shares: its indices in row order (expected first, then
+    the others seen in raw, by code), which of them are expected, and its first day."""
+
+    order: list[str]
+    expected: list[bool]
+    first: dt.date
+
+
+def _layout(raw: RawInventory, expected: Iterable[str]) -> _Layout | None:
+    """From the inventory's summaries alone (each index's first day): no year is read. None when raw
+    holds no capture of an index code."""
+    firsts = {index: day for index, day in raw.first_days().items() if is_index_folder_code(index)}
+    if not firsts:
+        return None
+    wanted = list(dict.fromkeys(expected))
+    order = [*wanted, *sorted(set(firsts) - set(wanted))]
+    return _Layout(order, [index in wanted for index in order], min(firsts.values()))
+
+
 def coverage_table(raw: RawInventory, expected: Iterable[str], today: dt.date) -> pa.Table:
     """The coverage table of raw's inventory (lake.raw_inventory): every expected index and every
     index seen in raw, from the first captured day to `today` (the command's default range); empty
-    when raw holds nothing.
-
-    The rows of `coverage_rows(coverage(...))`, built as columns (one index-by-day grid of booleans,
-    each column a dictionary cast to strings): 34 indices x 1,250 trading days are 42,500 rows on
-    every catalog refresh, which as Python tuples cost more than reading raw's inventory itself.
-    The grid is filled from the inventory's {date: {index: count}} as it is, a date at a time:
-    turning it into a set of dates per index first (`captured_days`) was most of the build."""
-    counts = raw.counts
-    seen: set[str] = set()
-    for per_day in counts.values():
-        seen.update(per_day)
-    seen = {index for index in seen if is_index_folder_code(index)}
-    if not seen:
+    when raw holds nothing. The lake stores it a year per file (`write_coverage`)."""
+    layout = _layout(raw, expected)
+    if layout is None:
         return COVERAGE.schema.empty_table()
-    first = min(day for day, per_day in counts.items() if not seen.isdisjoint(per_day))
-    days = trading_calendar.trading_days_between(first, today)
-    expected = list(dict.fromkeys(expected))
-    order = [*expected, *sorted(seen - set(expected))]
+    return _grid(raw.counts, layout, trading_calendar.trading_days_between(layout.first, today))
+
+
+def _grid(counts: Counts, layout: _Layout, days: list[dt.date]) -> pa.Table:
+    """The rows of `coverage_rows(coverage(...))` for `days`, built as columns (one index-by-day grid
+    of booleans, each column a dictionary cast to strings): 34 indices x 1,250 trading days are
+    42,500 rows, which as Python tuples cost more than reading raw's inventory itself. The grid is
+    filled from the inventory's {date: {index: count}} as it is, a date at a time: turning it into a
+    set of dates per index first (`captured_days`) was most of the build."""
+    order = layout.order
     row_of = {index: row for row, index in enumerate(order)}
     position = {day: i for i, day in enumerate(days)}
     captured = np.zeros((len(order), len(days)), dtype=np.int8)
@@ -141,7 +159,7 @@ def coverage_table(raw: RawInventory, expected: Iterable[str], today: dt.date) -
             pa.date32()
         ),
         _repeated(["missing", "captured"], captured.ravel()),
-        pa.array(np.repeat(np.array([i in expected for i in order], dtype=bool), len(days))),
+        pa.array(np.repeat(np.array(layout.expected, dtype=bool), len(days))),
     ]
     return pa.Table.from_arrays(columns, schema=COVERAGE.schema)
 
@@ -153,15 +171,69 @@ def _repeated(values: list[str], codes: np.ndarray) -> pa.Array:
 
 def write_coverage(
     storage: Storage, expected: Iterable[str], today: dt.date, *, raw: RawInventory | None = None
-) -> str:
-    """Write the coverage table into the lake (`catalog/coverage/data.parquet`, one atomic write),
-    only when it changed: the catalogs register that file (Glue as an unpartitioned table), and an
-    unchanged file keeps its identity, so the local catalog does not load it again. Without `raw`
-    (the inventory the caller brought up to date) it brings the raw inventory's state up to date on
-    the way (what the catalog's raw counts then read). Returns its key."""
-    key = f"{COVERAGE.location}{PARQUET_FILE}"
-    raw = inventory(storage, update=True) if raw is None else raw
-    data = to_parquet_bytes(coverage_table(raw, expected, today))
-    if storage.read_if_exists(key) != data:
-        storage.write_bytes(key, data)
-    return key
+) -> list[str]:
+    """Write the coverage table into the lake, one file per year (`paths.year_file` under
+    `catalog/coverage/`, each one atomic write), rebuilding only the years that may have changed:
+    the catalogs register that folder (Glue as an unpartitioned table), and a year whose bytes are
+    the same keeps its file's identity, so the local catalog does not load it again.
+
+    Which years may have changed is told by the basis of the last write (`COVERAGE_BASIS_KEY`,
+    written after the files): the layout (indices, which are expected, the first day), the day it
+    ran through and each year's inventory digest. A year is rebuilt when its digest differs or the
+    range grew into it (the years from the last write's day on); every year when the layout
+    changed or there is no basis (then files the folder holds for no year of the range, such as an
+    older version's one file, are deleted). So the daily refresh builds the current year only,
+    whatever the history. Without `raw` (the inventory the caller brought up to date) it brings the
+    raw inventory's state up to date on the way (what the catalog's raw counts then read). Returns
+    the keys of the years' files."""
+    raw = inventory(storage, update=True, whole=False) if raw is None else raw
+    layout = _layout(raw, expected)
+    years = list(range(layout.first.year, today.year + 1)) if layout and layout.first <= today else []
+    basis = {
+        "format": _BASIS_FORMAT,
+        "order": layout.order if layout else [],
+        "expected": layout.expected if layout else [],
+        "first": layout.first.isoformat() if layout else None,
+        "through": today.isoformat(),
+        "years": {str(y): raw.years[y].digest if y in raw.years else "" for y in years},
+    }
+    before = _read_basis(storage)
+    keys = {y: f"{COVERAGE.location}{year_file(y)}" for y in years}
+    if before is not None and all(before[k] == basis[k] for k in ("order", "expected", "first")):
+        since = min(dt.date.fromisoformat(before["through"]).year, today.year)
+        rebuild = [y for y in years if y >= since or before["years"].get(str(y)) != basis["years"][str(y)]]
+        stale = [f"{COVERAGE.location}{year_file(int(y))}" for y in before["years"] if int(y) not in keys]
+    else:
+        rebuild = years
+        stale = [k for k in storage.list_keys(COVERAGE.location) if k not in keys.values()]
+    for year in rebuild:
+        days = trading_calendar.trading_days_between(
+            max(layout.first, dt.date(year, 1, 1)), min(today, dt.date(year, 12, 31))
+        )
+        data = to_parquet_bytes(_grid(raw.year(year), layout, days))
+        if storage.read_if_exists(keys[year]) != data:
+            storage.write_bytes(keys[year], data)
+    if stale:
+        storage.delete_keys(stale)
+    if basis != before:
+        storage.write_bytes(COVERAGE_BASIS_KEY, json.dumps(basis, separators=(",", ":")).encode("utf-8"))
+    return list(keys.values())
+
+
+_BASIS_FORMAT = 1
+
+
+def _read_basis(storage: Storage) -> dict | None:
+    """The basis of the last write, or None when there is none this code can trust (then every year
+    is rebuilt)."""
+    data = storage.read_if_exists(COVERAGE_BASIS_KEY)
+    try:
+        basis = json.loads(data) if data is not None else None
+        if basis is None or basis["format"] != _BASIS_FORMAT:
+            return None
+        dt.date.fromisoformat(basis["through"])
+        if not isinstance(basis["years"], dict) or not all(k.isdigit() for k in basis["years"]):
+            return None
+        return basis
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -1,6 +1,6 @@
 """The local catalog kept in step with the lake: a rebuilt date replaces its old rows exactly, an
 unpublished date is not loaded (and a loaded one whose manifest went away is removed), a removed
-date's rows go, the one-file coverage table is replaced whole when raw changes, and a sync re-reads only what changed (a date whose file kept its identity is not
+date's rows go, the coverage table's year is replaced when raw changes, and a sync re-reads only what changed (a date whose file kept its identity is not
 read again, which a file garbled in place but keeping its size and mtime shows).
 
 The lake is test_catalog's (two real IBOV samples through every layer); each test works on a copy.
@@ -192,7 +192,7 @@ def test_a_deleted_date_leaves_the_catalog_and_the_rest_is_unchanged(lake_copy):
             assert after[name] == before[name], name
 
 
-def test_the_coverage_table_is_replaced_whole_when_raw_changes(lake_copy):  # noqa: F811 (the imported fixture)
+def test_the_coverage_tables_year_is_replaced_when_raw_changes(lake_copy):  # noqa: F811 (the imported fixture)
     storage, catalog = LocalStorage(lake_copy), duckdb_catalog(lake_copy)
     today = NEW_DAY + dt.timedelta(days=4)  # a Monday: 07-03, 07-04 and 07-07 are trading days after DAYS
 

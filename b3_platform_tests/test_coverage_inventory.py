@@ -130,7 +130,7 @@ def test_a_lost_or_damaged_state_is_rebuilt_from_a_full_walk(storage, damage):
         storage.delete(state)
     else:
         bad = {"not json": b"{trunc", "other format": b'{"format": 99, "dates": {}}'}
-        storage.write_bytes(state, bad.get(damage, b'{"format": 1, "dates": [1, 2]}'))
+        storage.write_bytes(state, bad.get(damage, b'{"format": 2, "years": [1, 2]}'))
     assert (
         inventory(storage, update=True).counts
         == walked(storage)
@@ -207,12 +207,19 @@ def test_an_update_lists_only_the_dates_written_since(tmp_path):
     listed.clear()
     inventory(storage)  # nothing written since: the state alone
     assert listed == [raw_inventory_prefix()]
-    # and what that listing walks stays the same size: no folder per date left behind by markers
+    # and what that listing walks stays the same size: no folder per date left behind by markers,
+    # one summary, and a year's file kept only until the refresh after the one that replaced it
     folder = tmp_path / "lake" / raw_inventory_prefix()
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
-        RAW_PENDING_DIR.rstrip("/"),
-        "state-000000000002.json",
-    ]
+
+    def held() -> list[str]:
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    first, second = [n for n in held() if n.startswith("years/")]  # 2025 before and after JULY_3
+    assert held() == ["state-000000000002.json", first, second] and (folder / RAW_PENDING_DIR).is_dir()
+    capture(storage, JULY_3, "SMLL")
+    inventory(storage, update=True)
+    newest = [n for n in held() if n.startswith("years/") and n not in (first, second)]
+    assert len(newest) == 1 and len(held()) == 3 and "state-000000000003.json" in held()
 
 
 def test_other_methods_captures_leave_no_marker(tmp_path):

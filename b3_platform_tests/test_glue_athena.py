@@ -40,6 +40,7 @@ from b3_platform.catalog.types import sql_type
 from b3_platform.cli import main
 from b3_platform.discovery import import_listing, listing_store
 from b3_platform.importer import import_paths
+from b3_platform.lake.paths import year_file
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.s3_storage import S3Storage
 from b3_platform.lake.schemas import (
@@ -55,6 +56,7 @@ from b3_platform.lake.storage import open_storage
 from b3_platform.lake.tables import manifest_key
 from b3_platform.resources import B3ApiResource, lake_resources
 from b3_platform.runs import RunOutcome, materialize_days
+from b3_platform.trading_calendar import today_sao_paulo
 from b3_platform_tests.conftest import ENV_VARS
 from b3_platform_tests.moto_aws import CREDENTIALS, REGION, AwsTarget
 from b3_platform_tests.replay import SAMPLES, STOCK_INDEX_SAMPLE
@@ -476,10 +478,16 @@ def test_coverage_is_an_unpartitioned_glue_table_over_the_file_the_catalog_asset
         ("status", "string"),
         ("expected", "boolean"),
     ]
-    assert keys(target, COVERAGE.location) == ["catalog/coverage/data.parquet"]  # all Athena reads there
-    written = pq.read_table(pa.BufferReader(storage(target).read_bytes("catalog/coverage/data.parquet")))
-    assert written.schema.equals(COVERAGE.schema, check_metadata=False)
-    rows = written.to_pylist()
+    # All Athena reads there: a file per year, from the first capture's to today's.
+    years = range(DAYS[0].year, today_sao_paulo().year + 1)
+    files = [f"catalog/coverage/{year_file(y)}" for y in years]
+    assert keys(target, COVERAGE.location) == files
+    rows = []
+    for year, key in zip(years, files):
+        written = pq.read_table(pa.BufferReader(storage(target).read_bytes(key)))
+        assert written.schema.equals(COVERAGE.schema, check_metadata=False)
+        assert {r["date"].year for r in written.to_pylist()} == {year}  # that year's rows only
+        rows += written.to_pylist()
     # IBOV (configured, so expected) from its first capture to today: the two samples captured.
     assert {r["index"] for r in rows} == {"IBOV"} and all(r["expected"] for r in rows)
     assert [r["date"] for r in rows if r["status"] == "captured"] == list(DAYS)

@@ -19,7 +19,13 @@ import b3_platform.lake.storage as storage_module
 from b3_platform.assets import ALL_ASSETS
 from b3_platform.assets.announced import ANNOUNCED_ASSETS
 from b3_platform.importer import import_paths
-from b3_platform.lake.paths import CHANGES_ROOT, RAW_INVENTORY_ROOT, RAW_PENDING_DIR, raw_inventory_prefix
+from b3_platform.lake.paths import (
+    CHANGES_ROOT,
+    RAW_INVENTORY_ROOT,
+    RAW_PENDING_DIR,
+    raw_inventory_prefix,
+    year_file,
+)
 from b3_platform.lake.raw_store import RawStore
 from b3_platform.lake.schemas import (
     BRONZE_PORTFOLIO,
@@ -33,6 +39,7 @@ from b3_platform.lake.schemas import (
 from b3_platform.lake.schemas import DAY_PORTFOLIO_TABLES as TABLES
 from b3_platform.lake.storage import TEMP_PREFIX, LocalStorage
 from b3_platform.runs import RANGE_END, RANGE_START, range_tags
+from b3_platform.trading_calendar import today_sao_paulo
 from b3_platform_tests.conftest import REPO, duckdb_catalog
 from b3_platform_tests.replay import sample_bytes, with_changes
 
@@ -78,7 +85,9 @@ GOLD_CHECKS = {
     "time_in_index_consistent",
 }
 
-COVERAGE_KEY = "catalog/coverage/data.parquet"  # the catalog asset writes it (b3_platform.coverage)
+#: The coverage table's files the catalog asset writes (b3_platform.coverage): a year each, from the
+#: first capture's (D's) to today's.
+COVERAGE_KEYS = [f"catalog/coverage/{year_file(y)}" for y in range(D.year, today_sao_paulo().year + 1)]
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -208,18 +217,25 @@ def layer_files(lake_root) -> dict[str, bytes]:
 
 
 def assert_inventory_counts_raw(lake_root) -> None:
-    """After a catalog refresh, raw's inventory is one state counting every capture sidecar in raw
-    (walked here by glob, independently of lake.raw_inventory), with no marker left pending."""
+    """After a catalog refresh, raw's inventory is one state whose year files count every capture
+    sidecar in raw (walked here by glob, independently of lake.raw_inventory), with no marker left
+    pending (and, of year files, only the ones the state names or the state before it named)."""
     folder = lake_root / raw_inventory_prefix()
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    assert len(files) == 1 and files[0].startswith("state-"), files
+    [state] = [f for f in files if not f.startswith("years/")]
+    assert state.startswith("state-"), files
     assert not (folder / RAW_PENDING_DIR).exists() or not any((folder / RAW_PENDING_DIR).iterdir())
     expected: dict[str, dict[str, int]] = {}
     for sidecar in (lake_root / "raw" / "GetPortfolioDay").glob("date=*/index=*/*.meta.json"):
         day, index = sidecar.parent.parent.name[len("date=") :], sidecar.parent.name[len("index=") :]
         expected.setdefault(day, {}).setdefault(index, 0)
         expected[day][index] += 1
-    assert json.loads((folder / files[0]).read_bytes())["dates"] == expected
+    counted: dict[str, dict[str, int]] = {}
+    years = json.loads((folder / state).read_bytes())["years"]
+    for year, summary in years.items():
+        counted.update(json.loads((folder / f"years/{year}-{summary['digest']}.json").read_bytes())["dates"])
+    assert counted == expected
+    assert len(files) <= 1 + 2 * len(years), files
 
 
 def temp_files(lake_root) -> list[str]:
@@ -482,7 +498,7 @@ def test_rematerializing_a_partition_writes_identical_bytes(lake_root, resources
     assert run(resources, day=D).success
     first = lake_files(lake_root)
     assert sorted(k for k in first if k.endswith(".parquet")) == sorted(
-        [*(f"{t.location}date={D}/data.parquet" for t in TABLE_DEFS), COVERAGE_KEY]
+        [*(f"{t.location}date={D}/data.parquet" for t in TABLE_DEFS), *COVERAGE_KEYS]
     )
     catalog = duckdb_catalog(lake_root)
     sql = 'SELECT count(*), min("date") FROM gold_time_in_index'
@@ -497,9 +513,11 @@ def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resourc
     assert run(resources, first=dt.date(2025, 6, 30), last=dt.date(2025, 7, 8)).success
     assert run(resources, day=D).success
     old = 946_684_800  # 2000-01-01: a rewritten file cannot keep this mtime
-    files = sorted(p for p in lake_root.rglob("*.parquet") if p != lake_root / COVERAGE_KEY)
+    coverage_files = [lake_root / k for k in COVERAGE_KEYS]
+    files = sorted(p for p in lake_root.rglob("*.parquet") if p not in coverage_files)
     assert len(files) == len(TABLE_DEFS) * len(JSON_DAYS)
-    os.utime(lake_root / COVERAGE_KEY, (old, old))
+    for path in coverage_files:
+        os.utime(path, (old, old))
     before = {}
     for path in files:
         os.utime(path, (old, old))
@@ -511,9 +529,9 @@ def test_rematerializing_a_range_replaces_exactly_those_dates(lake_root, resourc
     # Gold of 07-02 compares with 07-01 and its stays walk back over older silver: both untouched,
     # so gold is rebuilt byte for byte like every other layer.
     assert {p for _, p in materializations(result)} == {d.isoformat() for d in redone} | {None}
-    assert sorted(p for p in lake_root.rglob("*.parquet") if p != lake_root / COVERAGE_KEY) == files
-    # The catalog's coverage table is rewritten only when raw changed: not here.
-    assert (lake_root / COVERAGE_KEY).stat().st_mtime == old
+    assert sorted(p for p in lake_root.rglob("*.parquet") if p not in coverage_files) == files
+    # The catalog's coverage table is rewritten only when raw changed: not here (no year's file).
+    assert [p.stat().st_mtime for p in coverage_files] == [old] * len(coverage_files)
     for path in files:
         day = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
         assert path.read_bytes() == before[path], path

@@ -201,9 +201,11 @@ def write_history_results(text: str) -> None:
 #: The steps of the run that are the catalog (the DuckDB registration of every table) and the
 #: dashboard, shown apart from the rest (capture, bronze, silver, gold, checks).
 CATALOG_STEPS = ("athena_tables",)
-#: Where a checkout that keeps the lake's change journal keeps it (b3_platform.lake.paths.CHANGES_ROOT;
-#: written out so the script also measures checkouts from before it).
-CHANGES_JOURNAL = "catalog/_changes"
+#: Where a checkout keeps the lake's own catalog state: raw's inventory, the coverage table and its
+#: basis, the change journal (b3_platform.lake.paths: RAW_INVENTORY_ROOT, COVERAGE.location,
+#: COVERAGE_BASIS_KEY, CHANGES_ROOT; written out so the script also measures checkouts from before
+#: them, whose layouts differ).
+LAKE_CATALOG = "catalog"
 DASHBOARD_STEPS = ("dashboard",)
 #: Gold's step, the one whose time in index walked back over history.
 GOLD_STEPS = ("gold_tables",)
@@ -524,11 +526,14 @@ def measure_history(
                     catalogs[name, n] = Path(
                         shutil.copy2(lake / "warehouse.duckdb", prep / "warehouse.duckdb")
                     )
-                    # The lake's change journal as that catalog step left it (a checkout that keeps
-                    # one), part of the lake's state the day after as the catalog is: without it
-                    # the timed run's catalog would not trust the journal and list the lake whole.
-                    if (lake / CHANGES_JOURNAL).is_dir():
-                        shutil.copytree(lake / CHANGES_JOURNAL, prep / "changes")
+                    # The lake's catalog state as that catalog step left it in the checkout's own
+                    # layout (raw's inventory, coverage, the change journal), part of the lake's
+                    # state the day after as the catalog is: without it the timed run would pay a
+                    # one-time migration (a walk of all raw, every coverage year rebuilt) or, without
+                    # the journal, list the lake whole. Hard links: the same inodes, so the coverage
+                    # files keep the identity the catalog loaded them with (the lake writes a file by
+                    # renaming a new one over it, never into it).
+                    shutil.copytree(lake / LAKE_CATALOG, prep / "lake-catalog", copy_function=os.link)
             for r in range(repeat):
                 for n in sizes:
                     for name, checkout in checkouts.items():
@@ -537,10 +542,12 @@ def measure_history(
                         shutil.rmtree(lake)
                         link_lake(lakes[n], lake)
                         shutil.copy2(catalogs[name, n], lake / "warehouse.duckdb")
-                        journal = catalogs[name, n].parent / "changes"
-                        if journal.is_dir():
-                            shutil.rmtree(lake / CHANGES_JOURNAL, ignore_errors=True)
-                            shutil.copytree(journal, lake / CHANGES_JOURNAL)
+                        shutil.rmtree(lake / LAKE_CATALOG, ignore_errors=True)
+                        shutil.copytree(
+                            catalogs[name, n].parent / "lake-catalog",
+                            lake / LAKE_CATALOG,
+                            copy_function=os.link,
+                        )
                         # The copy's metadata written out before the clock starts: else the run's
                         # fsyncs wait for the journal to commit ~100,000 new links of a 1,250 x 34
                         # lake, a cost that grows with history but is the benchmark's, not the run's.

@@ -112,7 +112,9 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
     def refresh_coverage(storage, indices, day):
         from b3_platform.lake.raw_inventory import inventory
 
-        raw = inventory(storage, update=True)
+        # A checkout whose inventory reads only the years its markers name, as its refresh does.
+        whole = {"whole": False} if "whole" in inspect.signature(inventory).parameters else {}
+        raw = inventory(storage, update=True, **whole)
         coverage.write_coverage(storage, indices, day, raw=raw)
         return raw
 
@@ -155,7 +157,7 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
             if not s3
             else None
         )
-        table = storage.read_bytes("catalog/coverage/data.parquet")
+        table = _coverage_answer(storage)
         result[stage] = {
             **{p: found.get(p, spent.get(p)) for p in ("coverage", "captured_days")},
             "raw_counts": spent.get("raw_counts") if not s3 else None,
@@ -168,6 +170,19 @@ def _child(checkout: str, lake: str, indices: list[str], day: str, s3: bool) -> 
     if s3:
         mock.stop()
     print(json.dumps(result))
+
+
+def _coverage_answer(storage) -> bytes:
+    """The coverage table's rows, sorted, as bytes to hash: the same answer whether a checkout
+    stores it in one file (`catalog/coverage/data.parquet`) or a file per year."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [k for k in storage.list_keys("catalog/coverage/") if k.endswith(".parquet")]
+    table = pa.concat_tables(pq.read_table(pa.BufferReader(storage.read_bytes(k))) for k in files)
+    return json.dumps(
+        table.sort_by([("index", "ascending"), ("date", "ascending")]).to_pydict(), default=str
+    ).encode()
 
 
 def _s3_lake(lake: str, requests: Counter):

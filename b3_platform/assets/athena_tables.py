@@ -93,7 +93,7 @@ def athena_tables(
     # Raw's inventory is brought up to date once (its state written forward), for coverage and for
     # raw_captures' counts. The coverage table is written into the lake first, so both catalogs
     # register it like any other table: locally loaded, on AWS read by Athena from S3.
-    raw = inventory(storage, update=True)
+    raw = inventory(storage, update=True, whole=False)
     write_coverage(storage, b3.capture_list(), today_sao_paulo(), raw=raw)
     tables = [t for t in CATALOG_TABLES.values() if catalog.covers(t)]
     # A run for one date (the daily run, a per-date backfill's run) changed a few dates, which the

@@ -53,10 +53,10 @@ from b3_platform.catalog.base import (
 from b3_platform.catalog.duckdb_reader import DuckDBCatalogReader, open_read_only
 from b3_platform.catalog.types import duckdb_type
 from b3_platform.lake import changes
-from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE, date_dir
+from b3_platform.lake.paths import DATE_DIR_PREFIX, PARQUET_FILE, date_dir, year_of_file
 from b3_platform.lake.raw_inventory import RawInventory, inventory
 from b3_platform.lake.schemas import GOLD_CHANGES, SILVER_ASSETS, TableDef
-from b3_platform.lake.storage import LocalStorage, Storage
+from b3_platform.lake.storage import LocalStorage, Storage, folder_names
 from b3_platform.lake.tables import MANIFEST_FILE, PUBLISHED_DIR, published_together
 
 #: How DESCRIBE names the types the lake declares (decimals are DECIMAL(p,s) already).
@@ -111,10 +111,10 @@ def _sidecar_counts(
     plus the dates written since), which the catalog refresh has just brought up to date. Counting
     through the view would read and parse every sidecar of the history; even a scandir of every
     date and index folder grew with history (~0.5 s of CPU at 1,250 dates x 34 indices). `raw` is
-    that inventory when the refresh passed it (else it is read again: its state's JSON alone is
-    ~20 ms at that size)."""
+    that inventory when the refresh passed it (else its summary is read again: the totals are
+    the summary's, no year is read)."""
     # raw_captures is the one view, over raw/<GetPortfolioDay>/
-    return (inventory(storage) if raw is None else raw).totals()
+    return (inventory(storage, whole=False) if raw is None else raw).totals()
 
 
 #: raw_captures over the capture sidecars (lake.raw_store writes them): a key a sidecar lacks (url
@@ -157,20 +157,29 @@ def _stat_files(folder: str, name: str) -> dict[dt.date, tuple[str, str]]:
     listing, ~10 us a date against the stat's ~5; a name that is not a date folder holding the file
     fails its stat or its date and is skipped)."""
     found = {}
-    try:
-        with os.scandir(folder) as entries:
-            names = [entry.name for entry in entries]
-    except FileNotFoundError:
-        return found
     base = _folder(folder)
     skip, stat, date_of = len(DATE_DIR_PREFIX), os.stat, dt.date.fromisoformat
-    for entry in names:
+    for entry in folder_names(folder):
         if not entry.startswith(DATE_DIR_PREFIX):
             continue
         path = f"{base}{entry}/{name}"
         try:
             found[date_of(entry[skip:])] = (path, _identity(stat(path)))
         except (ValueError, OSError):  # not a date, not a folder, or a date without its file (yet)
+            continue
+    return found
+
+
+def _year_files(folder: str) -> dict[dt.date, tuple[str, str]]:
+    """{January 1st of the year: (path, identity)} of a table kept a file per year (`year_file`: the
+    coverage table), whose rows of that year's dates are the file's."""
+    found = {}
+    for name in folder_names(folder):
+        year, path = year_of_file(name), f"{_folder(folder)}{name}"
+        try:
+            if year is not None:
+                found[dt.date(year, 1, 1)] = (path, _identity(os.stat(path)))
+        except OSError:  # replaced or removed since the listing
             continue
     return found
 
@@ -196,7 +205,8 @@ def _stat_dates(folder: str, name: str, dates: Collection[dt.date]) -> dict[dt.d
     return found
 
 
-#: The state's date of an unpartitioned table's one file (the coverage table).
+#: The state's date of an unpartitioned table's one file, as older versions kept the coverage table
+#: (now a file per year, under the year's January 1st): found in a catalog, its rows are removed.
 WHOLE = dt.date(1, 1, 1)
 #: Dates loaded per INSERT: one INSERT of a whole history sorted by date (the first refresh after
 #: an import of years at 34 indices, ~2 MB of rows per date) held every row in memory at once; in
@@ -261,12 +271,11 @@ def lake_files(
     """{date: (file path, identity)} of the table's published dates: one scandir of the table's
     folder and one stat per date, reading no file; a unit's manifests are listed once per sync
     (`published`, filled here). With `only` (the dates the change journal names), just those
-    dates' files and manifests are looked at, no folder is listed. An unpartitioned table's one
-    file is under WHOLE."""
+    dates' files and manifests are looked at, no folder is listed. An unpartitioned table's files
+    (one per year) are under their year's January 1st."""
     root = storage.uri()
     if not table_def.partitioned:
-        path = f"{root}/{table_def.location}{PARQUET_FILE}"
-        return {WHOLE: (path, _identity(os.stat(path)))} if os.path.isfile(path) else {}
+        return _year_files(f"{root}/{table_def.location}")
     folder = f"{root}/{table_def.location}"
     files = _stat_files(folder, PARQUET_FILE) if only is None else _stat_dates(folder, PARQUET_FILE, only)
     if published_together(table_def):
@@ -475,8 +484,14 @@ def _apply(
                 f"WHERE {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[]))",
                 [stale],
             )
-        else:  # one file: its rows are the whole table
+        elif WHOLE in stale:  # an older version's one file: its rows were the whole table
             conn.execute(f"DELETE FROM {_quote_ident(table_def.name)}")
+        else:  # a file per year: its rows are that year's dates
+            conn.execute(
+                f"DELETE FROM {_quote_ident(table_def.name)} WHERE {PARTITION_COLUMN} BETWEEN ? AND ? "
+                f"AND year({PARTITION_COLUMN}) IN (SELECT unnest(?::INTEGER[]))",
+                [stale[0], dt.date(stale[-1].year, 12, 31), [d.year for d in stale]],
+            )
         conn.execute(
             f"DELETE FROM {STATE_TABLE} WHERE table_name = ? AND date IN (SELECT unnest(?::DATE[]))",
             [table_def.name, stale],
@@ -539,8 +554,14 @@ def _count_loaded(conn: duckdb.DuckDBPyConnection, tables: Sequence[TableDef]) -
                     [min(dates), max(dates), dates],
                 ).fetchall()
             )
-        else:  # one file: its rows are the whole table, under WHOLE
-            found = {WHOLE: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]}
+        else:  # a file per year: its rows are that year's dates, under its January 1st
+            found = dict(
+                conn.execute(
+                    f"SELECT make_date(year({PARTITION_COLUMN}), 1, 1), count(*) FROM {table} "
+                    f"WHERE {PARTITION_COLUMN} BETWEEN ? AND ? GROUP BY 1",
+                    [min(dates), dt.date(max(dates).year, 12, 31)],
+                ).fetchall()
+            )
         conn.execute(
             f"UPDATE {STATE_TABLE} SET rows = c.n FROM (SELECT unnest(?::DATE[]) AS d, unnest(?::BIGINT[]) AS n) c "
             "WHERE table_name = ? AND date = c.d",

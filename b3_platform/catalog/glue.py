@@ -67,7 +67,7 @@ def table_input(table_def: TableDef, storage: Storage) -> dict[str, Any]:
         "Description": table_def.description,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": dict(TABLE_PARAMETERS),
-        # An unpartitioned table (coverage) is its location's one file; Athena reads it whole.
+        # An unpartitioned table (coverage) is its location's files, a year each; Athena reads them all.
         "PartitionKeys": PARTITION_KEYS if table_def.partitioned else [],
         "StorageDescriptor": storage_descriptor(table_def, storage.uri(table_def.location)),
     }

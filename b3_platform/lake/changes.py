@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from b3_platform.lake.paths import CHANGES_ROOT
-from b3_platform.lake.storage import LocalStorage, Storage
+from b3_platform.lake.storage import LocalStorage, Storage, folder_names
 
 PENDING_DIR = "pending"
 #: The file naming this journal: a catalog that recorded another one lists the lake whole.
@@ -146,14 +146,6 @@ def _parse(name: str) -> tuple[int, dt.date, list[str]] | None:
         return None
 
 
-def _names(folder: str) -> list[str]:
-    try:
-        with os.scandir(folder) as entries:
-            return [entry.name for entry in entries]
-    except FileNotFoundError:
-        return []
-
-
 def _oldest_kept_hour(now_ns: int) -> int:
     """The oldest hour of done markers kept at `now_ns` (older ones are deleted)."""
     return (now_ns - RETENTION_SECONDS * _SECOND_NS) // _HOUR_NS
@@ -165,13 +157,13 @@ def tidy(storage: LocalStorage, now_ns: int) -> list[str]:
     the names of the markers still pending."""
     root = _root(storage)
     pending = []
-    for name in _names(f"{root}/{PENDING_DIR}"):
+    for name in folder_names(f"{root}/{PENDING_DIR}"):
         parsed = _parse(name)
         if parsed is not None and parsed[0] < now_ns - STALE_SECONDS * _SECOND_NS:
             _mark_done(root, f"{root}/{PENDING_DIR}/{name}", name.split(".", 1)[1], now_ns)
         else:
             pending.append(name)
-    for name in _names(root):
+    for name in folder_names(root):
         if name.isdigit() and int(name) < _oldest_kept_hour(now_ns):
             shutil.rmtree(f"{root}/{name}", ignore_errors=True)
     return pending
@@ -201,7 +193,7 @@ def changes_since(storage: LocalStorage, cursor_ns: int | None, now_ns: int) -> 
                 dates.setdefault(table, set()).add(day)
 
     add(pending, None)  # every change still under way
-    for hour in _names(root):
+    for hour in folder_names(root):
         if hour.isdigit() and int(hour) >= first_hour:
-            add(_names(f"{root}/{hour}"), since)
+            add(folder_names(f"{root}/{hour}"), since)
     return Changes(dates)

@@ -54,6 +54,27 @@ def raw_prefix(day: dt.date | None = None, index: str | None = None, *, method: 
 RAW_INVENTORY_ROOT = "catalog/_raw_inventory/"
 RAW_PENDING_DIR = "pending/"
 
+#: What the coverage table (b3_platform.coverage) was last written from, which tells the next
+#: write which of its years may have changed: outside `catalog/coverage/`, which Athena reads whole,
+#: and beside raw's inventory (outside any method's), whose state it follows: deleting that folder
+#: has the next refresh walk raw whole and rebuild every coverage year.
+COVERAGE_BASIS_KEY = f"{RAW_INVENTORY_ROOT}coverage_basis.json"
+
+
+def year_file(year: int) -> str:
+    """The file of one year of a table kept a file per year with no `date=` folders (the coverage
+    table): `<YYYY>.parquet`."""
+    return f"{year:04d}{YEAR_FILE_SUFFIX}"
+
+
+def year_of_file(name: str) -> int | None:
+    """The year of a `year_file` name, None for any other name."""
+    stem = name[: -len(YEAR_FILE_SUFFIX)] if name.endswith(YEAR_FILE_SUFFIX) else ""
+    return int(stem) if len(stem) == 4 and stem.isdigit() else None
+
+
+YEAR_FILE_SUFFIX = ".parquet"
+
 
 #: Where the lake's change journal (lake.changes) keeps its markers of which tables' dates were
 #: written: beside the raw inventory, outside every table's folder and every reader's glob.

@@ -36,8 +36,9 @@ class TableDef:
     #: `<unit>/_published/date=D/manifest.json` (lake/tables.py). None: the table's file alone is
     #: its publication (one atomic write).
     published_with: str | None = None
-    #: False for a table kept whole in one file `<location>data.parquet`, with no `date=` partition
-    #: (the catalog's coverage table, rewritten by each catalog refresh).
+    #: False for a table kept a file per year, `<location><YYYY>.parquet` (paths.year_file), with no
+    #: `date=` partition: its `date` column's year is its file's (the catalog's coverage table,
+    #: whose years each catalog refresh rewrites when they changed).
     partitioned: bool = True
 
     @property
@@ -496,7 +497,7 @@ COVERAGE = TableDef(
     description=(
         "One row per index per trading day, from the first captured day to the day of the catalog's "
         "last refresh: whether raw holds a capture of it (what `python -m b3_platform coverage --days` "
-        "lists). Rewritten whole by each refresh of the catalog."
+        "lists). Stored a file per year; each refresh of the catalog rewrites the years that changed."
     ),
     schema=pa.schema(
         [

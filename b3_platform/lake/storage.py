@@ -231,6 +231,16 @@ class LocalStorage(Storage):
         return removed
 
 
+def folder_names(folder: str) -> list[str]:
+    """The names in a local folder, none when it does not exist: one scandir, names only (what the
+    catalog's and the change journal's listings of thousands of entries afford)."""
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries]
+    except FileNotFoundError:
+        return []
+
+
 def _temp_owner() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
 
