@@ -9,6 +9,7 @@ The lake is test_catalog's (two real IBOV samples through every layer); each tes
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import time
 from pathlib import Path
@@ -327,3 +328,30 @@ def test_a_one_date_run_reads_the_journal_and_the_catalog_alone_lists_the_lake(l
 
     assert run_catalog_asset(lake_copy).success
     assert len(silver_assets_of(catalog, DAYS[0])) == 3
+
+
+def test_a_journal_sync_keeps_clustered_years_across_a_new_year(lake_copy, tmp_path):  # noqa: F811
+    """silver_assets is stored a year at a time sorted by (index, ticker) (CLUSTERED_BY): a journal
+    sync reads the state of the years it may reload only, yet appends a new date of the newest
+    year (recorded unclustered), reloads that year whole and sorted once a later year arrives, and
+    reloads a closed year whole when a date of it changes: as a catalog listing the lake whole."""
+    storage, catalog = LocalStorage(lake_copy), duckdb_catalog(lake_copy)
+    sync(lake_copy, catalog)
+    silver = {t.name: read_partition(storage, t, DAYS[1]) for t in SILVER.values()}
+    unclustered = f"SELECT table_name, year FROM {duckdb_catalog_module.UNCLUSTERED_TABLE} ORDER BY ALL"
+    columns = '"index", ticker, "date"'
+    for i, (day, left_unclustered) in enumerate(
+        [
+            (dt.date(2025, 7, 3), [("silver_assets", 2025)]),  # the newest year: appended
+            (dt.date(2026, 1, 5), []),  # 2025 closed: reloaded whole, sorted; 2026 whole (its one date)
+            (dt.date(2024, 7, 1), []),  # a closed year's new date: that year reloaded whole
+        ]
+    ):
+        write_date(storage, SILVER, day, silver)
+        journal_sync(lake_copy, catalog)
+        whole = duckdb_catalog(tmp_path / f"whole-{i}")
+        whole.sync(storage, list(TABLES.values()))
+        assert contents(catalog) == contents(whole)
+        assert [r for r in catalog.query(unclustered).rows if r[0] == "silver_assets"] == left_unclustered
+    stored = catalog.query(f'SELECT {columns} FROM silver_assets WHERE year("date") = 2025').rows
+    assert stored == sorted(stored)  # in storage order: the closed year sorted by index, ticker, date

