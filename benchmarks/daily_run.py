@@ -317,10 +317,15 @@ def child_catalog(spec: dict) -> dict:
     import b3_platform
     from b3_platform import trading_calendar
     from b3_platform.definitions import build_defs
+    from b3_platform.resources import B3ApiResource
 
     trading_calendar.today_sao_paulo = lambda: DAY
     lake = spec["lake"]
-    defs = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
+    base = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
+    # The timed runs' capture list: the coverage table lists it, so a catalog prepared with another
+    # would have the first timed run rewrite every coverage year, which no real day after pays.
+    b3 = B3ApiResource(indices=spec.get("indices", ["IBOV"]), lake=base.resources["lake"], pause_seconds=0.0)
+    defs = dg.Definitions(assets=base.assets, jobs=base.jobs, resources={**base.resources, "b3": b3})
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=[dg.AssetKey(k) for k in CATALOG_STEPS], raise_on_error=False
@@ -402,6 +407,7 @@ def child_daily(spec: dict) -> dict:
 
     trading_calendar.today_sao_paulo = lambda: DAY
     pictures = _timed_pictures()
+    parts = _timed_catalog_parts()
     lake = spec["lake"]
     base = build_defs({"B3_PLATFORM_DATA_DIR": lake, "B3_PLATFORM_DUCKDB": f"{lake}/warehouse.duckdb"})
     b3 = B3ApiResource(
@@ -451,6 +457,11 @@ def child_daily(spec: dict) -> dict:
             result_ok = drawn.success
         else:
             result_ok = True
+        looks = [
+            e.user_message
+            for e in instance.all_logs(result.run_id)
+            if e.user_message.startswith(("catalog: looked", "catalog: listed"))
+        ]
     errors = [e.message for e in result.all_events if e.is_failure]
     metadata, picture_bytes, picture_count = stored_metadata(result)
     return {
@@ -468,8 +479,50 @@ def child_daily(spec: dict) -> dict:
         "instance_growth": home_growth,
         **after,
         "steps": steps,
+        "catalog_parts": {k: sum(v) for k, v in parts.items()},
+        "catalog_look": looks,
         "code": str(Path(b3_platform.__file__).resolve().parent.parent),
     }
+
+
+#: The catalog step's parts timed inside the run, where the measured checkout has them (module,
+#: name): raw's inventory, the coverage write, the sync, the two schema checks.
+CATALOG_PARTS = (
+    ("b3_platform.assets.athena_tables", "inventory"),
+    ("b3_platform.assets.athena_tables", "write_coverage"),
+    ("b3_platform.catalog.duckdb_catalog", "DuckDBCatalogResource.sync"),
+    ("b3_platform.assets.athena_tables", "_file_problems"),
+    ("b3_platform.assets.athena_tables", "_schema_problems"),
+)
+
+
+def _timed_catalog_parts() -> dict[str, list[float]]:
+    """Wall seconds of each of CATALOG_PARTS during the run (what of the catalog step grows with
+    history, when it does), patched where the step looks them up."""
+    import importlib
+
+    spent: dict[str, list[float]] = {}
+    for module_name, name in CATALOG_PARTS:
+        owner = importlib.import_module(module_name)
+        *path, attr = name.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        if owner is None or not hasattr(owner, attr):
+            continue
+        into = spent.setdefault(attr.lstrip("_"), [])
+
+        def timed(fn=getattr(owner, attr), into=into):
+            def wrapper(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    into.append(time.perf_counter() - start)
+
+            return wrapper
+
+        setattr(owner, attr, timed())
+    return spent
 
 
 #: The figures a --history child reports, each kept per repeat.
@@ -520,7 +573,9 @@ def measure_history(
                     link_lake(lakes[n], lake)
                     home = fresh_dagster_home(prep / "home", checkout / "dagster.yaml")
                     env = {**os.environ, CHECKOUT_VAR: str(checkout), "DAGSTER_HOME": str(home)}
-                    got = run_daily_child({"mode": "catalog", "lake": str(lake)}, env, prep / "child")
+                    got = run_daily_child(
+                        {"mode": "catalog", "lake": str(lake), "indices": codes}, env, prep / "child"
+                    )
                     if not got["success"] or Path(got["code"]) != checkout.resolve():
                         raise SystemExit(f"{name}: the catalog of {n} dates failed: {got['errors']}")
                     catalogs[name, n] = Path(
@@ -575,6 +630,9 @@ def measure_history(
                                 f[key].append(got[key])
                         for step, seconds in got["steps"].items():
                             f.setdefault("steps", {}).setdefault(step, []).append(seconds)
+                        for part, seconds in got.get("catalog_parts", {}).items():
+                            f.setdefault("catalog_parts", {}).setdefault(part, []).append(seconds)
+                        f.setdefault("catalog_look", []).append(got.get("catalog_look", []))
                         shutil.rmtree(run_dir)
                         print(
                             f"  repeat {r + 1}/{repeat} {name} history {n}: {got['wall']:.2f} s wall, "
@@ -680,6 +738,17 @@ def history_report(
             )
             + "."
         )
+    lines += ["", "The catalog step's parts inside the run (median wall s) and the look its sync took:", ""]
+    for name in checkouts:
+        for n in sizes:
+            parts = figures[name, n].get("catalog_parts", {})
+            looks = sorted({look for runs in figures[name, n].get("catalog_look", []) for look in runs})
+            lines.append(
+                f"- {name}, {n}: "
+                + ", ".join(f"{k} {median(v) * 1000:.0f} ms" for k, v in parts.items())
+                + (f"; {' / '.join(looks)}" if looks else "")
+                + "."
+            )
     lines += ["", "Each step of the job (median wall s, slowest first):", ""]
     for name in checkouts:
         for n in sizes:
