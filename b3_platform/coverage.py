@@ -189,20 +189,21 @@ def write_coverage(
     raw = inventory(storage, update=True, whole=False) if raw is None else raw
     layout = _layout(raw, expected)
     years = list(range(layout.first.year, today.year + 1)) if layout and layout.first <= today else []
+    summaries = raw.years
     basis = {
         "format": _BASIS_FORMAT,
         "order": layout.order if layout else [],
         "expected": layout.expected if layout else [],
         "first": layout.first.isoformat() if layout else None,
         "through": today.isoformat(),
-        "years": {str(y): raw.years[y].digest if y in raw.years else "" for y in years},
+        "years": {str(y): summaries[y].digest if y in summaries else "" for y in years},
     }
     before = _read_basis(storage)
-    keys = {y: f"{COVERAGE.location}{year_file(y)}" for y in years}
+    keys = {y: _year_key(y) for y in years}
     if before is not None and all(before[k] == basis[k] for k in ("order", "expected", "first")):
         since = min(dt.date.fromisoformat(before["through"]).year, today.year)
         rebuild = [y for y in years if y >= since or before["years"].get(str(y)) != basis["years"][str(y)]]
-        stale = [f"{COVERAGE.location}{year_file(int(y))}" for y in before["years"] if int(y) not in keys]
+        stale = [_year_key(int(y)) for y in before["years"] if int(y) not in keys]
     else:
         rebuild = years
         stale = [k for k in storage.list_keys(COVERAGE.location) if k not in keys.values()]
@@ -221,6 +222,11 @@ def write_coverage(
 
 
 _BASIS_FORMAT = 1
+
+
+def _year_key(year: int) -> str:
+    """The key of the coverage table's file of `year`."""
+    return f"{COVERAGE.location}{year_file(year)}"
 
 
 def _read_basis(storage: Storage) -> dict | None:

@@ -348,23 +348,10 @@ def _timed_pictures() -> dict[str, list[float]]:
     gold_asset = importlib.import_module("b3_platform.assets.gold")
 
     seconds: dict[str, list[float]] = {"job": [], "after": []}
-
-    def timed(module, name: str, into: list[float]) -> None:
-        draw = getattr(module, name)
-
-        def timed_draw(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return draw(*args, **kwargs)
-            finally:
-                into.append(time.perf_counter() - started)
-
-        setattr(module, name, timed_draw)
-
     if hasattr(gold_asset, "gold_pictures"):
-        timed(gold_asset, "gold_pictures", seconds["job"])
+        _time_calls(gold_asset, "gold_pictures", seconds["job"])
     if hasattr(dashboard_asset, "gold_picture"):
-        timed(dashboard_asset, "gold_picture", seconds["after"])
+        _time_calls(dashboard_asset, "gold_picture", seconds["after"])
     return seconds
 
 
@@ -509,20 +496,23 @@ def _timed_catalog_parts() -> dict[str, list[float]]:
             owner = getattr(owner, part, None)
         if owner is None or not hasattr(owner, attr):
             continue
-        into = spent.setdefault(attr.lstrip("_"), [])
-
-        def timed(fn=getattr(owner, attr), into=into):
-            def wrapper(*args, **kwargs):
-                start = time.perf_counter()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    into.append(time.perf_counter() - start)
-
-            return wrapper
-
-        setattr(owner, attr, timed())
+        _time_calls(owner, attr, spent.setdefault(attr.lstrip("_"), []))
     return spent
+
+
+def _time_calls(owner, name: str, into: list[float]) -> None:
+    """Replace `owner.name` (a module's function, a class's method) with one that appends the wall
+    seconds of each call to `into`."""
+    fn = getattr(owner, name)
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into.append(time.perf_counter() - started)
+
+    setattr(owner, name, timed)
 
 
 #: The figures a --history child reports, each kept per repeat.

@@ -121,7 +121,7 @@ def _year_file(year: int, counts: Counts) -> tuple[bytes, YearSummary]:
         for index in counts[day]:
             firsts.setdefault(index, day)
     summary = YearSummary(
-        digest=hashlib.sha256(data).hexdigest()[:16],
+        digest=_digest(data),
         captures=sum(sum(i.values()) for i in counts.values()),
         dates=len(counts),
         first=min(counts),
@@ -129,6 +129,11 @@ def _year_file(year: int, counts: Counts) -> tuple[bytes, YearSummary]:
         indices=firsts,
     )
     return data, summary
+
+
+def _digest(data: bytes) -> str:
+    """What names a year's file and proves its bytes are the ones the summary counted."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _by_year(counts: Counts) -> dict[int, Counts]:
@@ -386,7 +391,7 @@ def _read_year(storage: Storage, method: str, year: int, summary: YearSummary) -
     not the year or the digest the summary names)."""
     key = _year_key(method, year, summary.digest)
     data = storage.read_bytes(key)
-    if hashlib.sha256(data).hexdigest()[:16] != summary.digest:
+    if _digest(data) != summary.digest:
         raise _Unreadable(key)
     try:
         state = json.loads(data)
