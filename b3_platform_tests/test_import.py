@@ -357,6 +357,38 @@ def test_reimporting_the_demo_folder_is_all_duplicates(run_import, lake):
     assert lake_files(lake) == before
 
 
+def test_an_import_never_lists_the_pending_markers_it_piles_up(run_import, lake, monkeypatch):
+    """Raw's pending markers share one flat folder until a catalog refresh settles them: an import
+    of years of files piles up tens of thousands. A write that swept that folder for stale temp
+    files first (as write_bytes does) would cost each file more than the one before it. The
+    markers are still there, empty, one per capture, and the inventory still finds every capture."""
+    from b3_platform.lake.raw_inventory import inventory
+    from b3_platform.lake.storage import LocalStorage as Local
+
+    assert run_import(CSV_0711)[0] == 0
+    store = store_of(lake)
+    inventory(store.storage, store.method, update=True)  # a state: later captures are found by marker
+    assert pending_markers(lake) == []
+    pending_folder = (lake / raw_inventory_prefix() / RAW_PENDING_DIR).resolve()
+    swept: list[Path] = []
+    sweep = Local.remove_stale_temp_files
+    monkeypatch.setattr(
+        Local,
+        "remove_stale_temp_files",
+        lambda self, folder: swept.append(Path(folder)) or sweep(self, folder),
+    )
+    folder = SAMPLES / "GetPortfolioDay"
+    count = len(list(folder.rglob("*.json")))
+    code, out = run_import(folder)
+    assert code == 0 and f"{count} imported" in out
+    assert swept and pending_folder not in {p.resolve() for p in swept}  # raw's own folders are
+    markers = pending_markers(lake)
+    assert len(markers) == count and all(m.stat().st_size == 0 for m in markers)
+    found = inventory(store.storage, store.method, update=True).counts
+    assert sum(n for by_index in found.values() for n in by_index.values()) == count + 1
+    assert pending_markers(lake) == []  # settled
+
+
 # ---------------------------------------------------------------------------------------------
 # A real process
 

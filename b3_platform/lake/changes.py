@@ -46,7 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from b3_platform.lake.paths import CHANGES_ROOT
-from b3_platform.lake.storage import LocalStorage, Storage, folder_names
+from b3_platform.lake.storage import LocalStorage, Storage, folder_names, touch
 
 PENDING_DIR = "pending"
 #: The file naming this journal: a catalog that recorded another one lists the lake whole.
@@ -77,16 +77,6 @@ def _root(storage: LocalStorage) -> str:
     return storage.uri(CHANGES_ROOT).rstrip("/")
 
 
-def _touch(path: str) -> None:
-    """An empty file at `path` (its folder created when missing): a marker is its name alone."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
-    os.close(fd)
-
-
 @contextmanager
 def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterator[None]:
     """Around a change of `tables`' files of `day`: a pending marker before it, a done marker after
@@ -97,7 +87,7 @@ def recording(storage: Storage, tables: Collection[str], day: dt.date) -> Iterat
     root = _root(storage)
     label = f"{uuid.uuid4().hex[:16]}.{day.isoformat()}.{'+'.join(sorted(tables))}"
     pending = f"{root}/{PENDING_DIR}/{time.time_ns():020d}.{label}"
-    _touch(pending)
+    touch(pending)
     try:
         yield
     finally:
@@ -120,7 +110,7 @@ def _mark_done(root: str, pending: str, label: str, now_ns: int) -> None:
             try:
                 os.rename(pending, done)
             except FileNotFoundError:
-                _touch(done)
+                touch(done)
     except OSError:
         pass
 

@@ -214,7 +214,7 @@ class RawStore:
         marker = None
         if self.method in INVENTORIED_METHODS:
             marker = raw_pending_key(day, index, stem, time.time_ns() // 1_000_000, method=self.method)
-            self.storage.write_bytes(marker, b"")
+            self.storage.write_marker(marker)
         pages = []
         try:
             for number, body in enumerate(bodies, start=1):
