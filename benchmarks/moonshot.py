@@ -52,6 +52,9 @@ class Measure:
     #: The peak before the catalog run started: the block run's own (the catalog run's DuckDB load
     #: and dashboard come after it and set `peak_rss_mb`).
     block_peak_mb: float = float("nan")
+    #: Each run's seconds: the block runs (of at most runs.MAX_RUN_DATES dates) in date order, then
+    #: the catalog run. A block run slower than the one before shows a cost growing with history.
+    run_s: tuple[float, ...] = ()
 
     @property
     def ms_per_date(self) -> float:
@@ -110,6 +113,7 @@ def one_run(checkout: Path, name: str, raw: Path, days, indices, scratch: Path) 
         run.peak_rss_mb,
         (folder_kb(home) - before) / len(days),
         _block_peak(run.result),
+        tuple(run.result.get("run_s") or ()),
     )
     shutil.rmtree(scratch, ignore_errors=True)
     return measure
@@ -207,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                         clock.say(
                             f"N={n} K={k} round {round_} {name:8}: {m.wall_s:.1f} s wall, {m.cpu_s:.1f} s CPU, "
                             f"{m.ms_per_date:.1f} ms/date, {m.ms_per_index_date:.2f} ms/index-date, "
-                            f"peak RSS {m.peak_rss_mb:.0f} MB (block run {m.block_peak_mb:.0f}), instance +{m.instance_kb:.0f} KB/date"
+                            f"peak RSS {m.peak_rss_mb:.0f} MB (block run {m.block_peak_mb:.0f}), instance +{m.instance_kb:.0f} KB/date; "
+                            f"runs {', '.join(f'{s:.1f}' for s in m.run_s)} s (the last: the catalog's)"
                         )
                 shutil.rmtree(raw, ignore_errors=True)
     finally:
