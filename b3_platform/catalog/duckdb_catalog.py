@@ -495,12 +495,10 @@ def _apply(
     stale = sorted(set(changed) | (set(known) - set(files)))
     if stale:
         if table_def.partitioned:
-            # The BETWEEN lets DuckDB skip every row group outside the stale dates' span (their
-            # min/max): the daily run's one new date looks at the table's tail, not every row.
             conn.execute(
-                f"DELETE FROM {_quote_ident(table_def.name)} WHERE {PARTITION_COLUMN} BETWEEN ? AND ? "
-                f"AND {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[]))",
-                [stale[0], stale[-1], stale],
+                f"DELETE FROM {_quote_ident(table_def.name)} "
+                f"WHERE {PARTITION_COLUMN} IN (SELECT unnest(?::DATE[]))",
+                [stale],
             )
         elif WHOLE in stale:  # an older version's one file: its rows were the whole table
             conn.execute(f"DELETE FROM {_quote_ident(table_def.name)}")
