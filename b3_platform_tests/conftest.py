@@ -166,21 +166,30 @@ def _isolated_env(monkeypatch, tmp_path, _session_cache_home):
     monkeypatch.setenv("B3_PLATFORM_DATA_DIR", str(tmp_path / "lake"))
 
 
-@pytest.fixture(scope="session")
-def moto_server():
-    """A moto server on 127.0.0.1 standing in for S3, Glue, Athena, SQS and CloudFormation.
+@pytest.fixture(scope="session", autouse=True)
+def _session_credentials():
+    """moto's fake credentials in the environment for the whole session, from its first test on
+    (module-scoped lakes are built before any test's own environment is set), for the code under
+    test to find through the standard chain; a developer's AWS profile never reaches it.
 
-    Its fake credentials are in the environment for the whole session (module-scoped lakes are
-    built before any test's own environment is set), for the code under test to find through
-    the standard chain."""
+    Set before any test, so every test's environment is undone back to them. Set by the moto
+    server's fixture instead, they were lost whenever that fixture first started inside a test
+    (`request.getfixturevalue`): that test's own monkeypatch, undone after it, removed them, and the
+    S3 clients cached per endpoint afterwards had no credentials for the rest of the session."""
     with pytest.MonkeyPatch.context() as patch:
         for var, value in CREDENTIALS.items():
             patch.setenv(var, value)
         for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
             patch.delenv(var, raising=False)
-        server = MotoServer().start()
-        yield server
-        server.stop()
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server(_session_credentials):
+    """A moto server on 127.0.0.1 standing in for S3, Glue, Athena, SQS and CloudFormation."""
+    server = MotoServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
