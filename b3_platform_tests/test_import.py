@@ -372,16 +372,17 @@ def test_an_import_never_lists_the_pending_markers_it_piles_up(run_import, lake,
     pending_folder = (lake / raw_inventory_prefix() / RAW_PENDING_DIR).resolve()
     swept: list[Path] = []
     sweep = Local.remove_stale_temp_files
-    monkeypatch.setattr(
-        Local,
-        "remove_stale_temp_files",
-        lambda self, folder: swept.append(Path(folder)) or sweep(self, folder),
-    )
+
+    def recorded_sweep(self, folder):
+        swept.append(Path(folder))
+        return sweep(self, folder)
+
+    monkeypatch.setattr(Local, "remove_stale_temp_files", recorded_sweep)
     folder = SAMPLES / "GetPortfolioDay"
     count = len(list(folder.rglob("*.json")))
     code, out = run_import(folder)
     assert code == 0 and f"{count} imported" in out
-    assert swept and pending_folder not in {p.resolve() for p in swept}  # raw's own folders are
+    assert swept and pending_folder not in {p.resolve() for p in swept}  # raw's date folders still are
     markers = pending_markers(lake)
     assert len(markers) == count and all(m.stat().st_size == 0 for m in markers)
     found = inventory(store.storage, store.method, update=True).counts

@@ -11,8 +11,9 @@ it up to date from what changed since, which the writer itself announces:
   Markers share one flat folder, so `Storage.write_marker` creates each without a look at the
   folder: an import of years of files piles up tens of thousands before the next refresh.
 - `inventory()` reads the newest state, lists the pending markers (the captures since the last
-  refresh: a handful a day, every file of an import until the refresh after it), walks only the dates they name (one listing of a date folder each), and, when asked
-  to `update`, writes the next state and deletes the markers whose sidecar the walk saw.
+  refresh: a handful a day, every file of an import until the refresh after it), walks only the
+  dates they name (one listing of a date folder each), and, when asked to `update`, writes the
+  next state and deletes the markers whose sidecar the walk saw.
 - The state is a small *summary* (`state-N.json`: per year, its captures, dates, first and last
   date, each index's first day, and the digest naming the year's file) plus one *year file* per
   year (`years/<YYYY>-<digest>.json`: that year's {date: {index: count}}). A refresh reads and
